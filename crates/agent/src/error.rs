@@ -1,0 +1,110 @@
+//! The agent's one error type. Its mapping to HTTP lives in `web::error`.
+
+use engine::EngineError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum AgentError {
+    /// Bad input; `code` is a stable snake_case word, `message` is safe to show.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("no node token was presented")]
+    MissingToken,
+    #[error("the node token is not valid")]
+    InvalidToken,
+    #[error("the repository key is wrong")]
+    WrongKey,
+    #[error("no server directory exists for this server")]
+    ServerNotFound,
+    #[error("this server has no backup repository yet")]
+    RepoNotFound,
+    #[error("no backup matches this ID")]
+    BackupNotFound,
+    #[error("no such job for this server")]
+    JobNotFound,
+    #[error("no such endpoint")]
+    NoSuchEndpoint,
+    #[error("the backup is locked; unlock it first")]
+    BackupLocked,
+    #[error("the backup limit is reached and every backup is locked; unlock or delete one first")]
+    AllBackupsLocked,
+    #[error("another operation is running on this server's backups; try again when it finished")]
+    JobInProgress { job_id: Option<String> },
+    #[error("the repository is locked by another restic process")]
+    RepoLocked,
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("restic is not available on this node")]
+    ResticUnavailable,
+    /// Anything else; the detail goes to the log, never to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AgentError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        AgentError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EngineError> for AgentError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::RepoNotFound => AgentError::RepoNotFound,
+            EngineError::WrongKey => AgentError::WrongKey,
+            EngineError::RepoLocked => AgentError::RepoLocked,
+            EngineError::SnapshotNotFound => AgentError::BackupNotFound,
+            EngineError::ResticMissing { .. }
+            | EngineError::ResticTooOld { .. }
+            | EngineError::UnknownVersion { .. }
+            | EngineError::Timeout { .. } => AgentError::ResticUnavailable,
+            other => AgentError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for AgentError {
+    fn from(e: std::io::Error) -> Self {
+        AgentError::Internal(e.to_string())
+    }
+}
+
+impl AgentError {
+    /// The stable snake_case code clients can branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AgentError::BadRequest { code, .. } => code,
+            AgentError::MissingToken => "missing_token",
+            AgentError::InvalidToken => "invalid_token",
+            AgentError::WrongKey => "wrong_key",
+            AgentError::ServerNotFound => "server_not_found",
+            AgentError::RepoNotFound => "repository_not_found",
+            AgentError::BackupNotFound => "backup_not_found",
+            AgentError::JobNotFound => "job_not_found",
+            AgentError::NoSuchEndpoint => "not_found",
+            AgentError::BackupLocked => "backup_locked",
+            AgentError::AllBackupsLocked => "all_backups_locked",
+            AgentError::JobInProgress { .. } => "job_in_progress",
+            AgentError::RepoLocked => "repository_locked",
+            AgentError::PayloadTooLarge => "payload_too_large",
+            AgentError::ResticUnavailable => "restic_unavailable",
+            AgentError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// A message safe to show to a client: internal details stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            AgentError::Internal(_) => {
+                "an internal error occurred; the agent log has the details".to_owned()
+            }
+            AgentError::JobInProgress { job_id: Some(id) } => {
+                format!("{self} (job {id})")
+            }
+            other => other.to_string(),
+        }
+    }
+}

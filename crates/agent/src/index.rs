@@ -1,0 +1,421 @@
+//! The per-repository snapshot index. Listing reads this index; restic runs
+//! only when the repository changed. A change is noticed by listing the file
+//! names in the repository's `snapshots/`, `index/` and `keys/` folders (cheap,
+//! needs no key), so snapshots made or removed by hand with restic show up too.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use api::agent::{BackupItem, BackupList, RepoStats};
+use api::{SnapshotId, SnapshotRef};
+use engine::Snapshot;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::AgentError;
+
+/// The tag that marks a snapshot as locked.
+pub const LOCKED_TAG: &str = "locked";
+
+/// A digest of the names in one repository folder.
+pub type Fingerprint = [u8; 32];
+
+/// Fingerprints of the folders that matter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepoFingerprints {
+    /// `snapshots/`: changes on backup, forget, tag.
+    pub snapshots: Fingerprint,
+    /// `index/`: changes when data is added or pruned.
+    pub data: Fingerprint,
+    /// `keys/`: changes when keys are added or removed.
+    pub keys: Fingerprint,
+}
+
+fn folder_fingerprint(dir: &Path) -> std::io::Result<Fingerprint> {
+    let mut names: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    names.sort();
+    let mut h = Sha256::new();
+    for n in names {
+        h.update(n.as_encoded_bytes());
+        h.update([0]);
+    }
+    Ok(h.finalize().into())
+}
+
+impl RepoFingerprints {
+    /// Reads the three folders of the repository at `repo` (blocking I/O).
+    pub fn read(repo: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            snapshots: folder_fingerprint(&repo.join("snapshots"))?,
+            data: folder_fingerprint(&repo.join("index"))?,
+            keys: folder_fingerprint(&repo.join("keys"))?,
+        })
+    }
+}
+
+/// One snapshot as the agent shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Public ID, stable across lock and unlock.
+    pub id: SnapshotId,
+    /// The ID restic uses for it right now.
+    pub current: SnapshotId,
+    pub time: OffsetDateTime,
+    pub tree: String,
+    pub tags: Vec<String>,
+    pub size: Option<u64>,
+}
+
+impl Entry {
+    pub fn locked(&self) -> bool {
+        self.tags.iter().any(|t| t == LOCKED_TAG)
+    }
+
+    pub fn to_item(&self) -> BackupItem {
+        BackupItem {
+            id: self.id.to_string(),
+            short_id: self.id.short().to_owned(),
+            time: self.time.format(&Rfc3339).unwrap_or_default(),
+            size: self.size,
+            tags: self.tags.clone(),
+            locked: self.locked(),
+        }
+    }
+
+    /// Newest first; ties broken by ID so the order is total.
+    fn order_key(&self) -> (i128, &str) {
+        (self.time.unix_timestamp_nanos(), self.id.as_str())
+    }
+}
+
+/// The index of one repository.
+#[derive(Debug, Default)]
+pub struct RepoIndex {
+    /// Fingerprint of `snapshots/` the entries were read at.
+    pub snapshots_fp: Option<Fingerprint>,
+    keys_fp: Option<Fingerprint>,
+    /// Newest first.
+    entries: Vec<Entry>,
+    /// MAC of the key that last opened the repository.
+    verified_key: Option<[u8; 32]>,
+    /// Cached statistics and the fingerprints they were measured at.
+    stats: Option<((Fingerprint, Fingerprint), RepoStats)>,
+    /// Restore sizes by root tree (a re-tag keeps the tree).
+    pub sizes: HashMap<String, u64>,
+    pub sizes_loaded: bool,
+}
+
+impl RepoIndex {
+    /// Forgets a verified key when the repository's keys changed.
+    pub fn observe_keys(&mut self, keys_fp: Fingerprint) {
+        if self.keys_fp != Some(keys_fp) {
+            self.keys_fp = Some(keys_fp);
+            self.verified_key = None;
+        }
+    }
+
+    pub fn key_verified(&self, mac: &[u8; 32]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.verified_key
+            .as_ref()
+            .is_some_and(|k| bool::from(k.ct_eq(mac)))
+    }
+
+    pub fn set_verified_key(&mut self, mac: [u8; 32]) {
+        self.verified_key = Some(mac);
+    }
+
+    pub fn is_fresh(&self, fp: &RepoFingerprints, mac: &[u8; 32]) -> bool {
+        self.snapshots_fp == Some(fp.snapshots) && self.key_verified(mac)
+    }
+
+    /// Replaces the entries with what restic listed.
+    pub fn replace(&mut self, snapshots: Vec<Snapshot>, snapshots_fp: Fingerprint) {
+        let mut entries: Vec<Entry> = snapshots
+            .into_iter()
+            .map(|s| {
+                let size = s.size.or_else(|| self.sizes.get(&s.tree).copied());
+                Entry {
+                    id: s.stable_id().clone(),
+                    current: s.id,
+                    time: s.time,
+                    tree: s.tree,
+                    tags: s.tags,
+                    size,
+                }
+            })
+            .collect();
+        for e in &entries {
+            if let Some(size) = e.size {
+                self.sizes.insert(e.tree.clone(), size);
+            }
+        }
+        entries.sort_by(|a, b| b.order_key().cmp(&a.order_key()));
+        self.entries = entries;
+        self.snapshots_fp = Some(snapshots_fp);
+    }
+
+    /// Records a size measured for a tree.
+    pub fn set_size(&mut self, tree: &str, size: u64) {
+        self.sizes.insert(tree.to_owned(), size);
+        for e in self.entries.iter_mut().filter(|e| e.tree == tree) {
+            e.size = Some(size);
+        }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Entries whose size is unknown (one per tree).
+    pub fn without_size(&self) -> Vec<(SnapshotId, String)> {
+        let mut seen = std::collections::HashSet::new();
+        self.entries
+            .iter()
+            .filter(|e| e.size.is_none() && seen.insert(e.tree.clone()))
+            .map(|e| (e.current.clone(), e.tree.clone()))
+            .collect()
+    }
+
+    /// Finds the one entry a full ID or prefix names (public or current ID).
+    pub fn resolve(&self, r: &SnapshotRef) -> Result<&Entry, AgentError> {
+        let mut found = self
+            .entries
+            .iter()
+            .filter(|e| r.matches(&e.id) || r.matches(&e.current));
+        match (found.next(), found.next()) {
+            (Some(e), None) => Ok(e),
+            (None, _) => Err(AgentError::BackupNotFound),
+            (Some(_), Some(_)) => Err(AgentError::bad_request(
+                "ambiguous_id",
+                "more than one backup starts with this ID; give more characters",
+            )),
+        }
+    }
+
+    pub fn by_stable_id(&self, id: &SnapshotId) -> Option<&Entry> {
+        self.entries.iter().find(|e| &e.id == id)
+    }
+
+    /// Finds the snapshot a backup summary named (restic 0.14 prints a short ID).
+    pub fn by_current_prefix(&self, prefix: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .find(|e| e.current.as_str().starts_with(prefix))
+    }
+
+    /// One page, newest first, after `cursor`.
+    pub fn page(&self, limit: usize, cursor: Option<&Cursor>) -> BackupList {
+        let start = match cursor {
+            Some(c) => self
+                .entries
+                .iter()
+                .position(|e| e.order_key() < (c.time_nanos, c.id.as_str()))
+                .unwrap_or(self.entries.len()),
+            None => 0,
+        };
+        let page: Vec<&Entry> = self.entries[start..].iter().take(limit).collect();
+        let next_cursor = match page.last() {
+            Some(last) if start + page.len() < self.entries.len() => Some(
+                Cursor {
+                    time_nanos: last.time.unix_timestamp_nanos(),
+                    id: last.id.clone(),
+                }
+                .encode(),
+            ),
+            _ => None,
+        };
+        BackupList {
+            backups: page.into_iter().map(Entry::to_item).collect(),
+            next_cursor,
+            total: self.entries.len(),
+        }
+    }
+
+    pub fn cached_stats(&self, fp: &RepoFingerprints) -> Option<RepoStats> {
+        match &self.stats {
+            Some((at, stats)) if *at == (fp.snapshots, fp.data) => Some(stats.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn set_stats(&mut self, fp: &RepoFingerprints, stats: RepoStats) {
+        self.stats = Some(((fp.snapshots, fp.data), stats));
+    }
+}
+
+/// Position in a listing: the last item of the previous page. Opaque to
+/// clients (hex of `<unix nanos>.<id>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    time_nanos: i128,
+    id: SnapshotId,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.time_nanos, self.id)
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    pub fn decode(raw: &str) -> Result<Self, AgentError> {
+        let bad = || {
+            AgentError::bad_request(
+                "invalid_cursor",
+                "the cursor is not one this agent gave out",
+            )
+        };
+        if raw.len() > 256 || !raw.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        let bytes: Vec<u8> = (0..raw.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(raw.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let (t, id) = text.split_once('.').ok_or_else(bad)?;
+        Ok(Self {
+            time_nanos: t.parse().map_err(|_| bad())?,
+            id: SnapshotId::parse(id).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// Which snapshots a new backup must make room for under `max`: the oldest
+/// unlocked ones. `Err(AllBackupsLocked)` when there are not enough unlocked
+/// ones, in which case nothing may be removed.
+pub fn plan_removals(
+    entries: &[Entry],
+    max: u32,
+    incoming: usize,
+) -> Result<Vec<Entry>, AgentError> {
+    let need = (entries.len() + incoming).saturating_sub(max as usize);
+    if need == 0 {
+        return Ok(Vec::new());
+    }
+    let removable: Vec<Entry> = entries
+        .iter()
+        .rev()
+        .filter(|e| !e.locked())
+        .take(need)
+        .cloned()
+        .collect();
+    if removable.len() < need {
+        return Err(AgentError::AllBackupsLocked);
+    }
+    Ok(removable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sid(n: u8) -> SnapshotId {
+        SnapshotId::parse(&format!("{:02x}", n).repeat(32)).unwrap()
+    }
+
+    fn snap(n: u8, secs: i64, tags: &[&str]) -> Snapshot {
+        Snapshot {
+            id: sid(n),
+            original: None,
+            time: OffsetDateTime::from_unix_timestamp(secs).unwrap(),
+            tree: format!("tree{n}"),
+            hostname: "h".into(),
+            paths: vec![],
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            size: None,
+        }
+    }
+
+    fn index(snaps: Vec<Snapshot>) -> RepoIndex {
+        let mut idx = RepoIndex::default();
+        idx.replace(snaps, [0; 32]);
+        idx
+    }
+
+    #[test]
+    fn pages_walk_newest_first_without_gaps_or_repeats() {
+        let idx = index((1..=12).map(|n| snap(n, 1000 + n as i64, &[])).collect());
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = idx.page(5, cursor.as_ref());
+            assert_eq!(page.total, 12);
+            seen.extend(page.backups.iter().map(|b| b.id.clone()));
+            match page.next_cursor {
+                Some(c) => cursor = Some(Cursor::decode(&c).unwrap()),
+                None => break,
+            }
+        }
+        let expected: Vec<String> = (1..=12).rev().map(|n| sid(n).to_string()).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn cursor_survives_new_snapshots_arriving() {
+        let mut idx = index((1..=6).map(|n| snap(n, 1000 + n as i64, &[])).collect());
+        let first = idx.page(3, None);
+        let c = Cursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
+        let mut snaps: Vec<Snapshot> = (1..=7).map(|n| snap(n, 1000 + n as i64, &[])).collect();
+        snaps.push(snap(9, 5000, &[]));
+        idx.replace(snaps, [1; 32]);
+        let second = idx.page(3, Some(&c));
+        let ids: Vec<String> = second.backups.iter().map(|b| b.short_id.clone()).collect();
+        assert_eq!(ids, ["03030303", "02020202", "01010101"]);
+    }
+
+    #[test]
+    fn bad_cursors_are_refused() {
+        for bad in ["zz", "abc", "2e", &"00".repeat(200), "31322e3334"] {
+            assert!(Cursor::decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resolve_by_prefix_of_public_or_current_id() {
+        let mut s = snap(0xab, 1, &["locked"]);
+        s.original = Some(sid(0xcd));
+        let idx = index(vec![s, snap(0xac, 2, &[])]);
+        let e = idx
+            .resolve(&SnapshotRef::parse("cdcdcdcd").unwrap())
+            .unwrap();
+        assert!(e.locked());
+        assert_eq!(e.id, sid(0xcd));
+        assert_eq!(
+            idx.resolve(&SnapshotRef::parse("abababab").unwrap())
+                .unwrap()
+                .id,
+            sid(0xcd)
+        );
+        assert!(matches!(
+            idx.resolve(&SnapshotRef::parse("eeeeeeee").unwrap()),
+            Err(AgentError::BackupNotFound)
+        ));
+    }
+
+    #[test]
+    fn removals_take_oldest_unlocked_or_refuse() {
+        let idx = index(vec![
+            snap(1, 1, &["locked"]),
+            snap(2, 2, &[]),
+            snap(3, 3, &[]),
+            snap(4, 4, &["locked"]),
+        ]);
+        let plan = plan_removals(idx.entries(), 4, 1).unwrap();
+        assert_eq!(
+            plan.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
+            [sid(2)]
+        );
+        let plan = plan_removals(idx.entries(), 3, 1).unwrap();
+        assert_eq!(plan.len(), 2);
+        assert!(plan_removals(idx.entries(), 2, 1).is_err());
+        assert!(plan_removals(idx.entries(), 5, 1).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,55 @@
+//! Where things live on the node. Paths are only ever built from validated
+//! [`ServerUuid`]s, so no request can point outside these roots.
+
+use std::path::PathBuf;
+
+use api::ServerUuid;
+
+use crate::AgentError;
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    data_dir: PathBuf,
+    repo_root: PathBuf,
+    state_dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(data_dir: PathBuf, repo_root: PathBuf, state_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            repo_root,
+            state_dir,
+        }
+    }
+
+    /// The server's files (`<data_dir>/<uuid>`).
+    pub fn server_dir(&self, server: &ServerUuid) -> PathBuf {
+        self.data_dir.join(server.as_str())
+    }
+
+    /// The server's files, which must exist as a directory.
+    pub fn existing_server_dir(&self, server: &ServerUuid) -> Result<PathBuf, AgentError> {
+        let dir = self.server_dir(server);
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => Ok(dir),
+            _ => Err(AgentError::ServerNotFound),
+        }
+    }
+
+    /// The server's repository (`<repo_root>/<uuid>`).
+    pub fn repo(&self, server: &ServerUuid) -> PathBuf {
+        self.repo_root.join(server.as_str())
+    }
+
+    pub fn repo_root(&self) -> &PathBuf {
+        &self.repo_root
+    }
+
+    /// File with the snapshot sizes measured for one repository.
+    pub fn sizes_file(&self, server: &ServerUuid) -> PathBuf {
+        self.state_dir
+            .join("sizes")
+            .join(format!("{}.json", server.as_str()))
+    }
+}

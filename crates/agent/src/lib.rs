@@ -1,0 +1,62 @@
+//! The node agent: runs restic for the game servers on one node and serves
+//! the agent HTTP API the panel calls. It holds no repository keys at rest:
+//! each request brings the key in `X-Restic-Password`.
+
+mod clock;
+pub mod config;
+mod error;
+mod ignore;
+mod index;
+mod jobs;
+mod layout;
+mod service;
+pub mod web;
+
+use std::future::Future;
+
+pub use config::{AgentConfig, ConfigError};
+pub use error::AgentError;
+pub use service::Agent;
+
+/// Why the agent could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error("could not create {path}: {source}")]
+    Dir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Checks restic, prepares the agent's folders and serves the API until
+/// `shutdown` completes.
+pub async fn run(
+    cfg: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    for dir in [&cfg.state_dir, &cfg.cache_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| RunError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let restic = engine::Restic::detect(
+        &cfg.restic_bin,
+        Some(cfg.cache_dir.clone()),
+        engine::Timeouts::default(),
+    )
+    .await?;
+    tracing::info!(version = %restic.version(), bin = %restic.bin().display(), "restic found");
+    let agent = Agent::new(&cfg, restic);
+    let state = web::AppState {
+        agent,
+        token: cfg.token.clone(),
+    };
+    web::serve(cfg.listen, cfg.tls.clone(), state, shutdown)
+        .await
+        .map_err(RunError::Serve)
+}

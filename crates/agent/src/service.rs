@@ -1,0 +1,510 @@
+//! The agent's operations on server repositories. HTTP handlers call these;
+//! these call the engine. Every mutating restic run on a repository holds
+//! that repository's writer lock, so there is never more than one at a time.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api::agent::{
+    BackupList, CreateBackupRequest, JobKind, JobProgress, JobView, LockState, RepoStats,
+};
+use api::{JobId, Secret, ServerUuid, SnapshotRef};
+use engine::{BackupEvent, BackupRequest, Cancel, Repo, Restic, StatsMode};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
+
+use crate::clock::now_rfc3339;
+use crate::index::{Cursor, LOCKED_TAG, RepoFingerprints, RepoIndex, plan_removals};
+use crate::jobs::Jobs;
+use crate::layout::Layout;
+use crate::{AgentConfig, AgentError, ignore};
+
+/// How long a short operation (lock, unlock, delete) waits for a running
+/// operation on the same repository before answering `job_in_progress`.
+const WRITER_WAIT: Duration = Duration::from_secs(10);
+
+/// Page size limits of the listing.
+pub const DEFAULT_LIMIT: usize = 25;
+pub const MAX_LIMIT: usize = 100;
+
+/// Per-repository state.
+#[derive(Default)]
+struct RepoSlot {
+    /// Held by every restic process that changes the repository.
+    writer: AsyncMutex<()>,
+    index: AsyncMutex<RepoIndex>,
+    /// The job that owns the repository (queued or running), if any.
+    active_job: Mutex<Option<JobId>>,
+    /// A background size measurement is running.
+    measuring: AtomicBool,
+}
+
+impl RepoSlot {
+    fn active_job(&self) -> Option<JobId> {
+        self.active_job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Releases a repository's job claim however the job ends.
+struct JobClaim {
+    slot: Arc<RepoSlot>,
+}
+
+impl Drop for JobClaim {
+    fn drop(&mut self) {
+        *self
+            .slot
+            .active_job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+struct Inner {
+    layout: Layout,
+    restic: Restic,
+    jobs: Jobs,
+    repos: Mutex<HashMap<ServerUuid, Arc<RepoSlot>>>,
+    /// Per-process secret for MACs of verified keys (keys themselves are
+    /// never kept).
+    mac_key: [u8; 32],
+}
+
+/// The agent's service object. Cheap to clone.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+impl Agent {
+    pub fn new(cfg: &AgentConfig, restic: Restic) -> Self {
+        let mut mac_key = [0u8; 32];
+        getrandom::getrandom(&mut mac_key).expect("the system random number generator failed");
+        Self {
+            inner: Arc::new(Inner {
+                layout: Layout::new(
+                    cfg.data_dir.clone(),
+                    cfg.repo_root.clone(),
+                    cfg.state_dir.clone(),
+                ),
+                restic,
+                jobs: Jobs::new(cfg.max_parallel_jobs),
+                repos: Mutex::new(HashMap::new()),
+                mac_key,
+            }),
+        }
+    }
+
+    pub fn restic(&self) -> &Restic {
+        &self.inner.restic
+    }
+
+    fn slot(&self, server: &ServerUuid) -> Arc<RepoSlot> {
+        self.inner
+            .repos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(server.clone())
+            .or_default()
+            .clone()
+    }
+
+    fn repo(&self, server: &ServerUuid, key: &Secret) -> Repo {
+        self.inner
+            .restic
+            .repo(self.inner.layout.repo(server), key.clone())
+    }
+
+    fn mac(&self, key: &Secret) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.mac_key)
+            .expect("HMAC accepts any key length");
+        mac.update(key.expose().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    async fn fingerprints(&self, server: &ServerUuid) -> Result<RepoFingerprints, AgentError> {
+        let path = self.inner.layout.repo(server);
+        tokio::task::spawn_blocking(move || {
+            if !engine::repo_exists(&path) {
+                return Err(AgentError::RepoNotFound);
+            }
+            RepoFingerprints::read(&path).map_err(AgentError::from)
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))?
+    }
+
+    /// The repository's index, brought up to date if the repository changed
+    /// or the key was not seen yet (which also proves the key).
+    async fn fresh<'a>(
+        &self,
+        server: &ServerUuid,
+        slot: &'a RepoSlot,
+        key: &Secret,
+    ) -> Result<MutexGuard<'a, RepoIndex>, AgentError> {
+        let fp = self.fingerprints(server).await?;
+        let mac = self.mac(key);
+        let mut idx = slot.index.lock().await;
+        if !idx.sizes_loaded {
+            idx.sizes = self.load_sizes(server).await;
+            idx.sizes_loaded = true;
+        }
+        idx.observe_keys(fp.keys);
+        if idx.is_fresh(&fp, &mac) {
+            return Ok(idx);
+        }
+        let snapshots = self.repo(server, key).snapshots().await?;
+        idx.replace(snapshots, fp.snapshots);
+        idx.set_verified_key(mac);
+        if !idx.without_size().is_empty() {
+            self.measure_sizes_in_background(server, key);
+        }
+        Ok(idx)
+    }
+
+    /// restic 0.14 does not record a snapshot's size; for snapshots not made by
+    /// this agent it is measured once (`stats --mode restore-size`) and kept.
+    fn measure_sizes_in_background(&self, server: &ServerUuid, key: &Secret) {
+        let slot = self.slot(server);
+        if slot.measuring.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let agent = self.clone();
+        let server = server.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let todo = slot.index.lock().await.without_size();
+            let repo = agent.repo(&server, &key);
+            for (current, tree) in todo {
+                match repo.stats(StatsMode::RestoreSize, &[&current]).await {
+                    // A snapshot forgotten meanwhile is reported as 0 snapshots.
+                    Ok(s) if s.snapshots_count == 1 => {
+                        slot.index.lock().await.set_size(&tree, s.total_size);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(server = %server, error = %e, "could not measure a snapshot's size");
+                        break;
+                    }
+                }
+            }
+            let sizes = slot.index.lock().await.sizes.clone();
+            agent.save_sizes(&server, &sizes).await;
+            slot.measuring.store(false, Ordering::SeqCst);
+        });
+    }
+
+    async fn load_sizes(&self, server: &ServerUuid) -> HashMap<String, u64> {
+        let path = self.inner.layout.sizes_file(server);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable size cache");
+                HashMap::new()
+            }),
+            Err(_) => HashMap::new(),
+        }
+    }
+
+    async fn save_sizes(&self, server: &ServerUuid, sizes: &HashMap<String, u64>) {
+        let path = self.inner.layout.sizes_file(server);
+        let result = async {
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            let tmp = path.with_extension("json.tmp");
+            tokio::fs::write(&tmp, serde_json::to_vec(sizes)?).await?;
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "could not save the size cache");
+        }
+    }
+
+    /// `GET …/backups/restic`
+    pub async fn list(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        limit: usize,
+        cursor: Option<&Cursor>,
+    ) -> Result<BackupList, AgentError> {
+        let slot = self.slot(server);
+        let idx = self.fresh(server, &slot, key).await?;
+        Ok(idx.page(limit, cursor))
+    }
+
+    /// `GET …/backups/restic/stats`, cached until the repository changes.
+    pub async fn stats(&self, server: &ServerUuid, key: &Secret) -> Result<RepoStats, AgentError> {
+        let slot = self.slot(server);
+        let fp = {
+            let idx = self.fresh(server, &slot, key).await?;
+            let fp = self.fingerprints(server).await?;
+            if let Some(stats) = idx.cached_stats(&fp) {
+                return Ok(stats);
+            }
+            fp
+        };
+        // Measured without holding the index, so listing is not held up.
+        let repo = self.repo(server, key);
+        let raw = repo.stats(StatsMode::RawData, &[]).await?;
+        let restore = repo.stats(StatsMode::RestoreSize, &[]).await?;
+        let stats = RepoStats {
+            total_size: raw.total_size,
+            total_uncompressed_size: restore.total_size,
+            snapshots_count: restore.snapshots_count,
+            dedup_ratio: if raw.total_size == 0 {
+                0.0
+            } else {
+                restore.total_size as f64 / raw.total_size as f64
+            },
+            computed_at: now_rfc3339(),
+        };
+        slot.index.lock().await.set_stats(&fp, stats.clone());
+        Ok(stats)
+    }
+
+    async fn writer<'a>(&self, slot: &'a RepoSlot) -> Result<MutexGuard<'a, ()>, AgentError> {
+        tokio::time::timeout(WRITER_WAIT, slot.writer.lock())
+            .await
+            .map_err(|_| AgentError::JobInProgress {
+                job_id: slot.active_job().map(|j| j.to_string()),
+            })
+    }
+
+    /// `POST …/{id}/lock` and `…/unlock`.
+    pub async fn set_locked(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        snapshot: &SnapshotRef,
+        locked: bool,
+    ) -> Result<LockState, AgentError> {
+        let slot = self.slot(server);
+        let _writer = self.writer(&slot).await?;
+        let entry = self
+            .fresh(server, &slot, key)
+            .await?
+            .resolve(snapshot)?
+            .clone();
+        if entry.locked() != locked {
+            self.repo(server, key)
+                .tag(&entry.current, LOCKED_TAG, locked)
+                .await?;
+        }
+        let idx = self.fresh(server, &slot, key).await?;
+        let now = idx
+            .by_stable_id(&entry.id)
+            .ok_or(AgentError::BackupNotFound)?;
+        Ok(LockState {
+            id: now.id.to_string(),
+            locked: now.locked(),
+        })
+    }
+
+    /// `DELETE …/{id}`: forgets the snapshot unless it is locked.
+    pub async fn delete(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        snapshot: &SnapshotRef,
+    ) -> Result<(), AgentError> {
+        let slot = self.slot(server);
+        let _writer = self.writer(&slot).await?;
+        let entry = self
+            .fresh(server, &slot, key)
+            .await?
+            .resolve(snapshot)?
+            .clone();
+        if entry.locked() {
+            return Err(AgentError::BackupLocked);
+        }
+        self.repo(server, key).forget(&[&entry.current]).await?;
+        tracing::info!(server = %server, snapshot = %entry.id.short(), "backup deleted");
+        Ok(())
+    }
+
+    /// `GET …/jobs/{job_id}`
+    pub fn job(&self, server: &ServerUuid, id: &JobId) -> Result<JobView, AgentError> {
+        self.inner
+            .jobs
+            .get(server, id)
+            .ok_or(AgentError::JobNotFound)
+    }
+
+    /// `POST …/backups/restic`: checks what can be checked at once (server
+    /// directory, key, backup limit), then queues the backup as a job.
+    pub async fn create_backup(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        req: CreateBackupRequest,
+    ) -> Result<JobId, AgentError> {
+        let dir = self.inner.layout.existing_server_dir(server)?;
+        let excludes = ignore::to_excludes(req.ignore.as_deref(), &dir)?;
+        let max = req.max_backups.filter(|m| *m > 0);
+        let slot = self.slot(server);
+
+        let job = self.inner.jobs.create(server, JobKind::Backup);
+        {
+            let mut active = slot.active_job.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(running) = active.as_ref() {
+                let running = running.to_string();
+                drop(active);
+                self.inner.jobs.discard(&job);
+                return Err(AgentError::JobInProgress {
+                    job_id: Some(running),
+                });
+            }
+            *active = Some(job.clone());
+        }
+        let claim = JobClaim { slot: slot.clone() };
+
+        if let Err(e) = self.precheck_backup(server, &slot, key, max).await {
+            self.inner.jobs.discard(&job);
+            return Err(e);
+        }
+
+        let agent = self.clone();
+        let server = server.clone();
+        let key = key.clone();
+        let id = job.clone();
+        tokio::spawn(async move {
+            let _claim = claim;
+            let jobs = &agent.inner.jobs;
+            let _permit = jobs.slot().await;
+            let _writer = slot.writer.lock().await;
+            jobs.start(&id);
+            let outcome = agent
+                .run_backup(&server, &slot, &key, &dir, &excludes, max, &id)
+                .await;
+            jobs.finish(&id, outcome);
+        });
+        Ok(job)
+    }
+
+    async fn precheck_backup(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+        max: Option<u32>,
+    ) -> Result<(), AgentError> {
+        match self.fresh(server, slot, key).await {
+            Ok(idx) => {
+                if let Some(max) = max {
+                    plan_removals(idx.entries(), max, 1)?;
+                }
+                Ok(())
+            }
+            // First backup: the job creates the repository.
+            Err(AgentError::RepoNotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_backup(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+        dir: &PathBuf,
+        excludes: &[String],
+        max: Option<u32>,
+        job: &JobId,
+    ) -> Result<serde_json::Value, AgentError> {
+        let repo = self.repo(server, key);
+        if !repo.exists() {
+            tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
+            repo.init().await?;
+            tracing::info!(server = %server, "repository created");
+        }
+        // The limit is checked before the backup (nothing is written when it
+        // can not be met), but snapshots are only forgotten after the new one
+        // exists, so a failed backup never costs an old one.
+        if let Some(max) = max {
+            plan_removals(self.fresh(server, slot, key).await?.entries(), max, 1)?;
+        }
+        let cancel = Cancel::new();
+        let jobs = &self.inner.jobs;
+        let summary = repo
+            .backup(
+                &BackupRequest {
+                    source: dir,
+                    host: server.as_str(),
+                    tags: &[],
+                    excludes,
+                },
+                Some(&cancel),
+                &mut |event| {
+                    if let BackupEvent::Status(s) = event {
+                        jobs.progress(
+                            job,
+                            JobProgress {
+                                percent: Some((s.percent_done * 1000.0).round() / 10.0),
+                                bytes_done: Some(s.bytes_done),
+                                total_bytes: Some(s.total_bytes),
+                                files_done: Some(s.files_done),
+                                total_files: Some(s.total_files),
+                                seconds_remaining: s.seconds_remaining,
+                            },
+                        );
+                    }
+                },
+            )
+            .await?;
+
+        let mut idx = self.fresh(server, slot, key).await?;
+        let snapshot = idx
+            .by_current_prefix(&summary.snapshot_id)
+            .cloned()
+            .ok_or_else(|| AgentError::Internal("the new snapshot is not in the listing".into()))?;
+        idx.set_size(&snapshot.tree, summary.total_bytes_processed);
+        let sizes = idx.sizes.clone();
+        let older: Vec<_> = idx
+            .entries()
+            .iter()
+            .filter(|e| e.id != snapshot.id)
+            .cloned()
+            .collect();
+        drop(idx);
+        self.save_sizes(server, &sizes).await;
+
+        let mut forgotten = Vec::new();
+        if let Some(max) = max {
+            let removals = plan_removals(&older, max, 1)?;
+            if !removals.is_empty() {
+                repo.forget(&removals.iter().map(|e| &e.current).collect::<Vec<_>>())
+                    .await?;
+                forgotten = removals.iter().map(|e| e.id.to_string()).collect();
+            }
+        }
+        let mut item = snapshot.to_item();
+        item.size = Some(summary.total_bytes_processed);
+        tracing::info!(
+            server = %server,
+            snapshot = %snapshot.id.short(),
+            bytes = summary.total_bytes_processed,
+            added = summary.data_added,
+            forgotten = forgotten.len(),
+            "backup finished"
+        );
+        Ok(serde_json::json!({
+            "snapshot": item,
+            "forgotten": forgotten,
+            "files_new": summary.files_new,
+            "files_changed": summary.files_changed,
+            "files_unmodified": summary.files_unmodified,
+            "data_added": summary.data_added,
+            "duration_seconds": summary.total_duration,
+        }))
+    }
+}

@@ -1,0 +1,42 @@
+//! The one mapping from [`AgentError`] to an HTTP answer.
+
+use api::agent::ErrorBody;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::AgentError;
+
+pub fn status_of(e: &AgentError) -> StatusCode {
+    match e {
+        AgentError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        AgentError::MissingToken => StatusCode::UNAUTHORIZED,
+        AgentError::InvalidToken | AgentError::WrongKey => StatusCode::FORBIDDEN,
+        AgentError::ServerNotFound
+        | AgentError::RepoNotFound
+        | AgentError::BackupNotFound
+        | AgentError::JobNotFound
+        | AgentError::NoSuchEndpoint => StatusCode::NOT_FOUND,
+        AgentError::BackupLocked
+        | AgentError::AllBackupsLocked
+        | AgentError::JobInProgress { .. }
+        | AgentError::RepoLocked => StatusCode::CONFLICT,
+        AgentError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        AgentError::ResticUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for AgentError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self);
+        if let AgentError::Internal(detail) = &self {
+            tracing::error!(%detail, "request failed");
+        }
+        (
+            status,
+            Json(ErrorBody::new(self.code(), self.public_message())),
+        )
+            .into_response()
+    }
+}

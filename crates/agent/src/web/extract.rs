@@ -1,0 +1,157 @@
+//! Request parsing at the edge: path IDs, the repository key header, JSON
+//! bodies and the node token. Everything becomes a validated type or a 4xx.
+
+use std::collections::HashMap;
+
+use api::agent::PASSWORD_HEADER;
+use api::{JobId, Secret, ServerUuid, SnapshotRef};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::AgentError;
+
+async fn path_param<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<String, AgentError> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|_| {
+            AgentError::bad_request("invalid_path", "the request path could not be read")
+        })?;
+    params
+        .get(name)
+        .cloned()
+        .ok_or_else(|| AgentError::Internal(format!("route has no {name} parameter")))
+}
+
+/// `{server}` of the path, a UUID.
+pub struct Server(pub ServerUuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for Server {
+    type Rejection = AgentError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AgentError> {
+        let raw = path_param(parts, state, "server").await?;
+        ServerUuid::parse(&raw)
+            .map(Server)
+            .map_err(|e| AgentError::bad_request("invalid_server_id", e.to_string()))
+    }
+}
+
+/// `{id}` of the path, a snapshot ID or prefix.
+pub struct Snapshot(pub SnapshotRef);
+
+impl<S: Send + Sync> FromRequestParts<S> for Snapshot {
+    type Rejection = AgentError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AgentError> {
+        let raw = path_param(parts, state, "id").await?;
+        SnapshotRef::parse(&raw)
+            .map(Snapshot)
+            .map_err(|e| AgentError::bad_request("invalid_backup_id", e.to_string()))
+    }
+}
+
+/// `{job}` of the path.
+pub struct Job(pub JobId);
+
+impl<S: Send + Sync> FromRequestParts<S> for Job {
+    type Rejection = AgentError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AgentError> {
+        let raw = path_param(parts, state, "job").await?;
+        JobId::parse(&raw)
+            .map(Job)
+            .map_err(|e| AgentError::bad_request("invalid_job_id", e.to_string()))
+    }
+}
+
+/// The repository key from `X-Restic-Password`.
+pub struct RepoKey(pub Secret);
+
+impl<S: Send + Sync> FromRequestParts<S> for RepoKey {
+    type Rejection = AgentError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AgentError> {
+        let value = parts.headers.get(PASSWORD_HEADER).ok_or_else(|| {
+            AgentError::bad_request(
+                "missing_key",
+                format!("the {PASSWORD_HEADER} header is required"),
+            )
+        })?;
+        let text = value.to_str().map_err(|_| {
+            AgentError::bad_request("invalid_key", "the repository key must be printable ASCII")
+        })?;
+        Secret::new(text)
+            .map(RepoKey)
+            .map_err(|e| AgentError::bad_request("invalid_key", e.to_string()))
+    }
+}
+
+/// A JSON body; an empty body means `T::default()`. Error messages never
+/// echo the body (it may hold a key).
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = AgentError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AgentError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AgentError::PayloadTooLarge
+            } else {
+                AgentError::bad_request("invalid_body", "the request body could not be read")
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(T::default()));
+        }
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            let what = if e.is_syntax() || e.is_eof() {
+                "the request body is not valid JSON"
+            } else {
+                "the request body does not have the expected fields and types"
+            };
+            AgentError::bad_request("invalid_json", what)
+        })
+    }
+}
+
+/// Checks `Authorization: Bearer <node token>` in constant time.
+pub async fn require_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AgentError> {
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(AgentError::MissingToken)?;
+    let presented = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or(AgentError::MissingToken)?;
+    // Comparing digests keeps the comparison constant-time even for
+    // tokens of a different length.
+    let a = Sha256::digest(presented.as_bytes());
+    let b = Sha256::digest(state.token.expose().as_bytes());
+    if !bool::from(a.ct_eq(&b)) {
+        return Err(AgentError::InvalidToken);
+    }
+    Ok(next.run(req).await)
+}

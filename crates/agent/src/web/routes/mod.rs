@@ -1,0 +1,4 @@
+//! Routes, one file per endpoint, laid out like the URL:
+//! `/api/servers/{server}/backups/restic/...` lives in `servers/backups/`.
+
+pub mod servers;

@@ -1,0 +1,47 @@
+//! `GET /api/servers/{server}/backups/restic?limit&cursor` → [`BackupList`]
+
+use std::collections::HashMap;
+
+use api::agent::BackupList;
+use axum::Json;
+use axum::extract::{Query, State};
+
+use crate::AgentError;
+use crate::index::Cursor;
+use crate::service::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::web::AppState;
+use crate::web::extract::{RepoKey, Server};
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Server(server): Server,
+    RepoKey(key): RepoKey,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<BackupList>, AgentError> {
+    let Query(query) = query.map_err(|_| {
+        AgentError::bad_request("invalid_query", "the query string could not be read")
+    })?;
+    let limit = match query.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                AgentError::bad_request(
+                    "invalid_limit",
+                    format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                )
+            })?,
+    };
+    let cursor = match query.get("cursor").filter(|c| !c.is_empty()) {
+        Some(raw) => Some(Cursor::decode(raw)?),
+        None => None,
+    };
+    Ok(Json(
+        state
+            .agent
+            .list(&server, &key, limit, cursor.as_ref())
+            .await?,
+    ))
+}

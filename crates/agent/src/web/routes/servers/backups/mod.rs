@@ -1,0 +1,41 @@
+//! `/api/servers/{server}/backups/restic/...`
+
+mod create;
+mod delete;
+mod jobs;
+mod list;
+mod lock;
+mod stats;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+use crate::web::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/servers/{server}/backups/restic",
+            get(list::handler).post(create::handler),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/stats",
+            get(stats::handler),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/jobs/{job}",
+            get(jobs::handler),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/{id}/lock",
+            post(lock::lock),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/{id}/unlock",
+            post(lock::unlock),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/{id}",
+            delete(delete::handler),
+        )
+}

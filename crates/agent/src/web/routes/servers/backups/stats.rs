@@ -1,0 +1,17 @@
+//! `GET /api/servers/{server}/backups/restic/stats` → [`RepoStats`]
+
+use api::agent::RepoStats;
+use axum::Json;
+use axum::extract::State;
+
+use crate::AgentError;
+use crate::web::AppState;
+use crate::web::extract::{RepoKey, Server};
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Server(server): Server,
+    RepoKey(key): RepoKey,
+) -> Result<Json<RepoStats>, AgentError> {
+    Ok(Json(state.agent.stats(&server, &key).await?))
+}

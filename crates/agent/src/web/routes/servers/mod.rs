@@ -1,0 +1,3 @@
+//! `/api/servers/{server}/...`
+
+pub mod backups;

@@ -1,0 +1,141 @@
+//! Request and response bodies of the node agent's HTTP API (SPEC.md §4, "Agent").
+//! The panel deserialises exactly these types, so both sides stay in step.
+
+use serde::{Deserialize, Serialize};
+
+/// Header that carries the server's repository key from the panel to the agent.
+pub const PASSWORD_HEADER: &str = "X-Restic-Password";
+
+/// `POST /api/servers/{uuid}/backups/restic`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreateBackupRequest {
+    /// Keep at most this many snapshots; the oldest unlocked ones are forgotten
+    /// first. `None` or `0` means no limit.
+    #[serde(default)]
+    pub max_backups: Option<u32>,
+    /// `.pteroignore`-style patterns, one per line.
+    #[serde(default)]
+    pub ignore: Option<String>,
+}
+
+/// `202 Accepted` answer of every request that starts a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobAccepted {
+    pub job_id: String,
+}
+
+/// One snapshot in a listing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackupItem {
+    /// Stable public ID: restic's `original` when the snapshot was re-tagged.
+    pub id: String,
+    pub short_id: String,
+    /// RFC 3339.
+    pub time: String,
+    /// Bytes of server files the snapshot holds; `None` while still being
+    /// measured for snapshots made outside the agent.
+    pub size: Option<u64>,
+    pub tags: Vec<String>,
+    pub locked: bool,
+}
+
+/// `GET /api/servers/{uuid}/backups/restic`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BackupList {
+    pub backups: Vec<BackupItem>,
+    pub next_cursor: Option<String>,
+    pub total: usize,
+}
+
+/// `GET /api/servers/{uuid}/backups/restic/stats`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RepoStats {
+    /// Bytes on disk after compression and deduplication.
+    pub total_size: u64,
+    /// Restore size of all snapshots together.
+    pub total_uncompressed_size: u64,
+    pub snapshots_count: u64,
+    pub dedup_ratio: f64,
+    /// RFC 3339 time the numbers were measured.
+    pub computed_at: String,
+}
+
+/// Answer of lock and unlock.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockState {
+    pub id: String,
+    pub locked: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Backup,
+    Restore,
+    Archive,
+    Prune,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+}
+
+/// Progress as restic reports it; fields restic does not report stay `None`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct JobProgress {
+    pub percent: Option<f64>,
+    pub bytes_done: Option<u64>,
+    pub total_bytes: Option<u64>,
+    pub files_done: Option<u64>,
+    pub total_files: Option<u64>,
+    pub seconds_remaining: Option<u64>,
+}
+
+/// `GET /api/servers/{uuid}/backups/restic/jobs/{job_id}`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobView {
+    pub id: String,
+    pub kind: JobKind,
+    pub status: JobStatus,
+    pub progress: JobProgress,
+    /// Kind-specific outcome, e.g. `{"snapshot": BackupItem, "forgotten": [..]}`.
+    pub result: Option<serde_json::Value>,
+    pub error: Option<ErrorDetail>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+/// The error body used by every endpoint of the agent and the panel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Types shared by the agent and the panel: validated identifiers, secrets and
+//! the JSON bodies of the agent API. No I/O lives here.
+
+pub mod agent;
+pub mod ids;
+pub mod secret;
+
+pub use ids::{IdError, JobId, ServerUuid, SnapshotId, SnapshotRef};
+pub use secret::{Secret, SecretError};

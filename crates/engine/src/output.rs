@@ -1,0 +1,302 @@
+//! Parsing of restic's `--json` output. restic mixes JSON with plain text
+//! ("create exclusive lock for repository", warnings), and newer versions add
+//! fields, so every parser here skips what it does not know.
+
+use api::SnapshotId;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::EngineError;
+
+/// A snapshot as `restic snapshots --json` describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// Current ID (changes when tags change).
+    pub id: SnapshotId,
+    /// The ID the snapshot had before its first re-tagging, if any.
+    pub original: Option<SnapshotId>,
+    pub time: OffsetDateTime,
+    /// Root tree; unchanged by re-tagging, so it identifies the content.
+    pub tree: String,
+    pub hostname: String,
+    pub paths: Vec<String>,
+    pub tags: Vec<String>,
+    /// `summary.total_bytes_processed` (restic 0.17+ only).
+    pub size: Option<u64>,
+}
+
+impl Snapshot {
+    /// The ID that stays the same across lock and unlock.
+    pub fn stable_id(&self) -> &SnapshotId {
+        self.original.as_ref().unwrap_or(&self.id)
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawSnapshot {
+    id: String,
+    time: String,
+    #[serde(default)]
+    tree: String,
+    #[serde(default)]
+    hostname: String,
+    #[serde(default)]
+    paths: Option<Vec<String>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    original: Option<String>,
+    #[serde(default)]
+    summary: Option<RawSnapshotSummary>,
+}
+
+#[derive(Deserialize)]
+struct RawSnapshotSummary {
+    #[serde(default)]
+    total_bytes_processed: Option<u64>,
+}
+
+fn parse_time(raw: &str) -> Result<OffsetDateTime, EngineError> {
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .map_err(|e| EngineError::Parse(format!("snapshot time {raw:?}: {e}")))
+}
+
+impl TryFrom<RawSnapshot> for Snapshot {
+    type Error = EngineError;
+
+    fn try_from(raw: RawSnapshot) -> Result<Self, EngineError> {
+        let id = SnapshotId::parse(&raw.id)
+            .map_err(|_| EngineError::Parse(format!("snapshot id {:?}", raw.id)))?;
+        let original = match raw.original.as_deref() {
+            Some(o) if !o.is_empty() => Some(
+                SnapshotId::parse(o)
+                    .map_err(|_| EngineError::Parse(format!("original id {o:?}")))?,
+            ),
+            _ => None,
+        };
+        Ok(Snapshot {
+            id,
+            original,
+            time: parse_time(&raw.time)?,
+            tree: raw.tree,
+            hostname: raw.hostname,
+            paths: raw.paths.unwrap_or_default(),
+            tags: raw.tags.unwrap_or_default(),
+            size: raw.summary.and_then(|s| s.total_bytes_processed),
+        })
+    }
+}
+
+/// Finds the JSON array that `restic snapshots --json` prints among any other
+/// lines it printed.
+pub fn parse_snapshots(stdout: &str) -> Result<Vec<Snapshot>, EngineError> {
+    for line in stdout.lines().map(str::trim) {
+        if !line.starts_with('[') {
+            continue;
+        }
+        if let Ok(raw) = serde_json::from_str::<Vec<RawSnapshot>>(line) {
+            return raw.into_iter().map(Snapshot::try_from).collect();
+        }
+    }
+    // An empty repository prints `[]`, so no array at all is an error.
+    Err(EngineError::Parse(
+        "no snapshot list in restic output".into(),
+    ))
+}
+
+/// The figures of `restic stats --json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct StatsOutput {
+    pub total_size: u64,
+    #[serde(default)]
+    pub snapshots_count: u64,
+    #[serde(default)]
+    pub total_file_count: u64,
+}
+
+pub fn parse_stats(stdout: &str) -> Result<StatsOutput, EngineError> {
+    stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('{'))
+        .find_map(|l| serde_json::from_str::<StatsOutput>(l).ok())
+        .ok_or_else(|| EngineError::Parse("no statistics in restic output".into()))
+}
+
+/// One line of `restic backup --json`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackupEvent {
+    Status(BackupStatus),
+    Summary(BackupSummary),
+    /// A file restic could not read; the backup goes on.
+    Error {
+        item: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct BackupStatus {
+    #[serde(default)]
+    pub percent_done: f64,
+    #[serde(default)]
+    pub seconds_remaining: Option<u64>,
+    #[serde(default)]
+    pub total_files: u64,
+    #[serde(default)]
+    pub files_done: u64,
+    #[serde(default)]
+    pub total_bytes: u64,
+    #[serde(default)]
+    pub bytes_done: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct BackupSummary {
+    #[serde(default)]
+    pub files_new: u64,
+    #[serde(default)]
+    pub files_changed: u64,
+    #[serde(default)]
+    pub files_unmodified: u64,
+    #[serde(default)]
+    pub data_added: u64,
+    #[serde(default)]
+    pub total_files_processed: u64,
+    #[serde(default)]
+    pub total_bytes_processed: u64,
+    #[serde(default)]
+    pub total_duration: f64,
+    /// Short or full ID depending on the restic version.
+    pub snapshot_id: String,
+}
+
+#[derive(Deserialize)]
+struct RawBackupError {
+    #[serde(default)]
+    item: String,
+    #[serde(default)]
+    error: serde_json::Value,
+}
+
+/// Reads one stdout line of `restic backup --json`; `None` for lines that are
+/// not JSON or of a kind we do not use (`verbose_status`, future kinds).
+pub fn parse_backup_line(line: &str) -> Option<BackupEvent> {
+    let line = line.trim();
+    if !line.starts_with('{') {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    match value.get("message_type")?.as_str()? {
+        "status" => serde_json::from_value(value).ok().map(BackupEvent::Status),
+        "summary" => serde_json::from_value(value).ok().map(BackupEvent::Summary),
+        "error" => {
+            let raw: RawBackupError = serde_json::from_value(value).ok()?;
+            let message = match &raw.error {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Object(o) => o
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("unreadable")
+                    .to_owned(),
+                _ => "unreadable".to_owned(),
+            };
+            Some(BackupEvent::Error {
+                item: raw.item,
+                message,
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Recorded from restic 0.14.0 after a `restic tag --add locked`.
+    const SNAPSHOTS_014: &str = r#"[{"time":"2026-11-26T12:30:49.724799338Z","tree":"2a471781b4c76767a7255f1674dbf876689609985bce9d4082641302e1745c57","paths":["/tmp/rx/d"],"hostname":"h","username":"root","tags":["locked"],"original":"54e5468a9af46b15496615dba6ffac3b9d5aa72aaf83870000e8b31f73c6ae3d","id":"cef0f2608df56b2a7a9ecfccc02b2bc96b883903d19a0f8fead4a7eb5f72708a","short_id":"cef0f260"}]"#;
+
+    // Shape of restic 0.17: program_version and summary appear.
+    const SNAPSHOTS_017: &str = r#"[{"time":"2026-11-26T13:30:49.1+01:00","tree":"2a471781b4c76767a7255f1674dbf876689609985bce9d4082641302e1745c57","paths":["/srv"],"hostname":"h","username":"root","program_version":"restic 0.17.3","summary":{"backup_start":"2026-11-26T13:30:49+01:00","files_new":1,"total_bytes_processed":4096,"data_added":400},"id":"54e5468a9af46b15496615dba6ffac3b9d5aa72aaf83870000e8b31f73c6ae3d","short_id":"54e5468a"}]"#;
+
+    #[test]
+    fn parses_retagged_snapshot_of_014_with_stable_original() {
+        let text = format!("create exclusive lock for repository\n{SNAPSHOTS_014}\n");
+        let snaps = parse_snapshots(&text).unwrap();
+        assert_eq!(snaps.len(), 1);
+        let s = &snaps[0];
+        assert!(s.has_tag("locked"));
+        assert!(s.stable_id().as_str().starts_with("54e5468a"));
+        assert!(s.id.as_str().starts_with("cef0f260"));
+        assert_eq!(s.size, None);
+    }
+
+    #[test]
+    fn parses_newer_fields_and_offsets() {
+        let snaps = parse_snapshots(SNAPSHOTS_017).unwrap();
+        assert_eq!(snaps[0].size, Some(4096));
+        assert_eq!(snaps[0].time.offset().whole_hours(), 1);
+        assert!(snaps[0].tags.is_empty());
+    }
+
+    #[test]
+    fn empty_repository_is_an_empty_list_and_garbage_is_an_error() {
+        assert!(parse_snapshots("[]\n").unwrap().is_empty());
+        assert!(parse_snapshots("null\n").is_err());
+        assert!(parse_snapshots("Fatal: nope").is_err());
+        let bad_id = SNAPSHOTS_014.replace("cef0f260", "--passwo");
+        assert!(parse_snapshots(&bad_id).is_err());
+    }
+
+    #[test]
+    fn parses_stats_of_both_modes() {
+        let raw = parse_stats(
+            r#"{"total_size":295,"total_file_count":0,"total_blob_count":2,"snapshots_count":1}"#,
+        )
+        .unwrap();
+        assert_eq!(raw.total_size, 295);
+        let restore =
+            parse_stats("note\n{\"total_size\":3,\"total_file_count\":1,\"snapshots_count\":1}\n")
+                .unwrap();
+        assert_eq!((restore.total_size, restore.snapshots_count), (3, 1));
+        assert!(parse_stats("").is_err());
+    }
+
+    #[test]
+    fn parses_backup_lines_and_skips_the_rest() {
+        let status = r#"{"message_type":"status","seconds_elapsed":1,"seconds_remaining":3,"percent_done":0.25,"total_files":4,"files_done":1,"total_bytes":400,"bytes_done":100}"#;
+        match parse_backup_line(status) {
+            Some(BackupEvent::Status(s)) => {
+                assert_eq!(s.percent_done, 0.25);
+                assert_eq!(s.seconds_remaining, Some(3));
+                assert_eq!(s.bytes_done, 100);
+            }
+            other => panic!("{other:?}"),
+        }
+        let summary = r#"{"message_type":"summary","files_new":1,"files_changed":0,"files_unmodified":0,"dirs_new":0,"dirs_changed":0,"dirs_unmodified":0,"data_blobs":1,"tree_blobs":1,"data_added":354,"total_files_processed":1,"total_bytes_processed":3,"total_duration":0.2,"snapshot_id":"54e5468a"}"#;
+        match parse_backup_line(summary) {
+            Some(BackupEvent::Summary(s)) => {
+                assert_eq!(s.snapshot_id, "54e5468a");
+                assert_eq!(s.total_bytes_processed, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        let error = r#"{"message_type":"error","error":{"Op":"open","Path":"/x","Err":13},"during":"archival","item":"/x"}"#;
+        assert!(matches!(
+            parse_backup_line(error),
+            Some(BackupEvent::Error { .. })
+        ));
+        assert_eq!(parse_backup_line("using parent snapshot 1234"), None);
+        assert_eq!(
+            parse_backup_line(r#"{"message_type":"verbose_status"}"#),
+            None
+        );
+        assert_eq!(parse_backup_line("{not json"), None);
+    }
+}

@@ -1,0 +1,215 @@
+//! The restic commands the product uses, on one repository.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use api::{Secret, SnapshotId};
+
+use crate::output::{self, BackupEvent, BackupSummary, Snapshot, StatsOutput};
+use crate::process::Invocation;
+use crate::{Cancel, EngineError, Restic};
+
+/// A repository and the key that opens it.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    restic: Restic,
+    path: PathBuf,
+    key: Secret,
+}
+
+/// `restic stats --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsMode {
+    /// Bytes stored in the repository after compression and deduplication.
+    RawData,
+    /// Bytes a restore of the snapshots would write.
+    RestoreSize,
+}
+
+impl StatsMode {
+    fn flag(self) -> &'static str {
+        match self {
+            StatsMode::RawData => "--mode=raw-data",
+            StatsMode::RestoreSize => "--mode=restore-size",
+        }
+    }
+}
+
+/// What to back up and how to label it.
+#[derive(Debug, Clone)]
+pub struct BackupRequest<'a> {
+    /// Directory whose content is backed up; restic runs inside it on `.`, so
+    /// paths in the snapshot are relative to it.
+    pub source: &'a Path,
+    /// `--host`, the server's UUID.
+    pub host: &'a str,
+    /// Tags to put on the new snapshot. Only tags chosen by the product, never
+    /// user text.
+    pub tags: &'a [&'a str],
+    /// Exclude patterns in restic's syntax, one per entry.
+    pub excludes: &'a [String],
+}
+
+fn args<I, S>(items: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
+fn ignore_line(_: &str) {}
+
+impl Repo {
+    pub(crate) fn new(restic: Restic, path: PathBuf, key: Secret) -> Self {
+        Self { restic, path, key }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn exists(&self) -> bool {
+        crate::repo_exists(&self.path)
+    }
+
+    /// Runs a command that prints one JSON document and returns all stdout.
+    async fn capture(&self, inv: Invocation<'_>) -> Result<String, EngineError> {
+        let mut out = String::new();
+        self.restic
+            .run(&self.path, &self.key, inv, &mut |line: &str| {
+                out.push_str(line);
+                out.push('\n');
+            })
+            .await?;
+        Ok(out)
+    }
+
+    async fn quietly(&self, inv: Invocation<'_>) -> Result<(), EngineError> {
+        self.restic
+            .run(&self.path, &self.key, inv, &mut ignore_line)
+            .await
+            .map(|_| ())
+    }
+
+    fn quick(&self, a: Vec<OsString>) -> Invocation<'static> {
+        Invocation::new(a, self.restic.timeouts().quick)
+    }
+
+    /// Creates the repository (format v2, so compression is on).
+    pub async fn init(&self) -> Result<(), EngineError> {
+        self.quietly(self.quick(args(["init", "--repository-version=2"])))
+            .await
+    }
+
+    /// Proves the key opens the repository, without taking a lock.
+    pub async fn check_key(&self) -> Result<(), EngineError> {
+        self.quietly(self.quick(args(["cat", "config", "--no-lock"])))
+            .await
+    }
+
+    /// All snapshots, as restic lists them (oldest first).
+    pub async fn snapshots(&self) -> Result<Vec<Snapshot>, EngineError> {
+        let out = self
+            .capture(self.quick(args(["snapshots", "--json", "--no-lock"])))
+            .await?;
+        output::parse_snapshots(&out)
+    }
+
+    /// `restic stats`, over the whole repository or the given snapshots.
+    pub async fn stats(
+        &self,
+        mode: StatsMode,
+        snapshots: &[&SnapshotId],
+    ) -> Result<StatsOutput, EngineError> {
+        let mut a = args(["stats", "--json", "--no-lock", mode.flag()]);
+        if !snapshots.is_empty() {
+            a.push("--".into());
+            a.extend(snapshots.iter().map(|s| OsString::from(s.as_str())));
+        }
+        let out = self.capture(self.quick(a)).await?;
+        output::parse_stats(&out)
+    }
+
+    /// Adds (`add = true`) or removes a tag. restic rewrites the snapshot under
+    /// a new ID and keeps the first ID in `original`.
+    pub async fn tag(&self, id: &SnapshotId, tag: &str, add: bool) -> Result<(), EngineError> {
+        let flag = if add { "--add=" } else { "--remove=" };
+        self.quietly(self.quick(args([
+            "tag".to_owned(),
+            format!("{flag}{tag}"),
+            "--".to_owned(),
+            id.to_string(),
+        ])))
+        .await
+    }
+
+    /// Forgets snapshots (space comes back with a later prune).
+    pub async fn forget(&self, ids: &[&SnapshotId]) -> Result<(), EngineError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut a = args(["forget", "--"]);
+        a.extend(ids.iter().map(|s| OsString::from(s.as_str())));
+        self.quietly(self.quick(a)).await
+    }
+
+    /// Removes locks left by restic processes that died (restic only removes
+    /// stale ones without `--remove-all`).
+    pub async fn unlock_stale(&self) -> Result<(), EngineError> {
+        self.quietly(self.quick(args(["unlock"]))).await
+    }
+
+    /// Backs up `req.source`. Progress lines go to `on_event`; the summary is
+    /// returned. restic's exit code 3 (some files could not be read) still
+    /// produced a snapshot and counts as success; the unreadable files were
+    /// reported as [`BackupEvent::Error`].
+    pub async fn backup(
+        &self,
+        req: &BackupRequest<'_>,
+        cancel: Option<&Cancel>,
+        on_event: &mut (dyn FnMut(BackupEvent) + Send),
+    ) -> Result<BackupSummary, EngineError> {
+        let mut a = args([
+            "backup".to_owned(),
+            "--json".to_owned(),
+            format!("--host={}", req.host),
+        ]);
+        for tag in req.tags {
+            a.push(format!("--tag={tag}").into());
+        }
+        let stdin = if req.excludes.is_empty() {
+            None
+        } else {
+            // Patterns travel through a pipe: no temp file, no argv entry.
+            a.push("--exclude-file=/dev/stdin".into());
+            Some(req.excludes.join("\n").into_bytes())
+        };
+        a.push("--".into());
+        a.push(".".into());
+        let mut inv = Invocation::new(a, self.restic.timeouts().long);
+        inv.cwd = Some(req.source);
+        inv.stdin = stdin;
+        inv.cancel = cancel;
+        inv.ok_codes = &[3];
+        inv.env.push(("RESTIC_PROGRESS_FPS", "1".to_owned()));
+        let mut summary = None;
+        let finished = self
+            .restic
+            .run(
+                &self.path,
+                &self.key,
+                inv,
+                &mut |line: &str| match output::parse_backup_line(line) {
+                    Some(BackupEvent::Summary(s)) => summary = Some(s),
+                    Some(event) => on_event(event),
+                    None => {}
+                },
+            )
+            .await?;
+        if finished.code == 3 {
+            tracing::warn!(repo = %self.path.display(), "backup finished, but some files could not be read");
+        }
+        summary.ok_or_else(|| EngineError::Parse("restic backup printed no summary".into()))
+    }
+}

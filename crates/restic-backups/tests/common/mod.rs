@@ -1,0 +1,317 @@
+//! Test harness: starts the real `restic-backups` binary against temp
+//! folders and the real restic, and talks to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const TOKEN: &str = "test-node-token-6f1d2c3b4a59";
+
+/// A running agent and the folders it works in.
+pub struct TestAgent {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    child: Child,
+    log: Arc<Mutex<String>>,
+    pub http: reqwest::Client,
+}
+
+impl TestAgent {
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("volumes")
+    }
+
+    pub fn repo_root(&self) -> PathBuf {
+        self.dir.path().join("restic")
+    }
+
+    pub fn repo(&self, server: &str) -> PathBuf {
+        self.repo_root().join(server)
+    }
+
+    /// Starts the agent with debug logging and waits until it listens.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra_toml: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("volumes")).unwrap();
+        let config = dir.path().join("agent.toml");
+        let mut toml = format!(
+            "listen = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\ndata_dir = \"{}\"\nrepo_root = \"{}\"\n",
+            dir.path().join("volumes").display(),
+            dir.path().join("restic").display(),
+        );
+        for line in extra_toml {
+            toml.push_str(line);
+            toml.push('\n');
+        }
+        std::fs::write(&config, toml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
+            .arg("agent")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "debug")
+            // A stray Wings config on the test machine must not leak in.
+            .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start restic-backups agent");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("agent listening on ").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("agent did not start; log:\n{}", log.lock().unwrap());
+            }
+        };
+        TestAgent {
+            dir,
+            url,
+            child,
+            log,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Creates a server directory with a few files and returns its UUID.
+    pub fn add_server(&self) -> String {
+        let uuid = new_uuid();
+        let dir = self.data_dir().join(&uuid);
+        std::fs::create_dir_all(dir.join("world/region")).unwrap();
+        std::fs::write(
+            dir.join("server.properties"),
+            "motd=A test server\nmax-players=20\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("world/level.dat"), pseudo_random(1, 64 * 1024)).unwrap();
+        std::fs::write(
+            dir.join("world/region/r.0.0.mca"),
+            pseudo_random(2, 256 * 1024),
+        )
+        .unwrap();
+        uuid
+    }
+
+    pub fn backups_url(&self, server: &str) -> String {
+        format!("{}/api/servers/{server}/backups/restic", self.url)
+    }
+
+    pub fn req(&self, method: reqwest::Method, url: &str, key: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .bearer_auth(TOKEN)
+            .header("X-Restic-Password", key)
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.req(method, url, key);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    pub async fn list(&self, server: &str, key: &str) -> Value {
+        let (status, body) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("{}?limit=100", self.backups_url(server)),
+                key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "list failed: {body}");
+        body
+    }
+
+    /// Starts a backup and returns the job ID (asserting 202).
+    pub async fn start_backup(&self, server: &str, key: &str, body: Value) -> String {
+        let (status, res) = self
+            .call(
+                reqwest::Method::POST,
+                &self.backups_url(server),
+                key,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 202, "backup not accepted: {res}");
+        res["job_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls a job until it finished and returns its final view.
+    pub async fn wait_job(&self, server: &str, job: &str) -> Value {
+        let url = format!("{}/jobs/{job}", self.backups_url(server));
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let (status, view) = self.call(reqwest::Method::GET, &url, "unused", None).await;
+            assert_eq!(status, 200, "job lookup failed: {view}");
+            if view["status"] == "succeeded" || view["status"] == "failed" {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "job did not finish: {view}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Runs a backup to the end and returns the new snapshot's public ID.
+    pub async fn backup(&self, server: &str, key: &str) -> String {
+        let job = self.start_backup(server, key, serde_json::json!({})).await;
+        let view = self.wait_job(server, &job).await;
+        assert_eq!(view["status"], "succeeded", "backup failed: {view}");
+        view["result"]["snapshot"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        // SIGTERM for a clean shutdown, then make sure it is gone.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the real restic on a repository directly, as an operator would.
+pub fn restic(repo: &Path, key: &str, cwd: Option<&Path>, args: &[&str]) -> String {
+    let mut cmd = Command::new("restic");
+    cmd.env("RESTIC_REPOSITORY", repo)
+        .env("RESTIC_PASSWORD", key)
+        .arg("--no-cache")
+        .args(args);
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
+    let out = cmd.output().expect("run restic");
+    assert!(
+        out.status.success(),
+        "restic {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A random v4-style UUID (no crate needed for tests).
+pub fn new_uuid() -> String {
+    let mut b = [0u8; 16];
+    let f = std::fs::read("/proc/sys/kernel/random/uuid").unwrap();
+    let s = String::from_utf8(f).unwrap();
+    let hex: String = s.trim().chars().filter(|c| *c != '-').collect();
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap();
+    }
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[0],
+        b[1],
+        b[2],
+        b[3],
+        b[4],
+        b[5],
+        b[6],
+        b[7],
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    )
+}
+
+/// Incompressible bytes from a seed (xorshift), fast enough for hundreds of MB.
+pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Command lines of all processes, NUL separators turned into spaces.
+pub fn all_cmdlines() -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if let Ok(raw) = std::fs::read(e.path().join("cmdline")) {
+                let text = String::from_utf8_lossy(&raw).replace('\0', " ");
+                out.push((pid, text));
+            }
+        }
+    }
+    out
+}
+
+/// Environment of a process (as root in CI; empty if unreadable).
+pub fn environ(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', "\n"))
+        .unwrap_or_default()
+}
