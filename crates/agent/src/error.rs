@@ -36,6 +36,8 @@ pub enum AgentError {
     PayloadTooLarge,
     #[error("restic is not available on this node")]
     ResticUnavailable,
+    #[error("the operation was interrupted because the agent is shutting down")]
+    ShuttingDown,
     /// Anything else; the detail goes to the log, never to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -61,6 +63,7 @@ impl From<EngineError> for AgentError {
             | EngineError::ResticTooOld { .. }
             | EngineError::UnknownVersion { .. }
             | EngineError::Timeout { .. } => AgentError::ResticUnavailable,
+            EngineError::Cancelled => AgentError::ShuttingDown,
             other => AgentError::Internal(other.to_string()),
         }
     }
@@ -91,6 +94,7 @@ impl AgentError {
             AgentError::RepoLocked => "repository_locked",
             AgentError::PayloadTooLarge => "payload_too_large",
             AgentError::ResticUnavailable => "restic_unavailable",
+            AgentError::ShuttingDown => "shutting_down",
             AgentError::Internal(_) => "internal_error",
         }
     }

@@ -53,10 +53,13 @@ pub async fn run(
     tracing::info!(version = %restic.version(), bin = %restic.bin().display(), "restic found");
     let agent = Agent::new(&cfg, restic);
     let state = web::AppState {
-        agent,
+        agent: agent.clone(),
         token: cfg.token.clone(),
     };
-    web::serve(cfg.listen, cfg.tls.clone(), state, shutdown)
-        .await
-        .map_err(RunError::Serve)
+    let served = web::serve(cfg.listen, cfg.tls.clone(), state, shutdown).await;
+    // Jobs get SIGINT through their restic runs and time to remove locks.
+    agent
+        .shutdown(engine::Timeouts::default().grace + std::time::Duration::from_secs(5))
+        .await;
+    served.map_err(RunError::Serve)
 }

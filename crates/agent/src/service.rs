@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,6 +75,26 @@ struct Inner {
     /// Per-process secret for MACs of verified keys (keys themselves are
     /// never kept).
     mac_key: [u8; 32],
+    /// Cancelled when the agent shuts down; every job's restic run watches it.
+    shutdown: Cancel,
+    /// Jobs spawned and not yet finished (queued or running).
+    live_jobs: AtomicUsize,
+}
+
+/// Counts a job as live until it ends, however it ends.
+struct LiveJob(Arc<Inner>);
+
+impl LiveJob {
+    fn new(inner: &Arc<Inner>) -> Self {
+        inner.live_jobs.fetch_add(1, Ordering::SeqCst);
+        Self(inner.clone())
+    }
+}
+
+impl Drop for LiveJob {
+    fn drop(&mut self) {
+        self.0.live_jobs.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The agent's service object. Cheap to clone.
@@ -98,12 +118,28 @@ impl Agent {
                 jobs: Jobs::new(cfg.max_parallel_jobs),
                 repos: Mutex::new(HashMap::new()),
                 mac_key,
+                shutdown: Cancel::new(),
+                live_jobs: AtomicUsize::new(0),
             }),
         }
     }
 
     pub fn restic(&self) -> &Restic {
         &self.inner.restic
+    }
+
+    /// Interrupts running jobs (restic gets SIGINT and removes its lock) and
+    /// waits up to `wait` for them to end.
+    pub async fn shutdown(&self, wait: Duration) {
+        self.inner.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.inner.live_jobs.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!("jobs still running at shutdown");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn slot(&self, server: &ServerUuid) -> Arc<RepoSlot> {
@@ -376,7 +412,9 @@ impl Agent {
         let server = server.clone();
         let key = key.clone();
         let id = job.clone();
+        let live = LiveJob::new(&self.inner);
         tokio::spawn(async move {
+            let _live = live;
             let _claim = claim;
             let jobs = &agent.inner.jobs;
             let _permit = jobs.slot().await;
@@ -433,7 +471,6 @@ impl Agent {
         if let Some(max) = max {
             plan_removals(self.fresh(server, slot, key).await?.entries(), max, 1)?;
         }
-        let cancel = Cancel::new();
         let jobs = &self.inner.jobs;
         let summary = repo
             .backup(
@@ -443,7 +480,7 @@ impl Agent {
                     tags: &[],
                     excludes,
                 },
-                Some(&cancel),
+                Some(&self.inner.shutdown),
                 &mut |event| {
                     if let BackupEvent::Status(s) = event {
                         jobs.progress(

@@ -52,23 +52,40 @@ pub(crate) struct Finished {
     pub code: i32,
 }
 
-/// Sends SIGINT to the child if the run is abandoned half-way (the future was
-/// dropped because the HTTP client went away, a timeout fired, ...).
-struct InterruptOnDrop {
-    pid: Option<u32>,
+/// Owns the running child. If the run is abandoned half-way (the future was
+/// dropped because the HTTP client went away, the job was aborted, ...) it
+/// sends SIGINT and hands the child to a reaper task that waits out the grace
+/// period. The child's stdout and stderr are drained by their own tasks until
+/// restic exits, so restic never dies of a closed pipe while cleaning up.
+struct ChildGuard {
+    child: Option<Child>,
+    grace: Duration,
 }
 
-impl InterruptOnDrop {
+impl ChildGuard {
+    fn child(&mut self) -> &mut Child {
+        self.child
+            .as_mut()
+            .expect("child taken only on disarm or drop")
+    }
+
     fn disarm(&mut self) {
-        self.pid = None;
+        self.child = None;
     }
 }
 
-impl Drop for InterruptOnDrop {
+impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Some(pid) = self.pid {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
             tracing::debug!(pid, "interrupting abandoned restic run");
             interrupt(pid);
+        }
+        let grace = self.grace;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { stop_within(&mut child, grace, false).await });
         }
     }
 }
@@ -78,6 +95,18 @@ fn interrupt(pid: u32) {
     // `Child` is still alive), so the PID can not have been reused.
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGINT);
+    }
+}
+
+/// SIGINT (unless already sent), then a grace period for restic to remove its
+/// lock, then SIGKILL as the last resort.
+async fn stop_within(child: &mut Child, grace: Duration, send_interrupt: bool) {
+    if send_interrupt && let Some(pid) = child.id() {
+        interrupt(pid);
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        tracing::warn!("restic ignored SIGINT for the grace period; killing it");
+        let _ = child.kill().await;
     }
 }
 
@@ -137,15 +166,21 @@ impl Restic {
                 EngineError::Io(e)
             }
         })?;
-        let mut guard = InterruptOnDrop { pid: child.id() };
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let mut guard = ChildGuard {
+            child: Some(child),
+            grace: self.inner.grace,
+        };
 
-        if let (Some(bytes), Some(mut stdin)) = (inv.stdin.clone(), child.stdin.take()) {
+        if let (Some(bytes), Some(mut stdin)) = (inv.stdin.clone(), stdin) {
             tokio::spawn(async move {
                 // restic may exit before reading everything; that is its answer.
                 let _ = stdin.write_all(&bytes).await;
             });
         }
-        let stderr_task = child.stderr.take().map(|mut err| {
+        let stderr_task = stderr.map(|mut err| {
             tokio::spawn(async move {
                 let mut kept = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -161,18 +196,27 @@ impl Restic {
                 String::from_utf8_lossy(&kept).into_owned()
             })
         });
+        let (line_tx, mut lines) = tokio::sync::mpsc::channel::<String>(256);
+        if let Some(out) = stdout {
+            tokio::spawn(read_lines(out, line_tx));
+        }
 
         let never = Cancel::new();
         let cancel = inv.cancel.unwrap_or(&never);
         let ending = tokio::select! {
-            status = drive(&mut child, on_line) => Ending::Exited(status),
+            status = async {
+                while let Some(line) = lines.recv().await {
+                    on_line(&line);
+                }
+                guard.child().wait().await
+            } => Ending::Exited(status),
             _ = tokio::time::sleep(inv.timeout) => Ending::TimedOut,
             _ = cancel.cancelled() => Ending::Cancelled,
         };
         let status = match ending {
             Ending::Exited(status) => status?,
             other => {
-                self.stop(&mut child).await;
+                stop_within(guard.child(), self.inner.grace, true).await;
                 guard.disarm();
                 return Err(match other {
                     Ending::TimedOut => EngineError::Timeout {
@@ -198,40 +242,26 @@ impl Restic {
         tracing::debug!(?code, stderr = %stderr.trim(), error = %err, "restic failed");
         Err(err)
     }
-
-    /// SIGINT, then a grace period for restic to remove its lock, then SIGKILL
-    /// as the last resort.
-    async fn stop(&self, child: &mut Child) {
-        if let Some(pid) = child.id() {
-            interrupt(pid);
-        }
-        match tokio::time::timeout(self.inner.grace, child.wait()).await {
-            Ok(_) => {}
-            Err(_) => {
-                tracing::warn!("restic ignored SIGINT for the grace period; killing it");
-                let _ = child.kill().await;
-            }
-        }
-    }
 }
 
-/// Reads stdout to the end, then waits for the exit status.
-async fn drive(
-    child: &mut Child,
-    on_line: &mut (dyn FnMut(&str) + Send),
-) -> std::io::Result<std::process::ExitStatus> {
-    if let Some(out) = child.stdout.take() {
-        // Bytes, not `lines()`: a file name in a plain-text line may not be UTF-8.
-        let mut reader = BufReader::new(out);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line).await? == 0 {
-                break;
-            }
+/// Reads stdout line by line until restic closes it. Lines go to the run; if
+/// the run was abandoned the lines are still read (and dropped) so restic can
+/// finish writing.
+async fn read_lines(out: tokio::process::ChildStdout, tx: tokio::sync::mpsc::Sender<String>) {
+    // Bytes, not `lines()`: a file name in a plain-text line may not be UTF-8.
+    let mut reader = BufReader::new(out);
+    let mut line = Vec::new();
+    let mut receiving = true;
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if receiving {
             let text = String::from_utf8_lossy(&line);
-            on_line(text.trim_end_matches(['\n', '\r']));
+            let text = text.trim_end_matches(['\n', '\r']).to_owned();
+            receiving = tx.send(text).await.is_ok();
         }
     }
-    child.wait().await
 }

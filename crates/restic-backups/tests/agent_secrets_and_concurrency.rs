@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{TOKEN, TestAgent, all_cmdlines, environ};
+use common::{TOKEN, TestAgent, all_cmdlines, environ, restic};
 use reqwest::Method;
 use serde_json::json;
 
@@ -164,4 +164,56 @@ async fn one_writer_per_repository_and_different_servers_in_parallel() {
 
     // Once the job is over, a new backup of the same server is accepted again.
     agent.backup(&a, KEY).await;
+}
+
+#[tokio::test]
+async fn stopping_the_agent_mid_backup_interrupts_restic_and_leaves_no_lock() {
+    let mut agent = TestAgent::start();
+    let server = agent.add_server();
+    agent.backup(&server, KEY).await;
+    make_big(&agent, &server, 300);
+    let job = agent.start_backup(&server, KEY, json!({})).await;
+    let url = format!("{}/jobs/{job}", agent.backups_url(&server));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, view) = agent.call(Method::GET, &url, "", None).await;
+        assert_ne!(
+            view["status"], "succeeded",
+            "the backup ended before it could be interrupted"
+        );
+        if view["progress"]["percent"].is_number() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress reported: {view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pids: Vec<u32> = running_backups(&agent)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(pids.len(), 1);
+    assert!(
+        agent.stop(Duration::from_secs(30)),
+        "the agent did not exit"
+    );
+    assert!(
+        pids.iter()
+            .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()
+                || std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z")),
+        "restic is still running after the agent stopped"
+    );
+    let locks = std::fs::read_dir(agent.repo(&server).join("locks"))
+        .unwrap()
+        .count();
+    assert_eq!(locks, 0, "restic left a lock behind");
+    assert!(agent.log().contains("shutting down"));
+    let snapshots = restic(&agent.repo(&server), KEY, None, &["snapshots", "--json"]);
+    let count = serde_json::from_str::<serde_json::Value>(&snapshots)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(count, 1, "the interrupted backup must not leave a snapshot");
 }

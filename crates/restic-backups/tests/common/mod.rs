@@ -211,21 +211,32 @@ impl TestAgent {
     }
 }
 
-impl Drop for TestAgent {
-    fn drop(&mut self) {
-        // SIGTERM for a clean shutdown, then make sure it is gone.
+impl TestAgent {
+    /// SIGTERM for a clean shutdown; true if the agent exited within `wait`.
+    pub fn stop(&mut self, wait: Duration) -> bool {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return true;
+        }
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                return true;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        if !self.stop(Duration::from_secs(5)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -1,0 +1,293 @@
+//! The engine against the real restic binary.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use api::{Secret, SnapshotId};
+use engine::{BackupEvent, BackupRequest, Cancel, EngineError, Restic, StatsMode, Timeouts};
+
+fn key(s: &str) -> Secret {
+    Secret::new(s).unwrap()
+}
+
+async fn restic_with(timeouts: Timeouts) -> Restic {
+    Restic::detect("restic", None, timeouts)
+        .await
+        .expect("restic 0.14+ on PATH")
+}
+
+fn big_file(dir: &Path, mb: usize) {
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut data = Vec::with_capacity(mb << 20);
+    while data.len() < mb << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(dir.join("big.bin"), data).unwrap();
+}
+
+fn locks(repo: &Path) -> usize {
+    std::fs::read_dir(repo.join("locks"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn detects_version_and_refuses_missing_or_old_binaries() {
+    let r = restic_with(Timeouts::default()).await;
+    assert!(r.version() >= engine::Version::MINIMUM);
+
+    let missing = Restic::detect("/nonexistent/restic", None, Timeouts::default()).await;
+    assert!(
+        matches!(missing, Err(EngineError::ResticMissing { .. })),
+        "{missing:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("restic");
+    std::fs::write(
+        &old,
+        "#!/bin/sh\necho 'restic 0.9.6 compiled with go1.13 on linux/amd64'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = Restic::detect(&old, None, Timeouts::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::ResticTooOld { .. }), "{err:?}");
+    assert!(err.to_string().contains("0.14.0"), "{err}");
+
+    std::fs::write(&old, "#!/bin/sh\necho 'something else'\n").unwrap();
+    let err = Restic::detect(&old, None, Timeouts::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::UnknownVersion { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn classifies_missing_repository_wrong_key_and_works_with_the_right_one() {
+    let r = restic_with(Timeouts::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("repo");
+    let repo = r.repo(&path, key("right-key"));
+    assert!(matches!(
+        repo.snapshots().await,
+        Err(EngineError::RepoNotFound)
+    ));
+    repo.init().await.unwrap();
+    assert!(repo.exists());
+    assert!(repo.snapshots().await.unwrap().is_empty());
+    repo.check_key().await.unwrap();
+
+    let wrong = r.repo(&path, key("wrong-key"));
+    assert!(matches!(
+        wrong.snapshots().await,
+        Err(EngineError::WrongKey)
+    ));
+    assert!(matches!(
+        wrong.check_key().await,
+        Err(EngineError::WrongKey)
+    ));
+
+    // A key that looks like a flag is just a key.
+    let odd = r.repo(
+        dir.path().join("odd"),
+        key("--password-command=touch /tmp/pwned"),
+    );
+    odd.init().await.unwrap();
+    odd.check_key().await.unwrap();
+    assert!(!Path::new("/tmp/pwned").exists());
+}
+
+#[tokio::test]
+async fn backup_tag_forget_and_stats_round_trip() {
+    let r = restic_with(Timeouts::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("server");
+    std::fs::create_dir_all(src.join("logs")).unwrap();
+    std::fs::write(src.join("world.dat"), b"hello world").unwrap();
+    std::fs::write(src.join("logs/latest.log"), b"noise").unwrap();
+    std::fs::write(src.join("keep.log"), b"kept").unwrap();
+    let repo = r.repo(dir.path().join("repo"), key("k"));
+    repo.init().await.unwrap();
+
+    let mut events = Vec::new();
+    let excludes = vec![
+        format!("{}/logs", src.display()),
+        "*.log".into(),
+        "!keep.log".into(),
+    ];
+    let summary = repo
+        .backup(
+            &BackupRequest {
+                source: &src,
+                host: "my-host",
+                tags: &["pre-restore"],
+                excludes: &excludes,
+            },
+            None,
+            &mut |e| events.push(e),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.total_files_processed, 2,
+        "logs/ excluded, keep.log negated back in"
+    );
+    assert_eq!(summary.total_bytes_processed, 15);
+    assert!(events.iter().all(|e| !matches!(e, BackupEvent::Summary(_))));
+
+    let snaps = repo.snapshots().await.unwrap();
+    assert_eq!(snaps.len(), 1);
+    let s = &snaps[0];
+    assert!(s.id.as_str().starts_with(&summary.snapshot_id));
+    assert_eq!(s.hostname, "my-host");
+    assert_eq!(s.tags, ["pre-restore"]);
+
+    repo.tag(&s.id, "locked", true).await.unwrap();
+    let after = repo.snapshots().await.unwrap();
+    assert_ne!(after[0].id, s.id);
+    assert_eq!(after[0].stable_id(), &s.id);
+    assert!(after[0].has_tag("locked"));
+
+    let restore = repo
+        .stats(StatsMode::RestoreSize, &[&after[0].id])
+        .await
+        .unwrap();
+    assert_eq!((restore.total_size, restore.snapshots_count), (15, 1));
+    let raw = repo.stats(StatsMode::RawData, &[]).await.unwrap();
+    assert!(raw.total_size > 0);
+
+    let ghost = SnapshotId::parse(&"0".repeat(64)).unwrap();
+    let none = repo.stats(StatsMode::RestoreSize, &[&ghost]).await.unwrap();
+    assert_eq!(
+        none.snapshots_count, 0,
+        "restic ignores unknown IDs; callers must check"
+    );
+
+    repo.forget(&[&after[0].id]).await.unwrap();
+    assert!(repo.snapshots().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn cancelling_a_backup_interrupts_restic_and_leaves_no_lock() {
+    let r = restic_with(Timeouts::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("server");
+    std::fs::create_dir_all(&src).unwrap();
+    big_file(&src, 300);
+    let repo = r.repo(dir.path().join("repo"), key("k"));
+    repo.init().await.unwrap();
+
+    let cancel = Cancel::new();
+    let trigger = cancel.clone();
+    let mut saw_status = false;
+    let result = repo
+        .backup(
+            &BackupRequest {
+                source: &src,
+                host: "h",
+                tags: &[],
+                excludes: &[],
+            },
+            Some(&cancel),
+            &mut |e| {
+                if matches!(e, BackupEvent::Status(_)) && !saw_status {
+                    saw_status = true;
+                    trigger.cancel();
+                }
+            },
+        )
+        .await;
+    assert!(saw_status, "restic reported no progress before finishing");
+    assert!(matches!(result, Err(EngineError::Cancelled)), "{result:?}");
+    assert_eq!(locks(repo.path()), 0, "restic left its lock behind");
+    assert!(repo.snapshots().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_timeout_interrupts_restic_and_leaves_no_lock() {
+    let r = restic_with(Timeouts {
+        long: Duration::from_millis(1500),
+        ..Timeouts::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("server");
+    std::fs::create_dir_all(&src).unwrap();
+    big_file(&src, 600);
+    let repo = r.repo(dir.path().join("repo"), key("k"));
+    repo.init().await.unwrap();
+    let result = repo
+        .backup(
+            &BackupRequest {
+                source: &src,
+                host: "h",
+                tags: &[],
+                excludes: &[],
+            },
+            None,
+            &mut |_| {},
+        )
+        .await;
+    assert!(
+        matches!(result, Err(EngineError::Timeout { .. })),
+        "{result:?}"
+    );
+    assert_eq!(locks(repo.path()), 0, "restic left its lock behind");
+}
+
+#[tokio::test]
+async fn dropping_a_running_backup_interrupts_restic() {
+    let r = restic_with(Timeouts::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("server");
+    std::fs::create_dir_all(&src).unwrap();
+    big_file(&src, 300);
+    let repo = r.repo(dir.path().join("repo"), key("k"));
+    repo.init().await.unwrap();
+    let (tx, mut progress) = tokio::sync::mpsc::unbounded_channel();
+    let task = {
+        let repo = repo.clone();
+        let src = src.clone();
+        tokio::spawn(async move {
+            repo.backup(
+                &BackupRequest {
+                    source: &src,
+                    host: "h",
+                    tags: &[],
+                    excludes: &[],
+                },
+                None,
+                &mut |e| {
+                    let _ = tx.send(matches!(e, BackupEvent::Status(_)));
+                },
+            )
+            .await
+        })
+    };
+    // Abandon the run once restic is busy. (restic 0.14 itself leaves its lock
+    // behind when interrupted in the first instant after creating it; the
+    // agent's stale-lock cleanup handles that case.)
+    while let Some(is_status) = progress.recv().await {
+        if is_status {
+            break;
+        }
+    }
+    assert!(
+        locks(repo.path()) > 0,
+        "restic holds no lock while backing up"
+    );
+    task.abort();
+    let _ = task.await;
+    for _ in 0..500 {
+        if locks(repo.path()) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("restic did not remove its lock after SIGINT");
+}
