@@ -38,6 +38,8 @@ pub enum AgentError {
     ResticUnavailable,
     #[error("the operation was interrupted because the agent is shutting down")]
     ShuttingDown,
+    #[error("the agent stopped while this job ran; the job did not finish")]
+    Interrupted,
     /// Anything else; the detail goes to the log, never to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -95,6 +97,7 @@ impl AgentError {
             AgentError::PayloadTooLarge => "payload_too_large",
             AgentError::ResticUnavailable => "restic_unavailable",
             AgentError::ShuttingDown => "shutting_down",
+            AgentError::Interrupted => "interrupted",
             AgentError::Internal(_) => "internal_error",
         }
     }

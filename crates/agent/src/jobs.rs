@@ -1,30 +1,40 @@
 //! Long operations run as jobs: the request answers 202 with a job ID at
 //! once, and `GET …/jobs/{id}` reports status, progress and outcome. A node
 //! runs at most `max_parallel_jobs` at a time; the rest wait in the queue.
+//!
+//! Every job is also written to `<state_dir>/jobs/<id>.json` when it is
+//! queued, starts and ends, so a job that was running when the agent died is
+//! reported as failed after a restart instead of vanishing.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use api::agent::{ErrorDetail, JobKind, JobProgress, JobStatus, JobView};
 use api::{JobId, ServerUuid};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::AgentError;
 use crate::clock::now_rfc3339;
 
-/// Finished jobs stay readable at least this long.
-const KEEP_FINISHED: Duration = Duration::from_secs(2 * 60 * 60);
+/// Finished jobs stay readable at least this long (seconds).
+const KEEP_FINISHED_SECS: i64 = 2 * 60 * 60;
 
+#[derive(Clone, Serialize, Deserialize)]
 struct Record {
-    server: ServerUuid,
+    server: String,
     view: JobView,
-    finished: Option<Instant>,
+    /// Unix seconds the job ended.
+    #[serde(default)]
+    finished_unix: Option<i64>,
 }
 
 pub struct Jobs {
     records: Mutex<HashMap<JobId, Record>>,
     slots: Semaphore,
+    dir: PathBuf,
 }
 
 fn random_id() -> JobId {
@@ -34,12 +44,66 @@ fn random_id() -> JobId {
     JobId::from_bytes(bytes)
 }
 
+fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
 impl Jobs {
-    pub fn new(max_parallel: usize) -> Self {
-        Self {
-            records: Mutex::new(HashMap::new()),
-            slots: Semaphore::new(max_parallel),
+    /// Loads the jobs of the previous run from `dir`. Jobs that had not
+    /// finished are marked failed; their servers are returned so their
+    /// repositories get stale restic locks cleared.
+    pub fn load(max_parallel: usize, dir: PathBuf) -> (Self, Vec<ServerUuid>) {
+        let mut records = HashMap::new();
+        let mut interrupted = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(id) = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| JobId::parse(s).ok())
+                else {
+                    continue;
+                };
+                let record: Option<Record> = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                let Some(mut record) = record else {
+                    tracing::warn!(path = %path.display(), "removing unreadable job record");
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                };
+                if let Some(done) = record.finished_unix {
+                    if now_unix() - done > KEEP_FINISHED_SECS {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                } else {
+                    let err = AgentError::Interrupted;
+                    record.view.status = JobStatus::Failed;
+                    record.view.error = Some(ErrorDetail {
+                        code: err.code().to_owned(),
+                        message: err.public_message(),
+                    });
+                    record.view.finished_at = Some(now_rfc3339());
+                    record.finished_unix = Some(now_unix());
+                    if let Ok(server) = ServerUuid::parse(&record.server) {
+                        interrupted.push(server);
+                    }
+                    write_record(&dir, &id, &record);
+                    tracing::warn!(job = %id, server = %record.server, "job was interrupted by an agent restart");
+                }
+                records.insert(id, record);
+            }
         }
+        (
+            Self {
+                records: Mutex::new(records),
+                slots: Semaphore::new(max_parallel),
+                dir,
+            },
+            interrupted,
+        )
     }
 
     fn records(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Record>> {
@@ -51,27 +115,34 @@ impl Jobs {
     /// Registers a queued job.
     pub fn create(&self, server: &ServerUuid, kind: JobKind) -> JobId {
         let id = random_id();
-        let view = JobView {
-            id: id.to_string(),
-            kind,
-            status: JobStatus::Queued,
-            progress: JobProgress::default(),
-            result: None,
-            error: None,
-            created_at: now_rfc3339(),
-            started_at: None,
-            finished_at: None,
+        let record = Record {
+            server: server.to_string(),
+            view: JobView {
+                id: id.to_string(),
+                kind,
+                status: JobStatus::Queued,
+                progress: JobProgress::default(),
+                result: None,
+                error: None,
+                created_at: now_rfc3339(),
+                started_at: None,
+                finished_at: None,
+            },
+            finished_unix: None,
         };
         let mut records = self.records();
-        records.retain(|_, r| r.finished.is_none_or(|at| at.elapsed() < KEEP_FINISHED));
-        records.insert(
-            id.clone(),
-            Record {
-                server: server.clone(),
-                view,
-                finished: None,
-            },
-        );
+        let now = now_unix();
+        records.retain(|id, r| {
+            let keep = r
+                .finished_unix
+                .is_none_or(|at| now - at < KEEP_FINISHED_SECS);
+            if !keep {
+                let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
+            }
+            keep
+        });
+        write_record(&self.dir, &id, &record);
+        records.insert(id.clone(), record);
         id
     }
 
@@ -82,20 +153,20 @@ impl Jobs {
     }
 
     pub fn start(&self, id: &JobId) {
-        self.update(id, |v| {
-            v.status = JobStatus::Running;
-            v.started_at = Some(now_rfc3339());
+        self.update(id, true, |r| {
+            r.view.status = JobStatus::Running;
+            r.view.started_at = Some(now_rfc3339());
         });
     }
 
+    /// Progress is kept in memory only (it changes every second).
     pub fn progress(&self, id: &JobId, progress: JobProgress) {
-        self.update(id, |v| v.progress = progress);
+        self.update(id, false, |r| r.view.progress = progress);
     }
 
     pub fn finish(&self, id: &JobId, outcome: Result<serde_json::Value, AgentError>) {
-        let mut records = self.records();
-        if let Some(r) = records.get_mut(id) {
-            r.finished = Some(Instant::now());
+        self.update(id, true, |r| {
+            r.finished_unix = Some(now_unix());
             r.view.finished_at = Some(now_rfc3339());
             match outcome {
                 Ok(result) => {
@@ -119,17 +190,22 @@ impl Jobs {
                     });
                 }
             }
-        }
+        });
     }
 
     /// Removes a job that never started (its request was refused).
     pub fn discard(&self, id: &JobId) {
         self.records().remove(id);
+        let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
     }
 
-    fn update(&self, id: &JobId, f: impl FnOnce(&mut JobView)) {
-        if let Some(r) = self.records().get_mut(id) {
-            f(&mut r.view);
+    fn update(&self, id: &JobId, persist: bool, f: impl FnOnce(&mut Record)) {
+        let mut records = self.records();
+        if let Some(r) = records.get_mut(id) {
+            f(r);
+            if persist {
+                write_record(&self.dir, id, r);
+            }
         }
     }
 
@@ -137,7 +213,21 @@ impl Jobs {
     pub fn get(&self, server: &ServerUuid, id: &JobId) -> Option<JobView> {
         self.records()
             .get(id)
-            .filter(|r| &r.server == server)
+            .filter(|r| r.server == server.as_str())
             .map(|r| r.view.clone())
+    }
+}
+
+/// Small files written whole (temp file + rename), so a crash never leaves a
+/// half-written record.
+fn write_record(dir: &Path, id: &JobId, record: &Record) {
+    let result = (|| {
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{id}.json.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec(record)?)?;
+        std::fs::rename(&tmp, dir.join(format!("{id}.json")))
+    })();
+    if let Err(e) = result {
+        tracing::warn!(job = %id, error = %e, "could not save the job record");
     }
 }

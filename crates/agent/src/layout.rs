@@ -46,6 +46,11 @@ impl Layout {
         &self.repo_root
     }
 
+    /// Job records.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.state_dir.join("jobs")
+    }
+
     /// File with the snapshot sizes measured for one repository.
     pub fn sizes_file(&self, server: &ServerUuid) -> PathBuf {
         self.state_dir

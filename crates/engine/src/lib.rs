@@ -20,7 +20,8 @@ use std::time::Duration;
 pub use cancel::Cancel;
 pub use error::EngineError;
 pub use output::{BackupEvent, BackupStatus, BackupSummary, Snapshot, StatsOutput};
-pub use repo::{BackupRequest, Repo, StatsMode};
+pub use process::OutputStream;
+pub use repo::{BackupRequest, DumpFormat, KeyInfo, Repo, StatsMode};
 pub use version::Version;
 
 /// Time limits for restic runs.

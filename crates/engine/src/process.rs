@@ -9,8 +9,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use api::Secret;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::process::{Child, ChildStdout, Command};
 
 use crate::error::classify;
 use crate::{Cancel, EngineError, Restic};
@@ -110,6 +114,78 @@ async fn stop_within(child: &mut Child, grace: Duration, send_interrupt: bool) {
     }
 }
 
+struct Spawned {
+    child: Child,
+    stdout: Option<ChildStdout>,
+    stderr_task: Option<tokio::task::JoinHandle<String>>,
+}
+
+/// restic's stdout as an [`AsyncRead`]. At the end of the output it checks
+/// restic's exit status and turns a failure into a read error, so a consumer
+/// (an HTTP download) never mistakes a cut-off archive for a complete one.
+/// Dropped early (the client went away), it interrupts restic with SIGINT and
+/// keeps reading stdout until restic exits, so restic can remove its lock.
+pub struct OutputStream {
+    stdout: Option<ChildStdout>,
+    exit: tokio::sync::oneshot::Receiver<(Option<std::process::ExitStatus>, String)>,
+    abandon: Cancel,
+    finished: bool,
+}
+
+impl AsyncRead for OutputStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if let Some(out) = this.stdout.as_mut() {
+            let before = buf.filled().len();
+            match Pin::new(out).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() == before => {
+                    this.stdout = None;
+                }
+                other => return other,
+            }
+        }
+        if this.finished {
+            return Poll::Ready(Ok(()));
+        }
+        match Pin::new(&mut this.exit).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                this.finished = true;
+                match result {
+                    Ok((Some(status), _)) if status.success() => Poll::Ready(Ok(())),
+                    Ok((status, stderr)) => {
+                        let code = status.and_then(|s| s.code());
+                        let err = classify(code, &stderr);
+                        tracing::warn!(?code, error = %err, "restic output stream failed");
+                        Poll::Ready(Err(std::io::Error::other(err.to_string())))
+                    }
+                    Err(_) => Poll::Ready(Err(std::io::Error::other("restic ended unexpectedly"))),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for OutputStream {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.abandon.cancel();
+        if let (Some(mut out), Ok(rt)) = (self.stdout.take(), tokio::runtime::Handle::try_current())
+        {
+            rt.spawn(async move {
+                let mut sink = [0u8; 16 * 1024];
+                while matches!(out.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    }
+}
+
 enum Ending {
     Exited(std::io::Result<std::process::ExitStatus>),
     TimedOut,
@@ -147,17 +223,14 @@ impl Restic {
         cmd
     }
 
-    /// Runs restic against `repo` and feeds every stdout line to `on_line`.
-    /// Errors are classified; the key is only ever in the child's environment.
-    pub(crate) async fn run(
+    fn spawn(
         &self,
         repo: &Path,
         key: &Secret,
-        inv: Invocation<'_>,
-        on_line: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<Finished, EngineError> {
+        inv: &Invocation<'_>,
+    ) -> Result<Spawned, EngineError> {
         tracing::debug!(args = ?inv.args, repo = %repo.display(), "running restic");
-        let mut child = self.command(repo, key, &inv).spawn().map_err(|e| {
+        let mut child = self.command(repo, key, inv).spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 EngineError::ResticMissing {
                     bin: self.inner.bin.display().to_string(),
@@ -166,21 +239,13 @@ impl Restic {
                 EngineError::Io(e)
             }
         })?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let mut guard = ChildGuard {
-            child: Some(child),
-            grace: self.inner.grace,
-        };
-
-        if let (Some(bytes), Some(mut stdin)) = (inv.stdin.clone(), stdin) {
+        if let (Some(bytes), Some(mut stdin)) = (inv.stdin.clone(), child.stdin.take()) {
             tokio::spawn(async move {
                 // restic may exit before reading everything; that is its answer.
                 let _ = stdin.write_all(&bytes).await;
             });
         }
-        let stderr_task = stderr.map(|mut err| {
+        let stderr_task = child.stderr.take().map(|mut err| {
             tokio::spawn(async move {
                 let mut kept = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -196,6 +261,77 @@ impl Restic {
                 String::from_utf8_lossy(&kept).into_owned()
             })
         });
+        Ok(Spawned {
+            stdout: child.stdout.take(),
+            child,
+            stderr_task,
+        })
+    }
+
+    /// Starts restic and hands its stdout to the caller as a byte stream
+    /// (`restic dump`). See [`OutputStream`].
+    pub(crate) fn stream(
+        &self,
+        repo: &Path,
+        key: &Secret,
+        inv: Invocation<'_>,
+    ) -> Result<OutputStream, EngineError> {
+        let Spawned {
+            mut child,
+            stdout,
+            stderr_task,
+        } = self.spawn(repo, key, &inv)?;
+        let pid = child.id();
+        let abandon = Cancel::new();
+        let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
+        let grace = self.inner.grace;
+        let abandoned = abandon.clone();
+        let timeout = inv.timeout;
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => status.ok(),
+                _ = abandoned.cancelled() => {
+                    stop_within(&mut child, grace, true).await;
+                    None
+                }
+                _ = tokio::time::sleep(timeout) => {
+                    tracing::warn!(pid, "restic stream took too long; interrupting");
+                    stop_within(&mut child, grace, true).await;
+                    None
+                }
+            };
+            let stderr = match stderr_task {
+                Some(task) => task.await.unwrap_or_default(),
+                None => String::new(),
+            };
+            let _ = exit_tx.send((status, stderr));
+        });
+        Ok(OutputStream {
+            stdout,
+            exit: exit_rx,
+            abandon,
+            finished: false,
+        })
+    }
+
+    /// Runs restic against `repo` and feeds every stdout line to `on_line`.
+    /// Errors are classified; the key is only ever in the child's environment.
+    pub(crate) async fn run(
+        &self,
+        repo: &Path,
+        key: &Secret,
+        inv: Invocation<'_>,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Finished, EngineError> {
+        let Spawned {
+            child,
+            stdout,
+            stderr_task,
+        } = self.spawn(repo, key, &inv)?;
+        let mut guard = ChildGuard {
+            child: Some(child),
+            grace: self.inner.grace,
+        };
         let (line_tx, mut lines) = tokio::sync::mpsc::channel::<String>(256);
         if let Some(out) = stdout {
             tokio::spawn(read_lines(out, line_tx));

@@ -213,3 +213,110 @@ impl Repo {
         summary.ok_or_else(|| EngineError::Parse("restic backup printed no summary".into()))
     }
 }
+
+/// Archive formats `restic dump` writes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DumpFormat {
+    Tar,
+    Zip,
+}
+
+/// One key of a repository (`restic key list --json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct KeyInfo {
+    /// Short or full key ID.
+    pub id: String,
+    /// Whether this is the key the listing was opened with.
+    #[serde(default)]
+    pub current: bool,
+}
+
+fn key_id_ok(id: &str) -> bool {
+    (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Repo {
+    /// Restores a snapshot's content into `target` (which restic creates).
+    pub async fn restore(
+        &self,
+        id: &SnapshotId,
+        target: &Path,
+        cancel: Option<&Cancel>,
+    ) -> Result<(), EngineError> {
+        let mut target_arg = OsString::from("--target=");
+        target_arg.push(target);
+        let mut inv = Invocation::new(
+            vec![
+                "restore".into(),
+                target_arg,
+                "--".into(),
+                id.as_str().into(),
+            ],
+            self.restic.timeouts().long,
+        );
+        inv.cancel = cancel;
+        self.quietly(inv).await
+    }
+
+    /// Streams the whole snapshot as an archive (`restic dump <id> /`).
+    pub fn dump(
+        &self,
+        id: &SnapshotId,
+        format: DumpFormat,
+    ) -> Result<crate::OutputStream, EngineError> {
+        let archive = match format {
+            DumpFormat::Tar => "--archive=tar",
+            DumpFormat::Zip => "--archive=zip",
+        };
+        let inv = Invocation::new(
+            args(["dump", archive, "--", id.as_str(), "/"]),
+            self.restic.timeouts().long,
+        );
+        self.restic.stream(&self.path, &self.key, inv)
+    }
+
+    /// The repository's keys; `current` marks the one this handle opens.
+    pub async fn keys(&self) -> Result<Vec<KeyInfo>, EngineError> {
+        let out = self
+            .capture(self.quick(args(["key", "list", "--json", "--no-lock"])))
+            .await?;
+        let keys: Vec<KeyInfo> = out
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('['))
+            .find_map(|l| serde_json::from_str(l).ok())
+            .ok_or_else(|| EngineError::Parse("no key list in restic output".into()))?;
+        if keys.iter().any(|k| !key_id_ok(&k.id)) {
+            return Err(EngineError::Parse(
+                "unexpected key ID in restic output".into(),
+            ));
+        }
+        Ok(keys)
+    }
+
+    /// Adds `new` as a further key. The new password travels through a pipe
+    /// (`--new-password-file=/dev/stdin`), never argv. restic trims
+    /// whitespace around a password read from a file, so callers must refuse
+    /// such passwords first.
+    pub async fn add_key(&self, new: &Secret) -> Result<(), EngineError> {
+        let mut inv = self.quick(args(["key", "add", "--new-password-file=/dev/stdin"]));
+        inv.stdin = Some(new.expose().as_bytes().to_vec());
+        self.quietly(inv).await
+    }
+
+    /// Removes the key with this ID (not the one this handle opens with).
+    pub async fn remove_key(&self, id: &str) -> Result<(), EngineError> {
+        if !key_id_ok(id) {
+            return Err(EngineError::Parse(format!("not a key ID: {id:?}")));
+        }
+        self.quietly(self.quick(args(["key", "remove", "--", id])))
+            .await
+    }
+
+    /// Removes data no snapshot references any more.
+    pub async fn prune(&self, cancel: Option<&Cancel>) -> Result<(), EngineError> {
+        let mut inv = Invocation::new(args(["prune"]), self.restic.timeouts().long);
+        inv.cancel = cancel;
+        self.quietly(inv).await
+    }
+}

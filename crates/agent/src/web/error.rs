@@ -22,7 +22,9 @@ pub fn status_of(e: &AgentError) -> StatusCode {
         | AgentError::JobInProgress { .. }
         | AgentError::RepoLocked => StatusCode::CONFLICT,
         AgentError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        AgentError::ResticUnavailable | AgentError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        AgentError::ResticUnavailable | AgentError::ShuttingDown | AgentError::Interrupted => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -14,7 +14,7 @@ pub const TOKEN: &str = "test-node-token-6f1d2c3b4a59";
 
 /// A running agent and the folders it works in.
 pub struct TestAgent {
-    pub dir: tempfile::TempDir,
+    pub dir: Arc<tempfile::TempDir>,
     pub url: String,
     child: Child,
     log: Arc<Mutex<String>>,
@@ -40,7 +40,7 @@ impl TestAgent {
     }
 
     pub fn start_with(extra_toml: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         std::fs::create_dir_all(dir.path().join("volumes")).unwrap();
         let config = dir.path().join("agent.toml");
         let mut toml = format!(
@@ -53,6 +53,25 @@ impl TestAgent {
             toml.push('\n');
         }
         std::fs::write(&config, toml).unwrap();
+        Self::spawn_in(dir)
+    }
+
+    /// Kills the agent with SIGKILL (no clean-up at all), as a crash would.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a new agent process on the same folders and settings.
+    pub fn restart(mut self) -> Self {
+        self.kill_hard();
+        let dir = self.dir.clone();
+        drop(self);
+        Self::spawn_in(dir)
+    }
+
+    fn spawn_in(dir: Arc<tempfile::TempDir>) -> Self {
+        let config = dir.path().join("agent.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
             .arg("agent")
             .arg("--config")

@@ -2,26 +2,25 @@
 //! these call the engine. Every mutating restic run on a repository holds
 //! that repository's writer lock, so there is never more than one at a time.
 
+mod backup;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api::agent::{
-    BackupList, CreateBackupRequest, JobKind, JobProgress, JobView, LockState, RepoStats,
-};
+use api::agent::{BackupList, JobView, LockState, RepoStats};
 use api::{JobId, Secret, ServerUuid, SnapshotRef};
-use engine::{BackupEvent, BackupRequest, Cancel, Repo, Restic, StatsMode};
+use engine::{Cancel, Repo, Restic, StatsMode};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
 
 use crate::clock::now_rfc3339;
-use crate::index::{Cursor, LOCKED_TAG, RepoFingerprints, RepoIndex, plan_removals};
+use crate::index::{Cursor, LOCKED_TAG, RepoFingerprints, RepoIndex};
 use crate::jobs::Jobs;
 use crate::layout::Layout;
-use crate::{AgentConfig, AgentError, ignore};
+use crate::{AgentConfig, AgentError};
 
 /// How long a short operation (lock, unlock, delete) waits for a running
 /// operation on the same repository before answering `job_in_progress`.
@@ -41,6 +40,9 @@ struct RepoSlot {
     active_job: Mutex<Option<JobId>>,
     /// A background size measurement is running.
     measuring: AtomicBool,
+    /// A restic run may have died holding a lock: run `restic unlock` (which
+    /// removes stale locks only) before the next change.
+    needs_unlock: AtomicBool,
 }
 
 impl RepoSlot {
@@ -107,16 +109,23 @@ impl Agent {
     pub fn new(cfg: &AgentConfig, restic: Restic) -> Self {
         let mut mac_key = [0u8; 32];
         getrandom::getrandom(&mut mac_key).expect("the system random number generator failed");
+        let layout = Layout::new(
+            cfg.data_dir.clone(),
+            cfg.repo_root.clone(),
+            cfg.state_dir.clone(),
+        );
+        let (jobs, interrupted) = Jobs::load(cfg.max_parallel_jobs, layout.jobs_dir());
+        let mut repos: HashMap<ServerUuid, Arc<RepoSlot>> = HashMap::new();
+        for server in interrupted {
+            let slot = repos.entry(server).or_default();
+            slot.needs_unlock.store(true, Ordering::SeqCst);
+        }
         Self {
             inner: Arc::new(Inner {
-                layout: Layout::new(
-                    cfg.data_dir.clone(),
-                    cfg.repo_root.clone(),
-                    cfg.state_dir.clone(),
-                ),
+                layout,
                 restic,
-                jobs: Jobs::new(cfg.max_parallel_jobs),
-                repos: Mutex::new(HashMap::new()),
+                jobs,
+                repos: Mutex::new(repos),
                 mac_key,
                 shutdown: Cancel::new(),
                 live_jobs: AtomicUsize::new(0),
@@ -307,12 +316,40 @@ impl Agent {
         Ok(stats)
     }
 
+    /// The repository's writer lock for a short operation, after a bounded wait.
     async fn writer<'a>(&self, slot: &'a RepoSlot) -> Result<MutexGuard<'a, ()>, AgentError> {
         tokio::time::timeout(WRITER_WAIT, slot.writer.lock())
             .await
             .map_err(|_| AgentError::JobInProgress {
                 job_id: slot.active_job().map(|j| j.to_string()),
             })
+    }
+
+    /// Call while holding the writer lock, before changing the repository:
+    /// clears locks left by restic runs that died (agent killed, restic's own
+    /// races). `restic unlock` only removes locks whose process is gone.
+    async fn clear_stale_locks(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+    ) -> Result<(), AgentError> {
+        if slot.needs_unlock.load(Ordering::SeqCst)
+            && engine::repo_exists(&self.inner.layout.repo(server))
+        {
+            self.repo(server, key).unlock_stale().await?;
+            slot.needs_unlock.store(false, Ordering::SeqCst);
+            tracing::info!(server = %server, "stale restic locks cleared");
+        }
+        Ok(())
+    }
+
+    /// Notes a failed change: a `repository_locked` answer may come from a
+    /// stale lock, which the next change clears.
+    fn note_failure(slot: &RepoSlot, e: &AgentError) {
+        if matches!(e, AgentError::RepoLocked) {
+            slot.needs_unlock.store(true, Ordering::SeqCst);
+        }
     }
 
     /// `POST …/{id}/lock` and `…/unlock`.
@@ -362,7 +399,12 @@ impl Agent {
         if entry.locked() {
             return Err(AgentError::BackupLocked);
         }
-        self.repo(server, key).forget(&[&entry.current]).await?;
+        self.clear_stale_locks(server, &slot, key).await?;
+        self.repo(server, key)
+            .forget(&[&entry.current])
+            .await
+            .map_err(AgentError::from)
+            .inspect_err(|e| Self::note_failure(&slot, e))?;
         tracing::info!(server = %server, snapshot = %entry.id.short(), "backup deleted");
         Ok(())
     }
@@ -373,175 +415,5 @@ impl Agent {
             .jobs
             .get(server, id)
             .ok_or(AgentError::JobNotFound)
-    }
-
-    /// `POST …/backups/restic`: checks what can be checked at once (server
-    /// directory, key, backup limit), then queues the backup as a job.
-    pub async fn create_backup(
-        &self,
-        server: &ServerUuid,
-        key: &Secret,
-        req: CreateBackupRequest,
-    ) -> Result<JobId, AgentError> {
-        let dir = self.inner.layout.existing_server_dir(server)?;
-        let excludes = ignore::to_excludes(req.ignore.as_deref(), &dir)?;
-        let max = req.max_backups.filter(|m| *m > 0);
-        let slot = self.slot(server);
-
-        let job = self.inner.jobs.create(server, JobKind::Backup);
-        {
-            let mut active = slot.active_job.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(running) = active.as_ref() {
-                let running = running.to_string();
-                drop(active);
-                self.inner.jobs.discard(&job);
-                return Err(AgentError::JobInProgress {
-                    job_id: Some(running),
-                });
-            }
-            *active = Some(job.clone());
-        }
-        let claim = JobClaim { slot: slot.clone() };
-
-        if let Err(e) = self.precheck_backup(server, &slot, key, max).await {
-            self.inner.jobs.discard(&job);
-            return Err(e);
-        }
-
-        let agent = self.clone();
-        let server = server.clone();
-        let key = key.clone();
-        let id = job.clone();
-        let live = LiveJob::new(&self.inner);
-        tokio::spawn(async move {
-            let _live = live;
-            let _claim = claim;
-            let jobs = &agent.inner.jobs;
-            let _permit = jobs.slot().await;
-            let _writer = slot.writer.lock().await;
-            jobs.start(&id);
-            let outcome = agent
-                .run_backup(&server, &slot, &key, &dir, &excludes, max, &id)
-                .await;
-            jobs.finish(&id, outcome);
-        });
-        Ok(job)
-    }
-
-    async fn precheck_backup(
-        &self,
-        server: &ServerUuid,
-        slot: &RepoSlot,
-        key: &Secret,
-        max: Option<u32>,
-    ) -> Result<(), AgentError> {
-        match self.fresh(server, slot, key).await {
-            Ok(idx) => {
-                if let Some(max) = max {
-                    plan_removals(idx.entries(), max, 1)?;
-                }
-                Ok(())
-            }
-            // First backup: the job creates the repository.
-            Err(AgentError::RepoNotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn run_backup(
-        &self,
-        server: &ServerUuid,
-        slot: &RepoSlot,
-        key: &Secret,
-        dir: &PathBuf,
-        excludes: &[String],
-        max: Option<u32>,
-        job: &JobId,
-    ) -> Result<serde_json::Value, AgentError> {
-        let repo = self.repo(server, key);
-        if !repo.exists() {
-            tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
-            repo.init().await?;
-            tracing::info!(server = %server, "repository created");
-        }
-        // The limit is checked before the backup (nothing is written when it
-        // can not be met), but snapshots are only forgotten after the new one
-        // exists, so a failed backup never costs an old one.
-        if let Some(max) = max {
-            plan_removals(self.fresh(server, slot, key).await?.entries(), max, 1)?;
-        }
-        let jobs = &self.inner.jobs;
-        let summary = repo
-            .backup(
-                &BackupRequest {
-                    source: dir,
-                    host: server.as_str(),
-                    tags: &[],
-                    excludes,
-                },
-                Some(&self.inner.shutdown),
-                &mut |event| {
-                    if let BackupEvent::Status(s) = event {
-                        jobs.progress(
-                            job,
-                            JobProgress {
-                                percent: Some((s.percent_done * 1000.0).round() / 10.0),
-                                bytes_done: Some(s.bytes_done),
-                                total_bytes: Some(s.total_bytes),
-                                files_done: Some(s.files_done),
-                                total_files: Some(s.total_files),
-                                seconds_remaining: s.seconds_remaining,
-                            },
-                        );
-                    }
-                },
-            )
-            .await?;
-
-        let mut idx = self.fresh(server, slot, key).await?;
-        let snapshot = idx
-            .by_current_prefix(&summary.snapshot_id)
-            .cloned()
-            .ok_or_else(|| AgentError::Internal("the new snapshot is not in the listing".into()))?;
-        idx.set_size(&snapshot.tree, summary.total_bytes_processed);
-        let sizes = idx.sizes.clone();
-        let older: Vec<_> = idx
-            .entries()
-            .iter()
-            .filter(|e| e.id != snapshot.id)
-            .cloned()
-            .collect();
-        drop(idx);
-        self.save_sizes(server, &sizes).await;
-
-        let mut forgotten = Vec::new();
-        if let Some(max) = max {
-            let removals = plan_removals(&older, max, 1)?;
-            if !removals.is_empty() {
-                repo.forget(&removals.iter().map(|e| &e.current).collect::<Vec<_>>())
-                    .await?;
-                forgotten = removals.iter().map(|e| e.id.to_string()).collect();
-            }
-        }
-        let mut item = snapshot.to_item();
-        item.size = Some(summary.total_bytes_processed);
-        tracing::info!(
-            server = %server,
-            snapshot = %snapshot.id.short(),
-            bytes = summary.total_bytes_processed,
-            added = summary.data_added,
-            forgotten = forgotten.len(),
-            "backup finished"
-        );
-        Ok(serde_json::json!({
-            "snapshot": item,
-            "forgotten": forgotten,
-            "files_new": summary.files_new,
-            "files_changed": summary.files_changed,
-            "files_unmodified": summary.files_unmodified,
-            "data_added": summary.data_added,
-            "duration_seconds": summary.total_duration,
-        }))
     }
 }

@@ -1,0 +1,145 @@
+//! A crashed agent: interrupted jobs are reported failed after a restart, and
+//! the stale restic locks they left are cleared, but live locks are kept.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{TestAgent, all_cmdlines, environ};
+use reqwest::Method;
+use serde_json::json;
+
+const KEY: &str = "recovery-key-0c9d8e7f";
+
+fn locks(agent: &TestAgent, server: &str) -> Vec<String> {
+    std::fs::read_dir(agent.repo(server).join("locks"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn restic_pid_on(repo: &std::path::Path) -> Option<u32> {
+    let repo = repo.display().to_string();
+    all_cmdlines().into_iter().find_map(|(pid, cmd)| {
+        (cmd.starts_with("restic ")
+            && environ(pid)
+                .lines()
+                .any(|l| l == format!("RESTIC_REPOSITORY={repo}")))
+        .then_some(pid)
+    })
+}
+
+/// Orphans of the killed agent are re-parented to this test process (a child
+/// subreaper), so it can reap them: a dead process that nobody reaps keeps its
+/// PID, and restic would rightly take its lock for a live one.
+fn become_subreaper() {
+    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(rc, 0, "prctl(PR_SET_CHILD_SUBREAPER) failed");
+}
+
+fn reap(pid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let mut status = 0;
+        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        if rc == pid as libc::pid_t {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[tokio::test]
+async fn interrupted_jobs_fail_after_restart_and_only_stale_locks_are_cleared() {
+    become_subreaper();
+    let mut agent = TestAgent::start();
+    let server = agent.add_server();
+    agent.backup(&server, KEY).await;
+    let big = common::pseudo_random(7, 300 * 1024 * 1024);
+    std::fs::write(agent.data_dir().join(&server).join("world/big.mca"), big).unwrap();
+
+    let job = agent.start_backup(&server, KEY, json!({})).await;
+    let url = format!("{}/jobs/{job}", agent.backups_url(&server));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, view) = agent.call(Method::GET, &url, "", None).await;
+        assert_eq!(
+            view["status"] != "succeeded",
+            true,
+            "finished too early: {view}"
+        );
+        if view["progress"]["percent"].is_number() {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let repo = agent.repo(&server);
+    let restic_pid = restic_pid_on(&repo).expect("restic is running the backup");
+    agent.kill_hard();
+    // Orphaned, restic dies at its next write to the closed pipe, lock and all.
+    assert!(
+        reap(restic_pid, Duration::from_secs(60)),
+        "the orphaned restic kept running"
+    );
+    let stale = locks(&agent, &server);
+    assert_eq!(
+        stale.len(),
+        1,
+        "the crash should have left exactly one stale lock"
+    );
+
+    // A live restic (by hand) holds a lock of its own while it reads stdin.
+    let mut live = Command::new("restic")
+        .env("RESTIC_REPOSITORY", &repo)
+        .env("RESTIC_PASSWORD", KEY)
+        .args([
+            "--no-cache",
+            "backup",
+            "--stdin",
+            "--stdin-filename",
+            "note.txt",
+            "--host",
+            "operator",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while locks(&agent, &server).len() < 2 {
+        assert!(Instant::now() < deadline, "the live restic took no lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let agent = agent.restart();
+    let url = format!("{}/jobs/{job}", agent.backups_url(&server));
+    let (status, view) = agent.call(Method::GET, &url, "", None).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "failed", "{view}");
+    assert_eq!(view["error"]["code"], "interrupted");
+    assert!(view["finished_at"].is_string());
+
+    // The next change clears the stale lock and keeps the live one.
+    agent.backup(&server, KEY).await;
+    let now = locks(&agent, &server);
+    assert!(!now.contains(&stale[0]), "the stale lock is still there");
+    assert_eq!(now.len(), 1, "the live lock must stay: {now:?}");
+    assert!(agent.log().contains("stale restic locks cleared"));
+
+    live.stdin
+        .take()
+        .unwrap()
+        .write_all(b"operator note\n")
+        .unwrap();
+    assert!(live.wait().unwrap().success());
+    assert!(locks(&agent, &server).is_empty());
+    assert_eq!(agent.list(&server, KEY).await["total"], 3);
+}
