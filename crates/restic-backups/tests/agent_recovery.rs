@@ -69,11 +69,7 @@ async fn interrupted_jobs_fail_after_restart_and_only_stale_locks_are_cleared() 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, view) = agent.call(Method::GET, &url, "", None).await;
-        assert_eq!(
-            view["status"] != "succeeded",
-            true,
-            "finished too early: {view}"
-        );
+        assert_ne!(view["status"], "succeeded", "finished too early: {view}");
         if view["progress"]["percent"].is_number() {
             break;
         }
