@@ -51,6 +51,8 @@ pub struct AgentConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Jobs (backups, ...) running at once on this node.
     pub max_parallel_jobs: usize,
+    /// Forgotten snapshots that make a `restic prune` due (else once a day).
+    pub prune_after_forgets: u64,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -65,6 +67,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("state_dir", &self.state_dir)
             .field("tls", &self.tls)
             .field("max_parallel_jobs", &self.max_parallel_jobs)
+            .field("prune_after_forgets", &self.prune_after_forgets)
             .finish()
     }
 }
@@ -84,6 +87,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     max_parallel_jobs: Option<usize>,
+    prune_after_forgets: Option<u64>,
     wings_config: Option<PathBuf>,
 }
 
@@ -171,6 +175,12 @@ impl AgentConfig {
             tls_key,
             wings_config
         );
+        if let Some(v) = var("prune_after_forgets") {
+            f.prune_after_forgets = Some(
+                v.parse()
+                    .map_err(|_| invalid("prune_after_forgets", "must be a whole number"))?,
+            );
+        }
         if let Some(v) = var("max_parallel_jobs") {
             f.max_parallel_jobs = Some(
                 v.parse()
@@ -242,6 +252,7 @@ impl AgentConfig {
             restic_bin: f.restic_bin.unwrap_or_else(|| "restic".into()),
             tls,
             max_parallel_jobs,
+            prune_after_forgets: f.prune_after_forgets.unwrap_or(10).max(1),
         })
     }
 }

@@ -288,6 +288,20 @@ impl Cursor {
     }
 }
 
+/// The tag of the safety snapshot a restore takes first.
+pub const PRE_RESTORE_TAG: &str = "pre-restore";
+
+/// How long a safety snapshot is exempt from the backup limit.
+const PRE_RESTORE_GRACE: time::Duration = time::Duration::days(1);
+
+impl Entry {
+    /// A safety snapshot younger than a day: neither counted against the
+    /// backup limit nor removed to make room.
+    pub fn is_fresh_safety_snapshot(&self, now: OffsetDateTime) -> bool {
+        self.tags.iter().any(|t| t == PRE_RESTORE_TAG) && now - self.time < PRE_RESTORE_GRACE
+    }
+}
+
 /// Which snapshots a new backup must make room for under `max`: the oldest
 /// unlocked ones. `Err(AllBackupsLocked)` when there are not enough unlocked
 /// ones, in which case nothing may be removed.
@@ -295,13 +309,18 @@ pub fn plan_removals(
     entries: &[Entry],
     max: u32,
     incoming: usize,
+    now: OffsetDateTime,
 ) -> Result<Vec<Entry>, AgentError> {
-    let need = (entries.len() + incoming).saturating_sub(max as usize);
+    let counted: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| !e.is_fresh_safety_snapshot(now))
+        .collect();
+    let need = (counted.len() + incoming).saturating_sub(max as usize);
     if need == 0 {
         return Ok(Vec::new());
     }
-    let removable: Vec<Entry> = entries
-        .iter()
+    let removable: Vec<Entry> = counted
+        .into_iter()
         .rev()
         .filter(|e| !e.locked())
         .take(need)
@@ -408,14 +427,43 @@ mod tests {
             snap(3, 3, &[]),
             snap(4, 4, &["locked"]),
         ]);
-        let plan = plan_removals(idx.entries(), 4, 1).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let plan = plan_removals(idx.entries(), 4, 1, now).unwrap();
         assert_eq!(
             plan.iter().map(|e| e.id.clone()).collect::<Vec<_>>(),
             [sid(2)]
         );
-        let plan = plan_removals(idx.entries(), 3, 1).unwrap();
+        let plan = plan_removals(idx.entries(), 3, 1, now).unwrap();
         assert_eq!(plan.len(), 2);
-        assert!(plan_removals(idx.entries(), 2, 1).is_err());
-        assert!(plan_removals(idx.entries(), 5, 1).unwrap().is_empty());
+        assert!(plan_removals(idx.entries(), 2, 1, now).is_err());
+        assert!(plan_removals(idx.entries(), 5, 1, now).unwrap().is_empty());
+    }
+
+    #[test]
+    fn fresh_safety_snapshots_are_exempt_from_the_limit_for_a_day() {
+        let t0 = 1_000_000;
+        let idx = index(vec![
+            snap(1, t0, &[]),
+            snap(2, t0 + 10, &["pre-restore"]),
+            snap(3, t0 + 20, &[]),
+        ]);
+        let ids = |plan: Vec<Entry>| plan.into_iter().map(|e| e.id).collect::<Vec<_>>();
+        let soon = OffsetDateTime::from_unix_timestamp(t0 + 3600).unwrap();
+        // Two counted snapshots, limit 3: room for one more without removals.
+        assert!(plan_removals(idx.entries(), 3, 1, soon).unwrap().is_empty());
+        assert_eq!(
+            ids(plan_removals(idx.entries(), 2, 1, soon).unwrap()),
+            [sid(1)]
+        );
+        // After a day it is an ordinary snapshot again.
+        let later = OffsetDateTime::from_unix_timestamp(t0 + 2 * 86_400).unwrap();
+        assert_eq!(
+            ids(plan_removals(idx.entries(), 3, 1, later).unwrap()),
+            [sid(1)]
+        );
+        assert_eq!(
+            ids(plan_removals(idx.entries(), 2, 1, later).unwrap()),
+            [sid(1), sid(2)]
+        );
     }
 }

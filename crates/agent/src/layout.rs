@@ -51,6 +51,31 @@ impl Layout {
         self.state_dir.join("jobs")
     }
 
+    /// Where restores stage their files (beside the server directories, so
+    /// on the same filesystem).
+    pub fn restore_work_root(&self) -> PathBuf {
+        self.data_dir.join(".restic-restore")
+    }
+
+    /// All server directories (names that are UUIDs).
+    pub fn server_dirs(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.data_dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| ServerUuid::parse(&e.file_name().to_string_lossy()).is_ok())
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Pending-prune bookkeeping of one repository.
+    pub fn prune_file(&self, server: &ServerUuid) -> PathBuf {
+        self.state_dir
+            .join("prune")
+            .join(format!("{}.json", server.as_str()))
+    }
+
     /// File with the snapshot sizes measured for one repository.
     pub fn sizes_file(&self, server: &ServerUuid) -> PathBuf {
         self.state_dir

@@ -5,11 +5,13 @@
 mod clock;
 pub mod config;
 mod error;
+mod failpoint;
 mod ignore;
 mod index;
 mod jobs;
 mod layout;
 mod service;
+mod swap;
 pub mod web;
 
 use std::future::Future;

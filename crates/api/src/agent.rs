@@ -139,3 +139,21 @@ impl ErrorBody {
         }
     }
 }
+
+/// `POST /api/servers/{uuid}/backups/restic/{id}/restore`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RestoreRequest {
+    /// Remove files the snapshot does not have (default `true`).
+    #[serde(default = "yes")]
+    pub truncate: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RestoreRequest {
+    fn default() -> Self {
+        Self { truncate: true }
+    }
+}

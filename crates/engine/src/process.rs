@@ -13,8 +13,43 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, ReadBuf};
-use tokio::process::{Child, ChildStdout, Command};
+
+use tokio::net::unix::pipe;
+use tokio::process::{Child, Command};
+
+/// The stdout and stderr pipes of one restic run, all ends close-on-exec.
+struct OutputPipes {
+    out_r: OwnedFd,
+    out_w: OwnedFd,
+    err_r: OwnedFd,
+    err_w: OwnedFd,
+}
+
+fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills two new descriptors we then own.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+impl OutputPipes {
+    fn new() -> std::io::Result<Self> {
+        let (out_r, out_w) = cloexec_pipe()?;
+        let (err_r, err_w) = cloexec_pipe()?;
+        Ok(Self {
+            out_r,
+            out_w,
+            err_r,
+            err_w,
+        })
+    }
+}
 
 use crate::error::classify;
 use crate::{Cancel, EngineError, Restic};
@@ -116,7 +151,7 @@ async fn stop_within(child: &mut Child, grace: Duration, send_interrupt: bool) {
 
 struct Spawned {
     child: Child,
-    stdout: Option<ChildStdout>,
+    stdout: Option<pipe::Receiver>,
     stderr_task: Option<tokio::task::JoinHandle<String>>,
 }
 
@@ -126,7 +161,7 @@ struct Spawned {
 /// Dropped early (the client went away), it interrupts restic with SIGINT and
 /// keeps reading stdout until restic exits, so restic can remove its lock.
 pub struct OutputStream {
-    stdout: Option<ChildStdout>,
+    stdout: Option<pipe::Receiver>,
     exit: tokio::sync::oneshot::Receiver<(Option<std::process::ExitStatus>, String)>,
     abandon: Cancel,
     finished: bool,
@@ -193,7 +228,13 @@ enum Ending {
 }
 
 impl Restic {
-    fn command(&self, repo: &Path, key: &Secret, inv: &Invocation<'_>) -> Command {
+    fn command(
+        &self,
+        repo: &Path,
+        key: &Secret,
+        inv: &Invocation<'_>,
+        pipes: &OutputPipes,
+    ) -> std::io::Result<Command> {
         let mut cmd = Command::new(&self.inner.bin);
         cmd.env_clear();
         for var in ["PATH", "HOME", "TMPDIR", "TZ"] {
@@ -219,8 +260,42 @@ impl Restic {
         } else {
             Stdio::null()
         });
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd
+        cmd.stdout(Stdio::from(pipes.out_w.try_clone()?));
+        cmd.stderr(Stdio::from(pipes.err_w.try_clone()?));
+        // If the agent dies (even by SIGKILL), the kernel sends restic SIGINT,
+        // so restic still stops cleanly and removes its lock. For that clean-up
+        // not to die of SIGPIPE on its own output (a Go program writing to a
+        // pipe without readers is killed), restic also holds the read ends of
+        // its stdout and stderr (as fds 3 and 4, which it never touches): the
+        // pipes always have a reader.
+        let parent = std::process::id() as libc::pid_t;
+        let (out_r, err_r) = (pipes.out_r.as_raw_fd(), pipes.err_r.as_raw_fd());
+        // SAFETY: only async-signal-safe calls (prctl, getppid, raise, fcntl,
+        // dup2, close) run between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let check = |rc: libc::c_int| {
+                    if rc < 0 {
+                        Err(std::io::Error::last_os_error())
+                    } else {
+                        Ok(rc)
+                    }
+                };
+                check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT))?;
+                if libc::getppid() != parent {
+                    libc::raise(libc::SIGINT);
+                }
+                // Copies above 10 first, so 3 and 4 can be overwritten safely.
+                let a = check(libc::fcntl(out_r, libc::F_DUPFD, 10))?;
+                let b = check(libc::fcntl(err_r, libc::F_DUPFD, 10))?;
+                check(libc::dup2(a, 3))?;
+                check(libc::dup2(b, 4))?;
+                libc::close(a);
+                libc::close(b);
+                Ok(())
+            });
+        }
+        Ok(cmd)
     }
 
     fn spawn(
@@ -230,7 +305,8 @@ impl Restic {
         inv: &Invocation<'_>,
     ) -> Result<Spawned, EngineError> {
         tracing::debug!(args = ?inv.args, repo = %repo.display(), "running restic");
-        let mut child = self.command(repo, key, inv).spawn().map_err(|e| {
+        let pipes = OutputPipes::new()?;
+        let mut child = self.command(repo, key, inv, &pipes)?.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 EngineError::ResticMissing {
                     bin: self.inner.bin.display().to_string(),
@@ -245,7 +321,11 @@ impl Restic {
                 let _ = stdin.write_all(&bytes).await;
             });
         }
-        let stderr_task = child.stderr.take().map(|mut err| {
+        // The parent's copies of the write ends go, so EOF comes when restic exits.
+        let OutputPipes { out_r, err_r, .. } = pipes;
+        let stdout = pipe::Receiver::from_owned_fd(out_r)?;
+        let stderr = Some(pipe::Receiver::from_owned_fd(err_r)?);
+        let stderr_task = stderr.map(|mut err| {
             tokio::spawn(async move {
                 let mut kept = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -262,7 +342,7 @@ impl Restic {
             })
         });
         Ok(Spawned {
-            stdout: child.stdout.take(),
+            stdout: Some(stdout),
             child,
             stderr_task,
         })
@@ -383,7 +463,7 @@ impl Restic {
 /// Reads stdout line by line until restic closes it. Lines go to the run; if
 /// the run was abandoned the lines are still read (and dropped) so restic can
 /// finish writing.
-async fn read_lines(out: tokio::process::ChildStdout, tx: tokio::sync::mpsc::Sender<String>) {
+async fn read_lines(out: pipe::Receiver, tx: tokio::sync::mpsc::Sender<String>) {
     // Bytes, not `lines()`: a file name in a plain-text line may not be UTF-8.
     let mut reader = BufReader::new(out);
     let mut line = Vec::new();

@@ -78,8 +78,13 @@ async fn interrupted_jobs_fail_after_restart_and_only_stale_locks_are_cleared() 
     }
     let repo = agent.repo(&server);
     let restic_pid = restic_pid_on(&repo).expect("restic is running the backup");
+    // A machine-level crash takes restic down with the agent before it can
+    // clean up. (A plain agent crash would not do: restic gets SIGINT from
+    // the kernel when the agent dies and removes its own lock.) Stopped,
+    // restic can not react to that SIGINT before it is killed.
+    unsafe { libc::kill(restic_pid as libc::pid_t, libc::SIGSTOP) };
     agent.kill_hard();
-    // Orphaned, restic dies at its next write to the closed pipe, lock and all.
+    unsafe { libc::kill(restic_pid as libc::pid_t, libc::SIGKILL) };
     assert!(
         reap(restic_pid, Duration::from_secs(60)),
         "the orphaned restic kept running"
@@ -138,4 +143,34 @@ async fn interrupted_jobs_fail_after_restart_and_only_stale_locks_are_cleared() 
     assert!(live.wait().unwrap().success());
     assert!(locks(&agent, &server).is_empty());
     assert_eq!(agent.list(&server, KEY).await["total"], 3);
+}
+
+#[tokio::test]
+async fn a_killed_agent_takes_its_restic_down_cleanly() {
+    become_subreaper();
+    let mut agent = TestAgent::start();
+    let server = agent.add_server();
+    agent.backup(&server, KEY).await;
+    let big = common::pseudo_random(8, 300 * 1024 * 1024);
+    std::fs::write(agent.data_dir().join(&server).join("world/big.mca"), big).unwrap();
+    let job = agent.start_backup(&server, KEY, json!({})).await;
+    let url = format!("{}/jobs/{job}", agent.backups_url(&server));
+    loop {
+        let (_, view) = agent.call(Method::GET, &url, "", None).await;
+        assert_ne!(view["status"], "succeeded", "finished too early: {view}");
+        if view["progress"]["percent"].is_number() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let restic_pid = restic_pid_on(&agent.repo(&server)).expect("restic is running");
+    agent.kill_hard();
+    assert!(
+        reap(restic_pid, Duration::from_secs(30)),
+        "restic outlived the agent"
+    );
+    assert!(
+        locks(&agent, &server).is_empty(),
+        "restic left its lock behind"
+    );
 }

@@ -1,14 +1,16 @@
 //! `POST /api/servers/{uuid}/backups/restic`: backups as jobs, with the
-//! `max_backups` limit.
+//! `max_backups` limit. Also the snapshot step that restore (safety
+//! snapshot) and archive (final snapshot) share.
 
 use std::path::Path;
 
 use api::agent::{CreateBackupRequest, JobKind, JobProgress};
 use api::{JobId, Secret, ServerUuid};
-use engine::{BackupEvent, BackupRequest};
+use engine::{BackupEvent, BackupRequest, BackupSummary};
+use time::OffsetDateTime;
 
-use super::{Agent, JobClaim, LiveJob, RepoSlot};
-use crate::index::plan_removals;
+use super::{Agent, JobCtx, RepoSlot};
+use crate::index::{Entry, plan_removals};
 use crate::{AgentError, ignore};
 
 impl Agent {
@@ -24,48 +26,16 @@ impl Agent {
         let excludes = ignore::to_excludes(req.ignore.as_deref(), &dir)?;
         let max = req.max_backups.filter(|m| *m > 0);
         let slot = self.slot(server);
-
-        let job = self.inner.jobs.create(server, JobKind::Backup);
-        {
-            let mut active = slot.active_job.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(running) = active.as_ref() {
-                let running = running.to_string();
-                drop(active);
-                self.inner.jobs.discard(&job);
-                return Err(AgentError::JobInProgress {
-                    job_id: Some(running),
-                });
-            }
-            *active = Some(job.clone());
-        }
-        let claim = JobClaim { slot: slot.clone() };
-
+        let claim = self.claim(server, &slot, JobKind::Backup)?;
         if let Err(e) = self.precheck_backup(server, &slot, key, max).await {
-            self.inner.jobs.discard(&job);
+            self.inner.jobs.discard(&claim.0);
             return Err(e);
         }
-
-        let agent = self.clone();
-        let server = server.clone();
-        let key = key.clone();
-        let id = job.clone();
-        let live = LiveJob::new(&self.inner);
-        tokio::spawn(async move {
-            let _live = live;
-            let _claim = claim;
-            let jobs = &agent.inner.jobs;
-            let _permit = jobs.slot().await;
-            let _writer = slot.writer.lock().await;
-            jobs.start(&id);
-            let outcome = agent
-                .run_backup(&server, &slot, &key, &dir, &excludes, max, &id)
-                .await;
-            if let Err(e) = &outcome {
-                Agent::note_failure(&slot, e);
-            }
-            jobs.finish(&id, outcome);
-        });
-        Ok(job)
+        Ok(
+            self.spawn_job(server, slot, key, claim, move |ctx| async move {
+                ctx.agent.run_backup(&ctx, &dir, &excludes, max).await
+            }),
+        )
     }
 
     async fn precheck_backup(
@@ -78,7 +48,7 @@ impl Agent {
         match self.fresh(server, slot, key).await {
             Ok(idx) => {
                 if let Some(max) = max {
-                    plan_removals(idx.entries(), max, 1)?;
+                    plan_removals(idx.entries(), max, 1, OffsetDateTime::now_utc())?;
                 }
                 Ok(())
             }
@@ -88,44 +58,93 @@ impl Agent {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run_backup(
         &self,
-        server: &ServerUuid,
-        slot: &RepoSlot,
-        key: &Secret,
+        ctx: &JobCtx,
         dir: &Path,
         excludes: &[String],
         max: Option<u32>,
-        job: &JobId,
     ) -> Result<serde_json::Value, AgentError> {
-        let repo = self.repo(server, key);
-        self.clear_stale_locks(server, slot, key).await?;
-        if !repo.exists() {
-            tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
-            repo.init().await?;
-            tracing::info!(server = %server, "repository created");
-        }
         // The limit is checked before the backup (nothing is written when it
         // can not be met), but snapshots are only forgotten after the new one
         // exists, so a failed backup never costs an old one.
+        if let Some(max) = max
+            && self.repo(&ctx.server, &ctx.key).exists()
+        {
+            let idx = self.fresh(&ctx.server, &ctx.slot, &ctx.key).await?;
+            plan_removals(idx.entries(), max, 1, OffsetDateTime::now_utc())?;
+        }
+        let (snapshot, summary) = self.snapshot(ctx, dir, excludes, &[]).await?;
+
+        let mut forgotten = Vec::new();
         if let Some(max) = max {
-            plan_removals(self.fresh(server, slot, key).await?.entries(), max, 1)?;
+            let older: Vec<Entry> = self
+                .fresh(&ctx.server, &ctx.slot, &ctx.key)
+                .await?
+                .entries()
+                .iter()
+                .filter(|e| e.id != snapshot.id)
+                .cloned()
+                .collect();
+            let removals = plan_removals(&older, max, 1, OffsetDateTime::now_utc())?;
+            if !removals.is_empty() {
+                self.repo(&ctx.server, &ctx.key)
+                    .forget(&removals.iter().map(|e| &e.current).collect::<Vec<_>>())
+                    .await?;
+                forgotten = removals.iter().map(|e| e.id.to_string()).collect();
+                self.note_forgotten(&ctx.server, forgotten.len());
+            }
+        }
+        self.prune_if_due(&ctx.server, &ctx.key);
+        tracing::info!(
+            server = %ctx.server,
+            snapshot = %snapshot.id.short(),
+            bytes = summary.total_bytes_processed,
+            added = summary.data_added,
+            forgotten = forgotten.len(),
+            "backup finished"
+        );
+        Ok(serde_json::json!({
+            "snapshot": snapshot.to_item(),
+            "forgotten": forgotten,
+            "files_new": summary.files_new,
+            "files_changed": summary.files_changed,
+            "files_unmodified": summary.files_unmodified,
+            "data_added": summary.data_added,
+            "duration_seconds": summary.total_duration,
+        }))
+    }
+
+    /// Takes one snapshot of `dir` (creating the repository on first use),
+    /// reports progress on the job, records the snapshot's size and returns
+    /// its index entry. Call with the writer lock held.
+    pub(super) async fn snapshot(
+        &self,
+        ctx: &JobCtx,
+        dir: &Path,
+        excludes: &[String],
+        tags: &[&str],
+    ) -> Result<(Entry, BackupSummary), AgentError> {
+        let repo = self.repo(&ctx.server, &ctx.key);
+        if !repo.exists() {
+            tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
+            repo.init().await?;
+            tracing::info!(server = %ctx.server, "repository created");
         }
         let jobs = &self.inner.jobs;
         let summary = repo
             .backup(
                 &BackupRequest {
                     source: dir,
-                    host: server.as_str(),
-                    tags: &[],
+                    host: ctx.server.as_str(),
+                    tags,
                     excludes,
                 },
                 Some(&self.inner.shutdown),
                 &mut |event| {
                     if let BackupEvent::Status(s) = event {
                         jobs.progress(
-                            job,
+                            &ctx.job,
                             JobProgress {
                                 percent: Some((s.percent_done * 1000.0).round() / 10.0),
                                 bytes_done: Some(s.bytes_done),
@@ -140,49 +159,16 @@ impl Agent {
             )
             .await?;
 
-        let mut idx = self.fresh(server, slot, key).await?;
-        let snapshot = idx
+        let mut idx = self.fresh(&ctx.server, &ctx.slot, &ctx.key).await?;
+        let mut snapshot = idx
             .by_current_prefix(&summary.snapshot_id)
             .cloned()
             .ok_or_else(|| AgentError::Internal("the new snapshot is not in the listing".into()))?;
         idx.set_size(&snapshot.tree, summary.total_bytes_processed);
+        snapshot.size = Some(summary.total_bytes_processed);
         let sizes = idx.sizes.clone();
-        let older: Vec<_> = idx
-            .entries()
-            .iter()
-            .filter(|e| e.id != snapshot.id)
-            .cloned()
-            .collect();
         drop(idx);
-        self.save_sizes(server, &sizes).await;
-
-        let mut forgotten = Vec::new();
-        if let Some(max) = max {
-            let removals = plan_removals(&older, max, 1)?;
-            if !removals.is_empty() {
-                repo.forget(&removals.iter().map(|e| &e.current).collect::<Vec<_>>())
-                    .await?;
-                forgotten = removals.iter().map(|e| e.id.to_string()).collect();
-            }
-        }
-        let mut item = snapshot.to_item();
-        item.size = Some(summary.total_bytes_processed);
-        tracing::info!(
-            server = %server,
-            snapshot = %snapshot.id.short(),
-            bytes = summary.total_bytes_processed,
-            added = summary.data_added,
-            forgotten = forgotten.len(),
-            "backup finished"
-        );
-        Ok(serde_json::json!({
-            "snapshot": item,
-            "forgotten": forgotten,
-            "files_new": summary.files_new,
-            "files_changed": summary.files_changed,
-            "files_unmodified": summary.files_unmodified,
-            "data_added": summary.data_added,
-            "duration_seconds": summary.total_duration,
-        }))
+        self.save_sizes(&ctx.server, &sizes).await;
+        Ok((snapshot, summary))
     }
 }

@@ -3,6 +3,8 @@
 //! that repository's writer lock, so there is never more than one at a time.
 
 mod backup;
+mod prune;
+mod restore;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -43,6 +45,10 @@ struct RepoSlot {
     /// A restic run may have died holding a lock: run `restic unlock` (which
     /// removes stale locks only) before the next change.
     needs_unlock: AtomicBool,
+    /// A prune job is queued or running.
+    prune_queued: AtomicBool,
+    /// Serialises read-modify-write of the persisted prune state.
+    prune_state: Mutex<()>,
 }
 
 impl RepoSlot {
@@ -54,9 +60,19 @@ impl RepoSlot {
     }
 }
 
-/// Releases a repository's job claim however the job ends.
+/// A repository's claim by one user-started job (backup, restore, archive);
+/// released however the job ends.
 struct JobClaim {
     slot: Arc<RepoSlot>,
+}
+
+/// What a job's work receives: everything owned, so it can run on its own task.
+struct JobCtx {
+    agent: Agent,
+    server: ServerUuid,
+    slot: Arc<RepoSlot>,
+    key: Secret,
+    job: JobId,
 }
 
 impl Drop for JobClaim {
@@ -81,6 +97,8 @@ struct Inner {
     shutdown: Cancel,
     /// Jobs spawned and not yet finished (queued or running).
     live_jobs: AtomicUsize,
+    /// Forgets that make a prune due.
+    prune_after_forgets: u64,
 }
 
 /// Counts a job as live until it ends, however it ends.
@@ -115,6 +133,9 @@ impl Agent {
             cfg.state_dir.clone(),
         );
         let (jobs, interrupted) = Jobs::load(cfg.max_parallel_jobs, layout.jobs_dir());
+        // Restores a crash interrupted are completed or rolled back before
+        // anything else touches the server directories.
+        crate::swap::repair(&layout.restore_work_root(), &layout.server_dirs());
         let mut repos: HashMap<ServerUuid, Arc<RepoSlot>> = HashMap::new();
         for server in interrupted {
             let slot = repos.entry(server).or_default();
@@ -129,6 +150,7 @@ impl Agent {
                 mac_key,
                 shutdown: Cancel::new(),
                 live_jobs: AtomicUsize::new(0),
+                prune_after_forgets: cfg.prune_after_forgets,
             }),
         }
     }
@@ -316,6 +338,69 @@ impl Agent {
         Ok(stats)
     }
 
+    /// Claims the repository for a new job of `kind`, or answers
+    /// `job_in_progress` if another one holds it.
+    fn claim(
+        &self,
+        server: &ServerUuid,
+        slot: &Arc<RepoSlot>,
+        kind: api::agent::JobKind,
+    ) -> Result<(JobId, JobClaim), AgentError> {
+        let mut active = slot.active_job.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = active.as_ref() {
+            return Err(AgentError::JobInProgress {
+                job_id: Some(running.to_string()),
+            });
+        }
+        let job = self.inner.jobs.create(server, kind);
+        *active = Some(job.clone());
+        Ok((job, JobClaim { slot: slot.clone() }))
+    }
+
+    /// Runs `work` as the job: it waits for a node slot and the repository's
+    /// writer lock, then runs, and its outcome becomes the job's result.
+    fn spawn_job<F, Fut>(
+        &self,
+        server: &ServerUuid,
+        slot: Arc<RepoSlot>,
+        key: &Secret,
+        (job, claim): (JobId, JobClaim),
+        work: F,
+    ) -> JobId
+    where
+        F: FnOnce(JobCtx) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<serde_json::Value, AgentError>> + Send,
+    {
+        let live = LiveJob::new(&self.inner);
+        let ctx = JobCtx {
+            agent: self.clone(),
+            server: server.clone(),
+            slot,
+            key: key.clone(),
+            job: job.clone(),
+        };
+        tokio::spawn(async move {
+            let _live = live;
+            let _claim = claim;
+            let agent = ctx.agent.clone();
+            let slot = ctx.slot.clone();
+            let id = ctx.job.clone();
+            let jobs = &agent.inner.jobs;
+            let _permit = jobs.slot().await;
+            let _writer = slot.writer.lock().await;
+            jobs.start(&id);
+            let outcome = match agent.clear_stale_locks(&ctx.server, &slot, &ctx.key).await {
+                Ok(()) => work(ctx).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &outcome {
+                Agent::note_failure(&slot, e);
+            }
+            jobs.finish(&id, outcome);
+        });
+        job
+    }
+
     /// The repository's writer lock for a short operation, after a bounded wait.
     async fn writer<'a>(&self, slot: &'a RepoSlot) -> Result<MutexGuard<'a, ()>, AgentError> {
         tokio::time::timeout(WRITER_WAIT, slot.writer.lock())
@@ -406,6 +491,8 @@ impl Agent {
             .map_err(AgentError::from)
             .inspect_err(|e| Self::note_failure(&slot, e))?;
         tracing::info!(server = %server, snapshot = %entry.id.short(), "backup deleted");
+        self.note_forgotten(server, 1);
+        self.prune_if_due(server, key);
         Ok(())
     }
 

@@ -5,6 +5,7 @@ mod delete;
 mod jobs;
 mod list;
 mod lock;
+mod restore;
 mod stats;
 
 use axum::Router;
@@ -33,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/servers/{server}/backups/restic/{id}/unlock",
             post(lock::unlock),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/{id}/restore",
+            post(restore::handler),
         )
         .route(
             "/api/servers/{server}/backups/restic/{id}",

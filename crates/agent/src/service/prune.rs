@@ -1,0 +1,117 @@
+//! Batched `restic prune`. Forgetting a snapshot only drops its record; the
+//! space comes back when unreferenced data is pruned, which is slow and takes
+//! the repository's exclusive lock. So forgets are counted per repository and
+//! a prune job runs once `prune_after_forgets` accumulated, or once a day when
+//! any are pending. The agent holds no keys at rest, so a prune can only start
+//! from a request that brought the key; it then waits for the repository's
+//! writer lock like every other change (never beside a backup).
+
+use std::sync::atomic::Ordering;
+
+use api::agent::JobKind;
+use api::{Secret, ServerUuid};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Agent, LiveJob};
+use crate::AgentError;
+
+const DAY_SECS: i64 = 24 * 60 * 60;
+
+/// Persisted per repository in `<state_dir>/prune/<uuid>.json`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(super) struct PruneState {
+    pub pending_forgets: u64,
+    pub last_prune_unix: Option<i64>,
+}
+
+impl Agent {
+    fn prune_state(&self, server: &ServerUuid) -> PruneState {
+        let path = self.inner.layout.prune_file(server);
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_prune_state(&self, server: &ServerUuid, state: PruneState) {
+        let path = self.inner.layout.prune_file(server);
+        let result = (|| {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&state)?)?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = result {
+            tracing::warn!(server = %server, error = %e, "could not save the prune state");
+        }
+    }
+
+    /// Counts forgotten snapshots towards the next prune.
+    pub(super) fn note_forgotten(&self, server: &ServerUuid, count: usize) {
+        let slot = self.slot(server);
+        let _guard = slot.prune_state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.prune_state(server);
+        state.pending_forgets += count as u64;
+        self.save_prune_state(server, state);
+    }
+
+    /// Queues a prune job if one is due. Cheap when none is.
+    pub(super) fn prune_if_due(&self, server: &ServerUuid, key: &Secret) {
+        let state = self.prune_state(server);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let stale = state.last_prune_unix.is_none_or(|t| now - t >= DAY_SECS);
+        let due = state.pending_forgets >= self.inner.prune_after_forgets
+            || (state.pending_forgets > 0 && stale);
+        if !due {
+            return;
+        }
+        let slot = self.slot(server);
+        if slot.prune_queued.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let agent = self.clone();
+        let server = server.clone();
+        let key = key.clone();
+        let live = LiveJob::new(&self.inner);
+        let job = self.inner.jobs.create(&server, JobKind::Prune);
+        tokio::spawn(async move {
+            let _live = live;
+            let jobs = &agent.inner.jobs;
+            let outcome = {
+                let _permit = jobs.slot().await;
+                let _writer = slot.writer.lock().await;
+                jobs.start(&job);
+                agent.run_prune(&server, &key).await
+            };
+            if let Err(e) = &outcome {
+                Agent::note_failure(&slot, e);
+            }
+            jobs.finish(&job, outcome);
+            slot.prune_queued.store(false, Ordering::SeqCst);
+        });
+    }
+
+    async fn run_prune(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+    ) -> Result<serde_json::Value, AgentError> {
+        let slot = self.slot(server);
+        self.clear_stale_locks(server, &slot, key).await?;
+        let pending = self.prune_state(server).pending_forgets;
+        self.repo(server, key)
+            .prune(Some(&self.inner.shutdown))
+            .await?;
+        let _guard = slot.prune_state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.prune_state(server);
+        // Forgets that happened while pruning still count for the next one.
+        state.pending_forgets = state.pending_forgets.saturating_sub(pending);
+        state.last_prune_unix = Some(OffsetDateTime::now_utc().unix_timestamp());
+        self.save_prune_state(server, state);
+        tracing::info!(server = %server, forgets = pending, "repository pruned");
+        Ok(serde_json::json!({ "forgets_pruned": pending }))
+    }
+}
