@@ -40,6 +40,11 @@ impl TestAgent {
     }
 
     pub fn start_with(extra_toml: &[&str]) -> Self {
+        Self::start_with_env(extra_toml, &[])
+    }
+
+    /// Starts with extra TOML lines and extra environment variables.
+    pub fn start_with_env(extra_toml: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         std::fs::create_dir_all(dir.path().join("volumes")).unwrap();
         let config = dir.path().join("agent.toml");
@@ -53,7 +58,7 @@ impl TestAgent {
             toml.push('\n');
         }
         std::fs::write(&config, toml).unwrap();
-        Self::spawn_in(dir)
+        Self::spawn_in(dir, env)
     }
 
     /// Kills the agent with SIGKILL (no clean-up at all), as a crash would.
@@ -67,16 +72,29 @@ impl TestAgent {
         self.kill_hard();
         let dir = self.dir.clone();
         drop(self);
-        Self::spawn_in(dir)
+        Self::spawn_in(dir, &[])
     }
 
-    fn spawn_in(dir: Arc<tempfile::TempDir>) -> Self {
+    /// Waits for the agent process to end by itself (a failpoint abort).
+    pub fn wait_exit(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn spawn_in(dir: Arc<tempfile::TempDir>, env: &[(&str, &str)]) -> Self {
         let config = dir.path().join("agent.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
             .arg("agent")
             .arg("--config")
             .arg(&config)
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             // A stray Wings config on the test machine must not leak in.
             .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null")
             .stdin(Stdio::null())
