@@ -40,6 +40,12 @@ pub enum AgentError {
     ShuttingDown,
     #[error("the agent stopped while this job ran; the job did not finish")]
     Interrupted,
+    #[error("the download link is not valid")]
+    InvalidLink,
+    #[error("the download link has expired; ask the panel for a new one")]
+    LinkExpired,
+    #[error("the download link was already used; ask the panel for a new one")]
+    LinkUsed,
     /// Anything else; the detail goes to the log, never to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -98,6 +104,9 @@ impl AgentError {
             AgentError::ResticUnavailable => "restic_unavailable",
             AgentError::ShuttingDown => "shutting_down",
             AgentError::Interrupted => "interrupted",
+            AgentError::InvalidLink => "invalid_link",
+            AgentError::LinkExpired => "link_expired",
+            AgentError::LinkUsed => "link_used",
             AgentError::Internal(_) => "internal_error",
         }
     }

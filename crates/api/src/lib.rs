@@ -2,6 +2,7 @@
 //! the JSON bodies of the agent API. No I/O lives here.
 
 pub mod agent;
+pub mod download;
 pub mod ids;
 pub mod secret;
 

@@ -3,8 +3,11 @@
 //! that repository's writer lock, so there is never more than one at a time.
 
 mod backup;
+mod download;
 mod prune;
 mod restore;
+
+pub use download::Download;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -99,6 +102,9 @@ struct Inner {
     live_jobs: AtomicUsize,
     /// Forgets that make a prune due.
     prune_after_forgets: u64,
+    /// Verifies download links (they are signed with it).
+    node_token: Secret,
+    used_links: download::UsedLinks,
 }
 
 /// Counts a job as live until it ends, however it ends.
@@ -151,6 +157,8 @@ impl Agent {
                 shutdown: Cancel::new(),
                 live_jobs: AtomicUsize::new(0),
                 prune_after_forgets: cfg.prune_after_forgets,
+                node_token: cfg.token.clone(),
+                used_links: Default::default(),
             }),
         }
     }

@@ -11,7 +11,11 @@ pub fn status_of(e: &AgentError) -> StatusCode {
     match e {
         AgentError::BadRequest { .. } => StatusCode::BAD_REQUEST,
         AgentError::MissingToken => StatusCode::UNAUTHORIZED,
-        AgentError::InvalidToken | AgentError::WrongKey => StatusCode::FORBIDDEN,
+        AgentError::InvalidToken
+        | AgentError::WrongKey
+        | AgentError::InvalidLink
+        | AgentError::LinkExpired
+        | AgentError::LinkUsed => StatusCode::FORBIDDEN,
         AgentError::ServerNotFound
         | AgentError::RepoNotFound
         | AgentError::BackupNotFound

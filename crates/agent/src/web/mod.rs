@@ -35,6 +35,10 @@ pub fn router(state: AppState) -> Router {
     ));
     Router::new()
         .merge(api)
+        .route(
+            "/download/restic",
+            axum::routing::get(routes::download::handler),
+        )
         .fallback(|| async { AgentError::NoSuchEndpoint })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(log_request))

@@ -1,4 +1,5 @@
 //! Routes, one file per endpoint, laid out like the URL:
 //! `/api/servers/{server}/backups/restic/...` lives in `servers/backups/`.
 
+pub mod download;
 pub mod servers;

@@ -2,6 +2,7 @@
 
 mod create;
 mod delete;
+mod download;
 mod jobs;
 mod list;
 mod lock;
@@ -34,6 +35,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/servers/{server}/backups/restic/{id}/unlock",
             post(lock::unlock),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/{id}/download",
+            get(download::handler),
         )
         .route(
             "/api/servers/{server}/backups/restic/{id}/restore",

@@ -1,0 +1,33 @@
+//! `GET /api/servers/{server}/backups/restic/{id}/download?format=tar.gz|tar.zst|zip`
+//! → the snapshot as a streamed archive.
+
+use std::collections::HashMap;
+
+use api::download::DownloadFormat;
+use axum::extract::{Query, State};
+use axum::response::Response;
+
+use crate::AgentError;
+use crate::web::AppState;
+use crate::web::extract::{RepoKey, Server, Snapshot};
+use crate::web::routes::download::respond;
+
+pub async fn handler(
+    State(state): State<AppState>,
+    Server(server): Server,
+    Snapshot(id): Snapshot,
+    RepoKey(key): RepoKey,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AgentError> {
+    let Query(query) = query.map_err(|_| {
+        AgentError::bad_request("invalid_query", "the query string could not be read")
+    })?;
+    let format = match query.get("format") {
+        None => DownloadFormat::TarGz,
+        Some(raw) => DownloadFormat::parse(raw).ok_or_else(|| {
+            AgentError::bad_request("invalid_format", "format must be tar.gz, tar.zst or zip")
+        })?,
+    };
+    let download = state.agent.download(&server, &key, &id, format).await?;
+    Ok(respond(download))
+}
