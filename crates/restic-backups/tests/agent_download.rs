@@ -246,8 +246,4 @@ async fn a_client_that_disconnects_mid_download_leaves_no_lock() {
         .await;
     assert_eq!(status, 200, "{body}");
     agent.backup(&server, KEY).await;
-    assert!(
-        agent.log().contains("interrupting abandoned restic run")
-            || agent.log().contains("download started")
-    );
 }
