@@ -22,6 +22,8 @@ pub enum AgentError {
     BackupNotFound,
     #[error("no such job for this server")]
     JobNotFound,
+    #[error("no archived repository has this name")]
+    ArchiveNotFound,
     #[error("no such endpoint")]
     NoSuchEndpoint,
     #[error("the backup is locked; unlock it first")]
@@ -95,6 +97,7 @@ impl AgentError {
             AgentError::RepoNotFound => "repository_not_found",
             AgentError::BackupNotFound => "backup_not_found",
             AgentError::JobNotFound => "job_not_found",
+            AgentError::ArchiveNotFound => "archive_not_found",
             AgentError::NoSuchEndpoint => "not_found",
             AgentError::BackupLocked => "backup_locked",
             AgentError::AllBackupsLocked => "all_backups_locked",

@@ -51,6 +51,11 @@ impl Layout {
         self.state_dir.join("jobs")
     }
 
+    /// Archived repositories of deleted servers.
+    pub fn archive_root(&self) -> PathBuf {
+        self.repo_root.join("archive")
+    }
+
     /// Where restores stage their files (beside the server directories, so
     /// on the same filesystem).
     pub fn restore_work_root(&self) -> PathBuf {

@@ -157,3 +157,32 @@ impl Default for RestoreRequest {
         Self { truncate: true }
     }
 }
+
+/// `POST /api/servers/{uuid}/backups/restic/key` (current key in the header).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RotateKeyRequest {
+    pub new_password: crate::Secret,
+}
+
+/// Answer of a key rotation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyRotated {
+    /// restic's ID of the key now in use.
+    pub key_id: String,
+}
+
+/// One archived repository (`GET /api/restic/archive`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArchivedRepo {
+    /// Folder name under `<repo_root>/archive`: `<uuid>-<YYYYMMDDTHHMMSSZ>`.
+    pub name: String,
+    pub server_uuid: String,
+    pub size_bytes: u64,
+    /// RFC 3339.
+    pub archived_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArchiveList {
+    pub archives: Vec<ArchivedRepo>,
+}

@@ -78,3 +78,18 @@ mod tests {
         assert_eq!(Secret::new("a\0b"), Err(SecretError::Control));
     }
 }
+
+/// Secrets travel in request bodies (key rotation). Serialising exposes the
+/// value: only ever serialise a secret into a request to the agent.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Secret::new(raw).map_err(serde::de::Error::custom)
+    }
+}

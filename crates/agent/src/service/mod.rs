@@ -2,8 +2,10 @@
 //! these call the engine. Every mutating restic run on a repository holds
 //! that repository's writer lock, so there is never more than one at a time.
 
+mod archive;
 mod backup;
 mod download;
+mod keys;
 mod prune;
 mod restore;
 

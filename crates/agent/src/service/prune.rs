@@ -55,6 +55,11 @@ impl Agent {
         let _guard = slot.prune_state.lock().unwrap_or_else(|p| p.into_inner());
         let mut state = self.prune_state(server);
         state.pending_forgets += count as u64;
+        // The daily rule counts from the first forget of a repository never
+        // pruned, not from the epoch.
+        state
+            .last_prune_unix
+            .get_or_insert(OffsetDateTime::now_utc().unix_timestamp());
         self.save_prune_state(server, state);
     }
 

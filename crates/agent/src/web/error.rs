@@ -20,6 +20,7 @@ pub fn status_of(e: &AgentError) -> StatusCode {
         | AgentError::RepoNotFound
         | AgentError::BackupNotFound
         | AgentError::JobNotFound
+        | AgentError::ArchiveNotFound
         | AgentError::NoSuchEndpoint => StatusCode::NOT_FOUND,
         AgentError::BackupLocked
         | AgentError::AllBackupsLocked

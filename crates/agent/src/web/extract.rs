@@ -98,13 +98,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RepoKey {
     }
 }
 
-/// A JSON body; an empty body means `T::default()`. Error messages never
-/// echo the body (it may hold a key).
+/// A JSON body; an empty body counts as `{}` (so all-optional bodies may be
+/// left out). Error messages never echo the body (it may hold a key).
 pub struct JsonBody<T>(pub T);
 
 impl<T, S> FromRequest<S> for JsonBody<T>
 where
-    T: DeserializeOwned + Default,
+    T: DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = AgentError;
@@ -117,10 +117,12 @@ where
                 AgentError::bad_request("invalid_body", "the request body could not be read")
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonBody(T::default()));
-        }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(bytes).map(JsonBody).map_err(|e| {
             let what = if e.is_syntax() || e.is_eof() {
                 "the request body is not valid JSON"
             } else {

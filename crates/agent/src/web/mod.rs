@@ -29,10 +29,12 @@ pub struct AppState {
 /// The whole API with authentication, body limits and JSON errors for
 /// unknown routes.
 pub fn router(state: AppState) -> Router {
-    let api = routes::servers::backups::router().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        extract::require_token,
-    ));
+    let api = routes::servers::backups::router()
+        .merge(routes::restic::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::require_token,
+        ));
     Router::new()
         .merge(api)
         .route(

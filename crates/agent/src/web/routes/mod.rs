@@ -2,4 +2,5 @@
 //! `/api/servers/{server}/backups/restic/...` lives in `servers/backups/`.
 
 pub mod download;
+pub mod restic;
 pub mod servers;

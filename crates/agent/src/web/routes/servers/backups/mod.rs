@@ -1,9 +1,11 @@
 //! `/api/servers/{server}/backups/restic/...`
 
+mod archive;
 mod create;
 mod delete;
 mod download;
 mod jobs;
+mod key;
 mod list;
 mod lock;
 mod restore;
@@ -23,6 +25,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/servers/{server}/backups/restic/stats",
             get(stats::handler),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/archive",
+            post(archive::handler),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/key",
+            post(key::handler),
         )
         .route(
             "/api/servers/{server}/backups/restic/jobs/{job}",

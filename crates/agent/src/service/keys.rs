@@ -1,0 +1,98 @@
+//! `POST /api/servers/{uuid}/backups/restic/key`: key rotation. The new key
+//! is added, proven to open the repository, and only then the old one is
+//! removed, so an interruption at any point leaves the repository openable
+//! with the old key or the new one. A retry with the same new key finishes
+//! what an interrupted run started.
+
+use api::agent::KeyRotated;
+use api::{Secret, ServerUuid};
+use engine::EngineError;
+
+use super::Agent;
+use crate::AgentError;
+
+/// Shortest new key accepted (the panel generates much longer ones).
+const MIN_NEW_KEY: usize = 16;
+
+impl Agent {
+    pub async fn rotate_key(
+        &self,
+        server: &ServerUuid,
+        current: &Secret,
+        new: &Secret,
+    ) -> Result<KeyRotated, AgentError> {
+        let raw = new.expose();
+        if raw.len() < MIN_NEW_KEY || raw.trim() != raw {
+            return Err(AgentError::bad_request(
+                "invalid_new_key",
+                format!(
+                    "the new key needs at least {MIN_NEW_KEY} characters and no surrounding spaces"
+                ),
+            ));
+        }
+        if new == current {
+            return Err(AgentError::bad_request(
+                "same_key",
+                "the new key equals the current one",
+            ));
+        }
+        if !engine::repo_exists(&self.inner.layout.repo(server)) {
+            return Err(AgentError::RepoNotFound);
+        }
+        let slot = self.slot(server);
+        let _writer = self.writer(&slot).await?;
+        let old_repo = self.repo(server, current);
+        let new_repo = self.repo(server, new);
+
+        let old_keys = match old_repo.keys().await {
+            Ok(keys) => keys,
+            // A retry after the rotation completed: the new key is in place.
+            Err(EngineError::WrongKey) => {
+                let keys = new_repo.keys().await.map_err(|e| match e {
+                    EngineError::WrongKey => AgentError::WrongKey,
+                    other => other.into(),
+                })?;
+                let id = current_key_id(&keys)?;
+                tracing::info!(server = %server, "key rotation was already complete");
+                return Ok(KeyRotated { key_id: id });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let old_id = current_key_id(&old_keys)?;
+        self.clear_stale_locks(server, &slot, current).await?;
+
+        // Added already by an interrupted attempt?
+        match new_repo.check_key().await {
+            Ok(()) => {
+                tracing::info!(server = %server, "new key already present; finishing the rotation")
+            }
+            Err(EngineError::WrongKey) => old_repo
+                .add_key(new)
+                .await
+                .map_err(AgentError::from)
+                .inspect_err(|e| Self::note_failure(&slot, e))?,
+            Err(e) => return Err(e.into()),
+        }
+        crate::failpoint::hit("rotate-after-add");
+        let new_id = current_key_id(&new_repo.keys().await?)?;
+        if new_id == old_id {
+            return Err(AgentError::Internal(
+                "the new key resolved to the old key".into(),
+            ));
+        }
+        new_repo
+            .remove_key(&old_id)
+            .await
+            .map_err(AgentError::from)
+            .inspect_err(|e| Self::note_failure(&slot, e))?;
+        tracing::info!(server = %server, key = %new_id, "repository key rotated");
+        Ok(KeyRotated { key_id: new_id })
+    }
+}
+
+fn current_key_id(keys: &[engine::KeyInfo]) -> Result<String, AgentError> {
+    keys.iter()
+        .find(|k| k.current)
+        .map(|k| k.id.clone())
+        .ok_or_else(|| AgentError::Internal("restic listed no current key".into()))
+}

@@ -1,0 +1,14 @@
+//! `/api/restic/...`: node-wide endpoints.
+
+mod archive;
+
+use axum::Router;
+use axum::routing::{delete, get};
+
+use crate::web::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/restic/archive", get(archive::list))
+        .route("/api/restic/archive/{name}", delete(archive::delete))
+}
