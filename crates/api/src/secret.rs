@@ -56,6 +56,21 @@ impl fmt::Display for Secret {
     }
 }
 
+/// Secrets travel in request bodies (key rotation). Serialising exposes the
+/// value: only ever serialise a secret into a request to the agent.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Secret::new(raw).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,20 +91,5 @@ mod tests {
         ));
         assert_eq!(Secret::new("a\nb"), Err(SecretError::Control));
         assert_eq!(Secret::new("a\0b"), Err(SecretError::Control));
-    }
-}
-
-/// Secrets travel in request bodies (key rotation). Serialising exposes the
-/// value: only ever serialise a secret into a request to the agent.
-impl serde::Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        Secret::new(raw).map_err(serde::de::Error::custom)
     }
 }
