@@ -192,7 +192,7 @@ impl Repo {
         inv.stdin = stdin;
         inv.cancel = cancel;
         inv.ok_codes = &[3];
-        inv.env.push(("RESTIC_PROGRESS_FPS", "1".to_owned()));
+        inv.env.push(("RESTIC_PROGRESS_FPS", "2".to_owned()));
         let mut summary = None;
         let finished = self
             .restic
