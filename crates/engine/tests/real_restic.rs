@@ -29,6 +29,16 @@ fn big_file(dir: &Path, mb: usize) {
     std::fs::write(dir.join("big.bin"), data).unwrap();
 }
 
+/// A backup of `src` with no tags or excludes.
+fn plain(src: &Path) -> BackupRequest<'_> {
+    BackupRequest {
+        source: src,
+        host: "h",
+        tags: &[],
+        excludes: &[],
+    }
+}
+
 fn locks(repo: &Path) -> usize {
     std::fs::read_dir(repo.join("locks"))
         .map(|d| d.count())
@@ -186,21 +196,12 @@ async fn cancelling_a_backup_interrupts_restic_and_leaves_no_lock() {
     let trigger = cancel.clone();
     let mut saw_status = false;
     let result = repo
-        .backup(
-            &BackupRequest {
-                source: &src,
-                host: "h",
-                tags: &[],
-                excludes: &[],
-            },
-            Some(&cancel),
-            &mut |e| {
-                if matches!(e, BackupEvent::Status(_)) && !saw_status {
-                    saw_status = true;
-                    trigger.cancel();
-                }
-            },
-        )
+        .backup(&plain(&src), Some(&cancel), &mut |e| {
+            if matches!(e, BackupEvent::Status(_)) && !saw_status {
+                saw_status = true;
+                trigger.cancel();
+            }
+        })
         .await;
     assert!(saw_status, "restic reported no progress before finishing");
     assert!(matches!(result, Err(EngineError::Cancelled)), "{result:?}");
@@ -221,18 +222,7 @@ async fn a_timeout_interrupts_restic_and_leaves_no_lock() {
     big_file(&src, 600);
     let repo = r.repo(dir.path().join("repo"), key("k"));
     repo.init().await.unwrap();
-    let result = repo
-        .backup(
-            &BackupRequest {
-                source: &src,
-                host: "h",
-                tags: &[],
-                excludes: &[],
-            },
-            None,
-            &mut |_| {},
-        )
-        .await;
+    let result = repo.backup(&plain(&src), None, &mut |_| {}).await;
     assert!(
         matches!(result, Err(EngineError::Timeout { .. })),
         "{result:?}"
@@ -254,18 +244,9 @@ async fn dropping_a_running_backup_interrupts_restic() {
         let repo = repo.clone();
         let src = src.clone();
         tokio::spawn(async move {
-            repo.backup(
-                &BackupRequest {
-                    source: &src,
-                    host: "h",
-                    tags: &[],
-                    excludes: &[],
-                },
-                None,
-                &mut |e| {
-                    let _ = tx.send(matches!(e, BackupEvent::Status(_)));
-                },
-            )
+            repo.backup(&plain(&src), None, &mut |e| {
+                let _ = tx.send(matches!(e, BackupEvent::Status(_)));
+            })
             .await
         })
     };

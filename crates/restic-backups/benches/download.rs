@@ -52,9 +52,17 @@ fn prepare(root: &Path, mb: usize) -> (String, String) {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .find(|v| v["message_type"] == "summary")
         .expect("backup summary");
-    let short = summary["snapshot_id"].as_str().expect("snapshot id").to_owned();
-    let listed: serde_json::Value =
-        serde_json::from_str(&run(restic(&repo).args(["snapshots", "--json", "--no-cache", &short]))).expect("json");
+    let short = summary["snapshot_id"]
+        .as_str()
+        .expect("snapshot id")
+        .to_owned();
+    let listed: serde_json::Value = serde_json::from_str(&run(restic(&repo).args([
+        "snapshots",
+        "--json",
+        "--no-cache",
+        &short,
+    ])))
+    .expect("json");
     let id = listed[0]["id"].as_str().expect("full id").to_owned();
     std::fs::write(root.join("server-uuid"), &uuid).expect("write");
     std::fs::write(root.join("snapshot-id"), &id).expect("write");
@@ -79,7 +87,10 @@ fn main() {
 
     let mut rows = Vec::new();
     for format in ["tar.gz", "tar.zst", "zip"] {
-        let url = format!("{}/api/servers/{uuid}/backups/restic/{id}/download?format={format}", agent.url);
+        let url = format!(
+            "{}/api/servers/{uuid}/backups/restic/{id}/download?format={format}",
+            agent.url
+        );
         let (took, bytes, peak) = rt.block_on(async {
             let started = Instant::now();
             let mut res = http
@@ -89,7 +100,11 @@ fn main() {
                 .send()
                 .await
                 .expect("download request");
-            assert!(res.status().is_success(), "download failed: {}", res.status());
+            assert!(
+                res.status().is_success(),
+                "download failed: {}",
+                res.status()
+            );
             let (mut bytes, mut peak) = (0u64, 0u64);
             let mut sampled = Instant::now();
             while let Some(chunk) = res.chunk().await.expect("download body") {
@@ -101,7 +116,12 @@ fn main() {
             }
             (started.elapsed(), bytes, peak.max(agent.rss().0))
         });
-        rows.push((format!("agent download ?format={format}"), took, bytes, peak));
+        rows.push((
+            format!("agent download ?format={format}"),
+            took,
+            bytes,
+            peak,
+        ));
     }
 
     let cache = root.join("restic-cache");
@@ -123,14 +143,31 @@ fn main() {
     let (_, hwm) = agent.rss();
     drop(agent);
 
-    println!("\ndownload benchmark: {mb} MiB snapshot, restic {}", support::restic_version());
-    println!("{:<40}{:>10}{:>12}{:>10}{:>16}", "what", "s", "MiB sent", "MiB/s", "agent RSS MiB");
+    println!(
+        "\ndownload benchmark: {mb} MiB snapshot, restic {}",
+        support::restic_version()
+    );
+    println!(
+        "{:<40}{:>10}{:>12}{:>10}{:>16}",
+        "what", "s", "MiB sent", "MiB/s", "agent RSS MiB"
+    );
     for (what, took, bytes, peak) in &rows {
         let s = took.as_secs_f64();
-        println!("{what:<40}{s:>10.2}{:>12.1}{:>10.1}{:>16.1}", mib(*bytes), mb as f64 / s, mib(*peak));
+        println!(
+            "{what:<40}{s:>10.2}{:>12.1}{:>10.1}{:>16.1}",
+            mib(*bytes),
+            mb as f64 / s,
+            mib(*peak)
+        );
     }
     let s = baseline.as_secs_f64();
-    println!("{:<40}{s:>10.2}{:>12}{:>10.1}{:>16}", "restic dump | gzip > /dev/null", "-", mb as f64 / s, "-");
+    println!(
+        "{:<40}{s:>10.2}{:>12}{:>10.1}{:>16}",
+        "restic dump | gzip > /dev/null",
+        "-",
+        mb as f64 / s,
+        "-"
+    );
     println!(
         "agent RSS: {:.1} MiB idle, {:.1} MiB peak over the whole run (limit 100 MiB: {})",
         mib(idle_rss),

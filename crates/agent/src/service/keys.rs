@@ -69,8 +69,7 @@ impl Agent {
             Err(EngineError::WrongKey) => old_repo
                 .add_key(new)
                 .await
-                .map_err(AgentError::from)
-                .inspect_err(|e| Self::note_failure(&slot, e))?,
+                .map_err(|e| Self::failed_change(&slot, e))?,
             Err(e) => return Err(e.into()),
         }
         crate::failpoint::hit("rotate-after-add");
@@ -83,8 +82,7 @@ impl Agent {
         new_repo
             .remove_key(&old_id)
             .await
-            .map_err(AgentError::from)
-            .inspect_err(|e| Self::note_failure(&slot, e))?;
+            .map_err(|e| Self::failed_change(&slot, e))?;
         tracing::info!(server = %server, key = %new_id, "repository key rotated");
         Ok(KeyRotated { key_id: new_id })
     }

@@ -24,7 +24,7 @@ use sha2::Sha256;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
 
 use crate::clock::now_rfc3339;
-use crate::index::{Cursor, LOCKED_TAG, RepoFingerprints, RepoIndex};
+use crate::index::{Cursor, Entry, LOCKED_TAG, RepoFingerprints, RepoIndex};
 use crate::jobs::Jobs;
 use crate::layout::Layout;
 use crate::{AgentConfig, AgentError};
@@ -447,6 +447,31 @@ impl Agent {
         }
     }
 
+    /// [`Agent::note_failure`] for a failed restic change, as an `AgentError`.
+    fn failed_change(slot: &RepoSlot, e: engine::EngineError) -> AgentError {
+        let e = AgentError::from(e);
+        Self::note_failure(slot, &e);
+        e
+    }
+
+    /// Call with the writer lock held: the entry `snapshot` names, after
+    /// stale locks were cleared, ready to be changed.
+    async fn entry_to_change(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+        snapshot: &SnapshotRef,
+    ) -> Result<Entry, AgentError> {
+        let entry = self
+            .fresh(server, slot, key)
+            .await?
+            .resolve(snapshot)?
+            .clone();
+        self.clear_stale_locks(server, slot, key).await?;
+        Ok(entry)
+    }
+
     /// `POST …/{id}/lock` and `…/unlock`.
     pub async fn set_locked(
         &self,
@@ -457,15 +482,12 @@ impl Agent {
     ) -> Result<LockState, AgentError> {
         let slot = self.slot(server);
         let _writer = self.writer(&slot).await?;
-        let entry = self
-            .fresh(server, &slot, key)
-            .await?
-            .resolve(snapshot)?
-            .clone();
+        let entry = self.entry_to_change(server, &slot, key, snapshot).await?;
         if entry.locked() != locked {
             self.repo(server, key)
                 .tag(&entry.current, LOCKED_TAG, locked)
-                .await?;
+                .await
+                .map_err(|e| Self::failed_change(&slot, e))?;
         }
         let idx = self.fresh(server, &slot, key).await?;
         let now = idx
@@ -486,20 +508,14 @@ impl Agent {
     ) -> Result<(), AgentError> {
         let slot = self.slot(server);
         let _writer = self.writer(&slot).await?;
-        let entry = self
-            .fresh(server, &slot, key)
-            .await?
-            .resolve(snapshot)?
-            .clone();
+        let entry = self.entry_to_change(server, &slot, key, snapshot).await?;
         if entry.locked() {
             return Err(AgentError::BackupLocked);
         }
-        self.clear_stale_locks(server, &slot, key).await?;
         self.repo(server, key)
             .forget(&[&entry.current])
             .await
-            .map_err(AgentError::from)
-            .inspect_err(|e| Self::note_failure(&slot, e))?;
+            .map_err(|e| Self::failed_change(&slot, e))?;
         tracing::info!(server = %server, snapshot = %entry.id.short(), "backup deleted");
         self.note_forgotten(server, 1);
         self.prune_if_due(server, key);

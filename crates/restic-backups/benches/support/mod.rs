@@ -109,7 +109,8 @@ impl Agent {
 
     /// Resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes.
     pub fn rss(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
