@@ -4,7 +4,7 @@
 //! needs no key), so snapshots made or removed by hand with restic show up too.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use api::agent::{BackupItem, BackupList, RepoStats};
 use api::{SnapshotId, SnapshotRef};
@@ -18,21 +18,22 @@ use crate::AgentError;
 /// The tag that marks a snapshot as locked.
 pub const LOCKED_TAG: &str = "locked";
 
-/// A digest of the names in one repository folder.
-pub type Fingerprint = [u8; 32];
-
-/// Fingerprints of the folders that matter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RepoFingerprints {
-    /// `snapshots/`: changes on backup, forget, tag.
-    pub snapshots: Fingerprint,
-    /// `index/`: changes when data is added or pruned.
-    pub data: Fingerprint,
-    /// `keys/`: changes when keys are added or removed.
-    pub keys: Fingerprint,
+/// The state of one repository folder, cheap to take: its identity and
+/// modification time. Adding, removing or renaming an entry moves a folder's
+/// mtime, so that is enough, except while the mtime is recent (a second change
+/// in the same timestamp tick would not move it): then the names are hashed
+/// too, as `git` does for racy entries.
+#[derive(Debug, Clone)]
+pub struct Fingerprint {
+    dir: PathBuf,
+    stat: [u8; 32],
+    names: Option<[u8; 32]>,
 }
 
-fn folder_fingerprint(dir: &Path) -> std::io::Result<Fingerprint> {
+/// An mtime this recent (ns) may still be shared by a later change.
+const RACY_NANOS: i128 = 2_000_000_000;
+
+fn names_hash(dir: &Path) -> std::io::Result<[u8; 32]> {
     let mut names: Vec<_> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -47,13 +48,64 @@ fn folder_fingerprint(dir: &Path) -> std::io::Result<Fingerprint> {
     Ok(h.finalize().into())
 }
 
+impl Fingerprint {
+    fn read(dir: PathBuf) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match std::fs::metadata(&dir) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let mut h = Sha256::new();
+        let mut racy = false;
+        if let Some(meta) = meta {
+            let mtime = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+            h.update(meta.ino().to_le_bytes());
+            h.update(mtime.to_le_bytes());
+            h.update(meta.size().to_le_bytes());
+            racy = OffsetDateTime::now_utc().unix_timestamp_nanos() - mtime < RACY_NANOS;
+        }
+        let names = if racy { Some(names_hash(&dir)?) } else { None };
+        Ok(Self {
+            stat: h.finalize().into(),
+            names,
+            dir,
+        })
+    }
+
+    /// Whether the folder is unchanged since `old` was taken. Reads the names
+    /// only when `old` was taken while the folder was racy.
+    pub fn same_as(&self, old: &Fingerprint) -> bool {
+        if self.stat != old.stat {
+            return false;
+        }
+        match (&self.names, &old.names) {
+            (Some(a), Some(b)) => a == b,
+            // `old` was taken when the mtime was already settled.
+            (_, None) => true,
+            (None, Some(b)) => names_hash(&self.dir).is_ok_and(|a| &a == b),
+        }
+    }
+}
+
+/// Fingerprints of the folders that matter.
+#[derive(Debug, Clone)]
+pub struct RepoFingerprints {
+    /// `snapshots/`: changes on backup, forget, tag.
+    pub snapshots: Fingerprint,
+    /// `index/`: changes when data is added or pruned.
+    pub data: Fingerprint,
+    /// `keys/`: changes when keys are added or removed.
+    pub keys: Fingerprint,
+}
+
 impl RepoFingerprints {
     /// Reads the three folders of the repository at `repo` (blocking I/O).
     pub fn read(repo: &Path) -> std::io::Result<Self> {
         Ok(Self {
-            snapshots: folder_fingerprint(&repo.join("snapshots"))?,
-            data: folder_fingerprint(&repo.join("index"))?,
-            keys: folder_fingerprint(&repo.join("keys"))?,
+            snapshots: Fingerprint::read(repo.join("snapshots"))?,
+            data: Fingerprint::read(repo.join("index"))?,
+            keys: Fingerprint::read(repo.join("keys"))?,
         })
     }
 }
@@ -112,9 +164,13 @@ pub struct RepoIndex {
 
 impl RepoIndex {
     /// Forgets a verified key when the repository's keys changed.
-    pub fn observe_keys(&mut self, keys_fp: Fingerprint) {
-        if self.keys_fp != Some(keys_fp) {
-            self.keys_fp = Some(keys_fp);
+    pub fn observe_keys(&mut self, keys_fp: &Fingerprint) {
+        let same = self
+            .keys_fp
+            .as_ref()
+            .is_some_and(|old| keys_fp.same_as(old));
+        self.keys_fp = Some(keys_fp.clone());
+        if !same {
             self.verified_key = None;
         }
     }
@@ -130,12 +186,21 @@ impl RepoIndex {
         self.verified_key = Some(mac);
     }
 
-    pub fn is_fresh(&self, fp: &RepoFingerprints, mac: &[u8; 32]) -> bool {
-        self.snapshots_fp == Some(fp.snapshots) && self.key_verified(mac)
+    /// Whether the entries are current and the key was seen; keeps the
+    /// newer fingerprint when they are.
+    pub fn is_fresh(&mut self, fp: &RepoFingerprints, mac: &[u8; 32]) -> bool {
+        let same = self
+            .snapshots_fp
+            .as_ref()
+            .is_some_and(|old| fp.snapshots.same_as(old));
+        if same {
+            self.snapshots_fp = Some(fp.snapshots.clone());
+        }
+        same && self.key_verified(mac)
     }
 
     /// Replaces the entries with what restic listed.
-    pub fn replace(&mut self, snapshots: Vec<Snapshot>, snapshots_fp: Fingerprint) {
+    pub fn replace(&mut self, snapshots: Vec<Snapshot>, snapshots_fp: &Fingerprint) {
         let mut entries: Vec<Entry> = snapshots
             .into_iter()
             .map(|s| {
@@ -157,7 +222,7 @@ impl RepoIndex {
         }
         entries.sort_by(|a, b| b.order_key().cmp(&a.order_key()));
         self.entries = entries;
-        self.snapshots_fp = Some(snapshots_fp);
+        self.snapshots_fp = Some(snapshots_fp.clone());
     }
 
     /// Records a size measured for a tree.
@@ -237,15 +302,18 @@ impl RepoIndex {
         }
     }
 
-    pub fn cached_stats(&self, fp: &RepoFingerprints) -> Option<RepoStats> {
-        match &self.stats {
-            Some((at, stats)) if *at == (fp.snapshots, fp.data) => Some(stats.clone()),
-            _ => None,
+    pub fn cached_stats(&mut self, fp: &RepoFingerprints) -> Option<RepoStats> {
+        let (at, stats) = self.stats.as_mut()?;
+        if fp.snapshots.same_as(&at.0) && fp.data.same_as(&at.1) {
+            *at = (fp.snapshots.clone(), fp.data.clone());
+            Some(stats.clone())
+        } else {
+            None
         }
     }
 
     pub fn set_stats(&mut self, fp: &RepoFingerprints, stats: RepoStats) {
-        self.stats = Some(((fp.snapshots, fp.data), stats));
+        self.stats = Some(((fp.snapshots.clone(), fp.data.clone()), stats));
     }
 }
 
@@ -353,9 +421,40 @@ mod tests {
         }
     }
 
+    fn fingerprint() -> Fingerprint {
+        Fingerprint::read(PathBuf::from("/nonexistent")).unwrap()
+    }
+
+    #[test]
+    fn a_folder_change_is_seen_even_within_one_timestamp_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = |d: &Path| Fingerprint::read(d.to_owned()).unwrap();
+        let before = fp(dir.path());
+        assert!(fp(dir.path()).same_as(&before));
+        std::fs::write(dir.path().join("a"), "").unwrap();
+        let after = fp(dir.path());
+        assert!(!after.same_as(&before));
+        // Racy now: the names decide, so a rename is noticed even if the
+        // mtime did not move.
+        assert!(after.names.is_some());
+        let mut forged = after.clone();
+        forged.names = Some([7; 32]);
+        assert!(!after.same_as(&forged));
+        // A settled folder compares by stat alone.
+        let settled = Fingerprint {
+            names: None,
+            ..after.clone()
+        };
+        assert!(
+            settled.same_as(&after),
+            "same stat, names re-read and equal"
+        );
+        assert!(after.same_as(&settled));
+    }
+
     fn index(snaps: Vec<Snapshot>) -> RepoIndex {
         let mut idx = RepoIndex::default();
-        idx.replace(snaps, [0; 32]);
+        idx.replace(snaps, &fingerprint());
         idx
     }
 
@@ -384,7 +483,7 @@ mod tests {
         let c = Cursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
         let mut snaps: Vec<Snapshot> = (1..=7).map(|n| snap(n, 1000 + n as i64, &[])).collect();
         snaps.push(snap(9, 5000, &[]));
-        idx.replace(snaps, [1; 32]);
+        idx.replace(snaps, &fingerprint());
         let second = idx.page(3, Some(&c));
         let ids: Vec<String> = second.backups.iter().map(|b| b.short_id.clone()).collect();
         assert_eq!(ids, ["03030303", "02020202", "01010101"]);

@@ -233,12 +233,12 @@ impl Agent {
             idx.sizes = self.load_sizes(server).await;
             idx.sizes_loaded = true;
         }
-        idx.observe_keys(fp.keys);
+        idx.observe_keys(&fp.keys);
         if idx.is_fresh(&fp, &mac) {
             return Ok(idx);
         }
         let snapshots = self.repo(server, key).snapshots().await?;
-        idx.replace(snapshots, fp.snapshots);
+        idx.replace(snapshots, &fp.snapshots);
         idx.set_verified_key(mac);
         if !idx.without_size().is_empty() {
             self.measure_sizes_in_background(server, key);
@@ -322,7 +322,7 @@ impl Agent {
     pub async fn stats(&self, server: &ServerUuid, key: &Secret) -> Result<RepoStats, AgentError> {
         let slot = self.slot(server);
         let fp = {
-            let idx = self.fresh(server, &slot, key).await?;
+            let mut idx = self.fresh(server, &slot, key).await?;
             let fp = self.fingerprints(server).await?;
             if let Some(stats) = idx.cached_stats(&fp) {
                 return Ok(stats);
