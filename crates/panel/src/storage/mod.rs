@@ -1,0 +1,605 @@
+//! The panel's database: SQLite (default, one file) or PostgreSQL (several
+//! panels behind a load balancer), chosen once from the URL. The queries are
+//! shared (portable SQL through sqlx's `Any` driver); each backend has its own
+//! migration set, applied at start. This is the only module that knows SQL.
+//!
+//! Secrets (node tokens, server keys) arrive here already sealed (see
+//! [`crate::seal`]); the database never sees them in the clear.
+
+mod migrate;
+
+use api::ServerUuid;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use thiserror::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error("database URL must start with sqlite:// or postgres://")]
+    UnsupportedUrl,
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return StorageError::Conflict("a record with this name");
+        }
+        StorageError::Database(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    pub root_admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: i64,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    /// Sealed node token.
+    pub token_enc: String,
+    /// PEM of a custom CA for the agent's certificate.
+    pub ca_pem: Option<String>,
+    /// Whether browsers can reach the agent for direct download links.
+    pub browser_downloads: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub name: String,
+    pub url: String,
+    pub token_enc: String,
+    pub ca_pem: Option<String>,
+    pub browser_downloads: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub id: i64,
+    pub uuid: ServerUuid,
+    pub name: String,
+    pub owner_id: i64,
+    pub node_id: i64,
+    pub backup_limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewServer {
+    pub uuid: ServerUuid,
+    pub name: String,
+    pub owner_id: i64,
+    pub node_id: i64,
+    pub backup_limit: i64,
+}
+
+/// A handle on the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Storage {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The URL without its password, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn user_of(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        root_admin: row.try_get::<i64, _>("root_admin")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn node_of(row: &AnyRow) -> Result<Node> {
+    Ok(Node {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        token_enc: row.try_get("token_enc")?,
+        ca_pem: row.try_get("ca_pem")?,
+        browser_downloads: row.try_get::<i64, _>("browser_downloads")? != 0,
+    })
+}
+
+fn server_of(row: &AnyRow) -> Result<Server> {
+    let uuid: String = row.try_get("uuid")?;
+    Ok(Server {
+        id: row.try_get("id")?,
+        uuid: ServerUuid::parse(&uuid).map_err(|_| {
+            StorageError::Database(format!("stored server uuid {uuid:?} is not a UUID"))
+        })?,
+        name: row.try_get("name")?,
+        owner_id: row.try_get("owner_id")?,
+        node_id: row.try_get("node_id")?,
+        backup_limit: row.try_get("backup_limit")?,
+    })
+}
+
+const USER_COLS: &str = "id, email, password_hash, root_admin, created_at";
+const NODE_COLS: &str = "id, name, url, token_enc, ca_pem, browser_downloads";
+const SERVER_COLS: &str = "id, uuid, name, owner_id, node_id, backup_limit";
+
+impl Storage {
+    /// Opens (creating a SQLite file if needed) and migrates the database.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StorageError::UnsupportedUrl);
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        };
+        // sqlx opens SQLite with foreign keys on and a 5 s busy timeout.
+        let opts = AnyPoolOptions::new().max_connections(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 10,
+        });
+        let pool = opts.connect(&url).await.map_err(|e| {
+            StorageError::Database(format!("could not open {}: {e}", redact_url(&url)))
+        })?;
+        let storage = Self { pool, backend };
+        migrate::run(&storage.pool, backend).await?;
+        Ok(storage)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    // ---- users ----
+
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        root_admin: bool,
+        now: i64,
+    ) -> Result<User> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO users (email, password_hash, root_admin, created_at) VALUES ($1, $2, $3, $4) RETURNING {USER_COLS}"
+        ))
+        .bind(email)
+        .bind(password_hash)
+        .bind(root_admin as i64)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match StorageError::from(e) {
+            StorageError::Conflict(_) => StorageError::Conflict("a user with this email"),
+            other => other,
+        })?;
+        user_of(&row)
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE email = $1"))
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_of)
+            .transpose()
+    }
+
+    pub async fn user(&self, id: i64) -> Result<Option<User>> {
+        sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(user_of)
+            .transpose()
+    }
+
+    pub async fn users(&self) -> Result<Vec<User>> {
+        sqlx::query(&format!("SELECT {USER_COLS} FROM users ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_of)
+            .collect()
+    }
+
+    /// Changes what is given; `false` when no such user.
+    pub async fn update_user(
+        &self,
+        id: i64,
+        email: Option<&str>,
+        password_hash: Option<&str>,
+        root_admin: Option<bool>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE users SET email = COALESCE($1, email), password_hash = COALESCE($2, password_hash), \
+             root_admin = COALESCE($3, root_admin) WHERE id = $4",
+        )
+        .bind(email)
+        .bind(password_hash)
+        .bind(root_admin.map(|b| b as i64))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn delete_user(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- sessions (stored by a hash of the session ID, never the ID) ----
+
+    pub async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        csrf_token: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id_hash)
+        .bind(user_id)
+        .bind(csrf_token)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id_hash: &str) -> Result<Option<Session>> {
+        let row = sqlx::query(
+            "SELECT user_id, csrf_token, created_at, last_seen_at FROM sessions WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Session {
+                user_id: r.try_get("user_id")?,
+                csrf_token: r.try_get("csrf_token")?,
+                created_at: r.try_get("created_at")?,
+                last_seen_at: r.try_get("last_seen_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops sessions idle since `idle_before` or created before `created_before`.
+    pub async fn expire_sessions(&self, idle_before: i64, created_before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
+            .bind(idle_before)
+            .bind(created_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- nodes ----
+
+    pub async fn create_node(&self, n: &NewNode, now: i64) -> Result<Node> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO nodes (name, url, token_enc, ca_pem, browser_downloads, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {NODE_COLS}"
+        ))
+        .bind(&n.name)
+        .bind(&n.url)
+        .bind(&n.token_enc)
+        .bind(n.ca_pem.as_deref())
+        .bind(n.browser_downloads as i64)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match StorageError::from(e) {
+            StorageError::Conflict(_) => StorageError::Conflict("a node with this name"),
+            other => other,
+        })?;
+        node_of(&row)
+    }
+
+    pub async fn node(&self, id: i64) -> Result<Option<Node>> {
+        sqlx::query(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(node_of)
+            .transpose()
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<Node>> {
+        sqlx::query(&format!("SELECT {NODE_COLS} FROM nodes ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(node_of)
+            .collect()
+    }
+
+    pub async fn delete_node(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // ---- servers and their keys ----
+
+    /// Creates a server together with its (sealed) repository key.
+    pub async fn create_server(&self, s: &NewServer, key_enc: &str, now: i64) -> Result<Server> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO servers (uuid, name, owner_id, node_id, backup_limit, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SERVER_COLS}"
+        ))
+        .bind(s.uuid.as_str())
+        .bind(&s.name)
+        .bind(s.owner_id)
+        .bind(s.node_id)
+        .bind(s.backup_limit)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match StorageError::from(e) {
+            StorageError::Conflict(_) => StorageError::Conflict("a server with this UUID"),
+            other => other,
+        })?;
+        let server = server_of(&row)?;
+        sqlx::query(
+            "INSERT INTO restic (server_id, encryption_key_enc, updated_at) VALUES ($1, $2, $3)",
+        )
+        .bind(server.id)
+        .bind(key_enc)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO restic_key_history (server_id, encryption_key_enc, created_at) VALUES ($1, $2, $3)")
+            .bind(server.id)
+            .bind(key_enc)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(server)
+    }
+
+    pub async fn server_by_uuid(&self, uuid: &ServerUuid) -> Result<Option<Server>> {
+        sqlx::query(&format!(
+            "SELECT {SERVER_COLS} FROM servers WHERE uuid = $1"
+        ))
+        .bind(uuid.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(server_of)
+        .transpose()
+    }
+
+    pub async fn servers(&self) -> Result<Vec<Server>> {
+        sqlx::query(&format!(
+            "SELECT {SERVER_COLS} FROM servers ORDER BY name, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(server_of)
+        .collect()
+    }
+
+    /// Servers a user owns or is a subuser of.
+    pub async fn servers_of_user(&self, user_id: i64) -> Result<Vec<Server>> {
+        sqlx::query(&format!(
+            "SELECT {SERVER_COLS} FROM servers WHERE owner_id = $1 \
+             OR id IN (SELECT server_id FROM subusers WHERE user_id = $2) ORDER BY name, id"
+        ))
+        .bind(user_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(server_of)
+        .collect()
+    }
+
+    pub async fn set_backup_limit(&self, server_id: i64, limit: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE servers SET backup_limit = $1 WHERE id = $2")
+            .bind(limit)
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn delete_server(&self, server_id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM servers WHERE id = $1")
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The server's current sealed key.
+    pub async fn server_key(&self, server_id: i64) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT encryption_key_enc FROM restic WHERE server_id = $1")
+                .bind(server_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("encryption_key_enc"))
+                .transpose()?,
+        )
+    }
+
+    /// Stores a rotated key: the old history row is retired, a new one added.
+    pub async fn replace_server_key(&self, server_id: i64, key_enc: &str, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE restic SET encryption_key_enc = $1, updated_at = $2 WHERE server_id = $3",
+        )
+        .bind(key_enc)
+        .bind(now)
+        .bind(server_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE restic_key_history SET retired_at = $1 WHERE server_id = $2 AND retired_at IS NULL")
+            .bind(now)
+            .bind(server_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO restic_key_history (server_id, encryption_key_enc, created_at) VALUES ($1, $2, $3)")
+            .bind(server_id)
+            .bind(key_enc)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Number of keys a server has had (the current one included).
+    pub async fn key_history_len(&self, server_id: i64) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM restic_key_history WHERE server_id = $1")
+                .bind(server_id)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?,
+        )
+    }
+
+    // ---- subusers ----
+
+    pub async fn set_subuser(
+        &self,
+        server_id: i64,
+        user_id: i64,
+        permissions: &[String],
+    ) -> Result<()> {
+        let perms = permissions.join(" ");
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM subusers WHERE server_id = $1 AND user_id = $2")
+            .bind(server_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO subusers (server_id, user_id, permissions) VALUES ($1, $2, $3)")
+            .bind(server_id)
+            .bind(user_id)
+            .bind(perms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_subuser(&self, server_id: i64, user_id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM subusers WHERE server_id = $1 AND user_id = $2")
+            .bind(server_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The subuser's permissions on a server, `None` if not a subuser.
+    pub async fn subuser_permissions(
+        &self,
+        server_id: i64,
+        user_id: i64,
+    ) -> Result<Option<Vec<String>>> {
+        let row =
+            sqlx::query("SELECT permissions FROM subusers WHERE server_id = $1 AND user_id = $2")
+                .bind(server_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            let perms: String = r.try_get("permissions")?;
+            Ok(perms.split_whitespace().map(str::to_owned).collect())
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("postgres://panel:s3cret@db:5432/panel"),
+            "postgres://panel:***@db:5432/panel"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/lib/panel.db"),
+            "sqlite:///var/lib/panel.db"
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! One story against the storage, run on SQLite and on PostgreSQL.
+//! PostgreSQL comes from `TEST_DATABASE_URL` (scripts/test starts a throwaway
+//! server and sets it); each run gets a fresh database.
+
+use api::ServerUuid;
+use panel::storage::{Backend, NewNode, NewServer, Storage, StorageError};
+use sqlx::Connection;
+
+async fn story(db: &Storage) {
+    let owner = db
+        .create_user("owner@example.com", "hash-o", false, 100)
+        .await
+        .unwrap();
+    let sub = db
+        .create_user("sub@example.com", "hash-s", false, 100)
+        .await
+        .unwrap();
+    let stranger = db
+        .create_user("stranger@example.com", "hash-x", false, 100)
+        .await
+        .unwrap();
+    let admin = db
+        .create_user("admin@example.com", "hash-a", true, 100)
+        .await
+        .unwrap();
+    assert!(admin.root_admin && !owner.root_admin);
+    assert!(matches!(
+        db.create_user("owner@example.com", "h", false, 1).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(
+        db.user_by_email("sub@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        sub.id
+    );
+    assert!(
+        db.user_by_email("nobody@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.update_user(sub.id, None, Some("hash-s2"), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.user(sub.id).await.unwrap().unwrap().password_hash,
+        "hash-s2"
+    );
+    assert_eq!(db.users().await.unwrap().len(), 4);
+
+    db.create_session("h1", owner.id, "csrf1", 1000)
+        .await
+        .unwrap();
+    db.create_session("h2", sub.id, "csrf2", 1000)
+        .await
+        .unwrap();
+    db.touch_session("h1", 1500).await.unwrap();
+    let s = db.session("h1").await.unwrap().unwrap();
+    assert_eq!(
+        (s.user_id, s.csrf_token.as_str(), s.last_seen_at),
+        (owner.id, "csrf1", 1500)
+    );
+    assert_eq!(db.expire_sessions(1200, 0).await.unwrap(), 1, "h2 was idle");
+    assert!(db.session("h2").await.unwrap().is_none());
+    db.delete_session("h1").await.unwrap();
+    assert!(db.session("h1").await.unwrap().is_none());
+
+    let node = db
+        .create_node(
+            &NewNode {
+                name: "node-1".into(),
+                url: "https://node1.example.com:8090".into(),
+                token_enc: "sealed-token".into(),
+                ca_pem: None,
+                browser_downloads: true,
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(db.nodes().await.unwrap(), vec![node.clone()]);
+    let uuid = ServerUuid::parse("1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap();
+    let new = NewServer {
+        uuid: uuid.clone(),
+        name: "Survival".into(),
+        owner_id: owner.id,
+        node_id: node.id,
+        backup_limit: 5,
+    };
+    let server = db.create_server(&new, "sealed-key-1", 100).await.unwrap();
+    assert!(matches!(
+        db.create_server(&new, "k", 100).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(db.server_by_uuid(&uuid).await.unwrap().unwrap(), server);
+    assert_eq!(
+        db.server_key(server.id).await.unwrap().as_deref(),
+        Some("sealed-key-1")
+    );
+
+    assert_eq!(db.servers_of_user(owner.id).await.unwrap().len(), 1);
+    assert!(db.servers_of_user(sub.id).await.unwrap().is_empty());
+    db.set_subuser(
+        server.id,
+        sub.id,
+        &["backup.read".into(), "backup.create".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(db.servers_of_user(sub.id).await.unwrap().len(), 1);
+    assert!(db.servers_of_user(stranger.id).await.unwrap().is_empty());
+    db.set_subuser(server.id, sub.id, &["backup.read".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        db.subuser_permissions(server.id, sub.id).await.unwrap(),
+        Some(vec!["backup.read".to_owned()])
+    );
+    assert_eq!(
+        db.subuser_permissions(server.id, stranger.id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    db.replace_server_key(server.id, "sealed-key-2", 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.server_key(server.id).await.unwrap().as_deref(),
+        Some("sealed-key-2")
+    );
+    assert_eq!(db.key_history_len(server.id).await.unwrap(), 2);
+    assert!(db.set_backup_limit(server.id, 10).await.unwrap());
+    assert_eq!(
+        db.server_by_uuid(&uuid)
+            .await
+            .unwrap()
+            .unwrap()
+            .backup_limit,
+        10
+    );
+
+    // Deleting a user drops their sessions and subuser rows (foreign keys on).
+    db.create_session("h3", sub.id, "csrf3", 300).await.unwrap();
+    assert!(db.delete_user(sub.id).await.unwrap());
+    assert!(db.session("h3").await.unwrap().is_none());
+    assert!(!db.remove_subuser(server.id, sub.id).await.unwrap());
+    assert!(db.delete_server(server.id).await.unwrap());
+    assert_eq!(db.server_key(server.id).await.unwrap(), None);
+    assert!(db.delete_node(node.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_storage_story_holds_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("panel.db").display());
+    let db = Storage::connect(&url).await.unwrap();
+    assert_eq!(db.backend(), Backend::Sqlite);
+    story(&db).await;
+    // Reopening applies no migration twice.
+    let again = Storage::connect(&url).await.unwrap();
+    assert!(again.users().await.unwrap().len() == 3);
+}
+
+#[tokio::test]
+async fn the_storage_story_holds_on_postgres() {
+    let admin_url = std::env::var("TEST_DATABASE_URL").expect(
+        "TEST_DATABASE_URL must name a PostgreSQL server (./scripts/test starts one and sets it)",
+    );
+    let name = format!("panel_test_{}", std::process::id());
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&admin_url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+    let url = format!("{base}/{name}");
+    let db = Storage::connect(&url).await.unwrap();
+    assert_eq!(db.backend(), Backend::Postgres);
+    story(&db).await;
+    // Two panels starting at once on one database: migrations apply once.
+    let (a, b) = tokio::join!(Storage::connect(&url), Storage::connect(&url));
+    a.unwrap();
+    b.unwrap();
+    drop(db);
+    let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await;
+}
