@@ -1,1 +1,7 @@
+//! The panel: users, sessions, permissions, nodes, servers and keys; proxies
+//! backup operations to the agents. So far: storage, secret sealing and
+//! password hashing, which the HTTP layer will build on.
+
+pub mod password;
+pub mod seal;
 pub mod storage;
