@@ -2,6 +2,7 @@
 //! backup operations to the agents. So far: storage, secret sealing and
 //! password hashing, which the HTTP layer will build on.
 
+pub mod agent_client;
 pub mod password;
 pub mod seal;
 pub mod storage;

@@ -1,0 +1,291 @@
+//! The panel's client for one node's agent: the node token as bearer, the
+//! server's key in `X-Restic-Password`, certificate verification always on
+//! (with the node's own CA if it has one), and timeouts, so a dead agent is a
+//! quick `Unavailable`, never a hang.
+
+use std::time::Duration;
+
+use api::agent::{
+    ArchiveList, BackupList, CreateBackupRequest, ErrorBody, JobAccepted, JobView, KeyRotated,
+    LockState, PASSWORD_HEADER, RepoStats, RestoreRequest, RotateKeyRequest,
+};
+use api::download::DownloadFormat;
+use api::{JobId, Secret, ServerUuid, SnapshotId, SnapshotRef};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an ordinary call may take (listing may refresh the index once).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The agent could not be reached or did not answer properly in time.
+    #[error("the node's agent is unavailable")]
+    Unavailable,
+    /// The agent answered with an error; status and body are passed on.
+    #[error("the agent refused: {code}")]
+    Agent {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("the node is misconfigured: {0}")]
+    Config(String),
+}
+
+/// Where a node's agent is and how to trust it.
+#[derive(Debug, Clone)]
+pub struct NodeConn {
+    pub url: String,
+    pub token: Secret,
+    pub ca_pem: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AgentClient {
+    http: reqwest::Client,
+    base: String,
+    token: Secret,
+}
+
+impl AgentClient {
+    pub fn new(node: &NodeConn) -> Result<Self, ClientError> {
+        let base = node.url.trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(ClientError::Config(
+                "the node URL must start with https:// or http://".into(),
+            ));
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(base.starts_with("https://"));
+        if let Some(pem) = &node.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    ClientError::Config("the node's CA certificate is not valid PEM".into())
+                })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Config(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base,
+            token: node.token.clone(),
+        })
+    }
+
+    fn backups(&self, server: &ServerUuid) -> String {
+        format!("{}/api/servers/{server}/backups/restic", self.base)
+    }
+
+    fn request(&self, method: Method, url: &str, key: Option<&Secret>) -> reqwest::RequestBuilder {
+        let mut r = self
+            .http
+            .request(method, url)
+            .bearer_auth(self.token.expose());
+        if let Some(key) = key {
+            r = r.header(PASSWORD_HEADER, key.expose());
+        }
+        r
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let res = req.send().await.map_err(|e| {
+            // The error text names the URL, never a header.
+            tracing::warn!(error = %e, "agent unreachable");
+            ClientError::Unavailable
+        })?;
+        let status = res.status();
+        if status.is_success() {
+            return Ok(res);
+        }
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(status = status.as_u16(), "agent failed");
+            return Err(ClientError::Unavailable);
+        }
+        let body: Option<ErrorBody> = res.json().await.ok();
+        Err(match body {
+            Some(b) => ClientError::Agent {
+                status: status.as_u16(),
+                code: b.error.code,
+                message: b.error.message,
+            },
+            None => ClientError::Unavailable,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        self.send(req).await?.json().await.map_err(|e| {
+            tracing::warn!(error = %e, "agent answered something unexpected");
+            ClientError::Unavailable
+        })
+    }
+
+    pub async fn list(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<BackupList, ClientError> {
+        let mut req = self
+            .request(Method::GET, &self.backups(server), Some(key))
+            .query(&[("limit", limit.to_string())]);
+        if let Some(c) = cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        self.json(req).await
+    }
+
+    pub async fn stats(&self, server: &ServerUuid, key: &Secret) -> Result<RepoStats, ClientError> {
+        let url = format!("{}/stats", self.backups(server));
+        self.json(self.request(Method::GET, &url, Some(key))).await
+    }
+
+    pub async fn create_backup(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        body: &CreateBackupRequest,
+    ) -> Result<JobAccepted, ClientError> {
+        let req = self
+            .request(Method::POST, &self.backups(server), Some(key))
+            .json(body);
+        self.json(req).await
+    }
+
+    pub async fn job(&self, server: &ServerUuid, job: &JobId) -> Result<JobView, ClientError> {
+        let url = format!("{}/jobs/{job}", self.backups(server));
+        self.json(self.request(Method::GET, &url, None)).await
+    }
+
+    pub async fn set_locked(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        id: &SnapshotRef,
+        locked: bool,
+    ) -> Result<LockState, ClientError> {
+        let verb = if locked { "lock" } else { "unlock" };
+        let url = format!("{}/{}/{verb}", self.backups(server), id.as_str());
+        self.json(self.request(Method::POST, &url, Some(key))).await
+    }
+
+    pub async fn delete(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        id: &SnapshotRef,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/{}", self.backups(server), id.as_str());
+        self.send(self.request(Method::DELETE, &url, Some(key)))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn restore(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        id: &SnapshotRef,
+        truncate: bool,
+    ) -> Result<JobAccepted, ClientError> {
+        let url = format!("{}/{}/restore", self.backups(server), id.as_str());
+        let req = self
+            .request(Method::POST, &url, Some(key))
+            .json(&RestoreRequest { truncate });
+        self.json(req).await
+    }
+
+    pub async fn archive(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+    ) -> Result<JobAccepted, ClientError> {
+        let url = format!("{}/archive", self.backups(server));
+        self.json(self.request(Method::POST, &url, Some(key))).await
+    }
+
+    pub async fn rotate_key(
+        &self,
+        server: &ServerUuid,
+        current: &Secret,
+        new: &Secret,
+    ) -> Result<KeyRotated, ClientError> {
+        let url = format!("{}/key", self.backups(server));
+        let req = self
+            .request(Method::POST, &url, Some(current))
+            .json(&RotateKeyRequest {
+                new_password: new.clone(),
+            });
+        self.json(req).await
+    }
+
+    pub async fn archives(&self) -> Result<ArchiveList, ClientError> {
+        let url = format!("{}/api/restic/archive", self.base);
+        self.json(self.request(Method::GET, &url, None)).await
+    }
+
+    pub async fn delete_archive(&self, name: &str) -> Result<(), ClientError> {
+        // Names are validated by the caller against the agent's own listing;
+        // encoding keeps any odd byte inside the one path segment.
+        let name: String = name
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        let url = format!("{}/api/restic/archive/{name}", self.base);
+        self.send(self.request(Method::DELETE, &url, None))
+            .await
+            .map(|_| ())
+    }
+
+    /// A one-time link a browser can download the snapshot from directly.
+    pub fn download_link(
+        &self,
+        server: &ServerUuid,
+        snapshot: &SnapshotId,
+        format: DownloadFormat,
+        key: &Secret,
+        now_unix: i64,
+    ) -> String {
+        let token = api::download::issue(&self.token, server, snapshot, format, key, now_unix);
+        format!("{}/download/restic?token={token}", self.base)
+    }
+
+    /// The archive streamed through the panel (for nodes browsers can not reach).
+    pub async fn download(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        id: &SnapshotRef,
+        format: DownloadFormat,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = format!("{}/{}/download", self.backups(server), id.as_str());
+        // No overall timeout: a large download takes as long as it takes;
+        // the connection timeout still applies.
+        let req = self
+            .request(Method::GET, &url, Some(key))
+            .query(&[("format", format.extension())])
+            .timeout(Duration::from_secs(24 * 60 * 60));
+        self.send(req).await
+    }
+}
