@@ -3,6 +3,8 @@
 //! password hashing, which the HTTP layer will build on.
 
 pub mod agent_client;
+pub mod auth;
 pub mod password;
+pub mod permissions;
 pub mod seal;
 pub mod storage;

@@ -1,0 +1,319 @@
+//! Logins and sessions. A session ID is 256 random bits, sent to the browser
+//! once (in the cookie) and stored only as its SHA-256, so a database dump
+//! can not be replayed as a login. Sessions end on logout, after
+//! `idle` without use, or `absolute` after login. Failed logins are limited
+//! per client address and per account.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use api::Secret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+use crate::password;
+use crate::storage::{Storage, StorageError, User};
+
+/// Failed attempts allowed per address and per account in one window.
+const MAX_FAILURES: usize = 10;
+const FAILURE_WINDOW_SECS: i64 = 15 * 60;
+/// `last_seen_at` is written at most this often per session.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+#[derive(Debug, Error)]
+pub enum AuthError {
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("too many failed logins; try again later")]
+    RateLimited,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A session just created: the ID goes into the cookie, never anywhere else.
+#[derive(Debug)]
+pub struct NewSession {
+    pub id: Secret,
+    pub csrf_token: String,
+    pub user: User,
+}
+
+/// A live session and its user.
+#[derive(Debug, Clone)]
+pub struct ActiveSession {
+    pub user: User,
+    pub csrf_token: String,
+}
+
+impl ActiveSession {
+    /// Compares a presented CSRF token in constant time.
+    pub fn csrf_ok(&self, presented: &str) -> bool {
+        let a = Sha256::digest(presented.as_bytes());
+        let b = Sha256::digest(self.csrf_token.as_bytes());
+        bool::from(a.ct_eq(&b))
+    }
+}
+
+#[derive(Default)]
+struct Failures {
+    by_key: HashMap<String, Vec<i64>>,
+}
+
+impl Failures {
+    fn recent(&mut self, key: &str, now: i64) -> usize {
+        let list = self.by_key.entry(key.to_owned()).or_default();
+        list.retain(|t| now - *t < FAILURE_WINDOW_SECS);
+        list.len()
+    }
+
+    fn add(&mut self, key: &str, now: i64) {
+        self.by_key.entry(key.to_owned()).or_default().push(now);
+        if self.by_key.len() > 100_000 {
+            // Bounded memory under a flood: forget the quiet keys.
+            self.by_key
+                .retain(|_, v| v.last().is_some_and(|t| now - *t < FAILURE_WINDOW_SECS));
+        }
+    }
+}
+
+pub struct Sessions {
+    storage: Storage,
+    idle: Duration,
+    absolute: Duration,
+    failures: Mutex<Failures>,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::getrandom(&mut b).expect("the system random number generator failed");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn hash_id(id: &str) -> String {
+    Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+impl Sessions {
+    pub fn new(storage: Storage, idle: Duration, absolute: Duration) -> Self {
+        Self {
+            storage,
+            idle,
+            absolute,
+            failures: Mutex::new(Failures::default()),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, Failures> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks the credentials and opens a new session (always a new ID).
+    pub async fn login(
+        &self,
+        email: &str,
+        pass: &str,
+        client: &str,
+        now: i64,
+    ) -> Result<NewSession, AuthError> {
+        let email = email.trim().to_lowercase();
+        let (ip_key, account_key) = (format!("ip:{client}"), format!("account:{email}"));
+        {
+            let mut f = self.failures();
+            if f.recent(&ip_key, now) >= MAX_FAILURES || f.recent(&account_key, now) >= MAX_FAILURES
+            {
+                return Err(AuthError::RateLimited);
+            }
+        }
+        let user = self.storage.user_by_email(&email).await?;
+        // Verify against a decoy when the account does not exist, so both
+        // failures take the same time.
+        let hash = user
+            .as_ref()
+            .map_or(password::decoy_hash(), |u| u.password_hash.as_str())
+            .to_owned();
+        let pass = pass.to_owned();
+        let ok = tokio::task::spawn_blocking(move || password::verify(&pass, &hash))
+            .await
+            .unwrap_or(false);
+        let user = match (ok, user) {
+            (true, Some(user)) => user,
+            _ => {
+                let mut f = self.failures();
+                f.add(&ip_key, now);
+                f.add(&account_key, now);
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        let id = random_hex(32);
+        let csrf_token = random_hex(32);
+        self.storage
+            .create_session(&hash_id(&id), user.id, &csrf_token, now)
+            .await?;
+        Ok(NewSession {
+            id: Secret::new(id).expect("hex is a valid secret"),
+            csrf_token,
+            user,
+        })
+    }
+
+    /// The session behind a cookie value, if it is alive.
+    pub async fn resolve(&self, id: &str, now: i64) -> Result<Option<ActiveSession>, StorageError> {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let id_hash = hash_id(id);
+        let Some(session) = self.storage.session(&id_hash).await? else {
+            return Ok(None);
+        };
+        let idle = now - session.last_seen_at >= self.idle.as_secs() as i64;
+        let too_old = now - session.created_at >= self.absolute.as_secs() as i64;
+        if idle || too_old {
+            self.storage.delete_session(&id_hash).await?;
+            return Ok(None);
+        }
+        let Some(user) = self.storage.user(session.user_id).await? else {
+            return Ok(None);
+        };
+        if now - session.last_seen_at >= TOUCH_EVERY_SECS {
+            self.storage.touch_session(&id_hash, now).await?;
+        }
+        Ok(Some(ActiveSession {
+            user,
+            csrf_token: session.csrf_token,
+        }))
+    }
+
+    /// Ends the session on the server side.
+    pub async fn logout(&self, id: &str) -> Result<(), StorageError> {
+        self.storage.delete_session(&hash_id(id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn setup() -> (tempfile::TempDir, Sessions, Storage) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::connect(&format!("sqlite://{}", dir.path().join("p.db").display()))
+            .await
+            .unwrap();
+        storage
+            .create_user(
+                "owner@example.com",
+                &password::hash("right password"),
+                false,
+                0,
+            )
+            .await
+            .unwrap();
+        let sessions = Sessions::new(
+            storage.clone(),
+            Duration::from_secs(3600),
+            Duration::from_secs(86400),
+        );
+        (dir, sessions, storage)
+    }
+
+    #[tokio::test]
+    async fn login_gives_a_fresh_session_that_logout_ends() {
+        let (_d, s, storage) = setup().await;
+        let a = s
+            .login("Owner@Example.com ", "right password", "1.2.3.4", 1000)
+            .await
+            .unwrap();
+        let b = s
+            .login("owner@example.com", "right password", "1.2.3.4", 1000)
+            .await
+            .unwrap();
+        assert_ne!(a.id, b.id, "every login gets a new session ID");
+        assert_eq!(a.id.expose().len(), 64);
+        let live = s.resolve(a.id.expose(), 1001).await.unwrap().unwrap();
+        assert_eq!(live.user.email, "owner@example.com");
+        assert!(live.csrf_ok(&a.csrf_token));
+        assert!(!live.csrf_ok("wrong"));
+        assert!(!live.csrf_ok(""));
+        // Only the hash is stored.
+        assert!(storage.session(a.id.expose()).await.unwrap().is_none());
+        s.logout(a.id.expose()).await.unwrap();
+        assert!(s.resolve(a.id.expose(), 1002).await.unwrap().is_none());
+        assert!(s.resolve(b.id.expose(), 1002).await.unwrap().is_some());
+        assert!(s.resolve("../../etc", 1002).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn sessions_expire_when_idle_or_too_old() {
+        let (_d, s, _) = setup().await;
+        let a = s
+            .login("owner@example.com", "right password", "ip", 0)
+            .await
+            .unwrap();
+        // Used every 50 minutes: stays alive until the absolute limit.
+        let mut t = 0;
+        while t + 3000 < 86400 {
+            t += 3000;
+            assert!(
+                s.resolve(a.id.expose(), t).await.unwrap().is_some(),
+                "died at {t}"
+            );
+        }
+        assert!(
+            s.resolve(a.id.expose(), 86400).await.unwrap().is_none(),
+            "absolute timeout"
+        );
+        let b = s
+            .login("owner@example.com", "right password", "ip", 0)
+            .await
+            .unwrap();
+        assert!(
+            s.resolve(b.id.expose(), 3600).await.unwrap().is_none(),
+            "idle timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_logins_are_limited_per_address_and_per_account() {
+        let (_d, s, _) = setup().await;
+        for _ in 0..MAX_FAILURES {
+            assert!(matches!(
+                s.login("owner@example.com", "wrong", "9.9.9.9", 100).await,
+                Err(AuthError::InvalidCredentials)
+            ));
+        }
+        // The account is now locked for everyone, even with the right password…
+        assert!(matches!(
+            s.login("owner@example.com", "right password", "5.5.5.5", 101)
+                .await,
+            Err(AuthError::RateLimited)
+        ));
+        // …until the window passed.
+        assert!(
+            s.login(
+                "owner@example.com",
+                "right password",
+                "5.5.5.5",
+                100 + FAILURE_WINDOW_SECS
+            )
+            .await
+            .is_ok()
+        );
+        // Unknown accounts fail like wrong passwords and count per address.
+        for i in 0..MAX_FAILURES {
+            assert!(matches!(
+                s.login(&format!("nobody{i}@example.com"), "x", "7.7.7.7", 5000)
+                    .await,
+                Err(AuthError::InvalidCredentials)
+            ));
+        }
+        assert!(matches!(
+            s.login("owner@example.com", "right password", "7.7.7.7", 5001)
+                .await,
+            Err(AuthError::RateLimited)
+        ));
+    }
+}

@@ -1,0 +1,221 @@
+//! Who may do what to a server's backups, decided in one place. The answer
+//! is a capability: [`Authorized<A>`] can only be made here, so code that
+//! needs, say, `Authorized<Delete>` can not be called without the check
+//! having passed for exactly that action.
+//!
+//! Owners and root admins may do everything; subusers need the Pterodactyl
+//! permission of the action; anyone else is told the server does not exist.
+
+use std::marker::PhantomData;
+
+use api::ServerUuid;
+use thiserror::Error;
+
+use crate::storage::{Server, Storage, StorageError, User};
+
+/// One kind of action on a server's backups.
+pub trait Action {
+    /// The subuser permission it needs.
+    const PERMISSION: &'static str;
+}
+
+macro_rules! actions {
+    ($($(#[$doc:meta])* $name:ident => $perm:literal),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+        impl Action for $name {
+            const PERMISSION: &'static str = $perm;
+        }
+    )*};
+}
+
+actions! {
+    /// List, stats, schedule read, job status.
+    Read => "backup.read",
+    /// Create a backup, write the schedule.
+    Create => "backup.create",
+    Download => "backup.download",
+    Restore => "backup.restore",
+    /// Delete, lock, unlock.
+    Delete => "backup.delete",
+}
+
+/// Every permission string a subuser can hold.
+pub const ALL_PERMISSIONS: [&str; 5] = [
+    Read::PERMISSION,
+    Create::PERMISSION,
+    Download::PERMISSION,
+    Restore::PERMISSION,
+    Delete::PERMISSION,
+];
+
+#[derive(Debug, Error)]
+pub enum Denied {
+    /// Unknown server, or one the user can not see: the same answer, so
+    /// existence is not revealed.
+    #[error("no such server")]
+    NotFound,
+    /// A subuser of the server without the needed permission.
+    #[error("you do not have permission to do this")]
+    Forbidden,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Proof that `user` may perform `A` on `server`.
+#[derive(Debug)]
+pub struct Authorized<A: Action> {
+    server: Server,
+    user: User,
+    _action: PhantomData<A>,
+}
+
+impl<A: Action> Authorized<A> {
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+}
+
+/// Checks that `user` may perform `A` on the server with `uuid`.
+pub async fn authorize<A: Action>(
+    storage: &Storage,
+    user: &User,
+    uuid: &ServerUuid,
+) -> Result<Authorized<A>, Denied> {
+    let server = storage
+        .server_by_uuid(uuid)
+        .await?
+        .ok_or(Denied::NotFound)?;
+    let allowed = if user.root_admin || server.owner_id == user.id {
+        true
+    } else {
+        match storage.subuser_permissions(server.id, user.id).await? {
+            None => return Err(Denied::NotFound),
+            Some(perms) => perms.iter().any(|p| p == A::PERMISSION),
+        }
+    };
+    if !allowed {
+        return Err(Denied::Forbidden);
+    }
+    Ok(Authorized {
+        server,
+        user: user.clone(),
+        _action: PhantomData,
+    })
+}
+
+/// Which actions a user has on a server, for showing only the buttons they
+/// may use. `None` if they can not see the server.
+pub async fn allowed_permissions(
+    storage: &Storage,
+    user: &User,
+    server: &Server,
+) -> Result<Option<Vec<&'static str>>, StorageError> {
+    if user.root_admin || server.owner_id == user.id {
+        return Ok(Some(ALL_PERMISSIONS.to_vec()));
+    }
+    Ok(storage
+        .subuser_permissions(server.id, user.id)
+        .await?
+        .map(|held| {
+            ALL_PERMISSIONS
+                .into_iter()
+                .filter(|p| held.iter().any(|h| h == p))
+                .collect()
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{NewNode, NewServer};
+
+    #[tokio::test]
+    async fn owners_admins_subusers_and_strangers_get_what_they_should() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Storage::connect(&format!("sqlite://{}", dir.path().join("p.db").display()))
+            .await
+            .unwrap();
+        let owner = db.create_user("o@x", "h", false, 0).await.unwrap();
+        let admin = db.create_user("a@x", "h", true, 0).await.unwrap();
+        let sub = db.create_user("s@x", "h", false, 0).await.unwrap();
+        let stranger = db.create_user("x@x", "h", false, 0).await.unwrap();
+        let node = db
+            .create_node(
+                &NewNode {
+                    name: "n".into(),
+                    url: "http://n".into(),
+                    token_enc: "t".into(),
+                    ca_pem: None,
+                    browser_downloads: true,
+                },
+                0,
+            )
+            .await
+            .unwrap();
+        let uuid = ServerUuid::parse("1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap();
+        let server = db
+            .create_server(
+                &NewServer {
+                    uuid: uuid.clone(),
+                    name: "s".into(),
+                    owner_id: owner.id,
+                    node_id: node.id,
+                    backup_limit: 0,
+                },
+                "k",
+                0,
+            )
+            .await
+            .unwrap();
+        db.set_subuser(server.id, sub.id, &["backup.read".into()])
+            .await
+            .unwrap();
+
+        assert!(authorize::<Delete>(&db, &owner, &uuid).await.is_ok());
+        assert!(authorize::<Restore>(&db, &admin, &uuid).await.is_ok());
+        assert_eq!(
+            authorize::<Read>(&db, &sub, &uuid)
+                .await
+                .unwrap()
+                .server()
+                .id,
+            server.id
+        );
+        assert!(matches!(
+            authorize::<Create>(&db, &sub, &uuid).await,
+            Err(Denied::Forbidden)
+        ));
+        assert!(matches!(
+            authorize::<Read>(&db, &stranger, &uuid).await,
+            Err(Denied::NotFound)
+        ));
+        let ghost = ServerUuid::parse("00000000-0000-0000-0000-000000000000").unwrap();
+        assert!(matches!(
+            authorize::<Read>(&db, &admin, &ghost).await,
+            Err(Denied::NotFound)
+        ));
+
+        assert_eq!(
+            allowed_permissions(&db, &sub, &server).await.unwrap(),
+            Some(vec!["backup.read"])
+        );
+        assert_eq!(
+            allowed_permissions(&db, &owner, &server)
+                .await
+                .unwrap()
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(
+            allowed_permissions(&db, &stranger, &server).await.unwrap(),
+            None
+        );
+    }
+}
