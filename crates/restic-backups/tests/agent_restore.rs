@@ -210,42 +210,21 @@ async fn restore_refuses_unknown_snapshots_and_bad_bodies() {
     let server = agent.add_server();
     let id = agent.backup(&server, KEY).await;
     let base = agent.backups_url(&server);
-    let (status, body) = agent
-        .call(
-            Method::POST,
-            &format!("{base}/{}/restore", "ab".repeat(8)),
+    let unknown = "ab".repeat(8);
+    for (target, key, body, expected) in [
+        (unknown.as_str(), KEY, json!({}), (404, "backup_not_found")),
+        (
+            id.as_str(),
             KEY,
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (404, Some("backup_not_found"))
-    );
-    let (status, body) = agent
-        .call(
-            Method::POST,
-            &format!("{base}/{id}/restore"),
-            KEY,
-            Some(json!({"truncate": "yes"})),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("invalid_json"))
-    );
-    let (status, body) = agent
-        .call(
-            Method::POST,
-            &format!("{base}/{id}/restore"),
-            "wrong-key",
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("wrong_key"))
-    );
+            json!({"truncate": "yes"}),
+            (400, "invalid_json"),
+        ),
+        (id.as_str(), "wrong-key", json!({}), (403, "wrong_key")),
+    ] {
+        let url = format!("{base}/{target}/restore");
+        let (status, code) = agent.refusal(Method::POST, &url, key, Some(body)).await;
+        assert_eq!((status, code.as_str()), expected, "{url}");
+    }
 }
 
 #[tokio::test]

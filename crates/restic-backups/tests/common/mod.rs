@@ -194,6 +194,22 @@ impl TestAgent {
         (status, json)
     }
 
+    /// Status and error code of a request expected to be refused.
+    pub async fn refusal(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let (status, body) = self.call(method, url, key, body).await;
+        let code = body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {body}"))
+            .to_owned();
+        (status, code)
+    }
+
     pub async fn list(&self, server: &str, key: &str) -> Value {
         let (status, body) = self
             .call(
