@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod admin_cli;
+
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -27,6 +29,35 @@ enum Command {
         /// RESTIC_BACKUPS_AGENT_<KEY> environment variables.
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// Manage the panel's users.
+    User {
+        /// The panel's TOML settings (or RESTIC_BACKUPS_PANEL_<KEY> variables).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: admin_cli::UserCommand,
+    },
+    /// Manage the panel's nodes.
+    Node {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: admin_cli::NodeCommand,
+    },
+    /// Manage the panel's servers.
+    Server {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: admin_cli::ServerCommand,
+    },
+    /// Manage the panel's subusers.
+    Subuser {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: admin_cli::SubuserCommand,
     },
 }
 
@@ -80,6 +111,18 @@ fn main() -> ExitCode {
                 agent::run(cfg, shutdown_signal())
                     .await
                     .map_err(|e| e.to_string())
+            }
+            Command::User { config, command } => {
+                admin_cli::user(&admin_cli::admin(config.as_deref()).await?, command).await
+            }
+            Command::Node { config, command } => {
+                admin_cli::node(&admin_cli::admin(config.as_deref()).await?, command).await
+            }
+            Command::Server { config, command } => {
+                admin_cli::server(&admin_cli::admin(config.as_deref()).await?, command).await
+            }
+            Command::Subuser { config, command } => {
+                admin_cli::subuser(&admin_cli::admin(config.as_deref()).await?, command).await
             }
         }
     });

@@ -372,6 +372,16 @@ impl Storage {
             .transpose()
     }
 
+    pub async fn node_by_name(&self, name: &str) -> Result<Option<Node>> {
+        sqlx::query(&format!("SELECT {NODE_COLS} FROM nodes WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(node_of)
+            .transpose()
+    }
+
     pub async fn nodes(&self) -> Result<Vec<Node>> {
         sqlx::query(&format!("SELECT {NODE_COLS} FROM nodes ORDER BY id"))
             .fetch_all(&self.pool)

@@ -1,0 +1,301 @@
+//! Administration: users, nodes, servers and subusers, with validation and
+//! sealing of secrets. Used by the CLI admin commands (and the admin API).
+
+use api::{Secret, ServerUuid};
+use thiserror::Error;
+
+use crate::password;
+use crate::permissions::ALL_PERMISSIONS;
+use crate::seal::{SealError, Sealer, random_secret};
+use crate::storage::{NewNode, NewServer, Node, Server, Storage, StorageError, User};
+
+#[derive(Debug, Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("no {0} with that name")]
+    NotFound(&'static str),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+fn bad(message: impl Into<String>) -> AdminError {
+    AdminError::BadInput(message.into())
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Context a node token is sealed under (binds it to its row).
+fn node_context(name: &str) -> String {
+    format!("node:{name}")
+}
+
+/// Context a server key is sealed under.
+fn server_context(uuid: &ServerUuid) -> String {
+    format!("server:{uuid}")
+}
+
+pub fn normalize_email(raw: &str) -> Result<String, AdminError> {
+    let email = raw.trim().to_lowercase();
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(email)
+    } else {
+        Err(bad("the email address is not valid"))
+    }
+}
+
+#[derive(Clone)]
+pub struct Admin {
+    storage: Storage,
+    sealer: Sealer,
+}
+
+impl Admin {
+    pub fn new(storage: Storage, sealer: Sealer) -> Self {
+        Self { storage, sealer }
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub async fn add_user(
+        &self,
+        email: &str,
+        pass: &str,
+        root_admin: bool,
+    ) -> Result<User, AdminError> {
+        let email = normalize_email(email)?;
+        if pass.chars().count() < password::MIN_PASSWORD_LEN {
+            return Err(bad(format!(
+                "the password needs at least {} characters",
+                password::MIN_PASSWORD_LEN
+            )));
+        }
+        let pass = pass.to_owned();
+        let hash = tokio::task::spawn_blocking(move || password::hash(&pass))
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(self
+            .storage
+            .create_user(&email, &hash, root_admin, now())
+            .await?)
+    }
+
+    pub async fn add_node(
+        &self,
+        name: &str,
+        url: &str,
+        token: &Secret,
+        ca_pem: Option<String>,
+        browser_downloads: bool,
+    ) -> Result<Node, AdminError> {
+        let name_ok = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !name_ok {
+            return Err(bad(
+                "node names are 1 to 64 letters, digits, '-', '_' or '.'",
+            ));
+        }
+        let url = url.trim_end_matches('/');
+        if !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.contains(char::is_whitespace)
+        {
+            return Err(bad(
+                "the node URL must start with https:// (or http:// on a trusted network)",
+            ));
+        }
+        if token.expose().len() < 16 {
+            return Err(bad("the node token needs at least 16 characters"));
+        }
+        if let Some(pem) = &ca_pem
+            && !pem.contains("-----BEGIN CERTIFICATE-----")
+        {
+            return Err(bad("the CA file holds no PEM certificate"));
+        }
+        let node = NewNode {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            token_enc: self.sealer.seal(token, &node_context(name)),
+            ca_pem,
+            browser_downloads,
+        };
+        Ok(self.storage.create_node(&node, now()).await?)
+    }
+
+    /// Creates a server with a new random repository key (256 bits).
+    pub async fn add_server(
+        &self,
+        uuid: &ServerUuid,
+        name: &str,
+        owner_email: &str,
+        node_name: &str,
+        backup_limit: i64,
+    ) -> Result<Server, AdminError> {
+        if name.trim().is_empty() || name.len() > 191 || name.chars().any(char::is_control) {
+            return Err(bad("server names are 1 to 191 printable characters"));
+        }
+        if !(0..=10_000).contains(&backup_limit) {
+            return Err(bad("the backup limit is 0 (none) to 10000"));
+        }
+        let owner = self
+            .storage
+            .user_by_email(&normalize_email(owner_email)?)
+            .await?
+            .ok_or(AdminError::NotFound("user"))?;
+        let node = self
+            .storage
+            .node_by_name(node_name)
+            .await?
+            .ok_or(AdminError::NotFound("node"))?;
+        let key_enc = self.sealer.seal(&random_secret(), &server_context(uuid));
+        let server = NewServer {
+            uuid: uuid.clone(),
+            name: name.trim().to_owned(),
+            owner_id: owner.id,
+            node_id: node.id,
+            backup_limit,
+        };
+        Ok(self.storage.create_server(&server, &key_enc, now()).await?)
+    }
+
+    /// Grants a user exactly `permissions` on a server.
+    pub async fn set_subuser(
+        &self,
+        uuid: &ServerUuid,
+        email: &str,
+        permissions: &[String],
+    ) -> Result<(), AdminError> {
+        for p in permissions {
+            if !ALL_PERMISSIONS.contains(&p.as_str()) {
+                return Err(bad(format!(
+                    "unknown permission {p:?}; known: {}",
+                    ALL_PERMISSIONS.join(", ")
+                )));
+            }
+        }
+        let server = self
+            .storage
+            .server_by_uuid(uuid)
+            .await?
+            .ok_or(AdminError::NotFound("server"))?;
+        let user = self
+            .storage
+            .user_by_email(&normalize_email(email)?)
+            .await?
+            .ok_or(AdminError::NotFound("user"))?;
+        if user.id == server.owner_id {
+            return Err(bad("the owner already has every permission"));
+        }
+        Ok(self
+            .storage
+            .set_subuser(server.id, user.id, permissions)
+            .await?)
+    }
+
+    pub fn node_token(&self, node: &Node) -> Result<Secret, AdminError> {
+        Ok(self
+            .sealer
+            .open(&node.token_enc, &node_context(&node.name))?)
+    }
+
+    pub async fn server_key(&self, server: &Server) -> Result<Secret, AdminError> {
+        let sealed = self
+            .storage
+            .server_key(server.id)
+            .await?
+            .ok_or(AdminError::NotFound("key for server"))?;
+        Ok(self.sealer.open(&sealed, &server_context(&server.uuid))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(
+            normalize_email(" Admin@Example.COM ").unwrap(),
+            "admin@example.com"
+        );
+        for bad in ["", "no-at", "@x", "x@", "a b@c", "a@b\u{7}"] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn secrets_are_sealed_at_rest_and_open_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("p.db");
+        let storage = Storage::connect(&format!("sqlite://{}", db_path.display()))
+            .await
+            .unwrap();
+        let sealer =
+            Sealer::new(&Secret::new("panel-secret-0123456789abcdef-0123").unwrap()).unwrap();
+        let admin = Admin::new(storage, sealer);
+        admin
+            .add_user("owner@example.com", "a long password", false)
+            .await
+            .unwrap();
+        assert!(
+            admin
+                .add_user("x@example.com", "short", false)
+                .await
+                .is_err()
+        );
+        let token = Secret::new("node-token-that-must-not-leak-1").unwrap();
+        let node = admin
+            .add_node("node-1", "http://127.0.0.1:8090/", &token, None, true)
+            .await
+            .unwrap();
+        assert_eq!(node.url, "http://127.0.0.1:8090");
+        assert_eq!(admin.node_token(&node).unwrap(), token);
+        let uuid = ServerUuid::parse("1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap();
+        let server = admin
+            .add_server(&uuid, "Survival", "OWNER@example.com", "node-1", 3)
+            .await
+            .unwrap();
+        let key = admin.server_key(&server).await.unwrap();
+        assert_eq!(key.expose().len(), 64);
+        assert!(matches!(
+            admin
+                .add_server(&uuid, "x", "nobody@example.com", "node-1", 3)
+                .await,
+            Err(AdminError::NotFound("user"))
+        ));
+        assert!(
+            admin
+                .set_subuser(&uuid, "owner@example.com", &["backup.read".into()])
+                .await
+                .is_err()
+        );
+        assert!(
+            admin
+                .set_subuser(&uuid, "owner@example.com", &["backup.everything".into()])
+                .await
+                .is_err()
+        );
+
+        // A dump of the database file shows neither secret.
+        drop(admin);
+        let mut raw = std::fs::read(&db_path).unwrap();
+        if let Ok(wal) = std::fs::read(dir.path().join("p.db-wal")) {
+            raw.extend(wal);
+        }
+        let text = String::from_utf8_lossy(&raw);
+        assert!(!text.contains(token.expose()) && !text.contains(key.expose()));
+        assert!(!text.contains("a long password"));
+    }
+}
