@@ -87,8 +87,15 @@ async fn jobs_beyond_the_node_limit_wait_in_the_queue() {
         (done_a["status"].as_str(), done_b["status"].as_str()),
         (Some("succeeded"), Some("succeeded"))
     );
+    let at = |v: &serde_json::Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
     assert!(
-        done_b["started_at"].as_str().unwrap() >= done_a["finished_at"].as_str().unwrap(),
+        at(&done_b["started_at"]) >= at(&done_a["finished_at"]),
         "the queued job started before the first ended: {done_a} {done_b}"
     );
     // Jobs of another server are not visible under this one.
