@@ -8,5 +8,6 @@ pub mod auth;
 pub mod config;
 pub mod password;
 pub mod permissions;
+pub mod schedule;
 pub mod seal;
 pub mod storage;
