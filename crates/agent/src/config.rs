@@ -8,27 +8,12 @@ use std::path::{Path, PathBuf};
 
 use api::Secret;
 use serde::Deserialize;
-use thiserror::Error;
+use settings::{Env, invalid, load_toml, read};
 
 pub const ENV_PREFIX: &str = "RESTIC_BACKUPS_AGENT_";
 const DEFAULT_WINGS_CONFIG: &str = "/etc/pterodactyl/config.yml";
 
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("could not read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("setting {key}: {message}")]
-    Invalid { key: String, message: String },
-    #[error(
-        "no node token configured: set `token` or `token_file` (or {ENV_PREFIX}TOKEN / {ENV_PREFIX}TOKEN_FILE)"
-    )]
-    MissingToken,
-}
+pub use settings::SettingsError as ConfigError;
 
 /// The agent's settings after all layers were applied.
 #[derive(Clone)]
@@ -120,44 +105,17 @@ struct WingsSsl {
     key: Option<PathBuf>,
 }
 
-/// Where environment values come from; a closure so tests need not touch the
-/// process environment.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        message: message.into(),
-    }
-}
-
-fn secret_from(key: &str, value: String) -> Result<Secret, ConfigError> {
-    Secret::new(value.trim_end_matches(['\n', '\r']).to_owned())
-        .map_err(|e| invalid(key, e.to_string()))
-}
+pub use settings::EnvLookup;
 
 impl AgentConfig {
     /// Loads the settings: `file` is the TOML file (optional), `env` looks up
     /// environment variables.
     pub fn load(file: Option<&Path>, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
-        let mut f: FileConfig = match file {
-            Some(path) => toml::from_str(&read(path)?).map_err(|e| ConfigError::Syntax {
-                path: path.to_owned(),
-                message: e.message().to_owned(),
-            })?,
-            None => FileConfig::default(),
-        };
-        let var = |key: &str| env(&format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()));
+        let mut f: FileConfig = load_toml(file)?;
+        let env = Env::new(ENV_PREFIX, env);
         macro_rules! overlay {
             ($($field:ident),*) => {$(
-                if let Some(v) = var(stringify!($field)) {
+                if let Some(v) = env.get(stringify!($field)) {
                     f.$field = Some(v.into());
                 }
             )*};
@@ -175,17 +133,11 @@ impl AgentConfig {
             tls_key,
             wings_config
         );
-        if let Some(v) = var("prune_after_forgets") {
-            f.prune_after_forgets = Some(
-                v.parse()
-                    .map_err(|_| invalid("prune_after_forgets", "must be a whole number"))?,
-            );
+        if let Some(n) = env.number("prune_after_forgets")? {
+            f.prune_after_forgets = Some(n);
         }
-        if let Some(v) = var("max_parallel_jobs") {
-            f.max_parallel_jobs = Some(
-                v.parse()
-                    .map_err(|_| invalid("max_parallel_jobs", "must be a whole number"))?,
-            );
+        if let Some(n) = env.number("max_parallel_jobs")? {
+            f.max_parallel_jobs = Some(n);
         }
 
         // Wings' file gives defaults only where nothing more specific was set.
@@ -207,12 +159,15 @@ impl AgentConfig {
             None => WingsConfig::default(),
         };
 
-        let token = match (f.token, f.token_file) {
-            (Some(t), _) => secret_from("token", t)?,
-            (None, Some(path)) => secret_from("token_file", read(&path)?)?,
-            (None, None) => match wings.token {
-                Some(t) => secret_from("token", t)?,
-                None => return Err(ConfigError::MissingToken),
+        let token = match settings::secret("token", f.token, f.token_file.as_deref())? {
+            Some(t) => t,
+            None => match wings.token {
+                Some(t) => settings::secret("token", Some(t), None)?.expect("given inline"),
+                None => {
+                    return Err(ConfigError::Missing(format!(
+                        "no node token configured: set `token` or `token_file` (or {ENV_PREFIX}TOKEN / {ENV_PREFIX}TOKEN_FILE)"
+                    )));
+                }
             },
         };
         if token.expose().len() < 16 {
@@ -260,15 +215,7 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use settings::env_of;
 
     #[test]
     fn file_then_environment_override() {

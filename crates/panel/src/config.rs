@@ -8,26 +8,11 @@ use std::time::Duration;
 
 use api::Secret;
 use serde::Deserialize;
-use thiserror::Error;
+use settings::{Env, invalid, load_toml};
 
 pub const ENV_PREFIX: &str = "RESTIC_BACKUPS_PANEL_";
 
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("could not read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid: {message}")]
-    Syntax { path: PathBuf, message: String },
-    #[error("setting {key}: {message}")]
-    Invalid { key: String, message: String },
-    #[error(
-        "no secret key configured: set `secret_key_file` (or {ENV_PREFIX}SECRET_KEY_FILE) to a file holding at least 32 random characters"
-    )]
-    MissingSecret,
-}
+pub use settings::SettingsError as ConfigError;
 
 /// The panel's settings after all layers were applied.
 #[derive(Clone)]
@@ -74,74 +59,47 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        message: message.into(),
-    }
-}
-
-fn number(key: &str, raw: String) -> Result<u64, ConfigError> {
-    raw.parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| invalid(key, "must be a whole number above 0"))
-}
-
 impl PanelConfig {
     pub fn load(
         file: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let mut f: FileConfig = match file {
-            Some(path) => toml::from_str(&read(path)?).map_err(|e| ConfigError::Syntax {
-                path: path.to_owned(),
-                message: e.message().to_owned(),
-            })?,
-            None => FileConfig::default(),
-        };
-        let var = |key: &str| env(&format!("{ENV_PREFIX}{}", key.to_ascii_uppercase()));
-        if let Some(v) = var("listen") {
-            f.listen = Some(v);
+        let mut f: FileConfig = load_toml(file)?;
+        let env = Env::new(ENV_PREFIX, env);
+        macro_rules! overlay {
+            ($($field:ident),*) => {$(
+                if let Some(v) = env.get(stringify!($field)) {
+                    f.$field = Some(v.into());
+                }
+            )*};
         }
-        if let Some(v) = var("database_url") {
-            f.database_url = Some(v);
-        }
-        if let Some(v) = var("state_dir") {
-            f.state_dir = Some(v.into());
-        }
-        if let Some(v) = var("secret_key") {
-            f.secret_key = Some(v);
-        }
-        if let Some(v) = var("secret_key_file") {
-            f.secret_key_file = Some(v.into());
-        }
-        if let Some(v) = var("session_idle_minutes") {
-            f.session_idle_minutes = Some(number("session_idle_minutes", v)?);
-        }
-        if let Some(v) = var("session_absolute_hours") {
-            f.session_absolute_hours = Some(number("session_absolute_hours", v)?);
-        }
-        if let Some(v) = var("tls_cert") {
-            f.tls_cert = Some(v.into());
-        }
-        if let Some(v) = var("tls_key") {
-            f.tls_key = Some(v.into());
+        overlay!(
+            listen,
+            database_url,
+            state_dir,
+            secret_key,
+            secret_key_file,
+            tls_cert,
+            tls_key
+        );
+        for (key, field) in [
+            ("session_idle_minutes", &mut f.session_idle_minutes),
+            ("session_absolute_hours", &mut f.session_absolute_hours),
+        ] {
+            if let Some(n) = env.number::<u64>(key)? {
+                *field = Some(n);
+            }
+            if *field == Some(0) {
+                return Err(invalid(key, "must be a whole number above 0"));
+            }
         }
 
-        let secret = match (f.secret_key, f.secret_key_file) {
-            (Some(s), _) => s,
-            (None, Some(path)) => read(&path)?.trim_end_matches(['\n', '\r']).to_owned(),
-            (None, None) => return Err(ConfigError::MissingSecret),
-        };
-        let secret_key = Secret::new(secret).map_err(|e| invalid("secret_key", e.to_string()))?;
+        let secret_key = settings::secret("secret_key", f.secret_key, f.secret_key_file.as_deref())?
+            .ok_or_else(|| {
+                ConfigError::Missing(format!(
+                    "no secret key configured: set `secret_key_file` (or {ENV_PREFIX}SECRET_KEY_FILE) to a file holding at least 32 random characters"
+                ))
+            })?;
         if secret_key.expose().len() < 32 {
             return Err(invalid("secret_key", "must be at least 32 characters"));
         }
@@ -184,15 +142,7 @@ impl PanelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use settings::env_of;
 
     #[test]
     fn defaults_file_and_environment() {
@@ -234,7 +184,7 @@ mod tests {
         let none = env_of(&[]);
         assert!(matches!(
             PanelConfig::load(None, &none),
-            Err(ConfigError::MissingSecret)
+            Err(ConfigError::Missing(_))
         ));
         let weak = env_of(&[("RESTIC_BACKUPS_PANEL_SECRET_KEY", "short")]);
         assert!(PanelConfig::load(None, &weak).is_err());

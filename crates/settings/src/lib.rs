@@ -1,0 +1,158 @@
+//! The settings layering the agent and the panel share: a TOML file, then
+//! environment variables with a prefix, and secrets that may come from a file
+//! so they never need to be on a command line. Each side keeps its own keys
+//! and defaults; this crate only holds the mechanics and the error type.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use api::Secret;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error("could not read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("setting {key}: {message}")]
+    Invalid { key: String, message: String },
+    /// A required setting is absent; the message says how to give it.
+    #[error("{0}")]
+    Missing(String),
+}
+
+pub type Result<T> = std::result::Result<T, SettingsError>;
+
+/// Where environment values come from; a closure so tests need not touch the
+/// process environment.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn invalid(key: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+pub fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The TOML file's settings, or all defaults without a file.
+pub fn load_toml<T: DeserializeOwned + Default>(file: Option<&Path>) -> Result<T> {
+    match file {
+        Some(path) => toml::from_str(&read(path)?).map_err(|e| SettingsError::Syntax {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        }),
+        None => Ok(T::default()),
+    }
+}
+
+/// Environment variables named `<prefix><KEY>`.
+pub struct Env<'a> {
+    prefix: &'static str,
+    lookup: EnvLookup<'a>,
+}
+
+impl<'a> Env<'a> {
+    pub fn new(prefix: &'static str, lookup: EnvLookup<'a>) -> Self {
+        Self { prefix, lookup }
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        (self.lookup)(&format!("{}{}", self.prefix, key.to_ascii_uppercase()))
+    }
+
+    /// A number, if the variable is set.
+    pub fn number<N: FromStr>(&self, key: &str) -> Result<Option<N>> {
+        self.get(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| invalid(key, "must be a whole number"))
+            })
+            .transpose()
+    }
+}
+
+/// A secret given inline (wins) or in a file (its line end dropped).
+pub fn secret(key: &str, inline: Option<String>, file: Option<&Path>) -> Result<Option<Secret>> {
+    let raw = match (inline, file) {
+        (Some(v), _) => v,
+        (None, Some(path)) => read(path)?,
+        (None, None) => return Ok(None),
+    };
+    Secret::new(raw.trim_end_matches(['\n', '\r']).to_owned())
+        .map(Some)
+        .map_err(|e| invalid(key, e.to_string()))
+}
+
+/// An environment made of fixed pairs (tests, embedding).
+pub fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        a: Option<u32>,
+    }
+
+    #[test]
+    fn file_env_and_secrets() {
+        let dir = std::env::temp_dir().join(format!("settings-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("s.toml");
+        std::fs::write(&f, "a = 3\n").unwrap();
+        assert_eq!(load_toml::<File>(Some(&f)).unwrap().a, Some(3));
+        std::fs::write(&f, "b = 3\n").unwrap();
+        assert!(matches!(
+            load_toml::<File>(Some(&f)),
+            Err(SettingsError::Syntax { .. })
+        ));
+        assert!(load_toml::<File>(None).unwrap().a.is_none());
+
+        let lookup = env_of(&[("X_N", "12"), ("X_BAD", "twelve")]);
+        let env = Env::new("X_", &lookup);
+        assert_eq!(env.number::<u32>("n").unwrap(), Some(12));
+        assert!(env.number::<u32>("bad").is_err());
+        assert_eq!(env.number::<u32>("absent").unwrap(), None);
+
+        let sf = dir.join("secret");
+        std::fs::write(&sf, "from-file\n").unwrap();
+        assert_eq!(
+            secret("k", None, Some(&sf)).unwrap().unwrap().expose(),
+            "from-file"
+        );
+        assert_eq!(
+            secret("k", Some("inline".into()), Some(&sf))
+                .unwrap()
+                .unwrap()
+                .expose(),
+            "inline"
+        );
+        assert!(secret("k", None, None).unwrap().is_none());
+        assert!(matches!(
+            secret("k", None, Some(&dir.join("nope"))),
+            Err(SettingsError::Read { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
