@@ -40,6 +40,16 @@ pub async fn run(
     cfg: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let listener = httpd::bind(cfg.listen).map_err(RunError::Serve)?;
+    run_on(listener, cfg, shutdown).await
+}
+
+/// [`run`] on a socket already bound (the demo binds port 0 first).
+pub async fn run_on(
+    listener: std::net::TcpListener,
+    cfg: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     for dir in [&cfg.state_dir, &cfg.cache_dir] {
         std::fs::create_dir_all(dir).map_err(|source| RunError::Dir {
             path: dir.clone(),
@@ -58,7 +68,7 @@ pub async fn run(
         agent: agent.clone(),
         token: cfg.token.clone(),
     };
-    let served = web::serve(cfg.listen, cfg.tls.clone(), state, shutdown).await;
+    let served = web::serve(listener, cfg.tls.clone(), state, shutdown).await;
     // Jobs get SIGINT through their restic runs and time to remove locks.
     agent
         .shutdown(engine::Timeouts::default().grace + std::time::Duration::from_secs(5))

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
 
-use crate::{Secret, ServerUuid, SnapshotId};
+use crate::{Secret, ServerUuid, SnapshotRef};
 
 /// How long a link stays valid.
 pub const TOKEN_LIFETIME_SECS: i64 = 15 * 60;
@@ -64,7 +64,7 @@ impl DownloadFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownloadGrant {
     pub server: ServerUuid,
-    pub snapshot: SnapshotId,
+    pub snapshot: SnapshotRef,
     pub format: DownloadFormat,
     /// Unix seconds.
     pub exp: i64,
@@ -117,7 +117,7 @@ fn random<const N: usize>() -> [u8; N] {
 pub fn issue(
     node_token: &Secret,
     server: &ServerUuid,
-    snapshot: &SnapshotId,
+    snapshot: &SnapshotRef,
     format: DownloadFormat,
     repo_key: &Secret,
     now_unix: i64,
@@ -130,7 +130,7 @@ pub fn issue(
     key_field.extend_from_slice(&sealed);
     let claims = Claims {
         sub: server.to_string(),
-        snapshot: snapshot.to_string(),
+        snapshot: snapshot.as_str().to_owned(),
         format,
         iat: now_unix,
         exp: now_unix + TOKEN_LIFETIME_SECS,
@@ -194,7 +194,7 @@ pub fn verify(
     Ok((
         DownloadGrant {
             server: ServerUuid::parse(&claims.sub).map_err(|_| TokenError::Malformed)?,
-            snapshot: SnapshotId::parse(&claims.snapshot).map_err(|_| TokenError::Malformed)?,
+            snapshot: SnapshotRef::parse(&claims.snapshot).map_err(|_| TokenError::Malformed)?,
             format: claims.format,
             exp: claims.exp,
             jti: claims.jti,
@@ -207,11 +207,11 @@ pub fn verify(
 mod tests {
     use super::*;
 
-    fn fixtures() -> (Secret, ServerUuid, SnapshotId, Secret) {
+    fn fixtures() -> (Secret, ServerUuid, SnapshotRef, Secret) {
         (
             Secret::new("node-token-0123456789abcdef").unwrap(),
             ServerUuid::parse("1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap(),
-            SnapshotId::parse(&"ab".repeat(32)).unwrap(),
+            SnapshotRef::parse(&"ab".repeat(32)).unwrap(),
             Secret::new("the-repo-key").unwrap(),
         )
     }

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod download;
 pub mod ids;
+pub mod panel;
 pub mod secret;
 
 pub use ids::{IdError, JobId, ServerUuid, SnapshotId, SnapshotRef};

@@ -53,6 +53,65 @@ pub fn normalize_email(raw: &str) -> Result<String, AdminError> {
     }
 }
 
+fn check_password(pass: &str) -> Result<(), AdminError> {
+    if pass.chars().count() < password::MIN_PASSWORD_LEN {
+        return Err(bad(format!(
+            "the password needs at least {} characters",
+            password::MIN_PASSWORD_LEN
+        )));
+    }
+    Ok(())
+}
+
+async fn hash_password(pass: &str) -> Result<String, AdminError> {
+    check_password(pass)?;
+    let pass = pass.to_owned();
+    tokio::task::spawn_blocking(move || password::hash(&pass))
+        .await
+        .map_err(|e| bad(e.to_string()))
+}
+
+fn check_node_url(url: &str) -> Result<&str, AdminError> {
+    let url = url.trim_end_matches('/');
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.contains(char::is_whitespace)
+        || url.len() > 2048
+    {
+        return Err(bad(
+            "the node URL must start with https:// (or http:// on a trusted network)",
+        ));
+    }
+    Ok(url)
+}
+
+fn check_node_token(token: &Secret) -> Result<(), AdminError> {
+    if token.expose().len() < 16 {
+        return Err(bad("the node token needs at least 16 characters"));
+    }
+    Ok(())
+}
+
+fn check_ca(pem: &str) -> Result<(), AdminError> {
+    if !pem.contains("-----BEGIN CERTIFICATE-----") || pem.len() > 256 * 1024 {
+        return Err(bad("the CA holds no PEM certificate"));
+    }
+    Ok(())
+}
+
+fn check_server_name(name: &str) -> Result<&str, AdminError> {
+    if name.trim().is_empty() || name.len() > 191 || name.chars().any(char::is_control) {
+        return Err(bad("server names are 1 to 191 printable characters"));
+    }
+    Ok(name.trim())
+}
+
+fn check_backup_limit(limit: i64) -> Result<(), AdminError> {
+    if !(0..=10_000).contains(&limit) {
+        return Err(bad("the backup limit is 0 (none) to 10000"));
+    }
+    Ok(())
+}
+
 #[derive(Clone)]
 pub struct Admin {
     storage: Storage,
@@ -75,16 +134,7 @@ impl Admin {
         root_admin: bool,
     ) -> Result<User, AdminError> {
         let email = normalize_email(email)?;
-        if pass.chars().count() < password::MIN_PASSWORD_LEN {
-            return Err(bad(format!(
-                "the password needs at least {} characters",
-                password::MIN_PASSWORD_LEN
-            )));
-        }
-        let pass = pass.to_owned();
-        let hash = tokio::task::spawn_blocking(move || password::hash(&pass))
-            .await
-            .map_err(|e| bad(e.to_string()))?;
+        let hash = hash_password(pass).await?;
         Ok(self
             .storage
             .create_user(&email, &hash, root_admin, now())
@@ -108,21 +158,10 @@ impl Admin {
                 "node names are 1 to 64 letters, digits, '-', '_' or '.'",
             ));
         }
-        let url = url.trim_end_matches('/');
-        if !(url.starts_with("https://") || url.starts_with("http://"))
-            || url.contains(char::is_whitespace)
-        {
-            return Err(bad(
-                "the node URL must start with https:// (or http:// on a trusted network)",
-            ));
-        }
-        if token.expose().len() < 16 {
-            return Err(bad("the node token needs at least 16 characters"));
-        }
-        if let Some(pem) = &ca_pem
-            && !pem.contains("-----BEGIN CERTIFICATE-----")
-        {
-            return Err(bad("the CA file holds no PEM certificate"));
+        let url = check_node_url(url)?;
+        check_node_token(token)?;
+        if let Some(pem) = &ca_pem {
+            check_ca(pem)?;
         }
         let node = NewNode {
             name: name.to_owned(),
@@ -143,12 +182,8 @@ impl Admin {
         node_name: &str,
         backup_limit: i64,
     ) -> Result<Server, AdminError> {
-        if name.trim().is_empty() || name.len() > 191 || name.chars().any(char::is_control) {
-            return Err(bad("server names are 1 to 191 printable characters"));
-        }
-        if !(0..=10_000).contains(&backup_limit) {
-            return Err(bad("the backup limit is 0 (none) to 10000"));
-        }
+        let name = check_server_name(name)?;
+        check_backup_limit(backup_limit)?;
         let owner = self
             .storage
             .user_by_email(&normalize_email(owner_email)?)
@@ -162,7 +197,7 @@ impl Admin {
         let key_enc = self.sealer.seal(&random_secret(), &server_context(uuid));
         let server = NewServer {
             uuid: uuid.clone(),
-            name: name.trim().to_owned(),
+            name: name.to_owned(),
             owner_id: owner.id,
             node_id: node.id,
             backup_limit,
@@ -202,6 +237,109 @@ impl Admin {
             .storage
             .set_subuser(server.id, user.id, permissions)
             .await?)
+    }
+
+    /// Changes what is given of a user.
+    pub async fn update_user(
+        &self,
+        id: i64,
+        email: Option<&str>,
+        pass: Option<&str>,
+        root_admin: Option<bool>,
+    ) -> Result<User, AdminError> {
+        let email = email.map(normalize_email).transpose()?;
+        let hash = match pass {
+            Some(p) => Some(hash_password(p).await?),
+            None => None,
+        };
+        if !self
+            .storage
+            .update_user(id, email.as_deref(), hash.as_deref(), root_admin)
+            .await?
+        {
+            return Err(AdminError::NotFound("user"));
+        }
+        self.storage
+            .user(id)
+            .await?
+            .ok_or(AdminError::NotFound("user"))
+    }
+
+    /// Changes what is given of a node; `ca_pem: Some("")` removes the CA.
+    pub async fn update_node(
+        &self,
+        node: &Node,
+        url: Option<&str>,
+        token: Option<&Secret>,
+        ca_pem: Option<&str>,
+        browser_downloads: Option<bool>,
+    ) -> Result<Node, AdminError> {
+        let url = url.map(check_node_url).transpose()?;
+        let token_enc = match token {
+            Some(t) => {
+                check_node_token(t)?;
+                Some(self.sealer.seal(t, &node_context(&node.name)))
+            }
+            None => None,
+        };
+        let ca = match ca_pem {
+            Some("") => Some(None),
+            Some(pem) => {
+                check_ca(pem)?;
+                Some(Some(pem))
+            }
+            None => None,
+        };
+        self.storage
+            .update_node(node.id, url, token_enc.as_deref(), ca, browser_downloads)
+            .await?;
+        self.storage
+            .node(node.id)
+            .await?
+            .ok_or(AdminError::NotFound("node"))
+    }
+
+    /// Changes what is given of a server.
+    pub async fn update_server(
+        &self,
+        server: &Server,
+        name: Option<&str>,
+        owner_email: Option<&str>,
+        backup_limit: Option<i64>,
+    ) -> Result<Server, AdminError> {
+        let name = name.map(check_server_name).transpose()?;
+        if let Some(l) = backup_limit {
+            check_backup_limit(l)?;
+        }
+        let owner = match owner_email {
+            Some(e) => Some(
+                self.storage
+                    .user_by_email(&normalize_email(e)?)
+                    .await?
+                    .ok_or(AdminError::NotFound("user"))?,
+            ),
+            None => None,
+        };
+        if let Some(o) = &owner {
+            // An owner is never also a subuser of their own server.
+            self.storage.remove_subuser(server.id, o.id).await?;
+        }
+        self.storage
+            .update_server(server.id, name, owner.map(|o| o.id), backup_limit)
+            .await?;
+        self.storage
+            .server_by_uuid(&server.uuid)
+            .await?
+            .ok_or(AdminError::NotFound("server"))
+    }
+
+    /// A key sealed for `server`, for storing.
+    pub fn seal_server_key(&self, server: &Server, key: &Secret) -> String {
+        self.sealer.seal(key, &server_context(&server.uuid))
+    }
+
+    pub fn open_server_key(&self, server: &Server, sealed: &str) -> Result<Secret, AdminError> {
+        Ok(self.sealer.open(sealed, &server_context(&server.uuid))?)
     }
 
     pub fn node_token(&self, node: &Node) -> Result<Secret, AdminError> {

@@ -10,7 +10,7 @@ use api::agent::{
     LockState, PASSWORD_HEADER, RepoStats, RestoreRequest, RotateKeyRequest,
 };
 use api::download::DownloadFormat;
-use api::{JobId, Secret, ServerUuid, SnapshotId, SnapshotRef};
+use api::{JobId, Secret, ServerUuid, SnapshotRef};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use thiserror::Error;
@@ -262,7 +262,7 @@ impl AgentClient {
     pub fn download_link(
         &self,
         server: &ServerUuid,
-        snapshot: &SnapshotId,
+        snapshot: &SnapshotRef,
         format: DownloadFormat,
         key: &Secret,
         now_unix: i64,

@@ -1,13 +1,102 @@
 //! The panel: users, sessions, permissions, nodes, servers and keys; proxies
-//! backup operations to the agents. So far: storage, secret sealing and
-//! password hashing, which the HTTP layer will build on.
+//! backup operations to the agents and serves the session API.
 
 pub mod admin;
 pub mod agent_client;
 pub mod auth;
 pub mod config;
+mod error;
 pub mod password;
 pub mod permissions;
 pub mod schedule;
 pub mod seal;
+pub mod service;
 pub mod storage;
+pub mod web;
+
+pub use error::PanelError;
+pub use service::Panel;
+
+use std::future::Future;
+use std::time::Duration;
+
+use config::PanelConfig;
+
+/// Why the panel could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
+    #[error("could not create {path}: {source}")]
+    Dir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens (and migrates) the database and builds the panel core.
+pub async fn open(cfg: &PanelConfig) -> Result<Panel, RunError> {
+    if cfg.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&cfg.state_dir).map_err(|source| RunError::Dir {
+            path: cfg.state_dir.clone(),
+            source,
+        })?;
+    }
+    let storage = storage::Storage::connect(&cfg.database_url).await?;
+    let sealer = seal::Sealer::new(&cfg.secret_key)?;
+    Ok(Panel::new(
+        storage,
+        sealer,
+        cfg.session_idle,
+        cfg.session_absolute,
+    ))
+}
+
+/// Serves the panel on `cfg.listen` until `shutdown` completes.
+pub async fn run(
+    cfg: PanelConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let listener = httpd::bind(cfg.listen).map_err(RunError::Serve)?;
+    let panel = open(&cfg).await?;
+    run_on(listener, panel, &cfg, shutdown).await
+}
+
+/// Serves an opened panel on a bound socket; expired sessions are swept
+/// every ten minutes meanwhile.
+pub async fn run_on(
+    listener: std::net::TcpListener,
+    panel: Panel,
+    cfg: &PanelConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let sweeper = {
+        let storage = panel.storage().clone();
+        let (idle, absolute) = (
+            cfg.session_idle.as_secs() as i64,
+            cfg.session_absolute.as_secs() as i64,
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                let now = service::now();
+                if let Err(e) = storage.expire_sessions(now - idle, now - absolute).await {
+                    tracing::warn!(error = %e, "expired sessions not swept");
+                }
+            }
+        })
+    };
+    let state = web::AppState {
+        panel,
+        secure_cookies: cfg.tls.is_some(),
+        session_max_age: cfg.session_absolute.as_secs() as i64,
+    };
+    let served = web::serve(listener, cfg.tls.clone(), state, shutdown).await;
+    sweeper.abort();
+    served.map_err(RunError::Serve)
+}

@@ -109,6 +109,27 @@ pub async fn authorize<A: Action>(
     })
 }
 
+/// Proof that a user is a root admin (the admin API takes one).
+#[derive(Debug)]
+pub struct RootAdmin {
+    user: User,
+}
+
+impl RootAdmin {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+}
+
+/// Checks that `user` is a root admin.
+pub fn require_root_admin(user: &User) -> Result<RootAdmin, Denied> {
+    if user.root_admin {
+        Ok(RootAdmin { user: user.clone() })
+    } else {
+        Err(Denied::Forbidden)
+    }
+}
+
 /// Which actions a user has on a server, for showing only the buttons they
 /// may use. `None` if they can not see the server.
 pub async fn allowed_permissions(

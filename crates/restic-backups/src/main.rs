@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod admin_cli;
+mod demo;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -29,6 +30,23 @@ enum Command {
         /// RESTIC_BACKUPS_AGENT_<KEY> environment variables.
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+    /// Run the panel (web API and pages).
+    Panel {
+        /// TOML settings file; every key can also come from
+        /// RESTIC_BACKUPS_PANEL_<KEY> environment variables.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Try it out: the panel and an agent in one process, SQLite, a sample
+    /// server and three logins (printed). Keeps its data in --dir.
+    Demo {
+        /// Where the demo keeps its database, repositories and server files.
+        #[arg(long, default_value = "restic-backups-demo")]
+        dir: PathBuf,
+        /// Address the panel listens on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
     },
     /// Manage the panel's users.
     User {
@@ -111,6 +129,26 @@ fn main() -> ExitCode {
                 agent::run(cfg, shutdown_signal())
                     .await
                     .map_err(|e| e.to_string())
+            }
+            Command::Panel { config } => {
+                let env = |k: &str| std::env::var(k).ok();
+                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)
+                    .map_err(|e| e.to_string())?;
+                panel::run(cfg, shutdown_signal())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Command::Demo { dir, listen } => {
+                demo::run(dir, listen, shutdown_signal(), |l| {
+                    println!("url: {}", l.url);
+                    println!("admin: {} {}", l.admin.0, l.admin.1);
+                    println!("owner: {} {}", l.owner.0, l.owner.1);
+                    println!("subuser: {} {}", l.subuser.0, l.subuser.1);
+                    println!("server: {}", l.server);
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                })
+                .await
             }
             Command::User { config, command } => {
                 admin_cli::user(&admin_cli::admin(config.as_deref()).await?, command).await

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use api::download::{DownloadFormat, issue};
-use api::{Secret, ServerUuid, SnapshotId};
+use api::{Secret, ServerUuid, SnapshotRef};
 use common::{TOKEN, TestAgent, all_cmdlines, environ};
 use reqwest::Method;
 use serde_json::json;
@@ -125,7 +125,7 @@ async fn a_download_link_works_once_and_only_when_signed_and_fresh() {
     let node = Secret::new(TOKEN).unwrap();
     let key = Secret::new(KEY).unwrap();
     let uuid = ServerUuid::parse(&server).unwrap();
-    let snap = SnapshotId::parse(&id).unwrap();
+    let snap = SnapshotRef::parse(&id).unwrap();
     let now = time_now();
     let link = |token: &str| format!("{}/download/restic?token={token}", agent.url);
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use api::agent::CreateBackupRequest;
 use api::download::DownloadFormat;
-use api::{JobId, Secret, ServerUuid, SnapshotId, SnapshotRef};
+use api::{JobId, Secret, ServerUuid, SnapshotRef};
 use common::{TOKEN, TestAgent};
 use panel::agent_client::{AgentClient, ClientError, NodeConn};
 
@@ -98,7 +98,7 @@ async fn every_agent_call_works_through_the_client() {
     }
 
     // A direct link for the browser: no token or key in clear in it.
-    let full = SnapshotId::parse(&list.backups[0].id).unwrap();
+    let full = SnapshotRef::parse(&list.backups[0].id).unwrap();
     let link = client.download_link(&server, &full, DownloadFormat::TarGz, &key, now());
     assert!(!link.contains(TOKEN) && !link.contains(key.expose()));
     let res = reqwest::get(&link).await.unwrap();

@@ -93,8 +93,7 @@ impl Agent {
             }
             used.insert(grant.jti.clone(), grant.exp);
         }
-        let snapshot =
-            SnapshotRef::parse(grant.snapshot.as_str()).map_err(|_| AgentError::InvalidLink)?;
+        let snapshot = grant.snapshot.clone();
         self.download(&grant.server, &key, &snapshot, grant.format)
             .await
     }

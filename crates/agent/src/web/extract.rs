@@ -5,9 +5,7 @@ use std::collections::HashMap;
 
 use api::agent::PASSWORD_HEADER;
 use api::{JobId, Secret, ServerUuid, SnapshotRef};
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -109,27 +107,19 @@ where
 {
     type Rejection = AgentError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, AgentError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AgentError::PayloadTooLarge
-            } else {
-                AgentError::bad_request("invalid_body", "the request body could not be read")
-            }
-        })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(bytes).map(JsonBody).map_err(|e| {
-            let what = if e.is_syntax() || e.is_eof() {
-                "the request body is not valid JSON"
-            } else {
-                "the request body does not have the expected fields and types"
-            };
-            AgentError::bad_request("invalid_json", what)
-        })
+    async fn from_request(req: Request, _: &S) -> Result<Self, AgentError> {
+        let bytes = httpd::read_body(req).await.map_err(body_error)?;
+        httpd::parse_json(&bytes).map(JsonBody).map_err(body_error)
+    }
+}
+
+fn body_error(e: httpd::BodyError) -> AgentError {
+    match e {
+        httpd::BodyError::TooLarge => AgentError::PayloadTooLarge,
+        httpd::BodyError::Unreadable => AgentError::bad_request("invalid_body", e.message()),
+        httpd::BodyError::Syntax | httpd::BodyError::Shape => {
+            AgentError::bad_request("invalid_json", e.message())
+        }
     }
 }
 

@@ -45,6 +45,9 @@ CREATE TABLE subusers (
 CREATE TABLE restic (
     server_id BIGINT PRIMARY KEY REFERENCES servers(id) ON DELETE CASCADE,
     encryption_key_enc TEXT NOT NULL,
+    -- A key being rotated in: kept until the rotation is confirmed, so an
+    -- interrupted rotation can be finished with the same key.
+    pending_key_enc TEXT,
     updated_at BIGINT NOT NULL
 );
 

@@ -25,6 +25,9 @@ pub enum StorageError {
     UnsupportedUrl,
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// A row others still refer to (a node with servers, a server owner).
+    #[error("it is still in use")]
+    InUse,
     #[error("database error: {0}")]
     Database(String),
 }
@@ -35,6 +38,11 @@ impl From<sqlx::Error> for StorageError {
             && db.is_unique_violation()
         {
             return StorageError::Conflict("a record with this name");
+        }
+        if let sqlx::Error::Database(db) = &e
+            && db.is_foreign_key_violation()
+        {
+            return StorageError::InUse;
         }
         StorageError::Database(e.to_string())
     }
@@ -391,6 +399,31 @@ impl Storage {
             .collect()
     }
 
+    /// Changes what is given; `ca_pem: Some(None)` removes the CA.
+    pub async fn update_node(
+        &self,
+        id: i64,
+        url: Option<&str>,
+        token_enc: Option<&str>,
+        ca_pem: Option<Option<&str>>,
+        browser_downloads: Option<bool>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE nodes SET url = COALESCE($1, url), token_enc = COALESCE($2, token_enc), \
+             ca_pem = CASE WHEN $3 = 1 THEN $4 ELSE ca_pem END, \
+             browser_downloads = COALESCE($5, browser_downloads) WHERE id = $6",
+        )
+        .bind(url)
+        .bind(token_enc)
+        .bind(ca_pem.is_some() as i64)
+        .bind(ca_pem.flatten())
+        .bind(browser_downloads.map(|b| b as i64))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn delete_node(&self, id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
             .bind(id)
@@ -486,6 +519,27 @@ impl Storage {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Changes what is given; `false` when no such server.
+    pub async fn update_server(
+        &self,
+        server_id: i64,
+        name: Option<&str>,
+        owner_id: Option<i64>,
+        backup_limit: Option<i64>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE servers SET name = COALESCE($1, name), owner_id = COALESCE($2, owner_id), \
+             backup_limit = COALESCE($3, backup_limit) WHERE id = $4",
+        )
+        .bind(name)
+        .bind(owner_id)
+        .bind(backup_limit)
+        .bind(server_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn delete_server(&self, server_id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM servers WHERE id = $1")
             .bind(server_id)
@@ -506,11 +560,48 @@ impl Storage {
         )
     }
 
-    /// Stores a rotated key: the old history row is retired, a new one added.
+    /// The sealed key of a rotation not yet confirmed, if any.
+    pub async fn pending_key(&self, server_id: i64) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT pending_key_enc FROM restic WHERE server_id = $1")
+                .bind(server_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get::<Option<String>, _>("pending_key_enc"))
+                .transpose()?
+                .flatten(),
+        )
+    }
+
+    /// Remembers the key a rotation is about to put in place.
+    pub async fn set_pending_key(&self, server_id: i64, key_enc: &str) -> Result<()> {
+        sqlx::query("UPDATE restic SET pending_key_enc = $1 WHERE server_id = $2")
+            .bind(key_enc)
+            .bind(server_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// When the current key was last set.
+    pub async fn key_updated_at(&self, server_id: i64) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query("SELECT updated_at FROM restic WHERE server_id = $1")
+                .bind(server_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("updated_at"))
+                .transpose()?,
+        )
+    }
+
+    /// Stores a rotated key: the old history row is retired, a new one added,
+    /// the pending key cleared.
     pub async fn replace_server_key(&self, server_id: i64, key_enc: &str, now: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE restic SET encryption_key_enc = $1, updated_at = $2 WHERE server_id = $3",
+            "UPDATE restic SET encryption_key_enc = $1, pending_key_enc = NULL, updated_at = $2 \
+             WHERE server_id = $3",
         )
         .bind(key_enc)
         .bind(now)
@@ -575,6 +666,31 @@ impl Storage {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Every subuser of a server with their permissions.
+    pub async fn subusers_of(&self, server_id: i64) -> Result<Vec<(User, Vec<String>)>> {
+        let cols = USER_COLS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sqlx::query(&format!(
+            "SELECT {cols}, s.permissions FROM subusers s JOIN users u ON u.id = s.user_id \
+             WHERE s.server_id = $1 ORDER BY u.email"
+        ))
+        .bind(server_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let perms: String = r.try_get("permissions")?;
+            Ok((
+                user_of(r)?,
+                perms.split_whitespace().map(str::to_owned).collect(),
+            ))
+        })
+        .collect()
     }
 
     /// The subuser's permissions on a server, `None` if not a subuser.

@@ -1,0 +1,213 @@
+//! Request and response bodies of the panel's session API (SPEC.md §4,
+//! "Panel session" and "Panel"). The web UI and the tests use exactly these.
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::BackupItem;
+
+/// `GET /auth/session`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub user: SessionUser,
+    pub csrf_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionUser {
+    pub email: String,
+    pub root_admin: bool,
+}
+
+/// One server the user can see (`GET /extensions/resticbackups/servers`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerSummary {
+    pub uuid: String,
+    pub name: String,
+    pub backup_limit: i64,
+    /// The backup permissions this user holds on it.
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerSummaryList {
+    pub servers: Vec<ServerSummary>,
+}
+
+/// `GET .../servers/{server}/backups/restic`: the agent's page plus the limit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PanelBackupList {
+    pub backups: Vec<BackupItem>,
+    pub next_cursor: Option<String>,
+    pub total: usize,
+    /// Snapshots kept at most (0: no limit).
+    pub backup_limit: i64,
+}
+
+/// `POST .../servers/{server}/backups/restic`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PanelCreateBackup {
+    /// `.pteroignore`-style patterns, one per line.
+    #[serde(default)]
+    pub ignore: Option<String>,
+}
+
+/// One server's key on the admin keys page.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerKey {
+    pub server: String,
+    pub name: String,
+    pub node: String,
+    pub key: String,
+    /// Unix seconds the key was set.
+    pub updated_at: Option<i64>,
+    /// Keys the server has had, this one included.
+    pub generations: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerKeyList {
+    pub keys: Vec<ServerKey>,
+}
+
+/// Answer of a key regeneration (the new key is on the keys page).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyRegenerated {
+    pub server: String,
+    /// restic's ID of the new key; `None` when the server had no repository
+    /// yet (the key was simply replaced).
+    pub key_id: Option<String>,
+}
+
+/// An archived repository on one node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PanelArchivedRepo {
+    pub node: String,
+    pub name: String,
+    pub server_uuid: String,
+    pub size_bytes: u64,
+    pub archived_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PanelArchiveList {
+    pub archives: Vec<PanelArchivedRepo>,
+    /// Nodes that could not be asked (their archives are missing above).
+    pub unavailable_nodes: Vec<String>,
+}
+
+// ---- admin directory ----
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserView {
+    pub id: i64,
+    pub email: String,
+    pub root_admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    pub email: String,
+    pub password: crate::Secret,
+    #[serde(default)]
+    pub root_admin: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub password: Option<crate::Secret>,
+    #[serde(default)]
+    pub root_admin: Option<bool>,
+}
+
+/// A node as admins see it: never its token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeView {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub has_ca: bool,
+    pub browser_downloads: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewNodeRequest {
+    pub name: String,
+    pub url: String,
+    pub token: crate::Secret,
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    #[serde(default = "yes")]
+    pub browser_downloads: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateNodeRequest {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub token: Option<crate::Secret>,
+    /// `""` removes the CA.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    #[serde(default)]
+    pub browser_downloads: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerView {
+    pub uuid: String,
+    pub name: String,
+    pub owner: String,
+    pub node: String,
+    pub backup_limit: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NewServerRequest {
+    pub uuid: String,
+    pub name: String,
+    pub owner: String,
+    pub node: String,
+    #[serde(default)]
+    pub backup_limit: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServerRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub backup_limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubuserView {
+    pub user_id: i64,
+    pub email: String,
+    pub permissions: Vec<String>,
+}
+
+/// `PUT .../admin/servers/{server}/subusers`: exactly these permissions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SetSubuserRequest {
+    pub email: String,
+    pub permissions: Vec<String>,
+}

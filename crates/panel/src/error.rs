@@ -1,0 +1,131 @@
+//! The panel's domain errors, one enum for the crate. The web layer maps
+//! each to exactly one HTTP status and code (`web::error`).
+
+use thiserror::Error;
+
+use crate::admin::AdminError;
+use crate::agent_client::ClientError;
+use crate::auth::AuthError;
+use crate::permissions::Denied;
+use crate::seal::SealError;
+use crate::storage::StorageError;
+
+#[derive(Debug, Error)]
+pub enum PanelError {
+    #[error("you are not logged in")]
+    NotLoggedIn,
+    #[error("the CSRF token is missing or wrong; reload the page")]
+    CsrfFailed,
+    #[error("wrong email or password")]
+    InvalidCredentials,
+    #[error("too many failed logins; try again later")]
+    RateLimited,
+    /// Unknown, or not visible to this user (the same answer on purpose).
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("you do not have permission to do this")]
+    Forbidden,
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// The node's agent could not be reached, timed out or failed.
+    #[error("the server's node is not reachable right now; try again in a moment")]
+    NodeUnavailable,
+    /// The agent refused; its status, code and message are passed on.
+    #[error("{message}")]
+    Agent {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Anything the user can not act on; details go to the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PanelError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        PanelError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StorageError> for PanelError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Conflict(what) => PanelError::Conflict(format!("{what} already exists")),
+            StorageError::InUse => {
+                PanelError::Conflict("it is still in use; remove what refers to it first".into())
+            }
+            other => PanelError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SealError> for PanelError {
+    fn from(e: SealError) -> Self {
+        PanelError::Internal(format!("sealed secret: {e}"))
+    }
+}
+
+impl From<Denied> for PanelError {
+    fn from(e: Denied) -> Self {
+        match e {
+            Denied::NotFound => PanelError::NotFound("server"),
+            Denied::Forbidden => PanelError::Forbidden,
+            Denied::Storage(s) => s.into(),
+        }
+    }
+}
+
+impl From<AuthError> for PanelError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => PanelError::InvalidCredentials,
+            AuthError::RateLimited => PanelError::RateLimited,
+            AuthError::Storage(s) => s.into(),
+        }
+    }
+}
+
+impl From<AdminError> for PanelError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::BadInput(m) => PanelError::bad_request("invalid_input", m),
+            AdminError::NotFound(what) => PanelError::NotFound(what),
+            AdminError::Storage(s) => s.into(),
+            AdminError::Seal(s) => s.into(),
+        }
+    }
+}
+
+impl From<ClientError> for PanelError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Unavailable => PanelError::NodeUnavailable,
+            // The agent refusing the panel's own token or the server's key
+            // is a node/panel mismatch, not something the user did.
+            ClientError::Agent { status, code, .. }
+                if status == 401 || code == "invalid_token" || code == "missing_token" =>
+            {
+                tracing::error!(status, code, "the agent refused the node token");
+                PanelError::NodeUnavailable
+            }
+            ClientError::Agent {
+                status,
+                code,
+                message,
+            } => PanelError::Agent {
+                status,
+                code,
+                message,
+            },
+            ClientError::Config(m) => PanelError::Internal(format!("node configuration: {m}")),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Backups of one server, proxied to its node's agent.
+
+use api::agent::{BackupItem, CreateBackupRequest, JobAccepted, JobView, LockState, RepoStats};
+use api::download::DownloadFormat;
+use api::panel::{PanelBackupList, ServerSummary};
+use api::{JobId, SnapshotRef};
+
+use super::{Panel, now};
+use crate::PanelError;
+use crate::agent_client::ClientError;
+use crate::permissions::{
+    Authorized, Create, Delete, Download, Read, Restore, allowed_permissions,
+};
+use crate::storage::User;
+
+/// The agent's answer for a server that was never backed up.
+pub(super) fn no_repository(e: &ClientError) -> bool {
+    matches!(e, ClientError::Agent { code, .. } if code == "repository_not_found")
+}
+
+/// How a download reaches the browser.
+pub enum DownloadAnswer {
+    /// A one-time link straight to the agent.
+    Redirect(String),
+    /// The agent's response, to be streamed through the panel.
+    Stream(reqwest::Response),
+}
+
+impl Panel {
+    /// Servers the user can see, with the permissions they hold there.
+    pub async fn servers_of(&self, user: &User) -> Result<Vec<ServerSummary>, PanelError> {
+        let servers = if user.root_admin {
+            self.storage().servers().await?
+        } else {
+            self.storage().servers_of_user(user.id).await?
+        };
+        let mut out = Vec::with_capacity(servers.len());
+        for s in servers {
+            if let Some(perms) = allowed_permissions(self.storage(), user, &s).await? {
+                out.push(ServerSummary {
+                    uuid: s.uuid.to_string(),
+                    name: s.name,
+                    backup_limit: s.backup_limit,
+                    permissions: perms.into_iter().map(str::to_owned).collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn list_backups(
+        &self,
+        auth: &Authorized<Read>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<PanelBackupList, PanelError> {
+        let server = auth.server();
+        let t = self.target(server).await?;
+        let page = match t.client.list(&server.uuid, &t.key, limit, cursor).await {
+            Err(e) if no_repository(&e) => api::agent::BackupList {
+                backups: Vec::new(),
+                next_cursor: None,
+                total: 0,
+            },
+            other => other?,
+        };
+        Ok(PanelBackupList {
+            backups: page.backups,
+            next_cursor: page.next_cursor,
+            total: page.total,
+            backup_limit: server.backup_limit,
+        })
+    }
+
+    pub async fn stats(&self, auth: &Authorized<Read>) -> Result<RepoStats, PanelError> {
+        let t = self.target(auth.server()).await?;
+        match t.client.stats(&auth.server().uuid, &t.key).await {
+            // Never backed up yet: an empty repository's numbers.
+            Err(e) if no_repository(&e) => Ok(RepoStats {
+                total_size: 0,
+                total_uncompressed_size: 0,
+                snapshots_count: 0,
+                dedup_ratio: 1.0,
+                computed_at: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            }),
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn job(&self, auth: &Authorized<Read>, job: &JobId) -> Result<JobView, PanelError> {
+        let node = self.node(auth.server().node_id).await?;
+        Ok(self.client(&node)?.job(&auth.server().uuid, job).await?)
+    }
+
+    /// Starts a backup; the server's `backup_limit` goes along as `max_backups`.
+    pub async fn create_backup(
+        &self,
+        auth: &Authorized<Create>,
+        ignore: Option<String>,
+    ) -> Result<JobAccepted, PanelError> {
+        let server = auth.server();
+        let t = self.target(server).await?;
+        let body = CreateBackupRequest {
+            max_backups: u32::try_from(server.backup_limit).ok().filter(|n| *n > 0),
+            ignore,
+        };
+        Ok(t.client.create_backup(&server.uuid, &t.key, &body).await?)
+    }
+
+    pub async fn restore(
+        &self,
+        auth: &Authorized<Restore>,
+        id: &SnapshotRef,
+        truncate: bool,
+    ) -> Result<JobAccepted, PanelError> {
+        let t = self.target(auth.server()).await?;
+        Ok(t.client
+            .restore(&auth.server().uuid, &t.key, id, truncate)
+            .await?)
+    }
+
+    pub async fn set_locked(
+        &self,
+        auth: &Authorized<Delete>,
+        id: &SnapshotRef,
+        locked: bool,
+    ) -> Result<LockState, PanelError> {
+        let t = self.target(auth.server()).await?;
+        Ok(t.client
+            .set_locked(&auth.server().uuid, &t.key, id, locked)
+            .await?)
+    }
+
+    pub async fn delete_backup(
+        &self,
+        auth: &Authorized<Delete>,
+        id: &SnapshotRef,
+    ) -> Result<(), PanelError> {
+        let t = self.target(auth.server()).await?;
+        Ok(t.client.delete(&auth.server().uuid, &t.key, id).await?)
+    }
+
+    /// A download: a one-time link to the agent when browsers can reach the
+    /// node, else the archive streamed through the panel.
+    pub async fn download(
+        &self,
+        auth: &Authorized<Download>,
+        id: &SnapshotRef,
+        format: DownloadFormat,
+    ) -> Result<DownloadAnswer, PanelError> {
+        let server = auth.server();
+        let t = self.target(server).await?;
+        if t.node.browser_downloads {
+            // Resolve the snapshot first, so a wrong ID is a clear 404 here
+            // rather than an error page on the node.
+            self.find_backup(&t, server, id).await?;
+            let link = t
+                .client
+                .download_link(&server.uuid, id, format, &t.key, now());
+            Ok(DownloadAnswer::Redirect(link))
+        } else {
+            Ok(DownloadAnswer::Stream(
+                t.client.download(&server.uuid, &t.key, id, format).await?,
+            ))
+        }
+    }
+
+    /// The listed backup `id` refers to (pages through the agent's index).
+    async fn find_backup(
+        &self,
+        t: &super::Target,
+        server: &crate::storage::Server,
+        id: &SnapshotRef,
+    ) -> Result<BackupItem, PanelError> {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = t
+                .client
+                .list(&server.uuid, &t.key, 100, cursor.as_deref())
+                .await?;
+            let mut hits = page
+                .backups
+                .into_iter()
+                .filter(|b| b.id.starts_with(id.as_str()));
+            if let Some(hit) = hits.next() {
+                return Ok(hit);
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Err(PanelError::NotFound("backup")),
+            }
+        }
+    }
+}

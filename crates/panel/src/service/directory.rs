@@ -1,0 +1,309 @@
+//! Users, nodes, servers and subusers for root admins. Validation and
+//! sealing live in [`crate::admin`]; here are the views and the rules that
+//! span several records (a server is archived on its node before it is
+//! deleted; an admin can not delete themselves).
+
+use std::time::{Duration, Instant};
+
+use api::ServerUuid;
+use api::agent::JobStatus;
+use api::panel::{
+    NewNodeRequest, NewServerRequest, NewUserRequest, NodeView, ServerView, SetSubuserRequest,
+    SubuserView, UpdateNodeRequest, UpdateServerRequest, UpdateUserRequest, UserView,
+};
+
+use super::Panel;
+use crate::PanelError;
+use crate::permissions::RootAdmin;
+use crate::storage::{Node, Server, User};
+
+/// How long deleting a server waits for its repository to be archived.
+const ARCHIVE_WAIT: Duration = Duration::from_secs(10 * 60);
+
+fn user_view(u: User) -> UserView {
+    UserView {
+        id: u.id,
+        email: u.email,
+        root_admin: u.root_admin,
+        created_at: u.created_at,
+    }
+}
+
+fn node_view(n: Node) -> NodeView {
+    NodeView {
+        id: n.id,
+        name: n.name,
+        url: n.url,
+        has_ca: n.ca_pem.is_some(),
+        browser_downloads: n.browser_downloads,
+    }
+}
+
+fn parse_uuid(raw: &str) -> Result<ServerUuid, PanelError> {
+    ServerUuid::parse(raw).map_err(|e| PanelError::bad_request("invalid_server_id", e.to_string()))
+}
+
+impl Panel {
+    // ---- users ----
+
+    pub async fn users(&self, _: &RootAdmin) -> Result<Vec<UserView>, PanelError> {
+        Ok(self
+            .storage()
+            .users()
+            .await?
+            .into_iter()
+            .map(user_view)
+            .collect())
+    }
+
+    pub async fn create_user(
+        &self,
+        _: &RootAdmin,
+        req: NewUserRequest,
+    ) -> Result<UserView, PanelError> {
+        let u = self
+            .admin()
+            .add_user(&req.email, req.password.expose(), req.root_admin)
+            .await?;
+        Ok(user_view(u))
+    }
+
+    pub async fn update_user(
+        &self,
+        admin: &RootAdmin,
+        id: i64,
+        req: UpdateUserRequest,
+    ) -> Result<UserView, PanelError> {
+        if id == admin.user().id && req.root_admin == Some(false) {
+            return Err(PanelError::Conflict(
+                "you can not take away your own admin rights".into(),
+            ));
+        }
+        let u = self
+            .admin()
+            .update_user(
+                id,
+                req.email.as_deref(),
+                req.password.as_ref().map(|p| p.expose()),
+                req.root_admin,
+            )
+            .await?;
+        Ok(user_view(u))
+    }
+
+    pub async fn delete_user(&self, admin: &RootAdmin, id: i64) -> Result<(), PanelError> {
+        if id == admin.user().id {
+            return Err(PanelError::Conflict("you can not delete yourself".into()));
+        }
+        if !self.storage().delete_user(id).await? {
+            return Err(PanelError::NotFound("user"));
+        }
+        Ok(())
+    }
+
+    // ---- nodes ----
+
+    pub async fn nodes(&self, _: &RootAdmin) -> Result<Vec<NodeView>, PanelError> {
+        Ok(self
+            .storage()
+            .nodes()
+            .await?
+            .into_iter()
+            .map(node_view)
+            .collect())
+    }
+
+    pub async fn create_node(
+        &self,
+        _: &RootAdmin,
+        req: NewNodeRequest,
+    ) -> Result<NodeView, PanelError> {
+        let n = self
+            .admin()
+            .add_node(
+                &req.name,
+                &req.url,
+                &req.token,
+                req.ca_pem.filter(|p| !p.is_empty()),
+                req.browser_downloads,
+            )
+            .await?;
+        Ok(node_view(n))
+    }
+
+    async fn node_named(&self, name: &str) -> Result<Node, PanelError> {
+        self.storage()
+            .node_by_name(name)
+            .await?
+            .ok_or(PanelError::NotFound("node"))
+    }
+
+    pub async fn update_node(
+        &self,
+        _: &RootAdmin,
+        name: &str,
+        req: UpdateNodeRequest,
+    ) -> Result<NodeView, PanelError> {
+        let node = self.node_named(name).await?;
+        let n = self
+            .admin()
+            .update_node(
+                &node,
+                req.url.as_deref(),
+                req.token.as_ref(),
+                req.ca_pem.as_deref(),
+                req.browser_downloads,
+            )
+            .await?;
+        Ok(node_view(n))
+    }
+
+    pub async fn delete_node(&self, _: &RootAdmin, name: &str) -> Result<(), PanelError> {
+        let node = self.node_named(name).await?;
+        self.storage().delete_node(node.id).await?;
+        Ok(())
+    }
+
+    // ---- servers ----
+
+    async fn server_view(&self, s: Server) -> Result<ServerView, PanelError> {
+        let owner = self.storage().user(s.owner_id).await?;
+        let node = self.storage().node(s.node_id).await?;
+        Ok(ServerView {
+            uuid: s.uuid.to_string(),
+            name: s.name,
+            owner: owner.map(|u| u.email).unwrap_or_default(),
+            node: node.map(|n| n.name).unwrap_or_default(),
+            backup_limit: s.backup_limit,
+        })
+    }
+
+    pub async fn servers(&self, _: &RootAdmin) -> Result<Vec<ServerView>, PanelError> {
+        let mut out = Vec::new();
+        for s in self.storage().servers().await? {
+            out.push(self.server_view(s).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn create_server(
+        &self,
+        _: &RootAdmin,
+        req: NewServerRequest,
+    ) -> Result<ServerView, PanelError> {
+        let uuid = parse_uuid(&req.uuid)?;
+        let s = self
+            .admin()
+            .add_server(&uuid, &req.name, &req.owner, &req.node, req.backup_limit)
+            .await?;
+        self.server_view(s).await
+    }
+
+    async fn server(&self, uuid: &ServerUuid) -> Result<Server, PanelError> {
+        self.storage()
+            .server_by_uuid(uuid)
+            .await?
+            .ok_or(PanelError::NotFound("server"))
+    }
+
+    pub async fn update_server(
+        &self,
+        _: &RootAdmin,
+        uuid: &ServerUuid,
+        req: UpdateServerRequest,
+    ) -> Result<ServerView, PanelError> {
+        let server = self.server(uuid).await?;
+        let s = self
+            .admin()
+            .update_server(
+                &server,
+                req.name.as_deref(),
+                req.owner.as_deref(),
+                req.backup_limit,
+            )
+            .await?;
+        self.server_view(s).await
+    }
+
+    /// Archives the server's repository on its node, then deletes the
+    /// server. If archiving fails, the server stays.
+    pub async fn delete_server(&self, _: &RootAdmin, uuid: &ServerUuid) -> Result<(), PanelError> {
+        let server = self.server(uuid).await?;
+        let t = self.target(&server).await?;
+        match t.client.archive(&server.uuid, &t.key).await {
+            Ok(accepted) => {
+                let job = api::JobId::parse(&accepted.job_id)
+                    .map_err(|_| PanelError::Internal("the agent sent a bad job ID".into()))?;
+                let started = Instant::now();
+                loop {
+                    let view = t.client.job(&server.uuid, &job).await?;
+                    match view.status {
+                        JobStatus::Succeeded => break,
+                        JobStatus::Failed => {
+                            let why = view.error.map(|e| e.message).unwrap_or_default();
+                            return Err(PanelError::Conflict(format!(
+                                "the repository could not be archived, so the server was kept: {why}"
+                            )));
+                        }
+                        _ if started.elapsed() > ARCHIVE_WAIT => {
+                            return Err(PanelError::NodeUnavailable);
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(300)).await,
+                    }
+                }
+            }
+            // Never backed up: nothing to archive.
+            Err(e) if super::backups::no_repository(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.storage().delete_server(server.id).await?;
+        tracing::info!(server = %server.uuid, "server deleted (repository archived)");
+        Ok(())
+    }
+
+    // ---- subusers ----
+
+    pub async fn subusers(
+        &self,
+        _: &RootAdmin,
+        uuid: &ServerUuid,
+    ) -> Result<Vec<SubuserView>, PanelError> {
+        let server = self.server(uuid).await?;
+        Ok(self
+            .storage()
+            .subusers_of(server.id)
+            .await?
+            .into_iter()
+            .map(|(u, permissions)| SubuserView {
+                user_id: u.id,
+                email: u.email,
+                permissions,
+            })
+            .collect())
+    }
+
+    pub async fn set_subuser(
+        &self,
+        _: &RootAdmin,
+        uuid: &ServerUuid,
+        req: SetSubuserRequest,
+    ) -> Result<(), PanelError> {
+        Ok(self
+            .admin()
+            .set_subuser(uuid, &req.email, &req.permissions)
+            .await?)
+    }
+
+    pub async fn remove_subuser(
+        &self,
+        _: &RootAdmin,
+        uuid: &ServerUuid,
+        user_id: i64,
+    ) -> Result<(), PanelError> {
+        let server = self.server(uuid).await?;
+        if !self.storage().remove_subuser(server.id, user_id).await? {
+            return Err(PanelError::NotFound("subuser"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! The panel's services: what the HTTP handlers call once a request is parsed
+//! and authorized. Each operation takes the capability its check produced
+//! (`Authorized<A>` or `RootAdmin`), so none can run unchecked.
+
+mod archives;
+mod backups;
+mod directory;
+mod keys;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api::Secret;
+
+use crate::PanelError;
+use crate::admin::Admin;
+use crate::agent_client::{AgentClient, NodeConn};
+use crate::auth::Sessions;
+use crate::seal::Sealer;
+use crate::storage::{Node, Server, Storage};
+
+pub use backups::DownloadAnswer;
+
+/// The panel core. Cheap to clone.
+#[derive(Clone)]
+pub struct Panel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Storage,
+    admin: Admin,
+    sessions: Sessions,
+    /// One HTTP client per node, rebuilt when the node's settings change.
+    clients: Mutex<HashMap<i64, (NodeFingerprint, AgentClient)>>,
+}
+
+#[derive(PartialEq, Eq)]
+struct NodeFingerprint {
+    url: String,
+    token_enc: String,
+    ca_pem: Option<String>,
+}
+
+impl NodeFingerprint {
+    fn of(node: &Node) -> Self {
+        Self {
+            url: node.url.clone(),
+            token_enc: node.token_enc.clone(),
+            ca_pem: node.ca_pem.clone(),
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Panel {
+    pub fn new(
+        storage: Storage,
+        sealer: Sealer,
+        session_idle: Duration,
+        session_absolute: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                admin: Admin::new(storage.clone(), sealer),
+                sessions: Sessions::new(storage.clone(), session_idle, session_absolute),
+                storage,
+                clients: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    pub fn admin(&self) -> &Admin {
+        &self.inner.admin
+    }
+
+    /// The client for a node's agent (cached while the node is unchanged).
+    fn client(&self, node: &Node) -> Result<AgentClient, PanelError> {
+        let fp = NodeFingerprint::of(node);
+        let mut clients = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, client)) = clients.get(&node.id)
+            && *known == fp
+        {
+            return Ok(client.clone());
+        }
+        let client = AgentClient::new(&NodeConn {
+            url: node.url.clone(),
+            token: self.admin().node_token(node)?,
+            ca_pem: node.ca_pem.clone(),
+        })?;
+        clients.insert(node.id, (fp, client.clone()));
+        Ok(client)
+    }
+
+    async fn node(&self, id: i64) -> Result<Node, PanelError> {
+        self.storage()
+            .node(id)
+            .await?
+            .ok_or_else(|| PanelError::Internal(format!("server refers to missing node {id}")))
+    }
+
+    /// Everything needed to call the agent about a server: its node, the
+    /// client and the repository key.
+    async fn target(&self, server: &Server) -> Result<Target, PanelError> {
+        let node = self.node(server.node_id).await?;
+        let client = self.client(&node)?;
+        let key = self.admin().server_key(server).await?;
+        Ok(Target { node, client, key })
+    }
+}
+
+struct Target {
+    node: Node,
+    client: AgentClient,
+    key: Secret,
+}

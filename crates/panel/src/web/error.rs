@@ -1,0 +1,58 @@
+//! The one mapping from [`PanelError`] to an HTTP answer.
+
+use api::agent::ErrorBody;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::PanelError;
+
+pub fn status_and_code(e: &PanelError) -> (StatusCode, &str) {
+    match e {
+        PanelError::NotLoggedIn => (StatusCode::UNAUTHORIZED, "not_logged_in"),
+        PanelError::CsrfFailed => (StatusCode::FORBIDDEN, "csrf_failed"),
+        PanelError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+        PanelError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        PanelError::NotFound(what) => (
+            StatusCode::NOT_FOUND,
+            match *what {
+                "server" => "server_not_found",
+                "backup" => "backup_not_found",
+                "user" => "user_not_found",
+                "node" => "node_not_found",
+                "subuser" => "subuser_not_found",
+                "archived repository" => "archive_not_found",
+                _ => "not_found",
+            },
+        ),
+        PanelError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+        PanelError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+        PanelError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        PanelError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        PanelError::NodeUnavailable => (StatusCode::BAD_GATEWAY, "node_unavailable"),
+        PanelError::Agent { status, code, .. } => {
+            // Only client errors and 503 are passed on; anything else from
+            // an agent is the node failing.
+            let status = StatusCode::from_u16(*status)
+                .ok()
+                .filter(|s| s.is_client_error() || *s == StatusCode::SERVICE_UNAVAILABLE)
+                .unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, code.as_str())
+        }
+        PanelError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+    }
+}
+
+impl IntoResponse for PanelError {
+    fn into_response(self) -> Response {
+        let (status, code) = status_and_code(&self);
+        let message = match &self {
+            PanelError::Internal(detail) => {
+                tracing::error!(%detail, "request failed");
+                "an internal error occurred; the panel log has the details".to_owned()
+            }
+            other => other.to_string(),
+        };
+        (status, Json(ErrorBody::new(code, message))).into_response()
+    }
+}

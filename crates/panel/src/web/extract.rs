@@ -1,0 +1,264 @@
+//! Request parsing and the checks that run before any handler body: the
+//! session (with CSRF for unsafe methods), the per-server permission, root
+//! admin rights, path IDs and JSON bodies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use api::{JobId, ServerUuid, SnapshotRef};
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::PanelError;
+use crate::auth::ActiveSession;
+use crate::permissions::{Action, Authorized, RootAdmin, authorize, require_root_admin};
+use crate::service::now;
+
+pub const SESSION_COOKIE: &str = "rb_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+pub const CSRF_FIELD: &str = "_csrf";
+
+/// The session of the request (resolved once, by [`load_session`]).
+#[derive(Clone)]
+pub struct SessionCtx {
+    /// The cookie value, needed to end the session at logout.
+    pub id: Option<String>,
+    pub session: Option<ActiveSession>,
+}
+
+/// The session cookie's value, if the request has one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Middleware: resolves the session cookie and, for unsafe methods of a
+/// logged-in session, requires the CSRF token (header `X-CSRF-Token` or form
+/// field `_csrf`). Login itself is exempt: it has no session yet.
+pub async fn load_session(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, PanelError> {
+    let id = session_cookie(req.headers());
+    let session = match &id {
+        Some(id) => state.panel.sessions().resolve(id, now()).await?,
+        None => None,
+    };
+    let mut req = req;
+    if let Some(s) = &session
+        && is_unsafe(req.method())
+        && req.uri().path() != "/auth/login"
+    {
+        let (ok, rebuilt) = csrf_presented_ok(s, req).await?;
+        if !ok {
+            return Err(PanelError::CsrfFailed);
+        }
+        req = rebuilt;
+    }
+    req.extensions_mut()
+        .insert(Arc::new(SessionCtx { id, session }));
+    Ok(next.run(req).await)
+}
+
+/// Checks the CSRF token of a request; a form body is read for `_csrf` and
+/// put back for the handler.
+async fn csrf_presented_ok(s: &ActiveSession, req: Request) -> Result<(bool, Request), PanelError> {
+    if let Some(v) = req.headers().get(CSRF_HEADER) {
+        let ok = v.to_str().is_ok_and(|t| s.csrf_ok(t));
+        return Ok((ok, req));
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Ok((false, req));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = httpd::read_body(Request::from_parts(parts.clone(), body))
+        .await
+        .map_err(body_error)?;
+    let ok = form_urlencoded_field(&bytes, CSRF_FIELD).is_some_and(|t| s.csrf_ok(&t));
+    Ok((ok, Request::from_parts(parts, Body::from(bytes))))
+}
+
+fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+fn ctx(parts: &Parts) -> Result<Arc<SessionCtx>, PanelError> {
+    parts
+        .extensions
+        .get::<Arc<SessionCtx>>()
+        .cloned()
+        .ok_or_else(|| PanelError::Internal("session middleware missing".into()))
+}
+
+/// The logged-in user's session; 401 otherwise.
+pub struct CurrentSession(pub ActiveSession);
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentSession {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PanelError> {
+        ctx(parts)?
+            .session
+            .clone()
+            .map(CurrentSession)
+            .ok_or(PanelError::NotLoggedIn)
+    }
+}
+
+async fn path_param(parts: &mut Parts, name: &str) -> Result<String, PanelError> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, &())
+        .await
+        .map_err(|_| {
+            PanelError::bad_request("invalid_path", "the request path could not be read")
+        })?;
+    params
+        .get(name)
+        .cloned()
+        .ok_or_else(|| PanelError::Internal(format!("route has no {name} parameter")))
+}
+
+/// The `{server}` of the path, checked for action `A`: 401 when logged out,
+/// 404 when the user can not see the server (or it is not a UUID), 403
+/// when a subuser lacks the permission.
+pub struct Permit<A: Action>(pub Authorized<A>);
+
+impl<A: Action> FromRequestParts<AppState> for Permit<A> {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PanelError> {
+        let CurrentSession(session) = CurrentSession::from_request_parts(parts, state).await?;
+        let raw = path_param(parts, "server").await?;
+        let uuid = ServerUuid::parse(&raw).map_err(|_| PanelError::NotFound("server"))?;
+        Ok(Permit(
+            authorize::<A>(state.panel.storage(), &session.user, &uuid).await?,
+        ))
+    }
+}
+
+/// A root admin; 401 when logged out, 403 for everyone else.
+pub struct Admin(pub RootAdmin);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PanelError> {
+        let CurrentSession(session) = CurrentSession::from_request_parts(parts, state).await?;
+        Ok(Admin(require_root_admin(&session.user)?))
+    }
+}
+
+/// `{id}` of the path: a snapshot ID or prefix.
+pub struct Snapshot(pub SnapshotRef);
+
+impl<S: Send + Sync> FromRequestParts<S> for Snapshot {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PanelError> {
+        let raw = path_param(parts, "id").await?;
+        SnapshotRef::parse(&raw)
+            .map(Snapshot)
+            .map_err(|e| PanelError::bad_request("invalid_backup_id", e.to_string()))
+    }
+}
+
+/// `{job}` of the path.
+pub struct Job(pub JobId);
+
+impl<S: Send + Sync> FromRequestParts<S> for Job {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PanelError> {
+        let raw = path_param(parts, "job").await?;
+        JobId::parse(&raw)
+            .map(Job)
+            .map_err(|e| PanelError::bad_request("invalid_job_id", e.to_string()))
+    }
+}
+
+/// `{server}` of an admin path: a UUID (400 otherwise).
+pub struct ServerParam(pub ServerUuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for ServerParam {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PanelError> {
+        let raw = path_param(parts, "server").await?;
+        ServerUuid::parse(&raw)
+            .map(ServerParam)
+            .map_err(|e| PanelError::bad_request("invalid_server_id", e.to_string()))
+    }
+}
+
+/// `{user}` of an admin path: a user ID.
+pub struct UserParam(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserParam {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PanelError> {
+        let raw = path_param(parts, "user").await?;
+        raw.parse()
+            .map(UserParam)
+            .map_err(|_| PanelError::bad_request("invalid_user_id", "user IDs are numbers"))
+    }
+}
+
+/// A text `{name}` of an admin path (node and archive names; looked up, never
+/// used as a path).
+pub struct NameParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for NameParam {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PanelError> {
+        path_param(parts, "name").await.map(NameParam)
+    }
+}
+
+pub fn body_error(e: httpd::BodyError) -> PanelError {
+    match e {
+        httpd::BodyError::TooLarge => PanelError::PayloadTooLarge,
+        httpd::BodyError::Unreadable => PanelError::bad_request("invalid_body", e.message()),
+        httpd::BodyError::Syntax | httpd::BodyError::Shape => {
+            PanelError::bad_request("invalid_json", e.message())
+        }
+    }
+}
+
+/// A JSON body (an empty body counts as `{}`). Messages never echo the body.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = PanelError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, PanelError> {
+        let bytes = httpd::read_body(req).await.map_err(body_error)?;
+        httpd::parse_json(&bytes).map(JsonBody).map_err(body_error)
+    }
+}

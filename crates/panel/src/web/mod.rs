@@ -1,0 +1,131 @@
+//! The panel's HTTP API (SPEC §4 "Panel session" and "Panel"). Handlers are
+//! thin: extractors parse and authorize, the service does the work, and
+//! [`PanelError`] has one mapping to HTTP (`error.rs`).
+
+mod error;
+pub mod extract;
+mod routes;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+
+use crate::{Panel, PanelError};
+
+/// Request bodies above this size are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Prefix of the backups and admin API.
+pub const PREFIX: &str = "/extensions/resticbackups";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub panel: Panel,
+    /// Mark the session cookie `Secure` (served over TLS).
+    pub secure_cookies: bool,
+    /// Session cookie lifetime in seconds (the absolute session timeout).
+    pub session_max_age: i64,
+}
+
+fn api_routes() -> Router<AppState> {
+    use routes::admin as a;
+    use routes::backups as b;
+    let backups = "/servers/{server}/backups/restic";
+    Router::new()
+        .route("/servers", get(b::my_servers))
+        .route(backups, get(b::list).post(b::create))
+        .route(&format!("{backups}/stats"), get(b::stats))
+        .route(&format!("{backups}/jobs/{{job}}"), get(b::job))
+        .route(&format!("{backups}/{{id}}"), delete(b::delete))
+        .route(&format!("{backups}/{{id}}/restore"), post(b::restore))
+        .route(&format!("{backups}/{{id}}/download"), get(b::download))
+        .route(&format!("{backups}/{{id}}/lock"), post(b::lock))
+        .route(&format!("{backups}/{{id}}/unlock"), post(b::unlock))
+        .route("/admin/keys", get(a::keys))
+        .route(
+            "/admin/servers/{server}/key/regenerate",
+            post(a::regenerate_key),
+        )
+        .route("/admin/archived-repos", get(a::archived_repos))
+        .route(
+            "/admin/archived-repos/{name}",
+            delete(a::delete_archived_repo),
+        )
+        .route("/admin/users", get(a::users).post(a::create_user))
+        .route(
+            "/admin/users/{user}",
+            axum::routing::patch(a::update_user).delete(a::delete_user),
+        )
+        .route("/admin/nodes", get(a::nodes).post(a::create_node))
+        .route(
+            "/admin/nodes/{name}",
+            axum::routing::patch(a::update_node).delete(a::delete_node),
+        )
+        .route("/admin/servers", get(a::servers).post(a::create_server))
+        .route(
+            "/admin/servers/{server}",
+            axum::routing::patch(a::update_server).delete(a::delete_server),
+        )
+        .route(
+            "/admin/servers/{server}/subusers",
+            get(a::subusers).put(a::set_subuser),
+        )
+        .route(
+            "/admin/servers/{server}/subusers/{user}",
+            delete(a::remove_subuser),
+        )
+}
+
+/// The whole panel: session API, backups API, admin API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/auth/login", post(routes::auth::login))
+        .route("/auth/session", get(routes::auth::session))
+        .route("/auth/logout", post(routes::auth::logout))
+        .nest(PREFIX, api_routes())
+        .fallback(|| async { PanelError::NotFound("page") })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::load_session,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(httpd::log_request))
+        .with_state(state)
+}
+
+/// Headers every answer carries: no sniffing, no framing, no referrer (a
+/// download link must not leak through it) and no caching of API answers.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<(PathBuf, PathBuf)>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    httpd::serve("panel", listener, tls, router(state), shutdown).await
+}

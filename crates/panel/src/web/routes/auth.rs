@@ -1,0 +1,131 @@
+//! `/auth/login`, `/auth/session`, `/auth/logout` (SPEC "Panel session").
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use api::panel::{SessionInfo, SessionUser};
+use axum::Json;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::PanelError;
+use crate::auth::ActiveSession;
+use crate::service::now;
+use crate::storage::User;
+use crate::web::AppState;
+use crate::web::extract::{CurrentSession, SESSION_COOKIE, SessionCtx, body_error};
+
+#[derive(Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+fn info(user: &User, csrf_token: &str) -> SessionInfo {
+    SessionInfo {
+        user: SessionUser {
+            email: user.email.clone(),
+            root_admin: user.root_admin,
+        },
+        csrf_token: csrf_token.to_owned(),
+    }
+}
+
+fn cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie values are hex")
+}
+
+/// Form logins (no JavaScript) are answered with redirects; JSON logins
+/// with JSON.
+fn is_form(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+fn see_other(to: &str) -> Response {
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    res.headers_mut()
+        .insert(header::LOCATION, HeaderValue::from_str(to).expect("static"));
+    res
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Result<Response, PanelError> {
+    let form = is_form(&req);
+    let old = req
+        .extensions()
+        .get::<Arc<SessionCtx>>()
+        .and_then(|c| c.id.clone());
+    let bytes = httpd::read_body(req).await.map_err(body_error)?;
+    let creds: Credentials = if form {
+        serde_urlencoded::from_bytes(&bytes).map_err(|_| {
+            PanelError::bad_request("invalid_form", "the form needs email and password")
+        })?
+    } else {
+        httpd::parse_json(&bytes).map_err(body_error)?
+    };
+    let result = state
+        .panel
+        .sessions()
+        .login(&creds.email, &creds.password, &peer.ip().to_string(), now())
+        .await;
+    let new = match result {
+        Ok(new) => new,
+        Err(e) if form => {
+            let e = PanelError::from(e);
+            let why = match e {
+                PanelError::RateLimited => "rate_limited",
+                PanelError::InvalidCredentials => "invalid",
+                other => return Err(other),
+            };
+            return Ok(see_other(&format!("/login?error={why}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // A login always starts a fresh session; the one before it ends.
+    if let Some(old) = old {
+        state.panel.sessions().logout(&old).await?;
+    }
+    tracing::info!(user = new.user.id, "login");
+    let mut res = if form {
+        see_other("/")
+    } else {
+        Json(info(&new.user, &new.csrf_token)).into_response()
+    };
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        cookie(&state, new.id.expose(), state.session_max_age),
+    );
+    Ok(res)
+}
+
+pub async fn session(CurrentSession(s): CurrentSession) -> Json<SessionInfo> {
+    Json(info(&s.user, &s.csrf_token))
+}
+
+pub async fn logout(State(state): State<AppState>, req: Request) -> Result<Response, PanelError> {
+    let ctx = req.extensions().get::<Arc<SessionCtx>>().cloned();
+    if let Some(SessionCtx {
+        id: Some(id),
+        session: Some(ActiveSession { user, .. }),
+    }) = ctx.as_deref()
+    {
+        state.panel.sessions().logout(id).await?;
+        tracing::info!(user = user.id, "logout");
+    }
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    res.headers_mut()
+        .insert(header::SET_COOKIE, cookie(&state, "", 0));
+    Ok(res)
+}
