@@ -176,10 +176,14 @@ impl Panel {
     ) -> Result<BackupItem, PanelError> {
         let mut cursor: Option<String> = None;
         loop {
-            let page = t
+            let page = match t
                 .client
                 .list(&server.uuid, &t.key, 100, cursor.as_deref())
-                .await?;
+                .await
+            {
+                Err(e) if no_repository(&e) => return Err(PanelError::NotFound("backup")),
+                other => other?,
+            };
             let mut hits = page
                 .backups
                 .into_iter()

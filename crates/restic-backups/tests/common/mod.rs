@@ -10,7 +10,46 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod panel;
+
 pub const TOKEN: &str = "test-node-token-6f1d2c3b4a59";
+
+/// Starts a service binary with debug logs and waits for `marker` in its
+/// log (followed by its URL). Returns the child, the growing log and the URL.
+pub fn spawn_service(mut cmd: Command, marker: &str) -> (Child, Arc<Mutex<String>>, String) {
+    let mut child = cmd
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start restic-backups");
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    let marker = marker.to_owned();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split(marker.as_str()).nth(1)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(url) => (child, log, url),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("service did not start; log:\n{}", log.lock().unwrap());
+        }
+    }
+}
 
 /// A running agent and the folders it works in.
 pub struct TestAgent {
@@ -89,43 +128,14 @@ impl TestAgent {
 
     fn spawn_in(dir: Arc<tempfile::TempDir>, env: &[(&str, &str)]) -> Self {
         let config = dir.path().join("agent.toml");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
-            .arg("agent")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_restic-backups"));
+        cmd.arg("agent")
             .arg("--config")
             .arg(&config)
-            .env("RUST_LOG", "debug")
             .envs(env.iter().copied())
             // A stray Wings config on the test machine must not leak in.
-            .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start restic-backups agent");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("agent listening on ").nth(1)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => url,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("agent did not start; log:\n{}", log.lock().unwrap());
-            }
-        };
+            .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null");
+        let (child, log, url) = spawn_service(cmd, "agent listening on ");
         TestAgent {
             dir,
             url,
