@@ -262,7 +262,7 @@ pub struct Client {
     pub http: reqwest::Client,
     pub cookie: Option<String>,
     pub csrf: Option<String>,
-    seen: Seen,
+    pub seen: Seen,
 }
 
 impl Client {
