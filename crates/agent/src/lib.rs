@@ -10,6 +10,7 @@ mod ignore;
 mod index;
 mod jobs;
 mod layout;
+mod retention;
 mod service;
 mod swap;
 pub mod web;

@@ -186,3 +186,49 @@ pub struct ArchivedRepo {
 pub struct ArchiveList {
     pub archives: Vec<ArchivedRepo>,
 }
+
+/// `POST /api/servers/{uuid}/backups/restic/retention`: forget what a
+/// policy does not keep (restic's `--keep-*` rules). Locked snapshots and
+/// safety snapshots younger than a day are always kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    #[serde(default)]
+    pub keep_last: Option<u32>,
+    #[serde(default)]
+    pub keep_daily: Option<u32>,
+    #[serde(default)]
+    pub keep_weekly: Option<u32>,
+    #[serde(default)]
+    pub keep_monthly: Option<u32>,
+    #[serde(default)]
+    pub keep_yearly: Option<u32>,
+    /// restic duration, e.g. `1y2m3d4h`, counted back from the newest snapshot.
+    #[serde(default)]
+    pub keep_within: Option<String>,
+}
+
+impl RetentionPolicy {
+    /// True when no rule is set (such a policy keeps everything).
+    pub fn is_empty(&self) -> bool {
+        [
+            self.keep_last,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ]
+        .iter()
+        .all(|n| n.unwrap_or(0) == 0)
+            && self.keep_within.as_deref().is_none_or(str::is_empty)
+    }
+}
+
+/// Answer of a retention run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RetentionResult {
+    /// Public IDs of the snapshots forgotten.
+    pub forgotten: Vec<String>,
+    /// Snapshots left.
+    pub kept: usize,
+}

@@ -211,3 +211,72 @@ pub struct SetSubuserRequest {
     pub email: String,
     pub permissions: Vec<String>,
 }
+
+// ---- schedules ----
+
+/// What a schedule's last run came to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LastResult {
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    pub message: Option<String>,
+    pub snapshot_id: Option<String>,
+}
+
+/// `GET/POST .../servers/{server}/backups/restic/schedule`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScheduleView {
+    pub enabled: bool,
+    pub interval_value: i64,
+    /// `minutes`, `hours` or `days`.
+    pub interval_unit: String,
+    pub keep_last: Option<i64>,
+    pub keep_daily: Option<i64>,
+    pub keep_weekly: Option<i64>,
+    pub keep_monthly: Option<i64>,
+    pub keep_yearly: Option<i64>,
+    pub keep_within: Option<String>,
+    /// RFC 3339; `None` while disabled.
+    pub next_run_at: Option<String>,
+    pub last_run_at: Option<String>,
+    pub last_result: Option<LastResult>,
+}
+
+/// Body of `POST .../schedule`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    pub enabled: bool,
+    pub interval_value: i64,
+    pub interval_unit: String,
+    #[serde(default)]
+    pub keep_last: Option<i64>,
+    #[serde(default)]
+    pub keep_daily: Option<i64>,
+    #[serde(default)]
+    pub keep_weekly: Option<i64>,
+    #[serde(default)]
+    pub keep_monthly: Option<i64>,
+    #[serde(default)]
+    pub keep_yearly: Option<i64>,
+    #[serde(default)]
+    pub keep_within: Option<String>,
+}
+
+/// One run in `GET .../schedule/history`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunRecord {
+    pub kind: String,
+    /// `schedule` (more origins may follow).
+    pub origin: String,
+    pub status: String,
+    pub snapshot_id: Option<String>,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunHistory {
+    pub runs: Vec<RunRecord>,
+}

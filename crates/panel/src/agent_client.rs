@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use api::agent::{
     ArchiveList, BackupList, CreateBackupRequest, ErrorBody, JobAccepted, JobView, KeyRotated,
-    LockState, PASSWORD_HEADER, RepoStats, RestoreRequest, RotateKeyRequest,
+    LockState, PASSWORD_HEADER, RepoStats, RestoreRequest, RetentionPolicy, RetentionResult,
+    RotateKeyRequest,
 };
 use api::download::DownloadFormat;
 use api::{JobId, Secret, ServerUuid, SnapshotRef};
@@ -208,6 +209,18 @@ impl AgentClient {
         let req = self
             .request(Method::POST, &url, Some(key))
             .json(&RestoreRequest { truncate });
+        self.json(req).await
+    }
+
+    /// Forgets what `policy` does not keep (never locked snapshots).
+    pub async fn apply_retention(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        policy: &RetentionPolicy,
+    ) -> Result<RetentionResult, ClientError> {
+        let url = format!("{}/retention", self.backups(server));
+        let req = self.request(Method::POST, &url, Some(key)).json(policy);
         self.json(req).await
     }
 

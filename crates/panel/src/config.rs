@@ -26,6 +26,8 @@ pub struct PanelConfig {
     pub session_idle: Duration,
     pub session_absolute: Duration,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Run scheduled backups inside the panel (else use `schedule run-due`).
+    pub scheduler: bool,
 }
 
 impl std::fmt::Debug for PanelConfig {
@@ -41,6 +43,7 @@ impl std::fmt::Debug for PanelConfig {
             .field("session_idle", &self.session_idle)
             .field("session_absolute", &self.session_absolute)
             .field("tls", &self.tls)
+            .field("scheduler", &self.scheduler)
             .finish()
     }
 }
@@ -57,6 +60,7 @@ struct FileConfig {
     session_absolute_hours: Option<u64>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    scheduler: Option<bool>,
 }
 
 impl PanelConfig {
@@ -94,6 +98,13 @@ impl PanelConfig {
             }
         }
 
+        if let Some(v) = env.get("scheduler") {
+            f.scheduler = Some(match v.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(invalid("scheduler", "must be true or false")),
+            });
+        }
         let secret_key = settings::secret("secret_key", f.secret_key, f.secret_key_file.as_deref())?
             .ok_or_else(|| {
                 ConfigError::Missing(format!(
@@ -135,6 +146,7 @@ impl PanelConfig {
             session_idle: Duration::from_secs(60 * f.session_idle_minutes.unwrap_or(120)),
             session_absolute: Duration::from_secs(3600 * f.session_absolute_hours.unwrap_or(24)),
             tls,
+            scheduler: f.scheduler.unwrap_or(true),
         })
     }
 }

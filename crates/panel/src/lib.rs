@@ -9,6 +9,7 @@ mod error;
 pub mod password;
 pub mod permissions;
 pub mod schedule;
+pub mod scheduler;
 pub mod seal;
 pub mod service;
 pub mod storage;
@@ -91,6 +92,15 @@ pub async fn run_on(
             }
         })
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = cfg.scheduler.then(|| {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(
+            scheduler::Scheduler::new(panel.clone()).run_forever(async move {
+                let _ = rx.wait_for(|v| *v).await;
+            }),
+        )
+    });
     let state = web::AppState {
         panel,
         secure_cookies: cfg.tls.is_some(),
@@ -98,5 +108,9 @@ pub async fn run_on(
     };
     let served = web::serve(listener, cfg.tls.clone(), state, shutdown).await;
     sweeper.abort();
+    let _ = stop_tx.send(true);
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
     served.map_err(RunError::Serve)
 }

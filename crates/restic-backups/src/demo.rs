@@ -238,6 +238,7 @@ pub async fn run(
         session_idle: std::time::Duration::from_secs(120 * 60),
         session_absolute: std::time::Duration::from_secs(24 * 3600),
         tls: None,
+        scheduler: true,
     };
     let p = panel::open(&panel_cfg).await.map_err(|e| e.to_string())?;
     seed(&p, &secrets, &format!("http://{agent_addr}"), &uuid).await?;

@@ -48,6 +48,13 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// Scheduled backups outside the panel process (cron, systemd timers).
+    Schedule {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
     /// Manage the panel's users.
     User {
         /// The panel's TOML settings (or RESTIC_BACKUPS_PANEL_<KEY> variables).
@@ -76,6 +83,17 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: admin_cli::SubuserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Run every scheduled backup that is due, wait for them, and exit. Safe
+    /// beside running panels: each due run is claimed once.
+    RunDue {
+        /// Take this time (Unix seconds) as "now" instead of the clock.
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        at: Option<i64>,
     },
 }
 
@@ -137,6 +155,25 @@ fn main() -> ExitCode {
                 panel::run(cfg, shutdown_signal())
                     .await
                     .map_err(|e| e.to_string())
+            }
+            Command::Schedule {
+                config,
+                command: ScheduleCommand::RunDue { at },
+            } => {
+                let env = |k: &str| std::env::var(k).ok();
+                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)
+                    .map_err(|e| e.to_string())?;
+                let p = panel::open(&cfg).await.map_err(|e| e.to_string())?;
+                let scheduler = match at {
+                    None => panel::scheduler::Scheduler::new(p),
+                    Some(t) => {
+                        let runner = panel::scheduler::agent_runner(p.clone());
+                        panel::scheduler::Scheduler::with(p, runner, std::sync::Arc::new(move || t))
+                    }
+                };
+                let n = scheduler.run_due().await.map_err(|e| e.to_string())?;
+                println!("scheduled backups run: {n}");
+                Ok(())
             }
             Command::Demo { dir, listen } => {
                 demo::run(dir, listen, shutdown_signal(), |l| {

@@ -107,7 +107,10 @@ async fn demo_starts_seeds_and_keeps_its_data() {
     assert_eq!(mine["servers"][0]["permissions"], json!(["backup.read"]));
     // The admin sees the key page.
     let mut admin = demo.login("admin").await;
-    assert_eq!(admin.get("/extensions/resticbackups/admin/keys").await.0, 200);
+    assert_eq!(
+        admin.get("/extensions/resticbackups/admin/keys").await.0,
+        200
+    );
 
     let before = demo.lines.clone();
     demo.stop();

@@ -8,6 +8,7 @@ mod download;
 mod keys;
 mod prune;
 mod restore;
+mod retention;
 
 pub use download::Download;
 

@@ -70,6 +70,8 @@ CREATE TABLE restic_policies (
     keep_monthly BIGINT,
     keep_yearly BIGINT,
     keep_within TEXT,
+    -- Runs sit on the grid anchor_at + k * interval (no drift).
+    anchor_at BIGINT,
     next_run_at BIGINT,
     last_run_at BIGINT,
     last_status TEXT,

@@ -70,6 +70,8 @@ CREATE TABLE restic_policies (
     keep_monthly INTEGER,
     keep_yearly INTEGER,
     keep_within TEXT,
+    -- Runs sit on the grid anchor_at + k * interval (no drift).
+    anchor_at INTEGER,
     next_run_at INTEGER,
     last_run_at INTEGER,
     last_status TEXT,

@@ -6,6 +6,7 @@ mod archives;
 mod backups;
 mod directory;
 mod keys;
+mod schedule;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,8 @@ use crate::seal::Sealer;
 use crate::storage::{Node, Server, Storage};
 
 pub use backups::DownloadAnswer;
+pub use schedule::ScheduledRun;
+pub(crate) use schedule::interval_of;
 
 /// The panel core. Cheap to clone.
 #[derive(Clone)]

@@ -42,6 +42,14 @@ fn api_routes() -> Router<AppState> {
         .route("/servers", get(b::my_servers))
         .route(backups, get(b::list).post(b::create))
         .route(&format!("{backups}/stats"), get(b::stats))
+        .route(
+            &format!("{backups}/schedule"),
+            get(b::schedule).post(b::save_schedule),
+        )
+        .route(
+            &format!("{backups}/schedule/history"),
+            get(b::schedule_history),
+        )
         .route(&format!("{backups}/jobs/{{job}}"), get(b::job))
         .route(&format!("{backups}/{{id}}"), delete(b::delete))
         .route(&format!("{backups}/{{id}}/restore"), post(b::restore))

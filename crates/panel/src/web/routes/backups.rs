@@ -4,7 +4,10 @@
 
 use api::agent::{JobAccepted, JobView, LockState, RepoStats, RestoreRequest};
 use api::download::DownloadFormat;
-use api::panel::{PanelBackupList, PanelCreateBackup, ServerSummaryList};
+use api::panel::{
+    PanelBackupList, PanelCreateBackup, RunHistory, ScheduleRequest, ScheduleView,
+    ServerSummaryList,
+};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -173,4 +176,33 @@ fn upstream_header(res: &reqwest::Response, name: &header::HeaderName) -> Option
     res.headers()
         .get(name.as_str())
         .and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+}
+
+pub async fn schedule(
+    State(state): State<AppState>,
+    Permit(p): Permit<Read>,
+) -> Result<Json<ScheduleView>, PanelError> {
+    Ok(Json(state.panel.schedule(&p).await?))
+}
+
+pub async fn save_schedule(
+    State(state): State<AppState>,
+    Permit(p): Permit<Create>,
+    JsonBody(req): JsonBody<ScheduleRequest>,
+) -> Result<Json<ScheduleView>, PanelError> {
+    Ok(Json(
+        state
+            .panel
+            .save_schedule(&p, req, crate::service::now())
+            .await?,
+    ))
+}
+
+pub async fn schedule_history(
+    State(state): State<AppState>,
+    Permit(p): Permit<Read>,
+) -> Result<Json<RunHistory>, PanelError> {
+    Ok(Json(RunHistory {
+        runs: state.panel.run_history(&p).await?,
+    }))
 }

@@ -9,6 +9,7 @@ mod key;
 mod list;
 mod lock;
 mod restore;
+mod retention;
 mod stats;
 
 use axum::Router;
@@ -33,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/servers/{server}/backups/restic/key",
             post(key::handler),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/retention",
+            post(retention::handler),
         )
         .route(
             "/api/servers/{server}/backups/restic/jobs/{job}",

@@ -1,0 +1,246 @@
+//! A server's schedule and retention: reading and saving them (the
+//! schedule endpoints) and one scheduled run (what the scheduler calls).
+
+use std::time::{Duration, Instant};
+
+use api::agent::{JobStatus, RetentionPolicy};
+use api::panel::{LastResult, RunRecord, ScheduleRequest, ScheduleView};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::Panel;
+use crate::PanelError;
+use crate::permissions::{Authorized, Create, Read};
+use crate::schedule::{self, Interval, Unit};
+use crate::storage::{Policy, Server};
+
+/// How long a scheduled backup may take before the run counts as failed.
+const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+/// Runs shown by the history endpoint.
+const HISTORY_LEN: i64 = 20;
+
+pub(crate) fn rfc3339(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn view(p: &Policy) -> ScheduleView {
+    ScheduleView {
+        enabled: p.enabled,
+        interval_value: p.interval_value,
+        interval_unit: p.interval_unit.clone(),
+        keep_last: p.keep_last,
+        keep_daily: p.keep_daily,
+        keep_weekly: p.keep_weekly,
+        keep_monthly: p.keep_monthly,
+        keep_yearly: p.keep_yearly,
+        keep_within: p.keep_within.clone(),
+        next_run_at: p.next_run_at.filter(|_| p.enabled).map(rfc3339),
+        last_run_at: p.last_run_at.map(rfc3339),
+        last_result: p.last_status.as_ref().map(|status| LastResult {
+            status: status.clone(),
+            message: p.last_message.clone(),
+            snapshot_id: p.last_snapshot_id.clone(),
+        }),
+    }
+}
+
+/// The schedule of a server that never saved one: off, daily, keep all.
+fn default_policy(server_id: i64) -> Policy {
+    Policy {
+        server_id,
+        enabled: false,
+        interval_value: 24,
+        interval_unit: "hours".into(),
+        ..Policy::default()
+    }
+}
+
+/// The interval a stored policy runs at.
+pub(crate) fn interval_of(p: &Policy) -> Result<Interval, PanelError> {
+    let unit = Unit::parse(&p.interval_unit)
+        .map_err(|e| PanelError::Internal(format!("stored schedule: {e}")))?;
+    let value = u32::try_from(p.interval_value)
+        .map_err(|_| PanelError::Internal("stored schedule: interval out of range".into()))?;
+    Interval::new(value, unit).map_err(|e| PanelError::Internal(format!("stored schedule: {e}")))
+}
+
+/// The retention part of a stored policy, in the agent's terms.
+pub(crate) fn retention_of(p: &Policy) -> RetentionPolicy {
+    let n = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok()).filter(|v| *v > 0);
+    RetentionPolicy {
+        keep_last: n(p.keep_last),
+        keep_daily: n(p.keep_daily),
+        keep_weekly: n(p.keep_weekly),
+        keep_monthly: n(p.keep_monthly),
+        keep_yearly: n(p.keep_yearly),
+        keep_within: p.keep_within.clone().filter(|w| !w.is_empty()),
+    }
+}
+
+fn bad(code: &'static str, e: impl ToString) -> PanelError {
+    PanelError::bad_request(code, e.to_string())
+}
+
+impl Panel {
+    pub async fn schedule(&self, auth: &Authorized<Read>) -> Result<ScheduleView, PanelError> {
+        let id = auth.server().id;
+        let p = self.storage().policy(id).await?;
+        Ok(view(&p.unwrap_or_else(|| default_policy(id))))
+    }
+
+    /// Validates and stores a schedule. Saving never runs a backup: the
+    /// first run is one interval after `now`.
+    pub async fn save_schedule(
+        &self,
+        auth: &Authorized<Create>,
+        req: ScheduleRequest,
+        now: i64,
+    ) -> Result<ScheduleView, PanelError> {
+        let unit = Unit::parse(&req.interval_unit).map_err(|e| bad("invalid_interval", e))?;
+        let value = u32::try_from(req.interval_value)
+            .map_err(|_| bad("invalid_interval", schedule::ScheduleError::Interval))?;
+        let interval = Interval::new(value, unit).map_err(|e| bad("invalid_interval", e))?;
+        for (name, v) in [
+            ("keep_last", req.keep_last),
+            ("keep_daily", req.keep_daily),
+            ("keep_weekly", req.keep_weekly),
+            ("keep_monthly", req.keep_monthly),
+            ("keep_yearly", req.keep_yearly),
+        ] {
+            if v.is_some_and(|v| !(0..=100_000).contains(&v)) {
+                return Err(PanelError::bad_request(
+                    "invalid_retention",
+                    format!("{name} must be a whole number from 0 to 100000"),
+                ));
+            }
+        }
+        let keep_within = match req.keep_within.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(w) => {
+                Some(schedule::parse_keep_within(w).map_err(|e| bad("invalid_retention", e))?)
+            }
+        };
+        let server_id = auth.server().id;
+        let old = self.storage().policy(server_id).await?;
+        let anchor = schedule::first_run(now, interval);
+        let p = Policy {
+            server_id,
+            enabled: req.enabled,
+            interval_value: interval.value as i64,
+            interval_unit: interval.unit.as_str().to_owned(),
+            keep_last: req.keep_last.filter(|v| *v > 0),
+            keep_daily: req.keep_daily.filter(|v| *v > 0),
+            keep_weekly: req.keep_weekly.filter(|v| *v > 0),
+            keep_monthly: req.keep_monthly.filter(|v| *v > 0),
+            keep_yearly: req.keep_yearly.filter(|v| *v > 0),
+            keep_within,
+            anchor_at: Some(anchor),
+            next_run_at: req.enabled.then_some(anchor),
+            updated_at: now,
+            ..old.unwrap_or_default()
+        };
+        self.storage().save_policy(&p).await?;
+        tracing::info!(server = %auth.server().uuid, enabled = p.enabled, "schedule saved");
+        let saved = self.storage().policy(server_id).await?.unwrap_or(p);
+        Ok(view(&saved))
+    }
+
+    pub async fn run_history(&self, auth: &Authorized<Read>) -> Result<Vec<RunRecord>, PanelError> {
+        Ok(self
+            .storage()
+            .recent_jobs(auth.server().id, HISTORY_LEN)
+            .await?
+            .into_iter()
+            .map(|j| RunRecord {
+                kind: j.kind,
+                origin: j.origin,
+                status: j.status,
+                snapshot_id: j.snapshot_id,
+                error: j.error,
+                started_at: rfc3339(j.started_at),
+                finished_at: j.finished_at.map(rfc3339),
+            })
+            .collect())
+    }
+
+    /// One scheduled backup of `server`, to its end, then the policy's
+    /// retention. Returns the new snapshot's ID.
+    pub async fn scheduled_backup(
+        &self,
+        server: &Server,
+        policy: &Policy,
+    ) -> Result<ScheduledRun, PanelError> {
+        let t = self.target(server).await?;
+        let body = api::agent::CreateBackupRequest {
+            max_backups: u32::try_from(server.backup_limit).ok().filter(|n| *n > 0),
+            ignore: None,
+        };
+        let accepted = t.client.create_backup(&server.uuid, &t.key, &body).await?;
+        let job = api::JobId::parse(&accepted.job_id)
+            .map_err(|_| PanelError::Internal("the agent sent a bad job ID".into()))?;
+        let started = Instant::now();
+        let view = loop {
+            // A blip while polling is not the backup failing.
+            match t.client.job(&server.uuid, &job).await {
+                Ok(v) if v.status.is_finished() => break v,
+                Ok(_) => {}
+                Err(crate::agent_client::ClientError::Unavailable)
+                    if started.elapsed() < RUN_TIMEOUT => {}
+                Err(e) => return Err(e.into()),
+            }
+            if started.elapsed() > RUN_TIMEOUT {
+                return Err(PanelError::NodeUnavailable);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        if view.status != JobStatus::Succeeded {
+            let e = view.error.unwrap_or(api::agent::ErrorDetail {
+                code: "backup_failed".into(),
+                message: "the backup failed".into(),
+            });
+            return Err(PanelError::Agent {
+                status: 500,
+                code: e.code,
+                message: e.message,
+            });
+        }
+        let snapshot = view
+            .result
+            .as_ref()
+            .and_then(|r| r["snapshot"]["id"].as_str())
+            .map(str::to_owned);
+        let retention = retention_of(policy);
+        let retention_error = if retention.is_empty() {
+            None
+        } else {
+            match t
+                .client
+                .apply_retention(&server.uuid, &t.key, &retention)
+                .await
+            {
+                Ok(r) => {
+                    tracing::info!(server = %server.uuid, forgotten = r.forgotten.len(), "retention applied");
+                    None
+                }
+                Err(e) => Some(PanelError::from(e).to_string()),
+            }
+        };
+        Ok(ScheduledRun {
+            agent_job_id: accepted.job_id,
+            snapshot_id: snapshot,
+            retention_error,
+        })
+    }
+}
+
+/// What a scheduled run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRun {
+    pub agent_job_id: String,
+    pub snapshot_id: Option<String>,
+    /// The backup worked but retention did not (it runs again next time).
+    pub retention_error: Option<String>,
+}

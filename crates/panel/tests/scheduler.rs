@@ -1,0 +1,288 @@
+//! The scheduler's timing rules with an injectable clock and a stand-in for
+//! the backup, on SQLite (and on PostgreSQL when `TEST_DATABASE_URL` is set):
+//! saving does not run anything, runs stay on the grid, missed windows run
+//! once, failures back off, concurrent ticks claim each run once.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use api::ServerUuid;
+use api::panel::ScheduleRequest;
+use panel::Panel;
+use panel::permissions::{Create, authorize};
+use panel::scheduler::{BackupRunner, RunFuture, Scheduler};
+use panel::seal::Sealer;
+use panel::service::ScheduledRun;
+use panel::storage::{NewNode, NewServer, Policy, Server, Storage};
+
+const HOUR: i64 = 3600;
+const T0: i64 = 1_800_000_000;
+
+/// Records runs; fails while `fail` is set.
+#[derive(Default)]
+struct FakeRunner {
+    runs: Mutex<Vec<(i64, i64)>>,
+    fail: std::sync::atomic::AtomicBool,
+    clock: Arc<AtomicI64>,
+}
+
+impl BackupRunner for FakeRunner {
+    fn run<'a>(&'a self, server: &'a Server, _: &'a Policy) -> RunFuture<'a> {
+        Box::pin(async move {
+            self.runs
+                .lock()
+                .unwrap()
+                .push((server.id, self.clock.load(Ordering::SeqCst)));
+            if self.fail.load(Ordering::SeqCst) {
+                Err("the node's agent is unavailable".into())
+            } else {
+                Ok(ScheduledRun {
+                    agent_job_id: "0".repeat(32),
+                    snapshot_id: Some("ab".repeat(32)),
+                    retention_error: None,
+                })
+            }
+        })
+    }
+}
+
+struct World {
+    panel: Panel,
+    runner: Arc<FakeRunner>,
+    clock: Arc<AtomicI64>,
+    scheduler: Scheduler,
+    servers: Vec<(Server, panel::storage::User)>,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(url: Option<String>, servers: usize) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("p.db").display()));
+    let storage = Storage::connect(&url).await.unwrap();
+    let sealer = Sealer::new(&api::Secret::new("x".repeat(40)).unwrap()).unwrap();
+    let panel = Panel::new(
+        storage.clone(),
+        sealer,
+        std::time::Duration::from_secs(3600),
+        std::time::Duration::from_secs(3600),
+    );
+    let owner = storage
+        .create_user("o@example.com", "h", false, 0)
+        .await
+        .unwrap();
+    let node = storage
+        .create_node(
+            &NewNode {
+                name: "n".into(),
+                url: "http://127.0.0.1:9".into(),
+                token_enc: "x".into(),
+                ca_pem: None,
+                browser_downloads: true,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let mut list = Vec::new();
+    for i in 0..servers {
+        let uuid = ServerUuid::parse(&format!("00000000-0000-4000-8000-{i:012}")).unwrap();
+        let s = storage
+            .create_server(
+                &NewServer {
+                    uuid,
+                    name: format!("s{i}"),
+                    owner_id: owner.id,
+                    node_id: node.id,
+                    backup_limit: 0,
+                },
+                "sealed",
+                0,
+            )
+            .await
+            .unwrap();
+        list.push((s, owner.clone()));
+    }
+    let clock = Arc::new(AtomicI64::new(T0));
+    let runner = Arc::new(FakeRunner {
+        clock: clock.clone(),
+        ..FakeRunner::default()
+    });
+    let c = clock.clone();
+    let scheduler = Scheduler::with(
+        panel.clone(),
+        runner.clone(),
+        Arc::new(move || c.load(Ordering::SeqCst)),
+    );
+    World {
+        panel,
+        runner,
+        clock,
+        scheduler,
+        servers: list,
+        _dir: dir,
+    }
+}
+
+fn every(hours: i64) -> ScheduleRequest {
+    ScheduleRequest {
+        enabled: true,
+        interval_value: hours,
+        interval_unit: "hours".into(),
+        keep_last: None,
+        keep_daily: None,
+        keep_weekly: None,
+        keep_monthly: None,
+        keep_yearly: None,
+        keep_within: None,
+    }
+}
+
+impl World {
+    async fn save(&self, i: usize, req: ScheduleRequest, now: i64) {
+        let (server, owner) = &self.servers[i];
+        let auth = authorize::<Create>(self.panel.storage(), owner, &server.uuid)
+            .await
+            .unwrap();
+        self.panel.save_schedule(&auth, req, now).await.unwrap();
+    }
+
+    async fn tick_at(&self, t: i64) -> usize {
+        self.clock.store(t, Ordering::SeqCst);
+        self.scheduler.run_due().await.unwrap()
+    }
+
+    async fn policy(&self, i: usize) -> Policy {
+        self.panel
+            .storage()
+            .policy(self.servers[i].0.id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+async fn timing_rules(url: Option<String>) {
+    let w = world(url, 1).await;
+    // Saving does not run a backup; the first run is one interval later.
+    w.save(0, every(6), T0).await;
+    assert_eq!(w.tick_at(T0).await, 0);
+    assert_eq!(w.tick_at(T0 + 6 * HOUR - 1).await, 0);
+    assert_eq!(w.policy(0).await.next_run_at, Some(T0 + 6 * HOUR));
+
+    // 100 runs, each a little late: still on the grid, no drift.
+    for k in 1..=100 {
+        let slot = T0 + k * 6 * HOUR;
+        assert_eq!(w.tick_at(slot + 45 + k).await, 1, "run {k}");
+        assert_eq!(w.tick_at(slot + 60 + k).await, 0, "run {k} twice");
+    }
+    let p = w.policy(0).await;
+    assert_eq!(p.next_run_at, Some(T0 + 101 * 6 * HOUR));
+    assert_eq!(p.last_status.as_deref(), Some("succeeded"));
+    assert_eq!(w.runner.runs.lock().unwrap().len(), 100);
+
+    // Down for 5.5 intervals: one run, then back on the grid.
+    let down_until = T0 + 101 * 6 * HOUR + 33 * HOUR;
+    assert_eq!(w.tick_at(down_until).await, 1);
+    assert_eq!(w.tick_at(down_until + 60).await, 0);
+    assert_eq!(w.policy(0).await.next_run_at, Some(T0 + 107 * 6 * HOUR));
+
+    // A failing agent: retried after 1, 2, 4 minutes, never past the next slot.
+    w.runner.fail.store(true, Ordering::SeqCst);
+    let slot = T0 + 107 * 6 * HOUR;
+    assert_eq!(w.tick_at(slot).await, 1);
+    let p = w.policy(0).await;
+    assert_eq!((p.failures, p.next_run_at), (1, Some(slot + 60)));
+    assert_eq!(p.last_status.as_deref(), Some("failed"));
+    assert!(p.last_message.unwrap().contains("unavailable"));
+    assert_eq!(w.tick_at(slot + 59).await, 0);
+    assert_eq!(w.tick_at(slot + 60).await, 1);
+    assert_eq!(w.policy(0).await.next_run_at, Some(slot + 60 + 120));
+    assert_eq!(w.tick_at(slot + 180).await, 1);
+    assert_eq!(w.policy(0).await.next_run_at, Some(slot + 180 + 240));
+    // Then it works again: failures reset, next run on the grid.
+    w.runner.fail.store(false, Ordering::SeqCst);
+    assert_eq!(w.tick_at(slot + 420).await, 1);
+    let p = w.policy(0).await;
+    assert_eq!((p.failures, p.next_run_at), (0, Some(slot + 6 * HOUR)));
+
+    // Every run is in the history, newest first, with its outcome.
+    let history = w
+        .panel
+        .storage()
+        .recent_jobs(w.servers[0].0.id, 5)
+        .await
+        .unwrap();
+    assert_eq!(history[0].status, "succeeded");
+    assert_eq!(history[1].status, "failed");
+    assert!(history[1].error.as_deref().unwrap().contains("unavailable"));
+
+    // Disabled: nothing runs.
+    let mut off = every(6);
+    off.enabled = false;
+    w.save(0, off, slot + 500).await;
+    assert_eq!(w.tick_at(slot + 100 * 6 * HOUR).await, 0);
+}
+
+async fn concurrent_ticks_claim_each_run_once(url: Option<String>) {
+    let w = world(url, 30).await;
+    for i in 0..30 {
+        w.save(i, every(1), T0).await;
+    }
+    w.clock.store(T0 + HOUR, Ordering::SeqCst);
+    let other = w.scheduler.clone();
+    let (a, b) = tokio::join!(w.scheduler.run_due(), other.run_due());
+    assert_eq!(a.unwrap() + b.unwrap(), 30);
+    let runs = w.runner.runs.lock().unwrap().clone();
+    let mut ids: Vec<i64> = runs.iter().map(|(id, _)| *id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((runs.len(), ids.len()), (30, 30));
+}
+
+#[tokio::test]
+async fn timing_rules_on_sqlite() {
+    timing_rules(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ticks_on_sqlite() {
+    concurrent_ticks_claim_each_run_once(None).await;
+}
+
+fn postgres() -> String {
+    let admin_url = std::env::var("TEST_DATABASE_URL").expect(
+        "TEST_DATABASE_URL must name a PostgreSQL server (./scripts/test starts one and sets it)",
+    );
+    let name = format!(
+        "sched_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
+    );
+    let out = std::process::Command::new("psql")
+        .arg(&admin_url)
+        .arg("-qtAc")
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0)
+}
+
+#[tokio::test]
+async fn timing_rules_on_postgres() {
+    timing_rules(Some(postgres())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ticks_on_postgres() {
+    concurrent_ticks_claim_each_run_once(Some(postgres())).await;
+}
