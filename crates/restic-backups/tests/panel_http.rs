@@ -206,6 +206,29 @@ async fn authorization_matrix(db: Db) {
         ),
         row(
             Method::GET,
+            format!("{b}/schedule"),
+            None,
+            Need::Perm("backup.read"),
+            200,
+        ),
+        row(
+            Method::GET,
+            format!("{b}/schedule/history"),
+            None,
+            Need::Perm("backup.read"),
+            200,
+        ),
+        row(
+            Method::POST,
+            format!("{b}/schedule"),
+            Some(
+                json!({"enabled": true, "interval_value": 1, "interval_unit": "days", "keep_last": 5}),
+            ),
+            Need::Perm("backup.create"),
+            200,
+        ),
+        row(
+            Method::GET,
             format!("{b}/{keep}/download"),
             None,
             Need::Perm("backup.download"),
