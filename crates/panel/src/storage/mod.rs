@@ -19,6 +19,15 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum StorageError {
     #[error("database URL must start with sqlite:// or postgres://")]
@@ -269,11 +278,27 @@ impl Storage {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
         };
-        // sqlx opens SQLite with foreign keys on and a 5 s busy timeout.
-        let opts = AnyPoolOptions::new().max_connections(match backend {
-            Backend::Sqlite => 4,
-            Backend::Postgres => 10,
-        });
+        // sqlx opens SQLite with foreign keys on and a 5 s busy timeout. The
+        // WAL journal lets reads go on during writes; `synchronous = NORMAL`
+        // is the safe pairing with WAL (no corruption on power loss, only the
+        // last commits may be lost) and spares an fsync per commit.
+        let opts = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 10,
+            })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::Executor::execute(
+                            &mut *conn,
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            });
         let pool = opts.connect(&url).await.map_err(|e| {
             StorageError::Database(format!("could not open {}: {e}", redact_url(&url)))
         })?;
