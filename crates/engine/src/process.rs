@@ -196,7 +196,7 @@ impl AsyncRead for OutputStream {
                         let code = status.and_then(|s| s.code());
                         let err = classify(code, &stderr);
                         tracing::warn!(?code, error = %err, "restic output stream failed");
-                        Poll::Ready(Err(std::io::Error::other(err.to_string())))
+                        Poll::Ready(Err(std::io::Error::other(err)))
                     }
                     Err(_) => Poll::Ready(Err(std::io::Error::other("restic ended unexpectedly"))),
                 }

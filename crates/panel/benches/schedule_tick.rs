@@ -60,8 +60,14 @@ async fn main() {
         Duration::from_secs(3600),
         Duration::from_secs(3600),
     );
-    println!("setting up {n} enabled schedules on {}", storage.backend().name());
-    let owner = storage.create_user("o@example.com", "h", false, 0).await.unwrap();
+    println!(
+        "setting up {n} enabled schedules on {}",
+        storage.backend().name()
+    );
+    let owner = storage
+        .create_user("o@example.com", "h", false, 0)
+        .await
+        .unwrap();
     let node = storage
         .create_node(
             &NewNode {
@@ -114,7 +120,11 @@ async fn main() {
     }
     let clock = Arc::new(AtomicI64::new(T0));
     let c = clock.clone();
-    let scheduler = Scheduler::with(panel, Arc::new(Noop), Arc::new(move || c.load(Ordering::SeqCst)));
+    let scheduler = Scheduler::with(
+        panel,
+        Arc::new(Noop),
+        Arc::new(move || c.load(Ordering::SeqCst)),
+    );
 
     // Baseline: the bare due query.
     let mut base = Vec::new();

@@ -729,7 +729,7 @@ async fn bad_input(db: Db) {
             400,
             "invalid_json",
         ),
-        (Method::GET, "/nope".to_owned(), None, 404, "not_found"),
+        (Method::GET, "/auth/nope".to_owned(), None, 404, "not_found"),
         (
             Method::GET,
             format!("{API}/admin/nope"),
@@ -746,6 +746,21 @@ async fn bad_input(db: Db) {
             "{m} {p}: {got}"
         );
     }
+    // Unknown pages are HTML 404s, with the page security headers.
+    let res = owner.request(Method::GET, "/nope").send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
     // Broken JSON and a huge body.
     let token = owner.csrf.clone().unwrap();
     let r = owner

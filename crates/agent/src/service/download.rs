@@ -10,7 +10,7 @@ use api::{Secret, ServerUuid, SnapshotRef};
 use async_compression::tokio::bufread::{GzipEncoder, ZstdEncoder};
 use engine::DumpFormat;
 use time::OffsetDateTime;
-use tokio::io::{AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
 use super::Agent;
 use crate::AgentError;
@@ -20,6 +20,12 @@ pub struct Download {
     pub filename: String,
     pub format: DownloadFormat,
     pub body: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+fn is_snapshot_gone(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<engine::EngineError>())
+        .is_some_and(|inner| matches!(inner, engine::EngineError::SnapshotNotFound))
 }
 
 /// Buffer between restic and the compressor.
@@ -34,16 +40,35 @@ impl Agent {
         format: DownloadFormat,
     ) -> Result<Download, AgentError> {
         let slot = self.slot(server);
-        let entry = self
-            .fresh(server, &slot, key)
-            .await?
-            .resolve(snapshot)?
-            .clone();
         let dump = match format {
             DownloadFormat::Zip => DumpFormat::Zip,
             DownloadFormat::TarGz | DownloadFormat::TarZst => DumpFormat::Tar,
         };
-        let stream = self.repo(server, key).dump(&entry.current, dump)?;
+        // Lock and unlock give a snapshot a new restic ID. If that happens
+        // between resolving the ID and restic opening the snapshot, restic
+        // fails before writing anything: resolve again and retry, so the
+        // download never fails for it (or turns into a broken file).
+        let mut attempt = 0;
+        let (entry, stream) = loop {
+            attempt += 1;
+            let entry = self
+                .fresh(server, &slot, key)
+                .await?
+                .resolve(snapshot)?
+                .clone();
+            let mut stream = self.repo(server, key).dump(&entry.current, dump)?;
+            let mut first = vec![0u8; PIPE_BUF];
+            match stream.read(&mut first).await {
+                Ok(n) => {
+                    first.truncate(n);
+                    break (entry, std::io::Cursor::new(first).chain(stream));
+                }
+                Err(e) if attempt < 3 && is_snapshot_gone(&e) => {
+                    tracing::info!(server = %server, snapshot = %entry.id.short(), "snapshot changed under the download; resolving again");
+                }
+                Err(e) => return Err(AgentError::Internal(format!("restic dump: {e}"))),
+            }
+        };
         let body: Pin<Box<dyn AsyncRead + Send>> = match format {
             DownloadFormat::TarGz => {
                 Box::pin(GzipEncoder::new(BufReader::with_capacity(PIPE_BUF, stream)))

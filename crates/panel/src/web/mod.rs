@@ -4,6 +4,7 @@
 
 mod error;
 pub mod extract;
+mod pages;
 mod routes;
 
 use std::future::Future;
@@ -17,7 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 
-use crate::{Panel, PanelError};
+use crate::Panel;
 
 /// Request bodies above this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -98,7 +99,14 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/session", get(routes::auth::session))
         .route("/auth/logout", post(routes::auth::logout))
         .nest(PREFIX, api_routes())
-        .fallback(|| async { PanelError::NotFound("page") })
+        .route("/", get(pages::my_servers))
+        .route("/login", get(pages::login))
+        .route("/servers/{server}", get(pages::backups))
+        .route("/admin", get(pages::admin_home))
+        .route("/admin/{section}", get(pages::admin))
+        .route("/static/app.css", get(pages::app_css))
+        .route("/static/app.js", get(pages::app_js))
+        .fallback(pages::fallback)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             extract::load_session,

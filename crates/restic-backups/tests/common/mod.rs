@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod panel;
+pub mod webdriver;
 
 pub const TOKEN: &str = "test-node-token-6f1d2c3b4a59";
 

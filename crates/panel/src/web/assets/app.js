@@ -1,0 +1,1039 @@
+// Restic Backups panel. Plain JavaScript, no build step. Pages are shells
+// rendered by the panel; this file fills them through the JSON API. Every
+// unsafe request carries the CSRF token from <meta name="csrf-token">.
+"use strict";
+
+(function () {
+  const API = "/extensions/resticbackups";
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+
+  // ---- helpers ----
+
+  /** Builds an element; children are nodes or text (never HTML). */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else if (k === "class") el.className = v;
+      else el.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  async function api(method, path, body) {
+    const opts = { method, headers: { Accept: "application/json" }, credentials: "same-origin" };
+    if (method !== "GET") opts.headers["X-CSRF-Token"] = csrf();
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, opts);
+    } catch (e) {
+      throw new ApiError(0, "network", "The panel could not be reached. Check your connection.");
+    }
+    if (res.status === 401) {
+      window.location.href = "/login";
+      throw new ApiError(401, "not_logged_in", "You are not logged in.");
+    }
+    if (res.status === 204) return null;
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (e) {
+      data = null;
+    }
+    if (!res.ok) {
+      const err = data && data.error ? data.error : { code: "http_" + res.status, message: "The request failed (" + res.status + ")." };
+      throw new ApiError(res.status, err.code, err.message);
+    }
+    return data;
+  }
+
+  function showError(e) {
+    const box = $("error");
+    if (!box) return;
+    box.textContent = e instanceof Error ? e.message : String(e);
+    box.hidden = false;
+    box.scrollIntoView({ block: "nearest" });
+  }
+
+  function clearError() {
+    const box = $("error");
+    if (box) box.hidden = true;
+  }
+
+  function bytes(n) {
+    if (n === null || n === undefined) return "–";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    let v = n;
+    while (v >= 1024 && i < units.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return (i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)) + " " + units[i];
+  }
+
+  function relative(date) {
+    const secs = (date.getTime() - Date.now()) / 1000;
+    const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+    const steps = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600], ["minute", 60]];
+    for (const [unit, size] of steps) {
+      if (Math.abs(secs) >= size) return rtf.format(Math.round(secs / size), unit);
+    }
+    return rtf.format(Math.round(secs), "second");
+  }
+
+  function localTime(iso) {
+    const d = new Date(iso);
+    return isNaN(d) ? iso : d.toLocaleString();
+  }
+
+  function duration(secs) {
+    if (secs === null || secs === undefined) return "";
+    if (secs < 60) return secs + " s";
+    const m = Math.floor(secs / 60);
+    if (m < 60) return m + " min " + (secs % 60) + " s";
+    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+  }
+
+  /** Asks for confirmation in the page's dialog; resolves to true/false. */
+  function confirmDialog(title, text, okLabel) {
+    const dialog = $("confirm");
+    $("confirm-title").textContent = title;
+    $("confirm-text").textContent = text;
+    $("confirm-ok").textContent = okLabel || "Confirm";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.returnValue = "cancel";
+      dialog.showModal();
+    });
+  }
+
+  async function copyText(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (e) {
+      // Clipboard API unavailable (plain HTTP): select the text instead.
+      return false;
+    }
+  }
+
+  // ---- every page ----
+
+  function initCommon() {
+    const logout = $("logout");
+    if (logout) {
+      logout.addEventListener("click", async () => {
+        try {
+          await api("POST", "/auth/logout");
+        } catch (e) {
+          /* logged out anyway */
+        }
+        window.location.href = "/login";
+      });
+    }
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") closeMenus();
+    });
+    document.addEventListener("click", (e) => {
+      if (!e.target.closest(".actions")) closeMenus();
+    });
+  }
+
+  function closeMenus() {
+    document.querySelectorAll(".menu").forEach((m) => {
+      m.hidden = true;
+      const b = m.parentElement.querySelector("button.menu-button");
+      if (b) b.setAttribute("aria-expanded", "false");
+    });
+  }
+
+  // ---- login ----
+
+  function initLogin() {
+    const form = $("login-form");
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const err = $("login-error");
+      err.hidden = true;
+      $("login-submit").disabled = true;
+      try {
+        const res = await fetch("/auth/login", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          credentials: "same-origin",
+          body: JSON.stringify({ email: $("email").value, password: $("password").value }),
+        });
+        if (res.ok) {
+          window.location.href = "/";
+          return;
+        }
+        const data = await res.json().catch(() => null);
+        err.textContent = data && data.error ? data.error.message : "Login failed.";
+        err.hidden = false;
+      } catch (e2) {
+        err.textContent = "The panel could not be reached.";
+        err.hidden = false;
+      } finally {
+        $("login-submit").disabled = false;
+      }
+    });
+  }
+
+  // ---- my servers ----
+
+  async function initServers() {
+    const list = $("server-list");
+    try {
+      const data = await api("GET", API + "/servers");
+      list.replaceChildren();
+      if (data.servers.length === 0) {
+        list.append(h("li", { class: "muted" }, "You have no servers yet."));
+      }
+      for (const s of data.servers) {
+        list.append(
+          h("li", {}, h("a", { href: "/servers/" + s.uuid }, h("strong", {}, s.name), h("span", { class: "rel mono" }, s.uuid)))
+        );
+      }
+    } catch (e) {
+      list.replaceChildren();
+      showError(e);
+    }
+  }
+
+  // ---- backups page ----
+
+  function initBackups() {
+    const server = document.body.dataset.server;
+    const perms = new Set((document.body.dataset.permissions || "").split(" ").filter(Boolean));
+    const base = API + "/servers/" + server + "/backups/restic";
+    const PAGE = 5;
+    const state = { cursors: [null], page: 0, next: null, job: null, backups: [] };
+
+    // Tabs (arrow keys move between them).
+    const tabs = [$("tab-backups"), $("tab-schedule")];
+    function selectTab(tab) {
+      for (const t of tabs) {
+        const on = t === tab;
+        t.setAttribute("aria-selected", on ? "true" : "false");
+        t.tabIndex = on ? 0 : -1;
+        $(t.getAttribute("aria-controls")).hidden = !on;
+      }
+      if (tab.id === "tab-schedule") loadSchedule();
+    }
+    tabs.forEach((t, i) => {
+      t.addEventListener("click", () => selectTab(t));
+      t.addEventListener("keydown", (e) => {
+        if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
+          const next = tabs[(i + (e.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
+          next.focus();
+          selectTab(next);
+        }
+      });
+    });
+
+    async function loadStats() {
+      try {
+        const s = await api("GET", base + "/stats");
+        $("stat-size").textContent = bytes(s.total_size);
+        $("stat-raw").textContent = bytes(s.total_uncompressed_size);
+        $("stat-ratio").textContent = s.snapshots_count > 0 ? s.dedup_ratio.toFixed(2) + "×" : "–";
+        $("stat-count").textContent = String(s.snapshots_count);
+      } catch (e) {
+        showError(e);
+      }
+    }
+
+    async function loadList() {
+      const cursor = state.cursors[state.page];
+      const q = "?limit=" + PAGE + (cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+      try {
+        const data = await api("GET", base + q);
+        state.next = data.next_cursor;
+        state.backups = data.backups;
+        renderRows(data);
+      } catch (e) {
+        showError(e);
+      }
+    }
+
+    function renderRows(data) {
+      const tbody = $("rows");
+      tbody.replaceChildren(...data.backups.map(row));
+      $("empty").hidden = data.total !== 0;
+      tbody.closest("table").hidden = data.total === 0;
+      const pages = Math.max(1, Math.ceil(data.total / PAGE));
+      $("page-info").textContent = data.total === 0 ? "" : "Page " + (state.page + 1) + " of " + pages;
+      $("prev").disabled = state.page === 0;
+      $("next").disabled = !state.next;
+      $("prev").parentElement.hidden = data.total <= PAGE;
+      $("limit-info").textContent =
+        data.backup_limit > 0 ? "Keeps at most " + data.backup_limit + " backups; the oldest unlocked ones make room." : "";
+    }
+
+    function row(b) {
+      const when = new Date(b.time);
+      const tr = h(
+        "tr",
+        { "data-id": b.id },
+        h("td", {}, h("time", { datetime: b.time }, localTime(b.time)), h("span", { class: "rel" }, relative(when))),
+        h("td", {}, b.size === null ? "measuring…" : bytes(b.size)),
+        h("td", { class: "mono" }, b.short_id, b.tags.includes("pre-restore") ? h("span", { class: "rel" }, "safety snapshot") : null),
+        h("td", { class: "lockcell" }, b.locked ? h("span", { class: "lock", role: "img", "aria-label": "Locked", title: "Locked" }, "🔒") : null),
+        h("td", { class: "actions" }, actionsMenu(b))
+      );
+      return tr;
+    }
+
+    function actionsMenu(b) {
+      const items = [];
+      if (perms.has("backup.delete")) {
+        items.push(h("button", { type: "button", role: "menuitem", "data-action": b.locked ? "unlock" : "lock", onclick: () => setLocked(b, !b.locked) }, b.locked ? "Unlock" : "Lock"));
+      }
+      if (perms.has("backup.download")) {
+        items.push(h("button", { type: "button", role: "menuitem", "data-action": "download", onclick: () => download(b, "tar.gz") }, "Download (.tar.gz)"));
+        items.push(h("button", { type: "button", role: "menuitem", "data-action": "download-zip", onclick: () => download(b, "zip") }, "Download (.zip)"));
+      }
+      if (perms.has("backup.restore")) {
+        items.push(h("button", { type: "button", role: "menuitem", "data-action": "restore", onclick: () => restore(b) }, "Restore"));
+      }
+      if (perms.has("backup.delete")) {
+        items.push(
+          h(
+            "button",
+            {
+              type: "button",
+              role: "menuitem",
+              class: "danger-item",
+              "data-action": "delete",
+              disabled: b.locked,
+              title: b.locked ? "Unlock the backup to delete it" : null,
+              onclick: () => remove(b),
+            },
+            "Delete"
+          )
+        );
+      }
+      if (items.length === 0) return null;
+      const menu = h("div", { class: "menu", role: "menu", hidden: true }, items);
+      const button = h(
+        "button",
+        {
+          type: "button",
+          class: "secondary menu-button",
+          "aria-haspopup": "menu",
+          "aria-expanded": "false",
+          "aria-label": "Actions for backup " + b.short_id,
+          onclick: (e) => {
+            e.stopPropagation();
+            const open = menu.hidden;
+            closeMenus();
+            menu.hidden = !open;
+            button.setAttribute("aria-expanded", open ? "true" : "false");
+            if (open) {
+              const first = menu.querySelector("button:not(:disabled)");
+              if (first) first.focus();
+            }
+          },
+        },
+        "Actions ▾"
+      );
+      menu.addEventListener("keydown", (e) => {
+        const buttons = [...menu.querySelectorAll("button:not(:disabled)")];
+        const i = buttons.indexOf(document.activeElement);
+        if (e.key === "ArrowDown") {
+          e.preventDefault();
+          buttons[(i + 1) % buttons.length].focus();
+        } else if (e.key === "ArrowUp") {
+          e.preventDefault();
+          buttons[(i - 1 + buttons.length) % buttons.length].focus();
+        } else if (e.key === "Escape") {
+          closeMenus();
+          button.focus();
+        }
+      });
+      return [button, menu];
+    }
+
+    async function refresh() {
+      await Promise.all([loadList(), loadStats()]);
+    }
+
+    async function setLocked(b, locked) {
+      closeMenus();
+      clearError();
+      // Show the new state at once, then confirm with the server's view.
+      // The row is busy (its menu disabled) until the server answered.
+      b.locked = locked;
+      const tr = document.querySelector('tr[data-id="' + b.id + '"]');
+      if (tr) {
+        const busy = row(b);
+        busy.setAttribute("aria-busy", "true");
+        const menuButton = busy.querySelector(".menu-button");
+        if (menuButton) menuButton.disabled = true;
+        tr.replaceWith(busy);
+      }
+      try {
+        await api("POST", base + "/" + b.id + "/" + (locked ? "lock" : "unlock"));
+      } catch (e) {
+        showError(e);
+      }
+      await loadList();
+    }
+
+    function download(b, format) {
+      closeMenus();
+      clearError();
+      // The panel answers with a redirect to a one-time link (or the file).
+      window.location.href = base + "/" + b.id + "/download?format=" + encodeURIComponent(format);
+    }
+
+    async function restore(b) {
+      closeMenus();
+      const ok = await confirmDialog(
+        "Restore this backup?",
+        "The server's files will be replaced by backup " +
+          b.short_id +
+          " from " +
+          localTime(b.time) +
+          ". Files made since then are removed. A safety snapshot of the current files is taken first, so this can be undone. Stop the server before restoring.",
+        "Restore"
+      );
+      if (!ok) return;
+      clearError();
+      try {
+        const job = await api("POST", base + "/" + b.id + "/restore", { truncate: true });
+        watchJob(job.job_id, "Restoring");
+      } catch (e) {
+        showError(e);
+      }
+    }
+
+    async function remove(b) {
+      closeMenus();
+      if (b.locked) return;
+      const ok = await confirmDialog(
+        "Delete this backup?",
+        "Backup " + b.short_id + " from " + localTime(b.time) + " will be deleted. This can not be undone.",
+        "Delete"
+      );
+      if (!ok) return;
+      clearError();
+      try {
+        await api("DELETE", base + "/" + b.id);
+        if (state.backups.length === 1 && state.page > 0) state.page--;
+      } catch (e) {
+        showError(e);
+      }
+      await refresh();
+    }
+
+    function setProgress(kind, view) {
+      const box = $("progress");
+      box.hidden = false;
+      $("progress-kind").textContent = kind;
+      const p = view && view.progress ? view.progress : {};
+      const bar = box.querySelector(".bar");
+      let text = view && view.status === "queued" ? "waiting for the node…" : "starting…";
+      if (typeof p.percent === "number") {
+        const pct = Math.max(0, Math.min(100, p.percent));
+        $("progress-fill").style.width = pct.toFixed(1) + "%";
+        bar.setAttribute("aria-valuenow", pct.toFixed(0));
+        text = pct.toFixed(0) + "%";
+        if (p.seconds_remaining !== null && p.seconds_remaining !== undefined) text += " · about " + duration(p.seconds_remaining) + " left";
+      } else if (view && view.status === "running") {
+        text = "working…";
+      }
+      $("progress-text").textContent = text;
+    }
+
+    async function watchJob(jobId, kind) {
+      state.job = jobId;
+      const create = $("create-backup");
+      if (create) create.disabled = true;
+      $("progress-fill").style.width = "0%";
+      setProgress(kind, null);
+      try {
+        for (;;) {
+          let view;
+          try {
+            view = await api("GET", base + "/jobs/" + jobId);
+          } catch (e) {
+            if (e.code === "node_unavailable") {
+              await new Promise((r) => setTimeout(r, 2000));
+              continue;
+            }
+            throw e;
+          }
+          setProgress(kind, view);
+          if (view.status === "succeeded" || view.status === "failed") {
+            if (view.status === "failed") {
+              showError(kind + " failed: " + (view.error ? view.error.message : "unknown error"));
+            }
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      } catch (e) {
+        showError(e);
+      } finally {
+        state.job = null;
+        $("progress").hidden = true;
+        if (create) create.disabled = false;
+        state.page = 0;
+        state.cursors = [null];
+        await refresh();
+      }
+    }
+
+    const create = $("create-backup");
+    if (create) {
+      create.addEventListener("click", async () => {
+        clearError();
+        create.disabled = true;
+        try {
+          const job = await api("POST", base, {});
+          watchJob(job.job_id, "Backing up");
+        } catch (e) {
+          create.disabled = false;
+          showError(e);
+        }
+      });
+    }
+    $("next").addEventListener("click", () => {
+      if (!state.next) return;
+      state.cursors[state.page + 1] = state.next;
+      state.page++;
+      loadList();
+    });
+    $("prev").addEventListener("click", () => {
+      if (state.page === 0) return;
+      state.page--;
+      loadList();
+    });
+
+    // ---- schedule tab ----
+
+    const keeps = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"];
+
+    function fillSchedule(s) {
+      $("s-enabled").checked = s.enabled;
+      $("s-value").value = s.interval_value;
+      $("s-unit").value = s.interval_unit;
+      for (const k of keeps) $("s-" + k).value = s[k] === null ? "" : s[k];
+      $("s-keep_within").value = s.keep_within || "";
+      $("s-next").textContent = s.next_run_at ? localTime(s.next_run_at) + " (" + relative(new Date(s.next_run_at)) + ")" : s.enabled ? "–" : "not scheduled";
+      $("s-last").textContent = s.last_run_at ? localTime(s.last_run_at) : "never";
+      const r = s.last_result;
+      $("s-result").replaceChildren(
+        r ? h("span", { class: "status-" + r.status }, r.status, r.message ? h("span", { class: "rel" }, r.message) : null) : "–"
+      );
+      const editable = perms.has("backup.create");
+      for (const el of $("schedule-form").querySelectorAll("input, select")) el.disabled = !editable;
+    }
+
+    async function loadSchedule() {
+      try {
+        const [s, hist] = await Promise.all([api("GET", base + "/schedule"), api("GET", base + "/schedule/history")]);
+        fillSchedule(s);
+        const runs = $("runs");
+        runs.replaceChildren(
+          ...hist.runs.map((r) =>
+            h(
+              "li",
+              {},
+              h("span", { class: "status-" + r.status }, r.status),
+              " · " + localTime(r.started_at) + (r.snapshot_id ? " · " + r.snapshot_id.slice(0, 8) : ""),
+              r.error ? h("span", { class: "rel" }, r.error) : null
+            )
+          )
+        );
+        if (hist.runs.length === 0) runs.append(h("li", { class: "muted" }, "No scheduled runs yet."));
+      } catch (e) {
+        showError(e);
+      }
+    }
+
+    const save = $("schedule-save");
+    if (save) {
+      save.addEventListener("click", async () => {
+        clearError();
+        $("schedule-saved").hidden = true;
+        const num = (id) => {
+          const v = $(id).value.trim();
+          return v === "" ? null : Number(v);
+        };
+        const body = {
+          enabled: $("s-enabled").checked,
+          interval_value: Number($("s-value").value),
+          interval_unit: $("s-unit").value,
+          keep_within: $("s-keep_within").value.trim() || null,
+        };
+        for (const k of keeps) body[k] = num("s-" + k);
+        save.disabled = true;
+        try {
+          const s = await api("POST", base + "/schedule", body);
+          fillSchedule(s);
+          $("schedule-saved").hidden = false;
+        } catch (e) {
+          showError(e);
+        } finally {
+          save.disabled = false;
+        }
+      });
+    }
+
+    refresh();
+  }
+
+  // ---- admin pages ----
+
+  function table(headers, rows) {
+    return h(
+      "table",
+      { class: "admin" },
+      h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, rows)
+    );
+  }
+
+  function field(label, input) {
+    return h("label", {}, label, input);
+  }
+
+  const admin = {
+    async keys(root) {
+      const data = await api("GET", API + "/admin/keys");
+      root.replaceChildren(
+        h("p", { class: "muted" }, "Each server's repository key. With it (and plain restic) a backup can be restored without this panel. Keep it secret."),
+        table(
+          ["Server", "Node", "Key", ""],
+          data.keys.map((k) => {
+            const keyCell = h("span", { class: "key", "data-key": k.server }, k.key);
+            return h(
+              "tr",
+              { "data-server": k.server },
+              h("td", {}, h("strong", {}, k.name), h("span", { class: "rel mono" }, k.server)),
+              h("td", {}, k.node),
+              h("td", {}, keyCell, h("span", { class: "rel" }, "generation " + k.generations)),
+              h(
+                "td",
+                { class: "actions" },
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "secondary",
+                    "data-action": "copy",
+                    onclick: async (e) => {
+                      const ok = await copyText(k.key);
+                      if (!ok) window.getSelection().selectAllChildren(keyCell);
+                      e.target.textContent = ok ? "Copied" : "Selected";
+                      setTimeout(() => (e.target.textContent = "Copy"), 1500);
+                    },
+                  },
+                  "Copy"
+                ),
+                " ",
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "danger",
+                    "data-action": "regenerate",
+                    onclick: async (e) => {
+                      const ok = await confirmDialog(
+                        "Regenerate this key?",
+                        "A new key is added to " + k.name + "'s repository, checked, and then the old key is removed. Copies of the old key stop working.",
+                        "Regenerate"
+                      );
+                      if (!ok) return;
+                      e.target.disabled = true;
+                      clearError();
+                      try {
+                        await api("POST", API + "/admin/servers/" + k.server + "/key/regenerate");
+                      } catch (err) {
+                        showError(err);
+                      }
+                      admin.keys(root).catch(showError);
+                    },
+                  },
+                  "Regenerate"
+                )
+              )
+            );
+          })
+        )
+      );
+    },
+
+    async nodes(root) {
+      const nodes = await api("GET", API + "/admin/nodes");
+      const name = h("input", { required: true, id: "node-name" });
+      const url = h("input", { required: true, id: "node-url", placeholder: "https://node1.example.com:8090" });
+      const token = h("input", { required: true, id: "node-token", type: "password", autocomplete: "off" });
+      const ca = h("textarea", { id: "node-ca", placeholder: "-----BEGIN CERTIFICATE----- (optional)" });
+      const browser = h("input", { type: "checkbox", id: "node-browser", checked: true });
+      root.replaceChildren(
+        table(
+          ["Name", "URL", "Custom CA", "Downloads", ""],
+          nodes.map((n) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, n.name),
+              h("td", { class: "mono" }, n.url),
+              h("td", {}, n.has_ca ? "yes" : "no"),
+              h("td", {}, n.browser_downloads ? "direct from node" : "through the panel"),
+              h(
+                "td",
+                { class: "actions" },
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "secondary",
+                    onclick: async () => {
+                      if (!(await confirmDialog("Remove node " + n.name + "?", "Only nodes without servers can be removed.", "Remove"))) return;
+                      try {
+                        await api("DELETE", API + "/admin/nodes/" + encodeURIComponent(n.name));
+                      } catch (e) {
+                        showError(e);
+                      }
+                      admin.nodes(root).catch(showError);
+                    },
+                  },
+                  "Remove"
+                )
+              )
+            )
+          )
+        ),
+        h("h2", {}, "Add a node"),
+        h(
+          "div",
+          { class: "form-inline" },
+          field("Name", name),
+          field("Agent URL", url),
+          field("Node token", token),
+          h("label", { class: "check" }, browser, "Browsers can reach the node (direct downloads)")
+        ),
+        field("CA certificate (PEM, optional)", ca),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "primary",
+            id: "node-add",
+            onclick: async () => {
+              clearError();
+              try {
+                await api("POST", API + "/admin/nodes", {
+                  name: name.value.trim(),
+                  url: url.value.trim(),
+                  token: token.value,
+                  ca_pem: ca.value.trim() || null,
+                  browser_downloads: browser.checked,
+                });
+                admin.nodes(root).catch(showError);
+              } catch (e) {
+                showError(e);
+              }
+            },
+          },
+          "Add node"
+        )
+      );
+    },
+
+    async servers(root) {
+      const [servers, nodes, users] = await Promise.all([
+        api("GET", API + "/admin/servers"),
+        api("GET", API + "/admin/nodes"),
+        api("GET", API + "/admin/users"),
+      ]);
+      const uuid = h("input", { id: "server-uuid", placeholder: "Pterodactyl server UUID" });
+      const name = h("input", { id: "server-name-input" });
+      const owner = h("select", { id: "server-owner" }, users.map((u) => h("option", { value: u.email }, u.email)));
+      const node = h("select", { id: "server-node" }, nodes.map((n) => h("option", { value: n.name }, n.name)));
+      const limit = h("input", { id: "server-limit", type: "number", min: "0", value: "0" });
+      root.replaceChildren(
+        table(
+          ["Server", "Owner", "Node", "Backup limit", ""],
+          servers.map((s) => {
+            const lim = h("input", { type: "number", min: "0", value: String(s.backup_limit), "aria-label": "Backup limit of " + s.name, class: "w6" });
+            return h(
+              "tr",
+              {},
+              h("td", {}, h("a", { href: "/servers/" + s.uuid }, s.name), h("span", { class: "rel mono" }, s.uuid)),
+              h("td", {}, s.owner),
+              h("td", {}, s.node),
+              h("td", {}, lim, " ", h("button", {
+                type: "button",
+                class: "secondary",
+                onclick: async () => {
+                  clearError();
+                  try {
+                    await api("PATCH", API + "/admin/servers/" + s.uuid, { backup_limit: Number(lim.value) });
+                    admin.servers(root).catch(showError);
+                  } catch (e) {
+                    showError(e);
+                  }
+                },
+              }, "Save")),
+              h(
+                "td",
+                { class: "actions" },
+                h("a", { class: "button secondary", href: "/admin/users#subusers-" + s.uuid }, "Subusers"),
+                " ",
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    class: "danger",
+                    onclick: async (e) => {
+                      const ok = await confirmDialog(
+                        "Delete server " + s.name + "?",
+                        "Its repository is archived on its node first (a final snapshot, locked), then the server is removed from the panel. If archiving fails, nothing is deleted.",
+                        "Delete"
+                      );
+                      if (!ok) return;
+                      e.target.disabled = true;
+                      clearError();
+                      try {
+                        await api("DELETE", API + "/admin/servers/" + s.uuid);
+                      } catch (err) {
+                        showError(err);
+                      }
+                      admin.servers(root).catch(showError);
+                    },
+                  },
+                  "Delete"
+                )
+              )
+            );
+          })
+        ),
+        h("h2", {}, "Add a server"),
+        h("div", { class: "form-inline" }, field("UUID", uuid), field("Name", name), field("Owner", owner), field("Node", node), field("Backup limit (0: none)", limit)),
+        h(
+          "button",
+          {
+            type: "button",
+            class: "primary",
+            onclick: async () => {
+              clearError();
+              try {
+                await api("POST", API + "/admin/servers", {
+                  uuid: uuid.value.trim(),
+                  name: name.value.trim(),
+                  owner: owner.value,
+                  node: node.value,
+                  backup_limit: Number(limit.value || 0),
+                });
+                admin.servers(root).catch(showError);
+              } catch (e) {
+                showError(e);
+              }
+            },
+          },
+          "Add server"
+        )
+      );
+    },
+
+    async users(root) {
+      const [users, servers] = await Promise.all([api("GET", API + "/admin/users"), api("GET", API + "/admin/servers")]);
+      const email = h("input", { id: "user-email", type: "email", autocomplete: "off" });
+      const password = h("input", { id: "user-password", type: "password", autocomplete: "new-password" });
+      const isAdmin = h("input", { id: "user-admin", type: "checkbox" });
+      const subSections = [];
+      for (const s of servers) {
+        const subs = await api("GET", API + "/admin/servers/" + s.uuid + "/subusers");
+        const perms = ["backup.read", "backup.create", "backup.download", "backup.restore", "backup.delete"];
+        const subEmail = h("select", { "aria-label": "User" }, users.filter((u) => u.email !== s.owner).map((u) => h("option", { value: u.email }, u.email)));
+        const boxes = perms.map((p) => h("input", { type: "checkbox", value: p, "data-perm": p }));
+        subSections.push(
+          h(
+            "section",
+            { class: "card spaced", id: "subusers-" + s.uuid },
+            h("h2", { class: "flush" }, "Subusers of " + s.name),
+            subs.length === 0
+              ? h("p", { class: "muted" }, "No subusers.")
+              : table(
+                  ["User", "Permissions", ""],
+                  subs.map((u) =>
+                    h(
+                      "tr",
+                      {},
+                      h("td", {}, u.email),
+                      h("td", {}, u.permissions.join(", ") || "none"),
+                      h(
+                        "td",
+                        { class: "actions" },
+                        h("button", {
+                          type: "button",
+                          class: "secondary",
+                          onclick: async () => {
+                            try {
+                              await api("DELETE", API + "/admin/servers/" + s.uuid + "/subusers/" + u.user_id);
+                            } catch (e) {
+                              showError(e);
+                            }
+                            admin.users(root).catch(showError);
+                          },
+                        }, "Remove")
+                      )
+                    )
+                  )
+                ),
+            h("div", { class: "row mt" }, subEmail, h("div", { class: "perms" }, perms.map((p, i) => h("label", {}, boxes[i], p)))),
+            h("button", {
+              type: "button",
+              class: "secondary mt",
+              onclick: async () => {
+                clearError();
+                try {
+                  await api("PUT", API + "/admin/servers/" + s.uuid + "/subusers", {
+                    email: subEmail.value,
+                    permissions: boxes.filter((b) => b.checked).map((b) => b.value),
+                  });
+                  admin.users(root).catch(showError);
+                } catch (e) {
+                  showError(e);
+                }
+              },
+            }, "Set permissions")
+          )
+        );
+      }
+      root.replaceChildren(
+        table(
+          ["Email", "Role", ""],
+          users.map((u) =>
+            h(
+              "tr",
+              {},
+              h("td", {}, u.email),
+              h("td", {}, u.root_admin ? "root admin" : "user"),
+              h(
+                "td",
+                { class: "actions" },
+                h("button", {
+                  type: "button",
+                  class: "secondary",
+                  onclick: async () => {
+                    if (!(await confirmDialog("Delete user " + u.email + "?", "Users who own servers can not be deleted.", "Delete"))) return;
+                    try {
+                      await api("DELETE", API + "/admin/users/" + u.id);
+                    } catch (e) {
+                      showError(e);
+                    }
+                    admin.users(root).catch(showError);
+                  },
+                }, "Delete")
+              )
+            )
+          )
+        ),
+        h("h2", {}, "Add a user"),
+        h("div", { class: "form-inline" }, field("Email", email), field("Password (10+ characters)", password), h("label", { class: "check" }, isAdmin, "Root admin")),
+        h("button", {
+          type: "button",
+          class: "primary",
+          onclick: async () => {
+            clearError();
+            try {
+              await api("POST", API + "/admin/users", { email: email.value.trim(), password: password.value, root_admin: isAdmin.checked });
+              admin.users(root).catch(showError);
+            } catch (e) {
+              showError(e);
+            }
+          },
+        }, "Add user"),
+        h("h2", {}, "Subusers"),
+        ...subSections
+      );
+      if (location.hash) {
+        const target = document.getElementById(location.hash.slice(1));
+        if (target) target.scrollIntoView();
+      }
+    },
+
+    async "archived-repos"(root) {
+      const data = await api("GET", API + "/admin/archived-repos");
+      root.replaceChildren(
+        data.unavailable_nodes.length ? h("p", { class: "error" }, "Not reachable: " + data.unavailable_nodes.join(", ")) : null,
+        data.archives.length === 0
+          ? h("p", { class: "empty" }, "No archived repositories.")
+          : table(
+              ["Archive", "Node", "Size", "Archived", ""],
+              data.archives.map((a) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", { class: "mono" }, a.name),
+                  h("td", {}, a.node),
+                  h("td", {}, bytes(a.size_bytes)),
+                  h("td", {}, localTime(a.archived_at)),
+                  h(
+                    "td",
+                    { class: "actions" },
+                    h("button", {
+                      type: "button",
+                      class: "danger",
+                      onclick: async () => {
+                        const ok = await confirmDialog("Delete archive " + a.name + "?", "The archived repository and every backup in it are removed from " + a.node + ". This can not be undone.", "Delete");
+                        if (!ok) return;
+                        try {
+                          await api("DELETE", API + "/admin/archived-repos/" + encodeURIComponent(a.name) + "?node=" + encodeURIComponent(a.node));
+                        } catch (e) {
+                          showError(e);
+                        }
+                        admin["archived-repos"](root).catch(showError);
+                      },
+                    }, "Delete")
+                  )
+                )
+              )
+            )
+      );
+    },
+  };
+
+  function initAdmin() {
+    const section = document.body.dataset.section;
+    const root = $("admin-content");
+    admin[section](root).catch((e) => {
+      root.replaceChildren();
+      showError(e);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    initCommon();
+    const page = document.body.dataset.page;
+    if (page === "login") initLogin();
+    else if (page === "servers") initServers();
+    else if (page === "backups") initBackups();
+    else if (page === "admin") initAdmin();
+  });
+})();

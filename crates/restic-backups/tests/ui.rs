@@ -1,0 +1,337 @@
+//! The web UI in a real headless Chromium (Debian's `chromium` through
+//! `chromedriver`) against the real binary, agent and restic. Screenshots go
+//! to `target/ui-screenshots/`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::TestAgent;
+use common::panel::{Db, PASSWORD, TestPanel};
+use common::webdriver::Browser;
+use serde_json::json;
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots")
+}
+
+async fn log_in(b: &Browser, panel: &TestPanel, email: &str, password: &str) {
+    b.goto(&format!("{}/login", panel.url)).await;
+    b.fill("#email", email).await;
+    b.fill("#password", password).await;
+    b.click("#login-submit").await;
+    b.wait_for("#logout").await;
+}
+
+async fn log_out(b: &Browser) {
+    b.click("#logout").await;
+    b.wait_for("#login-form").await;
+}
+
+/// Opens the actions menu of the first backup row and clicks `action`.
+async fn row_action(b: &Browser, action: &str) {
+    b.click("#rows tr:first-child .menu-button").await;
+    b.click(&format!("#rows tr:first-child [data-action=\"{action}\"]"))
+        .await;
+}
+
+fn rows_count_js() -> &'static str {
+    "return document.querySelectorAll('#rows tr').length"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_subuser_and_admin_use_the_backups_pages() {
+    let agent = TestAgent::start();
+    let panel = TestPanel::start(Db::Sqlite);
+    let admin_api = panel.admin().await;
+    panel.add_node(&admin_api, "node-1", &agent).await;
+    panel.add_user(&admin_api, "owner@example.com").await;
+    panel.add_user(&admin_api, "reader@example.com").await;
+    let server = agent.add_server();
+    // Some weight, so the backup shows progress for a moment.
+    std::fs::write(
+        agent
+            .data_dir()
+            .join(&server)
+            .join("world/region/r.1.0.mca"),
+        common::pseudo_random(7, 48 * 1024 * 1024),
+    )
+    .unwrap();
+    panel
+        .add_server(&admin_api, &server, "owner@example.com", "node-1", 0)
+        .await;
+    panel
+        .set_subuser(&admin_api, &server, "reader@example.com", &["backup.read"])
+        .await;
+    let downloads = tempfile::tempdir().unwrap();
+    let b = Browser::start(downloads.path()).await;
+    let shots = screenshots();
+
+    // --- the owner ---
+    log_in(&b, &panel, "owner@example.com", PASSWORD).await;
+    b.wait_until(
+        "my servers",
+        "return document.querySelector('#server-list a')",
+        json!([]),
+    )
+    .await;
+    b.click("#server-list a").await;
+    b.wait_for("#create-backup").await;
+    b.wait_for("#empty").await;
+    assert!(b.text("#empty").await.contains("No backups yet"));
+
+    // Create: the progress bar shows, then the new row and fresh stats.
+    b.js(
+        "window.__progress = []; const p = document.getElementById('progress');
+         new MutationObserver(() => { if (!p.hidden) window.__progress.push(document.getElementById('progress-text').textContent); })
+           .observe(p, {attributes: true, subtree: true, childList: true, characterData: true});",
+        json!([]),
+    )
+    .await;
+    b.click("#create-backup").await;
+    b.wait_until("a backup row", rows_count_js(), json!([]))
+        .await;
+    b.wait_until(
+        "the progress bar to go away",
+        "return document.getElementById('progress').hidden",
+        json!([]),
+    )
+    .await;
+    let seen = b.js("return window.__progress", json!([])).await;
+    assert!(
+        !seen.as_array().unwrap().is_empty(),
+        "the progress bar was never shown"
+    );
+    b.wait_until(
+        "stats",
+        "return document.getElementById('stat-count').textContent === '1'",
+        json!([]),
+    )
+    .await;
+    assert!(b.text("#stat-size").await.contains("MiB"));
+    assert!(
+        b.text("#rows tr:first-child .rel").await.len() > 3,
+        "relative time"
+    );
+    b.screenshot(&shots.join("backups-desktop.png")).await;
+
+    // Lock: the icon shows and Delete is disabled; then unlock.
+    row_action(&b, "lock").await;
+    b.wait_until(
+        "the lock icon",
+        "return document.querySelector('#rows tr:first-child:not([aria-busy]) .lock')",
+        json!([]),
+    )
+    .await;
+    b.click("#rows tr:first-child .menu-button").await;
+    let delete_disabled = b
+        .js(
+            "return document.querySelector('#rows tr:first-child [data-action=\"delete\"]').disabled",
+            json!([]),
+        )
+        .await;
+    assert_eq!(delete_disabled, json!(true));
+    b.click("#rows tr:first-child [data-action=\"unlock\"]")
+        .await;
+    b.wait_until(
+        "the lock icon to go",
+        "return !document.querySelector('#rows tr:first-child .lock') && document.querySelector('#rows tr:first-child:not([aria-busy]) [data-action=\"lock\"]')",
+        json!([]),
+    )
+    .await;
+
+    // Download: the file arrives and is a valid archive.
+    row_action(&b, "download").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let archive = loop {
+        let done: Vec<PathBuf> = std::fs::read_dir(downloads.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+            .collect();
+        if let Some(p) = done.first() {
+            break p.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no download arrived: {:?} (page error: {})",
+            std::fs::read_dir(downloads.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect::<Vec<_>>(),
+            b.text("#error").await,
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let out = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("server.properties"));
+
+    // Restore: the confirmation says what happens; the changed file comes back.
+    let props = agent.data_dir().join(&server).join("server.properties");
+    let original = std::fs::read_to_string(&props).unwrap();
+    std::fs::write(&props, "motd=griefed\n").unwrap();
+    row_action(&b, "restore").await;
+    b.wait_for("#confirm[open]").await;
+    let text = b.text("#confirm-text").await;
+    assert!(
+        text.contains("replaced") && text.contains("safety snapshot"),
+        "{text}"
+    );
+    b.click("#confirm-ok").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_to_string(&props).unwrap_or_default() != original {
+        assert!(Instant::now() < deadline, "the file did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.wait_until(
+        "the restore to finish",
+        "return document.getElementById('progress').hidden && document.getElementById('stat-count').textContent === '2'",
+        json!([]),
+    )
+    .await;
+    assert!(
+        b.text("#error").await.is_empty() || !b.exists("#error:not([hidden])").await,
+        "an error was shown: {}",
+        b.text("#error").await
+    );
+
+    // Schedule: save, then read back after a reload.
+    b.click("#tab-schedule").await;
+    b.wait_for("#schedule-save").await;
+    b.js(
+        "document.getElementById('s-enabled').checked = true",
+        json!([]),
+    )
+    .await;
+    b.fill("#s-value", "2").await;
+    b.js(
+        "document.getElementById('s-unit').value = 'hours'",
+        json!([]),
+    )
+    .await;
+    b.fill("#s-keep_last", "5").await;
+    b.fill("#s-keep_within", "7d").await;
+    b.click("#schedule-save").await;
+    b.wait_for("#schedule-saved").await;
+    assert_ne!(b.text("#s-next").await, "not scheduled");
+    b.js("location.reload()", json!([])).await;
+    b.click("#tab-schedule").await;
+    b.wait_until(
+        "the saved schedule",
+        "return document.getElementById('s-keep_last').value === '5' && document.getElementById('s-value').value === '2' && document.getElementById('s-enabled').checked && document.getElementById('s-keep_within').value === '7d'",
+        json!([]),
+    )
+    .await;
+    b.click("#tab-backups").await;
+
+    // Keyboard: the tabs move with the arrow keys.
+    b.keys("#tab-backups", "\u{E014}").await; // ArrowRight
+    b.wait_until(
+        "the schedule tab by keyboard",
+        "return document.getElementById('tab-schedule').getAttribute('aria-selected') === 'true'",
+        json!([]),
+    )
+    .await;
+    b.click("#tab-backups").await;
+
+    // 375 px wide.
+    b.set_width(Some(375)).await;
+    b.js("location.reload()", json!([])).await;
+    b.wait_until("rows at 375 px", rows_count_js(), json!([]))
+        .await;
+    let overflow = b
+        .js(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        overflow,
+        json!(false),
+        "the page scrolls sideways at 375 px"
+    );
+    b.screenshot(&shots.join("backups-375px.png")).await;
+    b.set_width(None).await;
+    log_out(&b).await;
+
+    // --- the backup.read-only subuser ---
+    log_in(&b, &panel, "reader@example.com", PASSWORD).await;
+    b.goto(&format!("{}/servers/{server}", panel.url)).await;
+    b.wait_until("rows", rows_count_js(), json!([])).await;
+    for css in [
+        "#create-backup",
+        ".menu-button",
+        "[data-action=\"download\"]",
+        "[data-action=\"restore\"]",
+        "[data-action=\"delete\"]",
+        "#schedule-save",
+    ] {
+        assert!(!b.exists(css).await, "a read-only subuser sees {css}");
+    }
+    log_out(&b).await;
+
+    // --- the admin: regenerate the key ---
+    log_in(&b, &panel, common::panel::ADMIN, PASSWORD).await;
+    b.goto(&format!("{}/admin/keys", panel.url)).await;
+    let key_css = format!("[data-key=\"{server}\"]");
+    b.wait_for(&key_css).await;
+    let before = b.text(&key_css).await;
+    assert_eq!(before.len(), 64);
+    b.screenshot(&shots.join("admin-keys.png")).await;
+    b.click(&format!(
+        "tr[data-server=\"{server}\"] [data-action=\"regenerate\"]"
+    ))
+    .await;
+    b.wait_for("#confirm[open]").await;
+    b.click("#confirm-ok").await;
+    b.wait_until(
+        "a new key",
+        "const e = document.querySelector(arguments[0]); return e && e.textContent.length === 64 && e.textContent !== arguments[1]",
+        json!([key_css, before]),
+    )
+    .await;
+    // The other admin pages render.
+    for section in ["nodes", "servers", "users", "archived-repos"] {
+        b.goto(&format!("{}/admin/{section}", panel.url)).await;
+        b.wait_until(
+            section,
+            "return !document.querySelector('#admin-content .muted') || document.querySelector('#admin-content table, #admin-content .empty')",
+            json!([]),
+        )
+        .await;
+        assert!(
+            !b.exists("#error:not([hidden])").await,
+            "{section}: {}",
+            b.text("#error").await
+        );
+    }
+    b.goto(&format!("{}/admin/users", panel.url)).await;
+    b.wait_for("[data-perm=\"backup.read\"]").await;
+    log_out(&b).await;
+
+    // The owner's list still loads with the new key.
+    log_in(&b, &panel, "owner@example.com", PASSWORD).await;
+    b.goto(&format!("{}/servers/{server}", panel.url)).await;
+    b.wait_until(
+        "rows after the key change",
+        "return document.querySelectorAll('#rows tr').length === 2",
+        json!([]),
+    )
+    .await;
+    assert!(
+        !b.exists("#error:not([hidden])").await,
+        "{}",
+        b.text("#error").await
+    );
+    b.quit().await;
+}
