@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, MatchedPath, Request};
-use axum::http::StatusCode;
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
@@ -117,15 +116,43 @@ impl BodyError {
     }
 }
 
-/// Reads the whole body (within the router's body limit).
-pub async fn read_body(req: Request) -> Result<Bytes, BodyError> {
-    Bytes::from_request(req, &()).await.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            BodyError::TooLarge
-        } else {
-            BodyError::Unreadable
+/// How much of an oversized body is still read (and dropped) so the client
+/// gets its 413 instead of a connection reset while it is still sending.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// Reads the whole body, at most `max` bytes. A larger body is refused with
+/// [`BodyError::TooLarge`] after reading the rest of it (up to about 1 MiB
+/// more), so the refusal reaches a client that is still sending.
+pub async fn read_body(req: Request, max: usize) -> Result<Bytes, BodyError> {
+    use http_body_util::BodyExt;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > max + DRAIN_LIMIT) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = req.into_body();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Unreadable)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > max + DRAIN_LIMIT {
+            return Err(BodyError::TooLarge);
         }
-    })
+        if total <= max {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if total > max {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Parses JSON; an empty body counts as `{}` (so all-optional bodies may be
@@ -153,6 +180,17 @@ mod tests {
     struct Body {
         #[serde(default)]
         n: Option<u32>,
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_refused_after_being_read() {
+        let req = |n: usize| Request::new(axum::body::Body::from(vec![b'x'; n]));
+        assert_eq!(read_body(req(10), 10).await.unwrap().len(), 10);
+        assert_eq!(read_body(req(11), 10).await, Err(BodyError::TooLarge));
+        assert_eq!(
+            read_body(req(3 * DRAIN_LIMIT), 10).await,
+            Err(BodyError::TooLarge)
+        );
     }
 
     #[test]

@@ -108,7 +108,9 @@ where
     type Rejection = AgentError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, AgentError> {
-        let bytes = httpd::read_body(req).await.map_err(body_error)?;
+        let bytes = httpd::read_body(req, super::MAX_BODY_BYTES)
+            .await
+            .map_err(body_error)?;
         httpd::parse_json(&bytes).map(JsonBody).map_err(body_error)
     }
 }

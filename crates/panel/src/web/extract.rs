@@ -93,9 +93,12 @@ async fn csrf_presented_ok(s: &ActiveSession, req: Request) -> Result<(bool, Req
         return Ok((false, req));
     }
     let (parts, body) = req.into_parts();
-    let bytes = httpd::read_body(Request::from_parts(parts.clone(), body))
-        .await
-        .map_err(body_error)?;
+    let bytes = httpd::read_body(
+        Request::from_parts(parts.clone(), body),
+        super::MAX_BODY_BYTES,
+    )
+    .await
+    .map_err(body_error)?;
     let ok = form_urlencoded_field(&bytes, CSRF_FIELD).is_some_and(|t| s.csrf_ok(&t));
     Ok((ok, Request::from_parts(parts, Body::from(bytes))))
 }
@@ -258,7 +261,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = PanelError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, PanelError> {
-        let bytes = httpd::read_body(req).await.map_err(body_error)?;
+        let bytes = httpd::read_body(req, super::MAX_BODY_BYTES)
+            .await
+            .map_err(body_error)?;
         httpd::parse_json(&bytes).map(JsonBody).map_err(body_error)
     }
 }

@@ -67,7 +67,9 @@ pub async fn login(
         .extensions()
         .get::<Arc<SessionCtx>>()
         .and_then(|c| c.id.clone());
-    let bytes = httpd::read_body(req).await.map_err(body_error)?;
+    let bytes = httpd::read_body(req, crate::web::MAX_BODY_BYTES)
+        .await
+        .map_err(body_error)?;
     let creds: Credentials = if form {
         serde_urlencoded::from_bytes(&bytes).map_err(|_| {
             PanelError::bad_request("invalid_form", "the form needs email and password")
