@@ -221,12 +221,9 @@ impl Jobs {
 /// Small files written whole (temp file + rename), so a crash never leaves a
 /// half-written record.
 fn write_record(dir: &Path, id: &JobId, record: &Record) {
-    let result = (|| {
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{id}.json.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec(record)?)?;
-        std::fs::rename(&tmp, dir.join(format!("{id}.json")))
-    })();
+    let result = serde_json::to_vec(record)
+        .map_err(std::io::Error::from)
+        .and_then(|bytes| crate::layout::write_atomically(&dir.join(format!("{id}.json")), &bytes));
     if let Err(e) = result {
         tracing::warn!(job = %id, error = %e, "could not save the job record");
     }

@@ -1,7 +1,7 @@
 //! Where things live on the node. Paths are only ever built from validated
 //! [`ServerUuid`]s, so no request can point outside these roots.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use api::ServerUuid;
 
@@ -87,4 +87,22 @@ impl Layout {
             .join("sizes")
             .join(format!("{}.json", server.as_str()))
     }
+}
+
+/// Replaces `path` with `bytes` atomically (write a temporary file beside
+/// it, then rename). Concurrent writers each use their own temporary name,
+/// so one never renames the other's half-written file away.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.{n}.tmp", std::process::id()));
+    let tmp = path.with_file_name(name);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }

@@ -8,67 +8,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Agent, KEY, TOKEN, bench_dir, env_num, ms, restic, run};
-
-fn snapshot_count(repo: &Path) -> Option<usize> {
-    if !repo.join("config").is_file() {
-        return None;
-    }
-    Some(std::fs::read_dir(repo.join("snapshots")).map_or(0, |rd| rd.count()))
-}
-
-/// `<root>/volumes/<uuid>` (server files) and `<root>/restic/<uuid>` (its
-/// repository) with `n` snapshots; resumes an interrupted generation.
-fn prepare(root: &Path, n: usize) -> String {
-    let uuid = std::fs::read_to_string(root.join("server-uuid")).ok();
-    let uuid = uuid.map(|u| u.trim().to_owned());
-    let have = uuid
-        .as_ref()
-        .and_then(|u| snapshot_count(&root.join("restic").join(u)));
-    let (uuid, have) = match (uuid, have) {
-        (Some(u), Some(c)) if c <= n => (u, c),
-        _ => {
-            if root.exists() {
-                std::fs::remove_dir_all(root).expect("remove stale bench data");
-            }
-            let raw = std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("new UUID");
-            let uuid = raw.trim().to_owned();
-            let dir = root.join("volumes").join(&uuid);
-            std::fs::create_dir_all(dir.join("world")).expect("create server dir");
-            std::fs::write(dir.join("server.properties"), "motd=Bench\n").expect("write file");
-            std::fs::write(dir.join("world/level.dat"), "level ".repeat(4096)).expect("write file");
-            let repo = root.join("restic").join(&uuid);
-            run(restic(&repo).args(["init", "--repository-version", "2", "--no-cache"]));
-            std::fs::write(root.join("server-uuid"), &uuid).expect("write server-uuid");
-            (uuid, 0)
-        }
-    };
-    if have == n {
-        println!("reusing {n} snapshots in {}", root.display());
-        return uuid;
-    }
-    println!("creating snapshots {}..{n} in {}", have + 1, root.display());
-    let dir = root.join("volumes").join(&uuid);
-    let repo = root.join("restic").join(&uuid);
-    let started = Instant::now();
-    for i in have + 1..=n {
-        // A file that changes every time, as on a live server: each
-        // snapshot gets its own tree (and its own size measurement).
-        std::fs::write(dir.join("latest.log"), format!("tick {i}\n")).expect("write file");
-        run(restic(&repo)
-            .args(["backup", "--no-cache", "--quiet", "--host", &uuid, "."])
-            .current_dir(&dir));
-        if i % 100 == 0 || i == n {
-            let per = started.elapsed().as_secs_f64() / (i - have) as f64;
-            println!("  {i}/{n} snapshots ({per:.2} s each)");
-        }
-    }
-    uuid
-}
+use support::{
+    Agent, KEY, TOKEN, bench_dir, env_num, ms, prepare_snapshots as prepare, restic, run,
+};
 
 /// One GET with the node token and repository key; returns the time to the
 /// full body and the body.

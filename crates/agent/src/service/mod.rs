@@ -292,15 +292,15 @@ impl Agent {
 
     async fn save_sizes(&self, server: &ServerUuid, sizes: &HashMap<String, u64>) {
         let path = self.inner.layout.sizes_file(server);
-        let result = async {
-            if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir).await?;
+        let result = match serde_json::to_vec(sizes) {
+            Ok(bytes) => {
+                let p = path.clone();
+                tokio::task::spawn_blocking(move || crate::layout::write_atomically(&p, &bytes))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
             }
-            let tmp = path.with_extension("json.tmp");
-            tokio::fs::write(&tmp, serde_json::to_vec(sizes)?).await?;
-            tokio::fs::rename(&tmp, &path).await
-        }
-        .await;
+            Err(e) => Err(e.into()),
+        };
         if let Err(e) = result {
             tracing::warn!(path = %path.display(), error = %e, "could not save the size cache");
         }

@@ -36,14 +36,9 @@ impl Agent {
 
     fn save_prune_state(&self, server: &ServerUuid, state: PruneState) {
         let path = self.inner.layout.prune_file(server);
-        let result = (|| {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&state)?)?;
-            std::fs::rename(&tmp, &path)
-        })();
+        let result = serde_json::to_vec(&state)
+            .map_err(std::io::Error::from)
+            .and_then(|bytes| crate::layout::write_atomically(&path, &bytes));
         if let Err(e) = result {
             tracing::warn!(server = %server, error = %e, "could not save the prune state");
         }

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "bench-node-token-3c9a1e7f5b20";
 pub const KEY: &str = "bench-repo-key-8d41f0c2a7e6";
@@ -74,7 +74,7 @@ impl Agent {
             .arg("--config")
             .arg(&config)
             // Warnings only, plus the one line that tells the port.
-            .env("RUST_LOG", "warn,agent::web=info")
+            .env("RUST_LOG", "warn,httpd=info")
             .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -137,4 +137,229 @@ pub fn ms(d: Duration) -> f64 {
 
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn snapshot_count(repo: &Path) -> Option<usize> {
+    if !repo.join("config").is_file() {
+        return None;
+    }
+    Some(std::fs::read_dir(repo.join("snapshots")).map_or(0, |rd| rd.count()))
+}
+
+/// `<root>/volumes/<uuid>` (server files) and `<root>/restic/<uuid>` (its
+/// repository) with `n` snapshots; resumes an interrupted generation.
+pub fn prepare_snapshots(root: &Path, n: usize) -> String {
+    let uuid = std::fs::read_to_string(root.join("server-uuid")).ok();
+    let uuid = uuid.map(|u| u.trim().to_owned());
+    let have = uuid
+        .as_ref()
+        .and_then(|u| snapshot_count(&root.join("restic").join(u)));
+    let (uuid, have) = match (uuid, have) {
+        (Some(u), Some(c)) if c <= n => (u, c),
+        _ => {
+            if root.exists() {
+                std::fs::remove_dir_all(root).expect("remove stale bench data");
+            }
+            let raw = std::fs::read_to_string("/proc/sys/kernel/random/uuid").expect("new UUID");
+            let uuid = raw.trim().to_owned();
+            let dir = root.join("volumes").join(&uuid);
+            std::fs::create_dir_all(dir.join("world")).expect("create server dir");
+            std::fs::write(dir.join("server.properties"), "motd=Bench\n").expect("write file");
+            std::fs::write(dir.join("world/level.dat"), "level ".repeat(4096)).expect("write file");
+            let repo = root.join("restic").join(&uuid);
+            run(restic(&repo).args(["init", "--repository-version", "2", "--no-cache"]));
+            std::fs::write(root.join("server-uuid"), &uuid).expect("write server-uuid");
+            (uuid, 0)
+        }
+    };
+    if have == n {
+        println!("reusing {n} snapshots in {}", root.display());
+        return uuid;
+    }
+    println!("creating snapshots {}..{n} in {}", have + 1, root.display());
+    let dir = root.join("volumes").join(&uuid);
+    let repo = root.join("restic").join(&uuid);
+    let started = Instant::now();
+    for i in have + 1..=n {
+        // A file that changes every time, as on a live server: each
+        // snapshot gets its own tree (and its own size measurement).
+        std::fs::write(dir.join("latest.log"), format!("tick {i}\n")).expect("write file");
+        run(restic(&repo)
+            .args(["backup", "--no-cache", "--quiet", "--host", &uuid, "."])
+            .current_dir(&dir));
+        if i % 100 == 0 || i == n {
+            let per = started.elapsed().as_secs_f64() / (i - have) as f64;
+            println!("  {i}/{n} snapshots ({per:.2} s each)");
+        }
+    }
+    uuid
+}
+
+/// Peak and current resident memory of a process, in bytes.
+pub fn rss_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+pub const PANEL_PASSWORD: &str = "bench admin password";
+
+/// The panel binary on `<root>/panel` (SQLite), with a root admin created
+/// through the CLI. Stopped with SIGTERM when dropped.
+pub struct Panel {
+    child: Child,
+    pub url: String,
+}
+
+impl Panel {
+    pub fn start(root: &Path) -> Self {
+        let dir = root.join("panel");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("panel dir");
+        std::fs::write(
+            dir.join("secret"),
+            "bench-panel-secret-0123456789abcdef-0123",
+        )
+        .expect("secret");
+        let config = dir.join("panel.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nsecret_key_file = \"{}\"\nscheduler = false\n",
+                dir.display(),
+                dir.join("secret").display()
+            ),
+        )
+        .expect("panel config");
+        let mut add = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
+            .args([
+                "user",
+                "add",
+                "--email",
+                "admin@example.com",
+                "--admin",
+                "--config",
+            ])
+            .arg(&config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("user add");
+        use std::io::Write;
+        add.stdin
+            .take()
+            .unwrap()
+            .write_all(PANEL_PASSWORD.as_bytes())
+            .unwrap();
+        assert!(add.wait().unwrap().success(), "user add failed");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
+            .arg("panel")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn,httpd=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start restic-backups panel");
+        let stderr = child.stderr.take().expect("panel stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                match line.split("panel listening on ").nth(1) {
+                    Some(url) => {
+                        let _ = tx.send(url.trim().to_owned());
+                    }
+                    None => eprintln!("panel: {line}"),
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("panel did not start within 30 s");
+        Panel { child, url }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Panel {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A logged-in panel session (cookie + CSRF token).
+#[derive(Clone)]
+pub struct Session {
+    pub http: reqwest::Client,
+    pub base: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    pub async fn login(panel: &Panel) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap();
+        let res = http
+            .post(format!("{}/auth/login", panel.url))
+            .json(&serde_json::json!({"email": "admin@example.com", "password": PANEL_PASSWORD}))
+            .send()
+            .await
+            .expect("login");
+        let cookie = res.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let body: serde_json::Value = res.json().await.unwrap();
+        Session {
+            http,
+            base: panel.url.clone(),
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .header("Cookie", &self.cookie)
+            .header("X-CSRF-Token", &self.csrf)
+    }
+
+    /// A JSON call that must succeed.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut r = self.req(method.clone(), path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.expect("panel request");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
 }
