@@ -7,16 +7,18 @@
 //! (`BENCH_SCHEDULES=n` to change the count; `BENCH_DATABASE_URL=postgres://…`
 //! to run on PostgreSQL instead of a SQLite file).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use api::ServerUuid;
 use panel::Panel;
 use panel::scheduler::{BackupRunner, RunFuture, Scheduler};
 use panel::seal::Sealer;
 use panel::service::ScheduledRun;
-use panel::storage::{NewNode, NewServer, Policy, Server, Storage};
+use panel::storage::{Policy, Server, Storage};
 
 struct Noop;
 
@@ -64,42 +66,8 @@ async fn main() {
         "setting up {n} enabled schedules on {}",
         storage.backend().name()
     );
-    let owner = storage
-        .create_user("o@example.com", "h", false, 0)
-        .await
-        .unwrap();
-    let node = storage
-        .create_node(
-            &NewNode {
-                name: "n".into(),
-                url: "http://127.0.0.1:9".into(),
-                token_enc: "x".into(),
-                ca_pem: None,
-                browser_downloads: true,
-            },
-            0,
-        )
-        .await
-        .unwrap();
-    let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        let uuid = ServerUuid::parse(&format!("00000000-0000-4000-8000-{i:012}")).unwrap();
-        let s = storage
-            .create_server(
-                &NewServer {
-                    uuid,
-                    name: format!("s{i}"),
-                    owner_id: owner.id,
-                    node_id: node.id,
-                    backup_limit: 0,
-                },
-                "sealed",
-                0,
-            )
-            .await
-            .unwrap();
-        ids.push(s.id);
-    }
+    let (_, servers) = support::owner_with_servers(&storage, n).await;
+    let ids: Vec<i64> = servers.iter().map(|s| s.id).collect();
     // Spread over a day, all in the future of T0.
     let policy = |id: i64, next: i64| Policy {
         server_id: id,

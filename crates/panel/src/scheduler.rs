@@ -85,26 +85,27 @@ impl Scheduler {
         let now = (self.clock)();
         let storage = self.panel.storage();
         let mut started = Vec::new();
-        for due in storage.due_policies(now, BATCH).await? {
-            let Some(policy) = storage.policy(due.server_id).await? else {
+        for policy in storage.due_policies(now, BATCH).await? {
+            let Some(due_at) = policy.next_run_at else {
                 continue;
             };
+            let server_id = policy.server_id;
             let interval = match crate::service::interval_of(&policy) {
                 Ok(i) => i,
                 Err(e) => {
-                    tracing::error!(server_id = due.server_id, error = %e, "schedule skipped");
+                    tracing::error!(server_id, error = %e, "schedule skipped");
                     continue;
                 }
             };
-            let anchor = policy.anchor_at.unwrap_or(due.next_run_at);
+            let anchor = policy.anchor_at.unwrap_or(due_at);
             let next = schedule::next_after(anchor, interval, now);
-            if !storage.claim_run(due, next, now).await? {
+            if !storage.claim_run(server_id, due_at, next, now).await? {
                 continue; // another panel got it, or the schedule changed
             }
             let me = self.clone();
             started.push(tokio::spawn(async move {
                 if let Err(e) = me.run(policy, anchor, interval, next, now).await {
-                    tracing::error!(server_id = due.server_id, error = %e, "scheduled run not recorded");
+                    tracing::error!(server_id, error = %e, "scheduled run not recorded");
                 }
             }));
         }

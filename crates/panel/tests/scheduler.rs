@@ -3,18 +3,19 @@
 //! saving does not run anything, runs stay on the grid, missed windows run
 //! once, failures back off, concurrent ticks claim each run once.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use api::ServerUuid;
 use api::panel::ScheduleRequest;
 use panel::Panel;
 use panel::permissions::{Create, authorize};
 use panel::scheduler::{BackupRunner, RunFuture, Scheduler};
 use panel::seal::Sealer;
 use panel::service::ScheduledRun;
-use panel::storage::{NewNode, NewServer, Policy, Server, Storage};
+use panel::storage::{Policy, Server, Storage};
 
 const HOUR: i64 = 3600;
 const T0: i64 = 1_800_000_000;
@@ -67,42 +68,8 @@ async fn world(url: Option<String>, servers: usize) -> World {
         std::time::Duration::from_secs(3600),
         std::time::Duration::from_secs(3600),
     );
-    let owner = storage
-        .create_user("o@example.com", "h", false, 0)
-        .await
-        .unwrap();
-    let node = storage
-        .create_node(
-            &NewNode {
-                name: "n".into(),
-                url: "http://127.0.0.1:9".into(),
-                token_enc: "x".into(),
-                ca_pem: None,
-                browser_downloads: true,
-            },
-            0,
-        )
-        .await
-        .unwrap();
-    let mut list = Vec::new();
-    for i in 0..servers {
-        let uuid = ServerUuid::parse(&format!("00000000-0000-4000-8000-{i:012}")).unwrap();
-        let s = storage
-            .create_server(
-                &NewServer {
-                    uuid,
-                    name: format!("s{i}"),
-                    owner_id: owner.id,
-                    node_id: node.id,
-                    backup_limit: 0,
-                },
-                "sealed",
-                0,
-            )
-            .await
-            .unwrap();
-        list.push((s, owner.clone()));
-    }
+    let (owner, servers) = support::owner_with_servers(&storage, servers).await;
+    let list: Vec<_> = servers.into_iter().map(|s| (s, owner.clone())).collect();
     let clock = Arc::new(AtomicI64::new(T0));
     let runner = Arc::new(FakeRunner {
         clock: clock.clone(),

@@ -1,8 +1,9 @@
 //! The admin commands against the panel's database, on SQLite and on
 //! PostgreSQL: secrets come from stdin and never reach the database in clear.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
+
+use common::panel::{fresh_postgres, postgres_admin_url, psql, run_cli};
 
 const SECRET: &str = "panel-secret-key-for-cli-tests-0123456789";
 
@@ -25,25 +26,7 @@ impl Panel {
         )
         .unwrap();
         std::fs::write(self.dir.path().join("secret"), SECRET).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
+        run_cli(&config, args, stdin)
     }
 }
 
@@ -237,42 +220,13 @@ fn admin_commands_work_on_sqlite_and_keep_secrets_sealed() {
 
 #[test]
 fn admin_commands_work_on_postgres() {
-    let admin_url = std::env::var("TEST_DATABASE_URL").expect(
-        "TEST_DATABASE_URL must name a PostgreSQL server (./scripts/test starts one and sets it)",
-    );
-    let name = format!("panel_cli_{}", std::process::id());
-    let psql = |sql: &str| {
-        let out = Command::new("psql")
-            .arg(&admin_url)
-            .arg("-qtAc")
-            .arg(sql)
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&format!("CREATE DATABASE {name}"));
-    let base = admin_url.rsplit_once('/').unwrap().0;
+    let db_url = fresh_postgres("panel_cli");
     let panel = Panel {
         dir: tempfile::tempdir().unwrap(),
-        database_url: format!("{base}/{name}"),
+        database_url: db_url.clone(),
     };
     story(&panel);
-    let db_url = format!("{base}/{name}");
-    let q = |sql: &str| {
-        let out = Command::new("psql")
-            .arg(&db_url)
-            .arg("-qtAc")
-            .arg(sql)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    let q = |sql: &str| psql(&db_url, sql);
     assert_eq!(q("SELECT count(*) FROM users"), "3");
     let tokens = q("SELECT token_enc FROM nodes");
     assert!(tokens.starts_with("v1.") && !tokens.contains("cli-node-token"));
@@ -280,5 +234,9 @@ fn admin_commands_work_on_postgres() {
         q("SELECT permissions FROM subusers"),
         "backup.read backup.download"
     );
-    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    let name = db_url.rsplit_once('/').unwrap().1;
+    psql(
+        &postgres_admin_url(),
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
 }

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::panel::{Client, Db, PASSWORD, TestPanel};
+use common::panel::{Client, Db, PASSWORD, TestPanel, World};
 use common::{TOKEN, TestAgent};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -444,15 +444,14 @@ async fn authorization_matrix(db: Db) {
 // ---------------------------------------------------------------------------
 
 async fn sessions_and_csrf(db: Db) {
-    let agent = TestAgent::start();
-    let panel = TestPanel::start(db);
-    let admin = panel.admin().await;
-    panel.add_node(&admin, "node-1", &agent).await;
-    panel.add_user(&admin, "owner@example.com").await;
-    let server = agent.add_server();
-    panel
-        .add_server(&admin, &server, "owner@example.com", "node-1", 0)
-        .await;
+    let World {
+        agent: _agent,
+        panel,
+        admin,
+        servers,
+        ..
+    } = World::new(db, 1, 0).await;
+    let server = servers[0].clone();
 
     // Cookie attributes.
     let res = panel
@@ -597,16 +596,14 @@ async fn sessions_and_csrf(db: Db) {
 // ---------------------------------------------------------------------------
 
 async fn bad_input(db: Db) {
-    let agent = TestAgent::start();
-    let panel = TestPanel::start(db);
-    let mut admin = panel.admin().await;
-    panel.add_node(&admin, "node-1", &agent).await;
-    panel.add_user(&admin, "owner@example.com").await;
-    let server = agent.add_server();
-    panel
-        .add_server(&admin, &server, "owner@example.com", "node-1", 0)
-        .await;
-    let mut owner = panel.login("owner@example.com", PASSWORD).await;
+    let World {
+        agent,
+        panel,
+        mut admin,
+        mut owner,
+        servers,
+    } = World::new(db, 1, 0).await;
+    let server = servers[0].clone();
     let b = backups(&server);
 
     let cases: Vec<(Method, String, Option<Value>, u16, &str)> = vec![
@@ -889,30 +886,18 @@ fn tar_names(archive: &[u8], flags: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a");
     std::fs::write(&path, archive).unwrap();
-    let out = std::process::Command::new("tar")
-        .args(flags)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::tar_list(&path, flags)
 }
 
 async fn end_to_end(db: Db) {
-    let mut agent = TestAgent::start();
-    let panel = TestPanel::start(db);
-    let mut admin = panel.admin().await;
-    panel.add_node(&admin, "node-1", &agent).await;
-    panel.add_user(&admin, "owner@example.com").await;
-    let server = agent.add_server();
-    panel
-        .add_server(&admin, &server, "owner@example.com", "node-1", 3)
-        .await;
-    let mut owner = panel.login("owner@example.com", PASSWORD).await;
+    let World {
+        mut agent,
+        panel,
+        mut admin,
+        mut owner,
+        servers,
+    } = World::new(db, 1, 3).await;
+    let server = servers[0].clone();
     let b = backups(&server);
     let mut all_keys: Vec<String> = panel
         .keys(&admin)

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use common::TestAgent;
-use common::panel::{Client, Db, PASSWORD, TestPanel};
+use common::panel::{Client, Db, TestPanel, World};
 use serde_json::{Value, json};
 
 const API: &str = "/extensions/resticbackups";
@@ -43,21 +43,8 @@ fn finish(child: std::process::Child) -> String {
 }
 
 async fn setup(db: Db, servers: usize) -> (TestAgent, TestPanel, Client, Vec<String>) {
-    let agent = TestAgent::start();
-    let panel = TestPanel::start(db);
-    let admin = panel.admin().await;
-    panel.add_node(&admin, "node-1", &agent).await;
-    panel.add_user(&admin, "owner@example.com").await;
-    let mut uuids = Vec::new();
-    for _ in 0..servers {
-        let s = agent.add_server();
-        panel
-            .add_server(&admin, &s, "owner@example.com", "node-1", 0)
-            .await;
-        uuids.push(s);
-    }
-    let owner = panel.login("owner@example.com", PASSWORD).await;
-    (agent, panel, owner, uuids)
+    let w = World::new(db, servers, 0).await;
+    (w.agent, w.panel, w.owner, w.servers)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::TestAgent;
-use common::panel::{Db, PASSWORD, TestPanel};
+use common::panel::{Db, PASSWORD, TestPanel, World};
 use common::webdriver::Browser;
 use serde_json::json;
 
@@ -42,13 +41,15 @@ fn rows_count_js() -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_subuser_and_admin_use_the_backups_pages() {
-    let agent = TestAgent::start();
-    let panel = TestPanel::start(Db::Sqlite);
-    let admin_api = panel.admin().await;
-    panel.add_node(&admin_api, "node-1", &agent).await;
-    panel.add_user(&admin_api, "owner@example.com").await;
+    let World {
+        agent,
+        panel,
+        admin: admin_api,
+        servers,
+        ..
+    } = World::new(Db::Sqlite, 1, 0).await;
+    let server = servers[0].clone();
     panel.add_user(&admin_api, "reader@example.com").await;
-    let server = agent.add_server();
     // Some weight, so the backup shows progress for a moment.
     std::fs::write(
         agent
@@ -58,9 +59,6 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         common::pseudo_random(7, 48 * 1024 * 1024),
     )
     .unwrap();
-    panel
-        .add_server(&admin_api, &server, "owner@example.com", "node-1", 0)
-        .await;
     panel
         .set_subuser(&admin_api, &server, "reader@example.com", &["backup.read"])
         .await;
@@ -164,17 +162,7 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let out = std::process::Command::new("tar")
-        .arg("-tzf")
-        .arg(&archive)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("server.properties"));
+    assert!(common::tar_list(&archive, &["-tzf"]).contains("server.properties"));
 
     // Restore: the confirmation says what happens; the changed file comes back.
     let props = agent.data_dir().join(&server).join("server.properties");

@@ -155,13 +155,6 @@ pub struct JobRecord {
     pub finished_at: Option<i64>,
 }
 
-/// A schedule whose run is due.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DueRun {
-    pub server_id: i64,
-    pub next_run_at: i64,
-}
-
 const POLICY_COLS: &str = "server_id, enabled, interval_value, interval_unit, keep_last, keep_daily, \
      keep_weekly, keep_monthly, keep_yearly, keep_within, anchor_at, next_run_at, last_run_at, \
      last_status, last_message, last_snapshot_id, failures, updated_at";
@@ -840,38 +833,40 @@ impl Storage {
         Ok(())
     }
 
-    /// Enabled schedules due at `now`, earliest first.
-    pub async fn due_policies(&self, now: i64, limit: i64) -> Result<Vec<DueRun>> {
-        sqlx::query(
-            "SELECT server_id, next_run_at FROM restic_policies \
-             WHERE enabled = 1 AND next_run_at <= $1 ORDER BY next_run_at LIMIT $2",
-        )
+    /// Enabled schedules due at `now`, earliest first (whole rows, so the
+    /// scheduler needs no second read).
+    pub async fn due_policies(&self, now: i64, limit: i64) -> Result<Vec<Policy>> {
+        sqlx::query(&format!(
+            "SELECT {POLICY_COLS} FROM restic_policies \
+             WHERE enabled = 1 AND next_run_at <= $1 ORDER BY next_run_at LIMIT $2"
+        ))
         .bind(now)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(DueRun {
-                server_id: r.try_get("server_id")?,
-                next_run_at: r.try_get("next_run_at")?,
-            })
-        })
+        .map(policy_of)
         .collect()
     }
 
-    /// Claims a due run: moves the next run from `due.next_run_at` to
-    /// `next` only if nobody else did (or changed the schedule) meanwhile.
-    /// `true` means this caller runs it.
-    pub async fn claim_run(&self, due: DueRun, next: i64, now: i64) -> Result<bool> {
+    /// Claims a due run: moves the next run from `due_at` to `next` only if
+    /// nobody else did (or changed the schedule) meanwhile. `true` means
+    /// this caller runs it.
+    pub async fn claim_run(
+        &self,
+        server_id: i64,
+        due_at: i64,
+        next: i64,
+        now: i64,
+    ) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE restic_policies SET next_run_at = $1, last_run_at = $2, last_status = 'running', \
              last_message = NULL WHERE server_id = $3 AND enabled = 1 AND next_run_at = $4",
         )
         .bind(next)
         .bind(now)
-        .bind(due.server_id)
-        .bind(due.next_run_at)
+        .bind(server_id)
+        .bind(due_at)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

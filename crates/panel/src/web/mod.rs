@@ -104,13 +104,15 @@ pub fn router(state: AppState) -> Router {
         .route("/servers/{server}", get(pages::backups))
         .route("/admin", get(pages::admin_home))
         .route("/admin/{section}", get(pages::admin))
-        .route("/static/app.css", get(pages::app_css))
-        .route("/static/app.js", get(pages::app_js))
         .fallback(pages::fallback)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             extract::load_session,
         ))
+        // Assets need no session: added after that layer, they skip its
+        // database lookup.
+        .route("/static/app.css", get(pages::app_css))
+        .route("/static/app.js", get(pages::app_js))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(httpd::log_request))

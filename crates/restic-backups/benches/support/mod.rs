@@ -53,6 +53,36 @@ pub fn restic_version() -> String {
     version.split_whitespace().nth(1).unwrap_or("?").to_owned()
 }
 
+/// Starts `restic-backups agent|panel` with warnings only (plus the line
+/// that tells the port, which gives the URL); its other log lines go to
+/// stderr prefixed with `name`.
+fn spawn_service(mut cmd: Command, name: &'static str) -> (Child, String) {
+    let mut child = cmd
+        .env("RUST_LOG", "warn,httpd=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start restic-backups {name}: {e}"));
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let marker = format!("{name} listening on ");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            match line.split(marker.as_str()).nth(1) {
+                Some(url) => {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+                None => eprintln!("{name}: {line}"),
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("{name} did not start within 30 s (its log is above)"));
+    (child, url)
+}
+
 /// The agent binary on `<root>/volumes` and `<root>/restic`, stopped with
 /// SIGTERM when dropped.
 pub struct Agent {
@@ -69,38 +99,13 @@ impl Agent {
             root.join("restic").display(),
         );
         std::fs::write(&config, toml).expect("write agent config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
-            .arg("agent")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_restic-backups"));
+        cmd.arg("agent")
             .arg("--config")
             .arg(&config)
-            // Warnings only, plus the one line that tells the port.
-            .env("RUST_LOG", "warn,httpd=info")
-            .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start restic-backups agent");
-        let stderr = child.stderr.take().expect("agent stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                match line.split("agent listening on ").nth(1) {
-                    Some(url) => {
-                        let _ = tx.send(url.trim().to_owned());
-                    }
-                    None => eprintln!("agent: {line}"),
-                }
-            }
-        });
-        let mut agent = Agent {
-            child,
-            url: String::new(),
-        };
-        agent.url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("agent did not start within 30 s (its log is above)");
-        agent
+            .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null");
+        let (child, url) = spawn_service(cmd, "agent");
+        Agent { child, url }
     }
 
     pub fn pid(&self) -> u32 {
@@ -109,17 +114,7 @@ impl Agent {
 
     /// Resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes.
     pub fn rss(&self) -> (u64, u64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|kb| kb.parse::<u64>().ok())
-                .map_or(0, |kb| kb * 1024)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        rss_of(self.pid())
     }
 }
 
@@ -260,31 +255,9 @@ impl Panel {
             .write_all(PANEL_PASSWORD.as_bytes())
             .unwrap();
         assert!(add.wait().unwrap().success(), "user add failed");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
-            .arg("panel")
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn,httpd=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start restic-backups panel");
-        let stderr = child.stderr.take().expect("panel stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                match line.split("panel listening on ").nth(1) {
-                    Some(url) => {
-                        let _ = tx.send(url.trim().to_owned());
-                    }
-                    None => eprintln!("panel: {line}"),
-                }
-            }
-        });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("panel did not start within 30 s");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_restic-backups"));
+        cmd.arg("panel").arg("--config").arg(&config);
+        let (child, url) = spawn_service(cmd, "panel");
         Panel { child, url }
     }
 

@@ -390,3 +390,18 @@ pub fn environ(pid: u32) -> String {
         .map(|raw| String::from_utf8_lossy(&raw).replace('\0', "\n"))
         .unwrap_or_default()
 }
+
+/// The member names `tar <flags> <archive>` lists (asserting tar succeeded).
+pub fn tar_list(archive: &Path, flags: &[&str]) -> String {
+    let out = Command::new("tar")
+        .args(flags)
+        .arg(archive)
+        .output()
+        .expect("tar runs");
+    assert!(
+        out.status.success(),
+        "tar {flags:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -25,34 +25,66 @@ pub enum Db {
 
 static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The PostgreSQL server `TEST_DATABASE_URL` names.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").expect(
+        "TEST_DATABASE_URL must name a PostgreSQL server (./scripts/test starts one and sets it)",
+    )
+}
+
+/// Runs one SQL statement with `psql` (asserting success); returns its output.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .arg(url)
+        .arg("-qtAc")
+        .arg(sql)
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// A fresh PostgreSQL database on the server `TEST_DATABASE_URL` names.
 pub fn fresh_postgres(prefix: &str) -> String {
-    let admin_url = std::env::var("TEST_DATABASE_URL").expect(
-        "TEST_DATABASE_URL must name a PostgreSQL server (./scripts/test starts one and sets it)",
-    );
+    let admin_url = postgres_admin_url();
     let name = format!(
         "{prefix}_{}_{}",
         std::process::id(),
         DB_COUNTER.fetch_add(1, Ordering::SeqCst)
     );
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        let out = Command::new("psql")
-            .arg(&admin_url)
-            .arg("-qtAc")
-            .arg(&sql)
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    psql(&admin_url, &format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&admin_url, &format!("CREATE DATABASE {name}"));
     let base = admin_url.rsplit_once('/').unwrap().0;
     format!("{base}/{name}")
+}
+
+/// Runs an admin command of the binary against `config`, with `stdin` as
+/// its input; returns success and stdout + stderr.
+pub fn run_cli(config: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }
 
 /// Every response body the tests saw, with the path it came from.
@@ -86,31 +118,12 @@ impl TestPanel {
             ),
         )
         .unwrap();
-        let cli = |args: &[&str], stdin: &str| {
-            use std::io::Write;
-            let mut child = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
-                .args(args)
-                .arg("--config")
-                .arg(&config)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(stdin.as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        cli(&["user", "add", "--email", ADMIN, "--admin"], PASSWORD);
+        let (ok, out) = run_cli(
+            &config,
+            &["user", "add", "--email", ADMIN, "--admin"],
+            PASSWORD,
+        );
+        assert!(ok, "user add: {out}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_restic-backups"));
         cmd.arg("panel").arg("--config").arg(&config);
         let (child, log, url) = spawn_service(cmd, "panel listening on ");
@@ -354,5 +367,42 @@ impl Client {
             .as_str()
             .unwrap()
             .to_owned()
+    }
+}
+
+/// The usual stage: an agent, a panel on `db` with the agent as `node-1`,
+/// `owner@example.com` owning `servers` servers (backup limit `limit`), and
+/// the admin and the owner logged in.
+pub struct World {
+    pub agent: TestAgent,
+    pub panel: TestPanel,
+    pub admin: Client,
+    pub owner: Client,
+    pub servers: Vec<String>,
+}
+
+impl World {
+    pub async fn new(db: Db, servers: usize, limit: i64) -> Self {
+        let agent = TestAgent::start();
+        let panel = TestPanel::start(db);
+        let admin = panel.admin().await;
+        panel.add_node(&admin, "node-1", &agent).await;
+        panel.add_user(&admin, "owner@example.com").await;
+        let mut uuids = Vec::new();
+        for _ in 0..servers {
+            let s = agent.add_server();
+            panel
+                .add_server(&admin, &s, "owner@example.com", "node-1", limit)
+                .await;
+            uuids.push(s);
+        }
+        let owner = panel.login("owner@example.com", PASSWORD).await;
+        World {
+            agent,
+            panel,
+            admin,
+            owner,
+            servers: uuids,
+        }
     }
 }

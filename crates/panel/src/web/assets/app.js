@@ -126,6 +126,33 @@
     });
   }
 
+  /**
+   * A button that asks first, then sends `method path` and reloads the
+   * section with `reload` (errors are shown, the section reloads anyway).
+   */
+  function confirmedButton(label, cls, ask, method, path, reload, attrs) {
+    return h(
+      "button",
+      {
+        type: "button",
+        class: cls,
+        ...(attrs || {}),
+        onclick: async (e) => {
+          if (!(await confirmDialog(ask.title, ask.text, label))) return;
+          e.target.disabled = true;
+          clearError();
+          try {
+            await api(method, path);
+          } catch (err) {
+            showError(err);
+          }
+          reload().catch(showError);
+        },
+      },
+      label
+    );
+  }
+
   async function copyText(text) {
     try {
       await navigator.clipboard.writeText(text);
@@ -653,30 +680,17 @@
                   "Copy"
                 ),
                 " ",
-                h(
-                  "button",
+                confirmedButton(
+                  "Regenerate",
+                  "danger",
                   {
-                    type: "button",
-                    class: "danger",
-                    "data-action": "regenerate",
-                    onclick: async (e) => {
-                      const ok = await confirmDialog(
-                        "Regenerate this key?",
-                        "A new key is added to " + k.name + "'s repository, checked, and then the old key is removed. Copies of the old key stop working.",
-                        "Regenerate"
-                      );
-                      if (!ok) return;
-                      e.target.disabled = true;
-                      clearError();
-                      try {
-                        await api("POST", API + "/admin/servers/" + k.server + "/key/regenerate");
-                      } catch (err) {
-                        showError(err);
-                      }
-                      admin.keys(root).catch(showError);
-                    },
+                    title: "Regenerate this key?",
+                    text: "A new key is added to " + k.name + "'s repository, checked, and then the old key is removed. Copies of the old key stop working.",
                   },
-                  "Regenerate"
+                  "POST",
+                  API + "/admin/servers/" + k.server + "/key/regenerate",
+                  () => admin.keys(root),
+                  { "data-action": "regenerate" }
                 )
               )
             );
@@ -706,22 +720,13 @@
               h(
                 "td",
                 { class: "actions" },
-                h(
-                  "button",
-                  {
-                    type: "button",
-                    class: "secondary",
-                    onclick: async () => {
-                      if (!(await confirmDialog("Remove node " + n.name + "?", "Only nodes without servers can be removed.", "Remove"))) return;
-                      try {
-                        await api("DELETE", API + "/admin/nodes/" + encodeURIComponent(n.name));
-                      } catch (e) {
-                        showError(e);
-                      }
-                      admin.nodes(root).catch(showError);
-                    },
-                  },
-                  "Remove"
+                confirmedButton(
+                  "Remove",
+                  "secondary",
+                  { title: "Remove node " + n.name + "?", text: "Only nodes without servers can be removed." },
+                  "DELETE",
+                  API + "/admin/nodes/" + encodeURIComponent(n.name),
+                  () => admin.nodes(root)
                 )
               )
             )
@@ -804,29 +809,16 @@
                 { class: "actions" },
                 h("a", { class: "button secondary", href: "/admin/users#subusers-" + s.uuid }, "Subusers"),
                 " ",
-                h(
-                  "button",
+                confirmedButton(
+                  "Delete",
+                  "danger",
                   {
-                    type: "button",
-                    class: "danger",
-                    onclick: async (e) => {
-                      const ok = await confirmDialog(
-                        "Delete server " + s.name + "?",
-                        "Its repository is archived on its node first (a final snapshot, locked), then the server is removed from the panel. If archiving fails, nothing is deleted.",
-                        "Delete"
-                      );
-                      if (!ok) return;
-                      e.target.disabled = true;
-                      clearError();
-                      try {
-                        await api("DELETE", API + "/admin/servers/" + s.uuid);
-                      } catch (err) {
-                        showError(err);
-                      }
-                      admin.servers(root).catch(showError);
-                    },
+                    title: "Delete server " + s.name + "?",
+                    text: "Its repository is archived on its node first (a final snapshot, locked), then the server is removed from the panel. If archiving fails, nothing is deleted.",
                   },
-                  "Delete"
+                  "DELETE",
+                  API + "/admin/servers/" + s.uuid,
+                  () => admin.servers(root)
                 )
               )
             );
@@ -937,19 +929,14 @@
               h(
                 "td",
                 { class: "actions" },
-                h("button", {
-                  type: "button",
-                  class: "secondary",
-                  onclick: async () => {
-                    if (!(await confirmDialog("Delete user " + u.email + "?", "Users who own servers can not be deleted.", "Delete"))) return;
-                    try {
-                      await api("DELETE", API + "/admin/users/" + u.id);
-                    } catch (e) {
-                      showError(e);
-                    }
-                    admin.users(root).catch(showError);
-                  },
-                }, "Delete")
+                confirmedButton(
+                  "Delete",
+                  "secondary",
+                  { title: "Delete user " + u.email + "?", text: "Users who own servers can not be deleted." },
+                  "DELETE",
+                  API + "/admin/users/" + u.id,
+                  () => admin.users(root)
+                )
               )
             )
           )
@@ -997,20 +984,17 @@
                   h(
                     "td",
                     { class: "actions" },
-                    h("button", {
-                      type: "button",
-                      class: "danger",
-                      onclick: async () => {
-                        const ok = await confirmDialog("Delete archive " + a.name + "?", "The archived repository and every backup in it are removed from " + a.node + ". This can not be undone.", "Delete");
-                        if (!ok) return;
-                        try {
-                          await api("DELETE", API + "/admin/archived-repos/" + encodeURIComponent(a.name) + "?node=" + encodeURIComponent(a.node));
-                        } catch (e) {
-                          showError(e);
-                        }
-                        admin["archived-repos"](root).catch(showError);
+                    confirmedButton(
+                      "Delete",
+                      "danger",
+                      {
+                        title: "Delete archive " + a.name + "?",
+                        text: "The archived repository and every backup in it are removed from " + a.node + ". This can not be undone.",
                       },
-                    }, "Delete")
+                      "DELETE",
+                      API + "/admin/archived-repos/" + encodeURIComponent(a.name) + "?node=" + encodeURIComponent(a.node),
+                      () => admin["archived-repos"](root)
+                    )
                   )
                 )
               )
