@@ -38,6 +38,11 @@ pub struct AgentConfig {
     pub max_parallel_jobs: usize,
     /// Forgotten snapshots that make a `restic prune` due (else once a day).
     pub prune_after_forgets: u64,
+    /// Bounds on the connections clients hold open.
+    pub connections: settings::ConnectionLimits,
+    /// Downloads (`restic dump`s) running at once on this node; more get
+    /// 429 with `Retry-After`.
+    pub max_parallel_downloads: usize,
 }
 
 impl std::fmt::Debug for AgentConfig {
@@ -53,6 +58,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("tls", &self.tls)
             .field("max_parallel_jobs", &self.max_parallel_jobs)
             .field("prune_after_forgets", &self.prune_after_forgets)
+            .field("connections", &self.connections)
+            .field("max_parallel_downloads", &self.max_parallel_downloads)
             .finish()
     }
 }
@@ -74,6 +81,10 @@ struct FileConfig {
     max_parallel_jobs: Option<usize>,
     prune_after_forgets: Option<u64>,
     wings_config: Option<PathBuf>,
+    max_parallel_downloads: Option<usize>,
+    header_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
 }
 
 /// The part of Wings' `config.yml` the agent reuses.
@@ -136,6 +147,9 @@ impl AgentConfig {
         if let Some(n) = env.number("prune_after_forgets")? {
             f.prune_after_forgets = Some(n);
         }
+        if let Some(n) = env.number("max_parallel_downloads")? {
+            f.max_parallel_downloads = Some(n);
+        }
         if let Some(n) = env.number("max_parallel_jobs")? {
             f.max_parallel_jobs = Some(n);
         }
@@ -194,6 +208,16 @@ impl AgentConfig {
         if max_parallel_jobs == 0 {
             return Err(invalid("max_parallel_jobs", "must be at least 1"));
         }
+        let max_parallel_downloads = f.max_parallel_downloads.unwrap_or(4);
+        if max_parallel_downloads == 0 {
+            return Err(invalid("max_parallel_downloads", "must be at least 1"));
+        }
+        let connections = settings::ConnectionLimits::load(
+            &env,
+            f.header_timeout_secs,
+            f.max_connections,
+            f.max_connections_per_address,
+        )?;
         Ok(Self {
             listen,
             token,
@@ -208,6 +232,8 @@ impl AgentConfig {
             tls,
             max_parallel_jobs,
             prune_after_forgets: f.prune_after_forgets.unwrap_or(10).max(1),
+            connections,
+            max_parallel_downloads,
         })
     }
 }

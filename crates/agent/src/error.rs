@@ -26,6 +26,8 @@ pub enum AgentError {
     ArchiveNotFound,
     #[error("no such endpoint")]
     NoSuchEndpoint,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
     #[error("the backup is locked; unlock it first")]
     BackupLocked,
     #[error("the backup limit is reached and every backup is locked; unlock or delete one first")]
@@ -42,6 +44,12 @@ pub enum AgentError {
     ShuttingDown,
     #[error("the agent stopped while this job ran; the job did not finish")]
     Interrupted,
+    #[error(
+        "this node can not restore in place: the server directory is on another filesystem than the agent's restore folder (<data_dir>/.restic-restore)"
+    )]
+    RestoreUnsupported,
+    #[error("too many downloads are running on this node; try again in a moment")]
+    TooManyDownloads,
     #[error("the download link is not valid")]
     InvalidLink,
     #[error("the download link has expired; ask the panel for a new one")]
@@ -99,6 +107,7 @@ impl AgentError {
             AgentError::JobNotFound => "job_not_found",
             AgentError::ArchiveNotFound => "archive_not_found",
             AgentError::NoSuchEndpoint => "not_found",
+            AgentError::MethodNotAllowed => "method_not_allowed",
             AgentError::BackupLocked => "backup_locked",
             AgentError::AllBackupsLocked => "all_backups_locked",
             AgentError::JobInProgress { .. } => "job_in_progress",
@@ -107,6 +116,8 @@ impl AgentError {
             AgentError::ResticUnavailable => "restic_unavailable",
             AgentError::ShuttingDown => "shutting_down",
             AgentError::Interrupted => "interrupted",
+            AgentError::RestoreUnsupported => "restore_unsupported",
+            AgentError::TooManyDownloads => "too_many_downloads",
             AgentError::InvalidLink => "invalid_link",
             AgentError::LinkExpired => "link_expired",
             AgentError::LinkUsed => "link_used",

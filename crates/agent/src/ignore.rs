@@ -1,6 +1,11 @@
-//! `.pteroignore`-style patterns to restic exclude patterns.
+//! `.pteroignore`-style patterns to restic exclude patterns, and the
+//! server's own `.pteroignore`.
 
+use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::Path;
+
+use rustix::fs::{FileType, Mode, OFlags};
 
 use crate::AgentError;
 
@@ -52,9 +57,226 @@ pub fn to_excludes(patterns: Option<&str>, server_dir: &Path) -> Result<Vec<Stri
     Ok(out)
 }
 
+/// Whether `excludes` (as [`to_excludes`] made them for `server_dir`) leave
+/// nothing of a non-empty server directory: every top-level entry is
+/// excluded by a pattern that names it. Only sure cases count: with any `!`
+/// pattern, or patterns of several path parts, the answer is no.
+pub fn excludes_everything(excludes: &[String], server_dir: &Path) -> bool {
+    if excludes.is_empty() || excludes.iter().any(|p| p.starts_with('!')) {
+        return false;
+    }
+    let root = server_dir.to_string_lossy();
+    let root = root.trim_end_matches('/');
+    // The last part each pattern must match; `None`: it may not exclude a
+    // top-level entry as a whole.
+    let parts: Vec<&str> = excludes
+        .iter()
+        .filter_map(
+            |p| match p.strip_prefix(root).and_then(|r| r.strip_prefix('/')) {
+                Some(anchored) => Some(anchored),
+                None if !p.starts_with('/') => Some(p.as_str()),
+                None => None,
+            },
+        )
+        .filter(|p| !p.contains('/'))
+        .collect();
+    let Ok(entries) = std::fs::read_dir(server_dir) else {
+        return false;
+    };
+    let mut any = false;
+    for entry in entries.flatten() {
+        any = true;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !parts.iter().any(|p| *p == "**" || glob(p, &name)) {
+            return false;
+        }
+    }
+    any
+}
+
+/// Go's `filepath.Match` for one path part: `*`, `?`, `[abc]`, `[a-z]`,
+/// `[^a]`, and `\` escapes.
+fn glob(pattern: &str, name: &str) -> bool {
+    fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+        // Returns (matched, length of the class in the pattern).
+        let mut i = 1;
+        let negate = p.get(1) == Some(&'^');
+        if negate {
+            i += 1;
+        }
+        let mut hit = false;
+        let mut first = true;
+        while i < p.len() && (first || p[i] != ']') {
+            first = false;
+            let lo = if p[i] == '\\' {
+                i += 1;
+                *p.get(i)?
+            } else {
+                p[i]
+            };
+            i += 1;
+            let hi = if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|c| *c != ']') {
+                i += 1;
+                let hi = if p[i] == '\\' {
+                    i += 1;
+                    *p.get(i)?
+                } else {
+                    p[i]
+                };
+                i += 1;
+                hi
+            } else {
+                lo
+            };
+            hit |= lo <= c && c <= hi;
+        }
+        (i < p.len()).then_some((hit != negate, i + 1))
+    }
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.first() {
+            None => n.is_empty(),
+            Some('*') => (0..=n.len()).any(|k| go(&p[1..], &n[k..])),
+            Some('?') => !n.is_empty() && go(&p[1..], &n[1..]),
+            Some('[') => match (n.first(), class(p, *n.first().unwrap_or(&'\0'))) {
+                (Some(_), Some((true, len))) => go(&p[len..], &n[1..]),
+                _ => false,
+            },
+            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && go(&p[2..], &n[1..]),
+            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
+        }
+    }
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    go(&p, &n)
+}
+
+/// The file in a server's root whose patterns apply when a backup request
+/// brings none (as Wings does).
+pub const SERVER_IGNORE_FILE: &str = ".pteroignore";
+
+/// Reads the server's own `.pteroignore`. The tenant controls it, so it is
+/// opened relative to the server directory without following a symlink
+/// (neither the directory nor the file may be one), only a regular file is
+/// read (a FIFO or device never blocks the backup), and one larger than
+/// [`MAX_IGNORE_BYTES`] is skipped like Wings skips it. `None` when there is
+/// nothing usable.
+pub fn read_server_ignore(server_dir: &Path) -> std::io::Result<Option<String>> {
+    let nofollow = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir: OwnedFd = rustix::fs::openat(
+        rustix::fs::CWD,
+        server_dir,
+        nofollow | OFlags::DIRECTORY,
+        Mode::empty(),
+    )?;
+    let file = match rustix::fs::openat(
+        &dir,
+        SERVER_IGNORE_FILE,
+        nofollow | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let stat = rustix::fs::fstat(&file)?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Ok(None);
+    }
+    if stat.st_size as u64 > MAX_IGNORE_BYTES as u64 {
+        tracing::warn!(server_dir = %server_dir.display(), size = stat.st_size, "the server's .pteroignore is too large; ignoring it");
+        return Ok(None);
+    }
+    let mut text = Vec::new();
+    std::fs::File::from(file)
+        .take(MAX_IGNORE_BYTES as u64)
+        .read_to_end(&mut text)?;
+    Ok(Some(String::from_utf8_lossy(&text).into_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_like_go() {
+        for (p, n) in [
+            ("*", "world"),
+            ("w*d", "world"),
+            ("?orld", "world"),
+            ("[a-z]*", "x"),
+            ("[^0-9]", "a"),
+            ("a\\*", "a*"),
+        ] {
+            assert!(glob(p, n), "{p} {n}");
+        }
+        for (p, n) in [
+            ("w*x", "world"),
+            ("?", "ab"),
+            ("[0-9]", "a"),
+            ("[^a]", "a"),
+            ("a\\*", "ab"),
+        ] {
+            assert!(!glob(p, n), "{p} {n}");
+        }
+    }
+
+    #[test]
+    fn only_sure_cases_exclude_everything() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("srv");
+        std::fs::create_dir_all(dir.join("world")).unwrap();
+        std::fs::write(dir.join("server.jar"), "x").unwrap();
+        let ex = |text: &str| to_excludes(Some(text), &dir).unwrap();
+        assert!(excludes_everything(&ex("*"), &dir));
+        assert!(excludes_everything(&ex("/*"), &dir));
+        assert!(excludes_everything(&ex("world\n*.jar"), &dir));
+        assert!(!excludes_everything(&ex("world"), &dir));
+        assert!(!excludes_everything(&ex("*\n!server.jar"), &dir));
+        assert!(!excludes_everything(&ex("world/*\n*.jar"), &dir));
+        assert!(!excludes_everything(&[], &dir));
+        let empty = t.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(!excludes_everything(&ex("*"), &empty));
+    }
+
+    #[test]
+    fn server_ignore_is_read_only_from_a_regular_file() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("srv");
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(read_server_ignore(&dir).unwrap(), None);
+        std::fs::write(dir.join(".pteroignore"), "logs/\n").unwrap();
+        assert_eq!(
+            read_server_ignore(&dir).unwrap().as_deref(),
+            Some("logs/\n")
+        );
+
+        // A link to a host file is not read.
+        std::fs::write(t.path().join("host-secret"), "secret").unwrap();
+        std::fs::remove_file(dir.join(".pteroignore")).unwrap();
+        std::os::unix::fs::symlink(t.path().join("host-secret"), dir.join(".pteroignore")).unwrap();
+        assert_eq!(read_server_ignore(&dir).unwrap(), None);
+
+        // A FIFO does not block, a huge file is skipped.
+        std::fs::remove_file(dir.join(".pteroignore")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join(".pteroignore"),
+            FileType::Fifo,
+            Mode::RUSR | Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        assert_eq!(read_server_ignore(&dir).unwrap(), None);
+        std::fs::remove_file(dir.join(".pteroignore")).unwrap();
+        std::fs::write(dir.join(".pteroignore"), "x\n".repeat(MAX_IGNORE_BYTES)).unwrap();
+        assert_eq!(read_server_ignore(&dir).unwrap(), None);
+
+        // A server directory that is a link is not entered.
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(read_server_ignore(&link).is_err());
+    }
 
     #[test]
     fn anchors_leading_slash_and_skips_comments() {

@@ -106,6 +106,29 @@ impl Jobs {
         )
     }
 
+    /// A restore the crash interrupted after its swap began was completed
+    /// at start-up by the swap repair: its job reads succeeded, not
+    /// interrupted.
+    pub fn completed_at_restart(&self, server: &ServerUuid) {
+        let mut records = self.records();
+        let hit = records.iter_mut().find(|(_, r)| {
+            r.server == server.as_str()
+                && r.view.kind == JobKind::Restore
+                && r.view.status == JobStatus::Failed
+                && r.view
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == AgentError::Interrupted.code())
+        });
+        if let Some((id, record)) = hit {
+            record.view.status = JobStatus::Succeeded;
+            record.view.error = None;
+            record.view.result = Some(serde_json::json!({"completed_at_restart": true}));
+            write_record(&self.dir, id, record);
+            tracing::info!(job = %id, %server, "the interrupted restore was completed at start-up");
+        }
+    }
+
     fn records(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Record>> {
         // A panic while holding this lock can only have left a record half
         // updated; the map itself is still usable.

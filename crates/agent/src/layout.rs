@@ -28,10 +28,11 @@ impl Layout {
         self.data_dir.join(server.as_str())
     }
 
-    /// The server's files, which must exist as a directory.
+    /// The server's files, which must exist as a directory. A symlink in its
+    /// place is refused (it could point anywhere on the host).
     pub fn existing_server_dir(&self, server: &ServerUuid) -> Result<PathBuf, AgentError> {
         let dir = self.server_dir(server);
-        match std::fs::metadata(&dir) {
+        match std::fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => Ok(dir),
             _ => Err(AgentError::ServerNotFound),
         }
@@ -56,22 +57,16 @@ impl Layout {
         self.repo_root.join("archive")
     }
 
-    /// Where restores stage their files (beside the server directories, so
-    /// on the same filesystem).
+    /// Where restores stage their files and journals: beside the server
+    /// directories (so on the same filesystem), never inside one; mode 0700.
     pub fn restore_work_root(&self) -> PathBuf {
         self.data_dir.join(".restic-restore")
     }
 
-    /// All server directories (names that are UUIDs).
-    pub fn server_dirs(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(&self.data_dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| ServerUuid::parse(&e.file_name().to_string_lossy()).is_ok())
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// IDs of one-time download links already used (so a restart does not
+    /// allow a replay).
+    pub fn used_links_file(&self) -> PathBuf {
+        self.state_dir.join("used-links.json")
     }
 
     /// Pending-prune bookkeeping of one repository.

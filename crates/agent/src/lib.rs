@@ -52,10 +52,15 @@ pub async fn run_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     for dir in [&cfg.state_dir, &cfg.cache_dir] {
-        std::fs::create_dir_all(dir).map_err(|source| RunError::Dir {
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|source| RunError::Dir {
+                path: dir.clone(),
+                source,
+            })?;
     }
     let restic = engine::Restic::detect(
         &cfg.restic_bin,
@@ -69,7 +74,7 @@ pub async fn run_on(
         agent: agent.clone(),
         token: cfg.token.clone(),
     };
-    let served = web::serve(listener, cfg.tls.clone(), state, shutdown).await;
+    let served = web::serve(listener, cfg.tls.clone(), cfg.connections, state, shutdown).await;
     // Jobs get SIGINT through their restic runs and time to remove locks.
     agent
         .shutdown(engine::Timeouts::default().grace + std::time::Duration::from_secs(5))

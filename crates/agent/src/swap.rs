@@ -15,16 +15,34 @@
 //!
 //! The server directory itself is never renamed, so its inode, owner and mode
 //! stay (a container may bind-mount it).
+//!
+//! **Trust.** The server directory belongs to a tenant who may be hostile and
+//! may change it while the agent works (the agent runs as root). So:
+//! - the work folder is `<data_dir>/.restic-restore/<uuid>`, in a folder only
+//!   the agent can write (mode 0700), never inside a server directory; a work
+//!   folder found inside one is never read;
+//! - the journal names nothing but the phase: the server directory is derived
+//!   from the work folder's name, which must be a server UUID;
+//! - every step inside the server directory works on directory descriptors
+//!   opened with `O_NOFOLLOW` (`openat`, `renameat`, `fchmod`, `fchown`), so a
+//!   symlink planted anywhere, even between two steps, is moved like any other
+//!   entry and never followed. A server directory that is itself a symlink is
+//!   refused.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use api::ServerUuid;
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
 use serde::{Deserialize, Serialize};
 
-/// Name of the work folder when it has to live inside the server directory.
-pub const INNER_WORK_NAME: &str = ".restic-restore";
+use crate::AgentError;
+use crate::layout::Layout;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,40 +54,35 @@ pub enum Phase {
     Cleanup,
 }
 
+/// What the journal records. Journals of older agents also carried the server
+/// directory; that field is ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Journal {
-    pub phase: Phase,
-    pub server_dir: PathBuf,
-    pub truncate: bool,
+struct Journal {
+    phase: Phase,
+    truncate: bool,
 }
 
 /// One restore's folders.
 #[derive(Debug, Clone)]
 pub struct Swap {
-    pub server_dir: PathBuf,
-    pub work: PathBuf,
-    pub truncate: bool,
+    server_dir: PathBuf,
+    work: PathBuf,
+    truncate: bool,
 }
 
 impl Swap {
-    /// Picks the work folder: `<outer>/<uuid>` when that is on the same
-    /// filesystem as the server directory, else inside the server directory.
-    pub fn plan(
-        server_dir: &Path,
-        outer: &Path,
-        name: &str,
-        truncate: bool,
-    ) -> std::io::Result<Self> {
-        fs::create_dir_all(outer)?;
-        let same_fs = fs::metadata(outer)?.dev() == fs::metadata(server_dir)?.dev();
-        let work = if same_fs {
-            outer.join(name)
-        } else {
-            server_dir.join(INNER_WORK_NAME)
-        };
+    /// The swap for `server`: its directory must be a real directory (not a
+    /// symlink) on the same filesystem as the agent's work root.
+    pub fn plan(layout: &Layout, server: &ServerUuid, truncate: bool) -> Result<Self, AgentError> {
+        let server_dir = layout.existing_server_dir(server)?;
+        let root = layout.restore_work_root();
+        ensure_private_dir(&root)?;
+        if fs::metadata(&root)?.dev() != fs::symlink_metadata(&server_dir)?.dev() {
+            return Err(AgentError::RestoreUnsupported);
+        }
         Ok(Self {
-            server_dir: server_dir.to_owned(),
-            work,
+            server_dir,
+            work: root.join(server.as_str()),
             truncate,
         })
     }
@@ -78,20 +91,14 @@ impl Swap {
         self.work.join("new")
     }
 
-    fn old_dir(&self) -> PathBuf {
-        self.work.join("old")
-    }
-
     fn journal_path(&self) -> PathBuf {
         self.work.join("journal.json")
     }
 
     /// Starts a restore: an empty work folder and the `restoring` journal.
     pub fn begin(&self) -> std::io::Result<()> {
-        if self.work.exists() {
-            fs::remove_dir_all(&self.work)?;
-        }
-        fs::create_dir_all(&self.work)?;
+        remove_all(&self.work)?;
+        fs::create_dir(&self.work)?;
         fs::set_permissions(&self.work, fs::Permissions::from_mode(0o700))?;
         self.write_journal(Phase::Restoring)
     }
@@ -99,7 +106,6 @@ impl Swap {
     fn write_journal(&self, phase: Phase) -> std::io::Result<()> {
         let journal = Journal {
             phase,
-            server_dir: self.server_dir.clone(),
             truncate: self.truncate,
         };
         let tmp = self.work.join("journal.json.tmp");
@@ -126,7 +132,7 @@ impl Swap {
             self.fill()?;
         } else {
             self.write_journal(Phase::Merging)?;
-            merge(&self.new_dir(), &self.server_dir, &self.old_dir())?;
+            self.merge()?;
         }
         self.write_journal(Phase::Cleanup)?;
         remove_all(&self.work)
@@ -134,112 +140,237 @@ impl Swap {
 
     fn resume(&self, phase: Phase) -> std::io::Result<()> {
         match phase {
-            Phase::Restoring | Phase::Cleanup => remove_all(&self.work),
+            Phase::Restoring | Phase::Cleanup => return remove_all(&self.work),
             Phase::Clearing => {
                 self.clear()?;
                 self.write_journal(Phase::Filling)?;
                 self.fill()?;
-                self.write_journal(Phase::Cleanup)?;
-                remove_all(&self.work)
             }
-            Phase::Filling => {
-                self.fill()?;
-                self.write_journal(Phase::Cleanup)?;
-                remove_all(&self.work)
-            }
-            Phase::Merging => {
-                merge(&self.new_dir(), &self.server_dir, &self.old_dir())?;
-                self.write_journal(Phase::Cleanup)?;
-                remove_all(&self.work)
-            }
+            Phase::Filling => self.fill()?,
+            Phase::Merging => self.merge()?,
         }
+        self.write_journal(Phase::Cleanup)?;
+        remove_all(&self.work)
+    }
+
+    /// The server directory, opened without following a symlink.
+    fn open_server_dir(&self) -> std::io::Result<OwnedFd> {
+        open_dir_at(rustix::fs::CWD, &self.server_dir)
+    }
+
+    /// `<work>/<name>`, created if missing.
+    fn work_child(&self, name: &str) -> std::io::Result<OwnedFd> {
+        let work = open_dir_at(rustix::fs::CWD, &self.work)?;
+        child_dir(&work, OsStr::new(name))
     }
 
     /// Moves every entry of the server directory aside.
     fn clear(&self) -> std::io::Result<()> {
-        let old = self.old_dir();
-        fs::create_dir_all(&old)?;
-        for entry in fs::read_dir(&self.server_dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if self.work.starts_with(entry.path()) {
-                continue;
-            }
-            fs::rename(entry.path(), free_name(&old, &name))?;
+        let server = self.open_server_dir()?;
+        let old = self.work_child("old")?;
+        for name in entries(&server)? {
+            let aside = free_name(&old, &name)?;
+            rustix::fs::renameat(&server, &name, &old, &aside)?;
         }
         Ok(())
     }
 
     /// Moves every restored entry into the (cleared) server directory.
     fn fill(&self) -> std::io::Result<()> {
-        let new = self.new_dir();
-        if !new.exists() {
+        let Some(new) = self.open_new()? else {
             return Ok(());
-        }
-        let old = self.old_dir();
-        for entry in fs::read_dir(&new)? {
-            let entry = entry?;
-            let dest = self.server_dir.join(entry.file_name());
+        };
+        let server = self.open_server_dir()?;
+        let mut old = None;
+        for name in entries(&new)? {
             // Something appeared meanwhile (the game server was running):
             // keep it aside rather than lose it.
-            if fs::symlink_metadata(&dest).is_ok() {
-                fs::create_dir_all(&old)?;
-                fs::rename(&dest, free_name(&old, &entry.file_name()))?;
+            if lstat_at(&server, &name)?.is_some() {
+                let old = match &old {
+                    Some(fd) => fd,
+                    None => old.insert(self.work_child("old")?),
+                };
+                let aside = free_name(old, &name)?;
+                rustix::fs::renameat(&server, &name, old, &aside)?;
             }
-            fs::rename(entry.path(), dest)?;
+            rustix::fs::renameat(&new, &name, &server, &name)?;
         }
         Ok(())
     }
+
+    fn merge(&self) -> std::io::Result<()> {
+        let Some(new) = self.open_new()? else {
+            return Ok(());
+        };
+        let server = self.open_server_dir()?;
+        let mut aside = Aside::new(self.work_child("old")?);
+        merge(&new, &server, &mut aside)
+    }
+
+    /// `<work>/new` (restic's target), if restic created it.
+    fn open_new(&self) -> std::io::Result<Option<OwnedFd>> {
+        match open_dir_at(rustix::fs::CWD, self.new_dir()) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
-/// `dir/name`, or `dir/name.N` if that is taken.
-fn free_name(dir: &Path, name: &std::ffi::OsStr) -> PathBuf {
-    let first = dir.join(name);
-    if fs::symlink_metadata(&first).is_err() {
-        return first;
+/// Where entries of one directory level go when a restored entry takes their
+/// place: a folder under `<work>/old`, made on first use.
+struct Aside {
+    parent: OwnedFd,
+    name: Option<OsString>,
+    dir: Option<OwnedFd>,
+}
+
+impl Aside {
+    fn new(root: OwnedFd) -> Self {
+        Self {
+            parent: root,
+            name: None,
+            dir: None,
+        }
     }
-    (1..)
-        .map(|n| {
-            let mut s = name.to_owned();
-            s.push(format!(".{n}"));
-            dir.join(s)
+
+    fn dir(&mut self) -> std::io::Result<&OwnedFd> {
+        if self.dir.is_none() {
+            let fd = match &self.name {
+                None => rustix::io::dup(&self.parent)?,
+                Some(name) => child_dir(&self.parent, name)?,
+            };
+            self.dir = Some(fd);
+        }
+        Ok(self.dir.as_ref().expect("just set"))
+    }
+
+    /// The aside folder one level down, for the entries of `name`.
+    fn child(&mut self, name: &OsStr) -> std::io::Result<Aside> {
+        let parent = rustix::io::dup(self.dir()?)?;
+        let free = free_name(&parent, name)?;
+        Ok(Aside {
+            parent,
+            name: Some(free),
+            dir: None,
         })
-        .find(|p| fs::symlink_metadata(p).is_err())
-        .expect("some suffix is free")
+    }
 }
 
 /// Moves `src`'s entries over `dest` recursively: directories present in both
 /// are merged (taking the restored one's mode and owner), anything else in
-/// `dest` that `src` also has is moved into `aside` first. Entries only in
-/// `dest` stay. Re-running after a crash continues where it stopped, because
-/// every moved entry is gone from `src`.
-fn merge(src: &Path, dest: &Path, aside: &Path) -> std::io::Result<()> {
-    if !src.exists() {
-        return Ok(());
-    }
-    for entry in fs::read_dir(src)? {
-        let entry = entry?;
-        let from = entry.path();
-        let to = dest.join(entry.file_name());
-        let from_meta = fs::symlink_metadata(&from)?;
-        match fs::symlink_metadata(&to) {
-            Ok(to_meta) if to_meta.is_dir() && from_meta.is_dir() => {
-                merge(&from, &to, &aside.join(entry.file_name()))?;
-                fs::set_permissions(&to, from_meta.permissions())?;
-                std::os::unix::fs::lchown(&to, Some(from_meta.uid()), Some(from_meta.gid()))?;
-                fs::remove_dir(&from)?;
+/// `dest` that `src` also has is moved aside first. Entries only in `dest`
+/// stay. Re-running after a crash continues where it stopped, because every
+/// moved entry is gone from `src`. A `dest` entry is only descended into
+/// after it was opened as a directory without following links.
+fn merge(src: &OwnedFd, dest: &OwnedFd, aside: &mut Aside) -> std::io::Result<()> {
+    for name in entries(src)? {
+        let from = rustix::fs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let from_is_dir = FileType::from_raw_mode(from.st_mode) == FileType::Directory;
+        let dest_dir = if from_is_dir {
+            match open_dir_at(dest, &name) {
+                Ok(fd) => Some(fd),
+                // Missing, not a directory, or a link (`O_NOFOLLOW`).
+                Err(e)
+                    if matches!(
+                        rustix::io::Errno::from_io_error(&e),
+                        Some(
+                            rustix::io::Errno::NOENT
+                                | rustix::io::Errno::NOTDIR
+                                | rustix::io::Errno::LOOP
+                        )
+                    ) =>
+                {
+                    None
+                }
+                Err(e) => return Err(e),
             }
-            Ok(_) => {
-                fs::create_dir_all(aside)?;
-                fs::rename(&to, free_name(aside, &entry.file_name()))?;
-                fs::rename(&from, &to)?;
+        } else {
+            None
+        };
+        match dest_dir {
+            Some(to) => {
+                let from_dir = open_dir_at(src, &name)?;
+                merge(&from_dir, &to, &mut aside.child(&name)?)?;
+                rustix::fs::fchmod(&to, Mode::from_raw_mode(from.st_mode & 0o7777))?;
+                rustix::fs::fchown(
+                    &to,
+                    Some(Uid::from_raw(from.st_uid)),
+                    Some(Gid::from_raw(from.st_gid)),
+                )?;
+                drop(from_dir);
+                rustix::fs::unlinkat(src, &name, AtFlags::REMOVEDIR)?;
             }
-            Err(_) => fs::rename(&from, &to)?,
+            None => {
+                if lstat_at(dest, &name)?.is_some() {
+                    let old = aside.dir()?;
+                    let free = free_name(old, &name)?;
+                    rustix::fs::renameat(dest, &name, old, &free)?;
+                }
+                rustix::fs::renameat(src, &name, dest, &name)?;
+            }
         }
     }
     Ok(())
 }
 
+/// Opens a directory without following a symlink in its last component.
+fn open_dir_at(dir: impl AsFd, path: impl rustix::path::Arg) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `dir/name` as a directory, created (mode 0700) if missing.
+fn child_dir(dir: &OwnedFd, name: &OsStr) -> std::io::Result<OwnedFd> {
+    match rustix::fs::mkdirat(dir, name, Mode::RWXU) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    open_dir_at(dir, name)
+}
+
+/// The names in a directory (without `.` and `..`).
+fn entries(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            out.push(OsStr::from_bytes(name).to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn lstat_at(dir: &OwnedFd, name: &OsStr) -> std::io::Result<Option<rustix::fs::Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `name`, or `name.N` if that is taken in `dir`.
+fn free_name(dir: &OwnedFd, name: &OsStr) -> std::io::Result<OsString> {
+    if lstat_at(dir, name)?.is_none() {
+        return Ok(name.to_owned());
+    }
+    for n in 1.. {
+        let mut candidate = name.to_owned();
+        candidate.push(format!(".{n}"));
+        if lstat_at(dir, &candidate)?.is_none() {
+            return Ok(candidate);
+        }
+    }
+    unreachable!("some suffix is free")
+}
+
+/// Removes a folder tree without following symlinks in it (std's
+/// `remove_dir_all` unlinks links, it does not descend through them).
 fn remove_all(dir: &Path) -> std::io::Result<()> {
     match fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -247,38 +378,71 @@ fn remove_all(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Completes or rolls back restores a crash interrupted. `outer` holds the
-/// work folders of the usual kind; `server_dirs` are checked for work folders
-/// inside them.
-pub fn repair(outer: &Path, server_dirs: &[PathBuf]) -> Vec<(PathBuf, Phase)> {
-    let mut works: Vec<PathBuf> = fs::read_dir(outer)
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    works.extend(server_dirs.iter().map(|d| d.join(INNER_WORK_NAME)));
+/// Makes `dir` an agent-only folder (0700), refusing a symlink in its place.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::create_dir_all(dir)?,
+        Err(e) => return Err(e),
+    }
+    let meta = fs::symlink_metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    if meta.mode() & 0o777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Completes or rolls back restores a crash interrupted. Only the agent's
+/// own work root is read; a work folder's name must be a server UUID and
+/// names the server directory it belongs to.
+pub fn repair(layout: &Layout) -> Vec<(ServerUuid, Phase)> {
+    let root = layout.restore_work_root();
+    let Ok(names) = fs::read_dir(&root) else {
+        return Vec::new();
+    };
     let mut repaired = Vec::new();
-    for work in works {
-        let Ok(bytes) = fs::read(work.join("journal.json")) else {
+    for entry in names.flatten() {
+        let name = entry.file_name();
+        let Ok(server) = ServerUuid::parse(&name.to_string_lossy()) else {
+            tracing::warn!(entry = %entry.path().display(), "unexpected entry in the restore work folder; left alone");
             continue;
         };
-        let journal: Journal = match serde_json::from_slice(&bytes) {
+        let work = root.join(server.as_str());
+        let journal = match fs::read(work.join("journal.json")) {
+            Ok(bytes) => serde_json::from_slice::<Journal>(&bytes).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Crashed before the first journal: nothing was touched.
+                let _ = remove_all(&work);
+                continue;
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let journal = match journal {
             Ok(j) => j,
             Err(e) => {
-                tracing::error!(work = %work.display(), error = %e, "unreadable restore journal; leaving it for an operator");
+                tracing::error!(%server, error = %e, "unreadable restore journal; leaving it for an operator");
                 continue;
             }
         };
         let swap = Swap {
-            server_dir: journal.server_dir.clone(),
-            work: work.clone(),
+            server_dir: layout.server_dir(&server),
+            work,
             truncate: journal.truncate,
         };
         match swap.resume(journal.phase) {
             Ok(()) => {
-                tracing::warn!(server_dir = %journal.server_dir.display(), phase = ?journal.phase, "repaired an interrupted restore");
-                repaired.push((journal.server_dir, journal.phase));
+                tracing::warn!(%server, phase = ?journal.phase, "repaired an interrupted restore");
+                repaired.push((server, journal.phase));
             }
             Err(e) => {
-                tracing::error!(server_dir = %journal.server_dir.display(), error = %e, "could not repair an interrupted restore");
+                tracing::error!(%server, phase = ?journal.phase, error = %e, "could not repair an interrupted restore; leaving it for an operator");
             }
         }
     }
@@ -288,6 +452,8 @@ pub fn repair(outer: &Path, server_dirs: &[PathBuf]) -> Vec<(PathBuf, Phase)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const UUID: &str = "0a1b2c3d-0000-4000-8000-00000000beef";
 
     fn tree(root: &Path, files: &[(&str, &str)]) {
         for (path, content) in files {
@@ -303,7 +469,10 @@ mod tests {
             for e in fs::read_dir(dir).unwrap().flatten() {
                 let p = e.path();
                 let rel = p.strip_prefix(base).unwrap().display().to_string();
-                if p.is_dir() {
+                let meta = fs::symlink_metadata(&p).unwrap();
+                if meta.is_symlink() {
+                    out.push((rel, format!("-> {}", fs::read_link(&p).unwrap().display())));
+                } else if meta.is_dir() {
                     out.push((rel + "/", String::new()));
                     walk(base, &p, out);
                 } else {
@@ -316,9 +485,18 @@ mod tests {
         out
     }
 
-    fn setup(truncate: bool) -> (tempfile::TempDir, Swap) {
+    fn layout(t: &tempfile::TempDir) -> Layout {
+        Layout::new(
+            t.path().join("volumes"),
+            t.path().join("restic"),
+            t.path().join("state"),
+        )
+    }
+
+    fn setup(truncate: bool) -> (tempfile::TempDir, Layout, Swap) {
         let t = tempfile::tempdir().unwrap();
-        let server = t.path().join("volumes/srv");
+        let layout = layout(&t);
+        let server = t.path().join("volumes").join(UUID);
         tree(
             &server,
             &[
@@ -327,24 +505,18 @@ mod tests {
                 ("old.txt", "old"),
             ],
         );
-        let swap = Swap::plan(
-            &server,
-            &t.path().join("volumes/.restic-restore"),
-            "srv",
-            truncate,
-        )
-        .unwrap();
+        let swap = Swap::plan(&layout, &ServerUuid::parse(UUID).unwrap(), truncate).unwrap();
         swap.begin().unwrap();
         tree(
             &swap.new_dir(),
             &[("world/level.dat", "new level"), ("new.txt", "new")],
         );
-        (t, swap)
+        (t, layout, swap)
     }
 
     #[test]
     fn truncating_swap_leaves_exactly_the_new_tree_in_the_same_directory() {
-        let (_t, swap) = setup(true);
+        let (_t, _l, swap) = setup(true);
         let inode = fs::metadata(&swap.server_dir).unwrap().ino();
         swap.commit().unwrap();
         assert_eq!(
@@ -361,7 +533,7 @@ mod tests {
 
     #[test]
     fn merging_swap_keeps_files_the_snapshot_does_not_have() {
-        let (_t, swap) = setup(false);
+        let (_t, _l, swap) = setup(false);
         swap.commit().unwrap();
         let got = read_tree(&swap.server_dir);
         assert!(got.contains(&("world/level.dat".into(), "new level".into())));
@@ -371,32 +543,58 @@ mod tests {
     }
 
     #[test]
+    fn merging_moves_a_planted_link_aside_instead_of_following_it() {
+        let (t, _l, swap) = setup(false);
+        let victim = t.path().join("victim");
+        tree(&victim, &[("level.dat", "host file")]);
+        fs::remove_dir_all(swap.server_dir.join("world")).unwrap();
+        std::os::unix::fs::symlink(&victim, swap.server_dir.join("world")).unwrap();
+        swap.commit().unwrap();
+        assert_eq!(
+            read_tree(&victim),
+            [("level.dat".into(), "host file".into())]
+        );
+        let got = read_tree(&swap.server_dir);
+        assert!(got.contains(&("world/level.dat".into(), "new level".into())));
+    }
+
+    #[test]
+    fn work_root_is_private() {
+        let (t, _l, _swap) = setup(true);
+        let meta = fs::symlink_metadata(t.path().join("volumes/.restic-restore")).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o700);
+    }
+
+    #[test]
     fn repair_rolls_back_an_unfinished_restic_restore() {
-        let (t, swap) = setup(true);
+        let (_t, layout, swap) = setup(true);
         let before = vec![
             ("old.txt".to_string(), "old".to_string()),
             ("world/".into(), String::new()),
             ("world/extra.dat".into(), "only old".into()),
             ("world/level.dat".into(), "old level".into()),
         ];
-        let repaired = repair(&t.path().join("volumes/.restic-restore"), &[]);
-        assert_eq!(repaired, [(swap.server_dir.clone(), Phase::Restoring)]);
+        let repaired = repair(&layout);
+        assert_eq!(
+            repaired,
+            [(ServerUuid::parse(UUID).unwrap(), Phase::Restoring)]
+        );
         assert_eq!(read_tree(&swap.server_dir), before);
         assert!(!swap.work.exists());
     }
 
     #[test]
     fn repair_finishes_a_swap_interrupted_half_way() {
-        let (t, swap) = setup(true);
+        let (_t, layout, swap) = setup(true);
         // Simulate a crash in the middle of clearing: one entry moved.
         swap.write_journal(Phase::Clearing).unwrap();
-        fs::create_dir_all(swap.old_dir()).unwrap();
+        fs::create_dir_all(swap.work.join("old")).unwrap();
         fs::rename(
             swap.server_dir.join("old.txt"),
-            swap.old_dir().join("old.txt"),
+            swap.work.join("old/old.txt"),
         )
         .unwrap();
-        repair(&t.path().join("volumes/.restic-restore"), &[]);
+        repair(&layout);
         assert_eq!(
             read_tree(&swap.server_dir),
             [
@@ -410,17 +608,33 @@ mod tests {
 
     #[test]
     fn repair_finishes_an_interrupted_merge() {
-        let (t, swap) = setup(false);
+        let (_t, layout, swap) = setup(false);
         swap.write_journal(Phase::Merging).unwrap();
         fs::rename(
             swap.new_dir().join("new.txt"),
             swap.server_dir.join("new.txt"),
         )
         .unwrap();
-        repair(&t.path().join("volumes/.restic-restore"), &[]);
+        repair(&layout);
         let got = read_tree(&swap.server_dir);
         assert!(got.contains(&("world/level.dat".into(), "new level".into())));
         assert!(got.contains(&("world/extra.dat".into(), "only old".into())));
         assert!(got.contains(&("new.txt".into(), "new".into())));
+    }
+
+    #[test]
+    fn repair_ignores_journal_fields_naming_other_folders() {
+        let (t, layout, swap) = setup(true);
+        let victim = t.path().join("victim");
+        tree(&victim, &[("important.conf", "original")]);
+        let planted =
+            serde_json::json!({"phase": "clearing", "server_dir": victim, "truncate": true});
+        fs::write(swap.journal_path(), planted.to_string()).unwrap();
+        repair(&layout);
+        assert_eq!(
+            read_tree(&victim),
+            [("important.conf".into(), "original".into())]
+        );
+        assert!(read_tree(&swap.server_dir).contains(&("new.txt".into(), "new".into())));
     }
 }

@@ -203,13 +203,20 @@ pub struct RetentionPolicy {
     pub keep_monthly: Option<u32>,
     #[serde(default)]
     pub keep_yearly: Option<u32>,
-    /// restic duration, e.g. `1y2m3d4h`, counted back from the newest snapshot.
+    /// restic duration, e.g. `1y2m3d4h`, counted back from the newest
+    /// snapshot. A zero duration (`0h`) is no rule, as in restic.
     #[serde(default)]
     pub keep_within: Option<String>,
+    /// A snapshot kept whatever the rules say: a scheduled run passes the
+    /// one it just took, so its own retention can never forget it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_snapshot: Option<String>,
 }
 
 impl RetentionPolicy {
-    /// True when no rule is set (such a policy keeps everything).
+    /// True when no rule is set (such a policy keeps everything). A
+    /// `keep_within` of zero length counts as set here; the agent treats it
+    /// as no rule.
     pub fn is_empty(&self) -> bool {
         [
             self.keep_last,

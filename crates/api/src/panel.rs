@@ -79,14 +79,32 @@ pub struct KeyRegenerated {
     pub key_id: Option<String>,
 }
 
-/// An archived repository on one node.
+/// An archived repository of a deleted server.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PanelArchivedRepo {
     pub node: String,
+    /// The node's name for it; for a server force-deleted while its node
+    /// was gone, the server's UUID.
     pub name: String,
     pub server_uuid: String,
+    /// The deleted server's name, when the panel recorded it.
+    #[serde(default)]
+    pub server_name: Option<String>,
     pub size_bytes: u64,
     pub archived_at: String,
+    /// `on_node` (its node lists it), `node_unavailable` (its node did not
+    /// answer just now), `unreachable_node` (force-deleted: the node was
+    /// gone), `missing` (recorded, but its node no longer has it).
+    #[serde(default)]
+    pub location: String,
+    /// The key that opens it; `None` for archives made before keys were
+    /// kept with archives.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Keys it had before (oldest first), and a rotation's pending key:
+    /// try them if `key` does not open it.
+    #[serde(default)]
+    pub other_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

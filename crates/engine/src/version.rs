@@ -40,6 +40,16 @@ impl Version {
         })
     }
 
+    /// Whether `forget` keeps the oldest snapshot while a `--keep-*` rule
+    /// still has counts left (0.16+, restic pull request 4366).
+    pub fn forget_keeps_oldest(self) -> bool {
+        self >= Version {
+            major: 0,
+            minor: 16,
+            patch: 0,
+        }
+    }
+
     /// Whether `snapshots --json` carries a per-snapshot `summary` (0.17+).
     pub fn has_snapshot_summary(self) -> bool {
         self >= Version {

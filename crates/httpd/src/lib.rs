@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -21,52 +21,228 @@ pub fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// How a server protects itself from clients that hold connections.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A connection must send a complete request head within this time,
+    /// and an idle keep-alive connection is closed after it (hyper's header
+    /// read timeout covers both). A TLS handshake gets the same time.
+    pub header_timeout: Duration,
+    /// Connections open at once; beyond it new ones are closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (0: no such limit).
+    pub max_connections_per_address: usize,
+    /// Addresses the per-address limit does not apply to (reverse proxies).
+    pub exempt: Vec<ipnet::IpNet>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+            max_connections_per_address: 64,
+            exempt: Vec::new(),
+        }
+    }
+}
+
+/// Open connections, in all and per address.
+struct Slots {
+    limits: Limits,
+    total: std::sync::atomic::AtomicUsize,
+    per_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    closed: tokio::sync::Notify,
+}
+
+/// One connection's place in [`Slots`], given back when it closes.
+struct Slot {
+    slots: std::sync::Arc<Slots>,
+    address: Option<std::net::IpAddr>,
+}
+
+impl Slots {
+    fn take(self: &std::sync::Arc<Self>, peer: std::net::IpAddr) -> Option<Slot> {
+        use std::sync::atomic::Ordering;
+        if self.total.fetch_add(1, Ordering::SeqCst) >= self.limits.max_connections {
+            self.total.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        let per = self.limits.max_connections_per_address;
+        let counted = per > 0 && !self.limits.exempt.iter().any(|n| n.contains(&peer));
+        if counted {
+            let mut map = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+            let n = map.entry(peer).or_insert(0);
+            if *n >= per {
+                drop(map);
+                self.total.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+            *n += 1;
+        }
+        Some(Slot {
+            slots: self.clone(),
+            address: counted.then_some(peer),
+        })
+    }
+
+    fn open(&self) -> usize {
+        self.total.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(a) = self.address {
+            let mut map = self
+                .slots
+                .per_address
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = map.get_mut(&a) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&a);
+                }
+            }
+        }
+        self.slots
+            .total
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.slots.closed.notify_waiters();
+    }
+}
+
+/// Reads a PEM certificate chain and key into a TLS acceptor.
+fn tls_acceptor(cert: &Path, key: &Path) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &Path, e: &dyn std::fmt::Display| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("TLS {}: {e}", what.display()),
+        )
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad(cert, &e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| bad(cert, &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
 /// Serves `app` on `listener` until `shutdown` completes; with `tls` (PEM
 /// certificate and key) over HTTPS. `name` only appears in the log.
+/// Connections are bounded and must be quick to send their request heads
+/// (see [`Limits`]); on shutdown, open connections finish their request
+/// and close, for at most 10 seconds.
 pub async fn serve(
     name: &str,
     listener: TcpListener,
     tls: Option<(PathBuf, PathBuf)>,
+    limits: Limits,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    match tls {
-        None => {
-            tracing::info!("{name} listening on http://{addr}");
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
+    let acceptor = match &tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!("{name} listening on {scheme}://{addr}");
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let header_timeout = limits.header_timeout;
+    let slots = std::sync::Arc::new(Slots {
+        limits,
+        total: Default::default(),
+        per_address: Default::default(),
+        closed: tokio::sync::Notify::new(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = slots.take(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: too many open");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (app, acceptor, stop) = (app.clone(), acceptor.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match acceptor {
+                None => serve_connection(stream, peer, app, header_timeout, stop).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_connection(tls, peer, app, header_timeout, stop).await,
+                        _ => tracing::debug!(%peer, "TLS handshake failed or timed out"),
+                    }
+                }
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while slots.open() > 0 {
+        let closed = slots.closed.notified();
+        if slots.open() == 0 || tokio::time::timeout_at(deadline, closed).await.is_err() {
+            break;
         }
-        Some((cert, key)) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-                .await
-                .map_err(|e| {
-                    std::io::Error::new(
-                        e.kind(),
-                        format!(
-                            "TLS certificate {} or key {}: {e}",
-                            cert.display(),
-                            key.display()
-                        ),
-                    )
-                })?;
-            tracing::info!("{name} listening on https://{addr}");
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                h.graceful_shutdown(Some(Duration::from_secs(10)));
-            });
-            axum_server::from_tcp_rustls(listener, config)
-                .handle(handle)
-                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-                .await
+    }
+    Ok(())
+}
+
+/// One HTTP/1.1 connection: requests carry the peer address as axum's
+/// `ConnectInfo`; a shutdown lets the request in flight finish.
+async fn serve_connection<S>(
+    io: S,
+    peer: SocketAddr,
+    app: Router,
+    header_timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt;
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                    return;
+                }
+            }
         }
     }
 }

@@ -23,7 +23,7 @@ use panel::storage::{Policy, Server, Storage};
 struct Noop;
 
 impl BackupRunner for Noop {
-    fn run<'a>(&'a self, _: &'a Server, _: &'a Policy) -> RunFuture<'a> {
+    fn run<'a>(&'a self, _: &'a Server, _: &'a Policy, _: i64) -> RunFuture<'a> {
         Box::pin(async {
             Ok(ScheduledRun {
                 agent_job_id: "0".repeat(32),
@@ -105,7 +105,7 @@ async fn main() {
     let mut idle = Vec::new();
     for _ in 0..50 {
         let t = Instant::now();
-        assert_eq!(scheduler.run_due().await.unwrap(), 0);
+        assert_eq!(scheduler.run_due().await.unwrap(), (0, 0));
         idle.push(t.elapsed());
     }
     // A tick with 100 due: make the first 100 due, tick, repeat.
@@ -116,7 +116,7 @@ async fn main() {
         }
         clock.store(T0 + round, Ordering::SeqCst);
         let t = Instant::now();
-        assert_eq!(scheduler.run_due().await.unwrap(), 100);
+        assert_eq!(scheduler.run_due().await.unwrap(), (100, 0));
         busy.push(t.elapsed());
     }
 

@@ -81,7 +81,32 @@ fn check_node_url(url: &str) -> Result<&str, AdminError> {
             "the node URL must start with https:// (or http:// on a trusted network)",
         ));
     }
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| bad(format!("the node URL is not a valid URL: {e}")))?;
+    if parsed.host_str().is_none_or(str::is_empty)
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || !matches!(parsed.path(), "" | "/")
+    {
+        return Err(bad(
+            "the node URL is the agent's address only, like https://node1.example.com:8090 (no user, path or query)",
+        ));
+    }
     Ok(url)
+}
+
+/// Builds the node's client once: a CA that TLS can not use is refused now,
+/// not at the first backup.
+fn check_client(url: &str, token: &Secret, ca_pem: Option<&str>) -> Result<(), AdminError> {
+    crate::agent_client::AgentClient::new(&crate::agent_client::NodeConn {
+        url: url.to_owned(),
+        token: token.clone(),
+        ca_pem: ca_pem.map(str::to_owned),
+    })
+    .map(|_| ())
+    .map_err(|e| bad(e.to_string()))
 }
 
 fn check_node_token(token: &Secret) -> Result<(), AdminError> {
@@ -163,6 +188,7 @@ impl Admin {
         if let Some(pem) = &ca_pem {
             check_ca(pem)?;
         }
+        check_client(url, token, ca_pem.as_deref())?;
         let node = NewNode {
             name: name.to_owned(),
             url: url.to_owned(),
@@ -290,6 +316,18 @@ impl Admin {
             }
             None => None,
         };
+        let token_now = match token {
+            Some(t) => t.clone(),
+            None => self.node_token(node)?,
+        };
+        check_client(
+            url.unwrap_or(&node.url),
+            &token_now,
+            match ca {
+                Some(c) => c,
+                None => node.ca_pem.as_deref(),
+            },
+        )?;
         self.storage
             .update_node(node.id, url, token_enc.as_deref(), ca, browser_downloads)
             .await?;
@@ -336,6 +374,12 @@ impl Admin {
     /// A key sealed for `server`, for storing.
     pub fn seal_server_key(&self, server: &Server, key: &Secret) -> String {
         self.sealer.seal(key, &server_context(&server.uuid))
+    }
+
+    /// Opens a sealed key of the server with `uuid` (which may be deleted:
+    /// archived keys keep their binding).
+    pub fn open_key_of(&self, uuid: &ServerUuid, sealed: &str) -> Result<Secret, AdminError> {
+        Ok(self.sealer.open(sealed, &server_context(uuid))?)
     }
 
     pub fn open_server_key(&self, server: &Server, sealed: &str) -> Result<Secret, AdminError> {

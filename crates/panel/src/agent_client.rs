@@ -20,6 +20,9 @@ use thiserror::Error;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an ordinary call may take (listing may refresh the index once).
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Reads (lists, statistics, job status, archives): a hung agent must not
+/// hold a page for long.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -145,6 +148,7 @@ impl AgentClient {
     ) -> Result<BackupList, ClientError> {
         let mut req = self
             .request(Method::GET, &self.backups(server), Some(key))
+            .timeout(READ_TIMEOUT)
             .query(&[("limit", limit.to_string())]);
         if let Some(c) = cursor {
             req = req.query(&[("cursor", c)]);
@@ -154,7 +158,8 @@ impl AgentClient {
 
     pub async fn stats(&self, server: &ServerUuid, key: &Secret) -> Result<RepoStats, ClientError> {
         let url = format!("{}/stats", self.backups(server));
-        self.json(self.request(Method::GET, &url, Some(key))).await
+        let req = self.request(Method::GET, &url, Some(key));
+        self.json(req.timeout(READ_TIMEOUT)).await
     }
 
     pub async fn create_backup(
@@ -171,7 +176,8 @@ impl AgentClient {
 
     pub async fn job(&self, server: &ServerUuid, job: &JobId) -> Result<JobView, ClientError> {
         let url = format!("{}/jobs/{job}", self.backups(server));
-        self.json(self.request(Method::GET, &url, None)).await
+        let req = self.request(Method::GET, &url, None);
+        self.json(req.timeout(READ_TIMEOUT)).await
     }
 
     pub async fn set_locked(
@@ -250,7 +256,42 @@ impl AgentClient {
 
     pub async fn archives(&self) -> Result<ArchiveList, ClientError> {
         let url = format!("{}/api/restic/archive", self.base);
-        self.json(self.request(Method::GET, &url, None)).await
+        let req = self.request(Method::GET, &url, None);
+        self.json(req.timeout(READ_TIMEOUT)).await
+    }
+
+    /// Checks that the agent answers, over TLS that verifies, and takes the
+    /// token: `Err` says which of these failed, in words for an operator.
+    pub async fn probe(&self) -> Result<(), String> {
+        let url = format!("{}/api/restic/archive", self.base);
+        let res = self
+            .request(Method::GET, &url, None)
+            .timeout(READ_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| {
+                let mut why = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    why.push_str(": ");
+                    why.push_str(&s.to_string());
+                    source = s.source();
+                }
+                if why.contains("certificate") || why.contains("Certificate") {
+                    format!("TLS: the agent's certificate is not trusted ({why})")
+                } else if e.is_timeout() {
+                    format!("no answer within {} s ({why})", READ_TIMEOUT.as_secs())
+                } else {
+                    format!("unreachable ({why})")
+                }
+            })?;
+        match res.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err("the agent refused the node token".into())
+            }
+            s => Err(format!("the agent answered {s}")),
+        }
     }
 
     pub async fn delete_archive(&self, name: &str) -> Result<(), ClientError> {

@@ -16,11 +16,18 @@ use thiserror::Error;
 use crate::password;
 use crate::storage::{Storage, StorageError, User};
 
-/// Failed attempts allowed per address and per account in one window.
-const MAX_FAILURES: usize = 10;
+/// Failed attempts allowed in one window from one client address (any
+/// accounts), and for one account from one address. There is no limit per
+/// account alone: that would let anyone lock a user out from everywhere.
+const MAX_FAILURES_PER_ADDRESS: usize = 30;
+const MAX_FAILURES_PER_ACCOUNT_ADDRESS: usize = 10;
 const FAILURE_WINDOW_SECS: i64 = 15 * 60;
 /// `last_seen_at` is written at most this often per session.
 const TOUCH_EVERY_SECS: i64 = 60;
+/// Password checks running at once (argon2id takes 19 MiB each) and waiting
+/// for a turn; beyond that a login is answered 429 at once.
+const MAX_VERIFYING: usize = 4;
+const MAX_WAITING: usize = 64;
 
 #[derive(Debug, Error)]
 pub enum AuthError {
@@ -28,6 +35,9 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("too many failed logins; try again later")]
     RateLimited,
+    /// Too many logins at once (password checks are bounded).
+    #[error("too many logins at once; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -68,6 +78,15 @@ impl Failures {
         list.len()
     }
 
+    /// Takes back one attempt recorded at `now` (a login that succeeded).
+    fn release(&mut self, key: &str, now: i64) {
+        if let Some(list) = self.by_key.get_mut(key)
+            && let Some(i) = list.iter().rposition(|t| *t == now)
+        {
+            list.remove(i);
+        }
+    }
+
     fn add(&mut self, key: &str, now: i64) {
         self.by_key.entry(key.to_owned()).or_default().push(now);
         if self.by_key.len() > 100_000 {
@@ -83,6 +102,7 @@ pub struct Sessions {
     idle: Duration,
     absolute: Duration,
     failures: Mutex<Failures>,
+    verifier: password::VerifyPool,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -105,6 +125,7 @@ impl Sessions {
             idle,
             absolute,
             failures: Mutex::new(Failures::default()),
+            verifier: password::VerifyPool::new(MAX_VERIFYING, MAX_WAITING),
         }
     }
 
@@ -113,6 +134,7 @@ impl Sessions {
     }
 
     /// Checks the credentials and opens a new session (always a new ID).
+    /// `client` is the client's address (see `trusted_proxies`).
     pub async fn login(
         &self,
         email: &str,
@@ -121,34 +143,44 @@ impl Sessions {
         now: i64,
     ) -> Result<NewSession, AuthError> {
         let email = email.trim().to_lowercase();
-        let (ip_key, account_key) = (format!("ip:{client}"), format!("account:{email}"));
+        let keys = [
+            format!("ip:{client}"),
+            format!("account:{email}|ip:{client}"),
+        ];
+        let limits = [MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_ACCOUNT_ADDRESS];
+        // The attempt counts as failed until the password proved right, so
+        // parallel guesses can not all pass the check before one failed.
         {
             let mut f = self.failures();
-            if f.recent(&ip_key, now) >= MAX_FAILURES || f.recent(&account_key, now) >= MAX_FAILURES
+            if keys
+                .iter()
+                .zip(limits)
+                .any(|(k, max)| f.recent(k, now) >= max)
             {
                 return Err(AuthError::RateLimited);
             }
+            for k in &keys {
+                f.add(k, now);
+            }
         }
-        let user = self.storage.user_by_email(&email).await?;
-        // Verify against a decoy when the account does not exist, so both
-        // failures take the same time.
-        let hash = user
-            .as_ref()
-            .map_or(password::decoy_hash(), |u| u.password_hash.as_str())
-            .to_owned();
-        let pass = pass.to_owned();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&pass, &hash))
-            .await
-            .unwrap_or(false);
-        let user = match (ok, user) {
-            (true, Some(user)) => user,
-            _ => {
+        let ok = self.verify(&email, pass).await;
+        let user = match ok {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(AuthError::InvalidCredentials),
+            Err(e) => {
                 let mut f = self.failures();
-                f.add(&ip_key, now);
-                f.add(&account_key, now);
-                return Err(AuthError::InvalidCredentials);
+                for k in &keys {
+                    f.release(k, now);
+                }
+                return Err(e);
             }
         };
+        {
+            let mut f = self.failures();
+            for k in &keys {
+                f.release(k, now);
+            }
+        }
         let id = random_hex(32);
         let csrf_token = random_hex(32);
         self.storage
@@ -159,6 +191,34 @@ impl Sessions {
             csrf_token,
             user,
         })
+    }
+
+    /// The user whose password this is, checked on the bounded password
+    /// pool. Unknown accounts are checked against a decoy, so both failures
+    /// take the same time.
+    async fn verify(&self, email: &str, pass: &str) -> Result<Option<User>, AuthError> {
+        let user = self.storage.user_by_email(email).await?;
+        let hash = user
+            .as_ref()
+            .map_or(password::decoy_hash(), |u| u.password_hash.as_str());
+        let ok = self
+            .verifier
+            .verify(pass, hash)
+            .await
+            .map_err(|_| AuthError::Busy)?;
+        Ok(user.filter(|_| ok))
+    }
+
+    /// Ends every session of `user_id` but `keep` (a raw session ID): after
+    /// a password change, other browsers must log in again.
+    pub async fn end_sessions_of(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StorageError> {
+        self.storage
+            .delete_sessions_of(user_id, keep.map(hash_id).as_deref())
+            .await
     }
 
     /// The session behind a cookie value, if it is alive.
@@ -277,33 +337,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failed_logins_are_limited_per_address_and_per_account() {
+    async fn failed_logins_are_limited_per_account_and_address_and_per_address() {
         let (_d, s, _) = setup().await;
-        for _ in 0..MAX_FAILURES {
+        for _ in 0..MAX_FAILURES_PER_ACCOUNT_ADDRESS {
             assert!(matches!(
                 s.login("owner@example.com", "wrong", "9.9.9.9", 100).await,
                 Err(AuthError::InvalidCredentials)
             ));
         }
-        // The account is now locked for everyone, even with the right password…
+        // That account from that address is locked, even with the right password…
         assert!(matches!(
-            s.login("owner@example.com", "right password", "5.5.5.5", 101)
+            s.login("owner@example.com", "right password", "9.9.9.9", 101)
                 .await,
             Err(AuthError::RateLimited)
         ));
-        // …until the window passed.
+        // …but the real user elsewhere is not locked out…
+        assert!(
+            s.login("owner@example.com", "right password", "5.5.5.5", 101)
+                .await
+                .is_ok()
+        );
+        // …and the lock ends with the window.
         assert!(
             s.login(
                 "owner@example.com",
                 "right password",
-                "5.5.5.5",
+                "9.9.9.9",
                 100 + FAILURE_WINDOW_SECS
             )
             .await
             .is_ok()
         );
-        // Unknown accounts fail like wrong passwords and count per address.
-        for i in 0..MAX_FAILURES {
+        // Many accounts from one address hit the address limit.
+        for i in 0..MAX_FAILURES_PER_ADDRESS {
             assert!(matches!(
                 s.login(&format!("nobody{i}@example.com"), "x", "7.7.7.7", 5000)
                     .await,
@@ -315,5 +381,32 @@ mod tests {
                 .await,
             Err(AuthError::RateLimited)
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_guesses_are_counted_before_they_are_checked() {
+        let (_d, s, _) = setup().await;
+        let s = std::sync::Arc::new(s);
+        let guesses: Vec<_> = (0..40)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.login("owner@example.com", &format!("guess {i}"), "6.6.6.6", 100)
+                        .await
+                })
+            })
+            .collect();
+        let mut checked = 0;
+        for g in guesses {
+            match g.await.unwrap() {
+                Err(AuthError::InvalidCredentials) => checked += 1,
+                Err(AuthError::RateLimited | AuthError::Busy) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            checked, MAX_FAILURES_PER_ACCOUNT_ADDRESS,
+            "guesses verified"
+        );
     }
 }

@@ -12,6 +12,7 @@ use settings::{Env, invalid, load_toml};
 
 pub const ENV_PREFIX: &str = "RESTIC_BACKUPS_PANEL_";
 
+pub use settings::ConnectionLimits;
 pub use settings::SettingsError as ConfigError;
 
 /// The panel's settings after all layers were applied.
@@ -28,6 +29,11 @@ pub struct PanelConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Run scheduled backups inside the panel (else use `schedule run-due`).
     pub scheduler: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or
+    /// CIDR ranges); empty: the peer address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bounds on the connections clients hold open.
+    pub connections: settings::ConnectionLimits,
 }
 
 impl std::fmt::Debug for PanelConfig {
@@ -44,6 +50,8 @@ impl std::fmt::Debug for PanelConfig {
             .field("session_absolute", &self.session_absolute)
             .field("tls", &self.tls)
             .field("scheduler", &self.scheduler)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -61,6 +69,10 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     scheduler: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
+    header_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
 }
 
 impl PanelConfig {
@@ -105,6 +117,28 @@ impl PanelConfig {
                 _ => return Err(invalid("scheduler", "must be true or false")),
             });
         }
+        if let Some(v) = env.get("trusted_proxies") {
+            f.trusted_proxies = Some(v.split(',').map(|s| s.trim().to_owned()).collect());
+        }
+        let trusted_proxies = f
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_net(s))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                invalid(
+                    "trusted_proxies",
+                    "must be IP addresses or CIDR ranges such as 10.0.0.0/8",
+                )
+            })?;
+        let connections = settings::ConnectionLimits::load(
+            &env,
+            f.header_timeout_secs,
+            f.max_connections,
+            f.max_connections_per_address,
+        )?;
         let secret_key = settings::secret("secret_key", f.secret_key, f.secret_key_file.as_deref())?
             .ok_or_else(|| {
                 ConfigError::Missing(format!(
@@ -147,8 +181,17 @@ impl PanelConfig {
             session_absolute: Duration::from_secs(3600 * f.session_absolute_hours.unwrap_or(24)),
             tls,
             scheduler: f.scheduler.unwrap_or(true),
+            trusted_proxies,
+            connections,
         })
     }
+}
+
+/// `10.0.0.0/8`, or a single address as its own range.
+fn parse_net(raw: &str) -> Option<ipnet::IpNet> {
+    raw.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| raw.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
 #[cfg(test)]

@@ -20,17 +20,24 @@ pub enum PanelError {
     InvalidCredentials,
     #[error("too many failed logins; try again later")]
     RateLimited,
+    #[error("too many logins at once; try again in a moment")]
+    LoginBusy,
     /// Unknown, or not visible to this user (the same answer on purpose).
     #[error("no such {0}")]
     NotFound(&'static str),
     #[error("you do not have permission to do this")]
     Forbidden,
+    /// Forbidden, saying which permission is missing.
+    #[error("{0}")]
+    ForbiddenBecause(&'static str),
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     Conflict(String),
     #[error("the request body is too large")]
     PayloadTooLarge,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
     /// The node's agent could not be reached, timed out or failed.
     #[error("the server's node is not reachable right now; try again in a moment")]
     NodeUnavailable,
@@ -88,6 +95,7 @@ impl From<AuthError> for PanelError {
         match e {
             AuthError::InvalidCredentials => PanelError::InvalidCredentials,
             AuthError::RateLimited => PanelError::RateLimited,
+            AuthError::Busy => PanelError::LoginBusy,
             AuthError::Storage(s) => s.into(),
         }
     }

@@ -37,24 +37,42 @@ pub enum RunError {
     },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "the secret key does not open the secrets stored in the database; is `secret_key` the one this database was set up with?"
+    )]
+    WrongSecretKey,
 }
 
 /// Opens (and migrates) the database and builds the panel core.
 pub async fn open(cfg: &PanelConfig) -> Result<Panel, RunError> {
     if cfg.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&cfg.state_dir).map_err(|source| RunError::Dir {
+        private_dir(&cfg.state_dir).map_err(|source| RunError::Dir {
             path: cfg.state_dir.clone(),
             source,
         })?;
     }
     let storage = storage::Storage::connect(&cfg.database_url).await?;
     let sealer = seal::Sealer::new(&cfg.secret_key)?;
+    // A wrong secret key shows now, not as a 500 at the first backup.
+    let probe = admin::Admin::new(storage.clone(), sealer.clone());
+    if let Some(node) = storage.nodes().await?.first()
+        && probe.node_token(node).is_err()
+    {
+        return Err(RunError::WrongSecretKey);
+    }
     Ok(Panel::new(
         storage,
         sealer,
         cfg.session_idle,
         cfg.session_absolute,
     ))
+}
+
+/// Creates `dir` (and parents) readable by the panel's user only.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Serves the panel on `cfg.listen` until `shutdown` completes.
@@ -105,8 +123,9 @@ pub async fn run_on(
         panel,
         secure_cookies: cfg.tls.is_some(),
         session_max_age: cfg.session_absolute.as_secs() as i64,
+        trusted_proxies: cfg.trusted_proxies.clone().into(),
     };
-    let served = web::serve(listener, cfg.tls.clone(), state, shutdown).await;
+    let served = web::serve(listener, cfg.tls.clone(), cfg.connections, state, shutdown).await;
     sweeper.abort();
     let _ = stop_tx.send(true);
     if let Some(s) = scheduler {

@@ -81,6 +81,13 @@ impl Interval {
     }
 }
 
+/// Whether a valid `keep_within` is zero long (`0h`, `0y0d`): restic reads
+/// that as no rule at all.
+pub fn is_zero_duration(raw: &str) -> bool {
+    raw.chars()
+        .all(|c| c.is_ascii_digit() && c == '0' || c.is_ascii_alphabetic())
+}
+
 /// Checks a `keep_within` value in restic's duration form (`1y2m3d4h`: each
 /// part a number and one of y, m, d, h, each unit at most once, in that order).
 pub fn parse_keep_within(raw: &str) -> Result<String, ScheduleError> {

@@ -27,7 +27,10 @@ pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<ScheduledRun, String
 
 /// Performs one scheduled backup (and retention).
 pub trait BackupRunner: Send + Sync + 'static {
-    fn run<'a>(&'a self, server: &'a Server, policy: &'a Policy) -> RunFuture<'a>;
+    /// `history_row` is the run's `job_history` row, for the runner to note
+    /// the agent's job in as soon as there is one.
+    fn run<'a>(&'a self, server: &'a Server, policy: &'a Policy, history_row: i64)
+    -> RunFuture<'a>;
 }
 
 /// The real runner: through the server's node agent.
@@ -39,10 +42,15 @@ pub fn agent_runner(panel: Panel) -> Arc<dyn BackupRunner> {
 }
 
 impl BackupRunner for AgentRunner {
-    fn run<'a>(&'a self, server: &'a Server, policy: &'a Policy) -> RunFuture<'a> {
+    fn run<'a>(
+        &'a self,
+        server: &'a Server,
+        policy: &'a Policy,
+        history_row: i64,
+    ) -> RunFuture<'a> {
         Box::pin(async move {
             self.0
-                .scheduled_backup(server, policy)
+                .scheduled_backup(server, policy, Some(history_row))
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -62,7 +70,16 @@ pub struct Scheduler {
     runner: Arc<dyn BackupRunner>,
     clock: Clock,
     slots: Arc<Semaphore>,
+    /// History rows of the runs this process is running now.
+    in_flight: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
 }
+
+/// A run without an agent job this long after it started was interrupted
+/// before the agent accepted it.
+const UNACCEPTED_AFTER_SECS: i64 = 600;
+/// An agent job finished this long ago whose run still reads `running` lost
+/// its panel (a live panel records the end within seconds).
+const UNRECORDED_AFTER_SECS: i64 = 120;
 
 impl Scheduler {
     /// Real backups, real time.
@@ -77,11 +94,12 @@ impl Scheduler {
             runner,
             clock,
             slots: Arc::new(Semaphore::new(PARALLEL_RUNS)),
+            in_flight: Default::default(),
         }
     }
 
     /// Claims every run due now and starts it; the handles end with the runs.
-    pub async fn tick(&self) -> Result<Vec<JoinHandle<()>>, PanelError> {
+    pub async fn tick(&self) -> Result<Vec<JoinHandle<bool>>, PanelError> {
         let now = (self.clock)();
         let storage = self.panel.storage();
         let mut started = Vec::new();
@@ -104,8 +122,12 @@ impl Scheduler {
             }
             let me = self.clone();
             started.push(tokio::spawn(async move {
-                if let Err(e) = me.run(policy, anchor, interval, next, now).await {
-                    tracing::error!(server_id, error = %e, "scheduled run not recorded");
+                match me.run(policy, anchor, interval, next, now).await {
+                    Ok(succeeded) => succeeded,
+                    Err(e) => {
+                        tracing::error!(server_id, error = %e, "scheduled run not recorded");
+                        false
+                    }
                 }
             }));
         }
@@ -119,17 +141,20 @@ impl Scheduler {
         interval: schedule::Interval,
         claimed_next: i64,
         claimed_at: i64,
-    ) -> Result<(), PanelError> {
+    ) -> Result<bool, PanelError> {
         let _slot = self.slots.acquire().await;
         let storage = self.panel.storage();
         let Some(server) = storage.server(policy.server_id).await? else {
-            return Ok(()); // deleted meanwhile
+            return Ok(true); // deleted meanwhile
         };
         let job = storage
             .start_job(server.id, "backup", "schedule", claimed_at)
             .await?;
+        self.in_flight_set().insert(job);
         tracing::info!(server = %server.uuid, "scheduled backup started");
-        let outcome = self.runner.run(&server, &policy).await;
+        let outcome = self.runner.run(&server, &policy, job).await;
+        self.in_flight_set().remove(&job);
+        let succeeded = outcome.is_ok();
         let now = (self.clock)();
         match outcome {
             Ok(run) => {
@@ -165,7 +190,94 @@ impl Scheduler {
                 tracing::warn!(server = %server.uuid, error = %message, failures, "scheduled backup failed");
             }
         }
-        Ok(())
+        Ok(succeeded)
+    }
+
+    fn in_flight_set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Settles runs that read `running` but have no panel behind them (it
+    /// stopped mid-run): with the agent's outcome when the agent has one,
+    /// as interrupted when the agent never accepted or no longer knows the
+    /// job. Runs of live panels are left alone: this process's own, agent
+    /// jobs still running, and ones that ended too recently to tell.
+    pub async fn reconcile(&self) -> Result<usize, PanelError> {
+        let now = (self.clock)();
+        let storage = self.panel.storage();
+        let mut settled = 0;
+        for row in storage.running_jobs().await? {
+            if self.in_flight_set().contains(&row.id) {
+                continue;
+            }
+            let Some(server) = storage.server(row.server_id).await? else {
+                continue;
+            };
+            let interrupted = "interrupted: the panel stopped during this run";
+            let (status, snapshot, error) = match row.agent_job_id.as_deref() {
+                None if now - row.started_at < UNACCEPTED_AFTER_SECS => continue,
+                None => ("failed", None, Some(interrupted.to_owned())),
+                Some(agent_job) => {
+                    let Ok(id) = api::JobId::parse(agent_job) else {
+                        continue;
+                    };
+                    match self.panel.agent_job(&server, &id).await {
+                        Err(e) => {
+                            tracing::debug!(server = %server.uuid, error = %e, "run not reconciled yet");
+                            continue;
+                        }
+                        Ok(None) => ("failed", None, Some(interrupted.to_owned())),
+                        Ok(Some(view)) if !view.status.is_finished() => continue,
+                        Ok(Some(view)) => {
+                            let ended = view
+                                .finished_at
+                                .as_deref()
+                                .and_then(|t| {
+                                    time::OffsetDateTime::parse(
+                                        t,
+                                        &time::format_description::well_known::Rfc3339,
+                                    )
+                                    .ok()
+                                })
+                                .map_or(0, |t| t.unix_timestamp());
+                            if now - ended < UNRECORDED_AFTER_SECS {
+                                continue;
+                            }
+                            if view.status == api::agent::JobStatus::Succeeded {
+                                let snapshot = view
+                                    .result
+                                    .as_ref()
+                                    .and_then(|r| r["snapshot"]["id"].as_str())
+                                    .map(str::to_owned);
+                                ("succeeded", snapshot, None)
+                            } else {
+                                let why = view.error.map(|e| e.message);
+                                ("failed", None, why.or(Some(interrupted.to_owned())))
+                            }
+                        }
+                    }
+                }
+            };
+            storage
+                .finish_job(
+                    row.id,
+                    status,
+                    row.agent_job_id.as_deref(),
+                    snapshot.as_deref(),
+                    error.as_deref(),
+                    now,
+                )
+                .await?;
+            let outcome = match &error {
+                None => Ok(snapshot.as_deref()),
+                Some(e) => Err(e.as_str()),
+            };
+            // -1: never a stored next-run time, so the schedule stays put.
+            storage.finish_run(server.id, outcome, -1, -1).await?;
+            tracing::warn!(server = %server.uuid, status, "a run left by a stopped panel was settled");
+            settled += 1;
+        }
+        Ok(settled)
     }
 
     /// Ticks every [`TICK`] until `shutdown`; runs in flight finish in the
@@ -178,6 +290,9 @@ impl Scheduler {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = every.tick() => {
+                    if let Err(e) = self.reconcile().await {
+                        tracing::warn!(error = %e, "unfinished runs not reconciled");
+                    }
                     if let Err(e) = self.tick().await {
                         tracing::warn!(error = %e, "scheduler tick failed");
                     }
@@ -186,13 +301,20 @@ impl Scheduler {
         }
     }
 
-    /// One tick, waiting for the runs it started (`schedule run-due`).
-    pub async fn run_due(&self) -> Result<usize, PanelError> {
+    /// Settles runs stopped panels left, then one tick, waiting for the runs
+    /// it started (`schedule run-due`). Returns runs started and failed.
+    pub async fn run_due(&self) -> Result<(usize, usize), PanelError> {
+        if let Err(e) = self.reconcile().await {
+            tracing::warn!(error = %e, "unfinished runs not reconciled");
+        }
         let handles = self.tick().await?;
         let n = handles.len();
+        let mut failed = 0;
         for h in handles {
-            let _ = h.await;
+            if !h.await.unwrap_or(false) {
+                failed += 1;
+            }
         }
-        Ok(n)
+        Ok((n, failed))
     }
 }

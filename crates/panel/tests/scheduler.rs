@@ -29,7 +29,7 @@ struct FakeRunner {
 }
 
 impl BackupRunner for FakeRunner {
-    fn run<'a>(&'a self, server: &'a Server, _: &'a Policy) -> RunFuture<'a> {
+    fn run<'a>(&'a self, server: &'a Server, _: &'a Policy, _: i64) -> RunFuture<'a> {
         Box::pin(async move {
             self.runs
                 .lock()
@@ -116,7 +116,7 @@ impl World {
 
     async fn tick_at(&self, t: i64) -> usize {
         self.clock.store(t, Ordering::SeqCst);
-        self.scheduler.run_due().await.unwrap()
+        self.scheduler.run_due().await.unwrap().0
     }
 
     async fn policy(&self, i: usize) -> Policy {
@@ -146,6 +146,7 @@ async fn timing_rules(url: Option<String>) {
     let p = w.policy(0).await;
     assert_eq!(p.next_run_at, Some(T0 + 101 * 6 * HOUR));
     assert_eq!(p.last_status.as_deref(), Some("succeeded"));
+    assert!(p.last_snapshot_id.is_some());
     assert_eq!(w.runner.runs.lock().unwrap().len(), 100);
 
     // Down for 5.5 intervals: one run, then back on the grid.
@@ -161,6 +162,7 @@ async fn timing_rules(url: Option<String>) {
     let p = w.policy(0).await;
     assert_eq!((p.failures, p.next_run_at), (1, Some(slot + 60)));
     assert_eq!(p.last_status.as_deref(), Some("failed"));
+    assert_eq!(p.last_snapshot_id, None, "a failed run shows no snapshot");
     assert!(p.last_message.unwrap().contains("unavailable"));
     assert_eq!(w.tick_at(slot + 59).await, 0);
     assert_eq!(w.tick_at(slot + 60).await, 1);
@@ -199,7 +201,7 @@ async fn concurrent_ticks_claim_each_run_once(url: Option<String>) {
     w.clock.store(T0 + HOUR, Ordering::SeqCst);
     let other = w.scheduler.clone();
     let (a, b) = tokio::join!(w.scheduler.run_due(), other.run_due());
-    assert_eq!(a.unwrap() + b.unwrap(), 30);
+    assert_eq!(a.unwrap().0 + b.unwrap().0, 30);
     let runs = w.runner.runs.lock().unwrap().clone();
     let mut ids: Vec<i64> = runs.iter().map(|(id, _)| *id).collect();
     ids.sort();

@@ -40,6 +40,12 @@ pub enum NodeCommand {
         #[arg(long)]
         no_browser_downloads: bool,
     },
+    /// Check that a node's agent is reachable, its TLS certificate trusted
+    /// and the node token accepted.
+    Test {
+        /// The node's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,12 +83,21 @@ pub enum SubuserCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Print every repository key the panel holds, to standard output, for
+    /// disaster recovery: current, pending and earlier keys of every server,
+    /// and the keys of archived repositories. One line each, tab-separated:
+    /// server UUID, state, node, archive name (or -), key.
+    Export,
+}
+
 /// Opens the panel's database with the panel's settings.
 pub async fn admin(config: Option<&std::path::Path>) -> Result<Admin, String> {
     let env = |k: &str| std::env::var(k).ok();
     let cfg = PanelConfig::load(config, &env).map_err(|e| e.to_string())?;
     if cfg.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&cfg.state_dir)
+        panel::private_dir(&cfg.state_dir)
             .map_err(|e| format!("could not create {}: {e}", cfg.state_dir.display()))?;
     }
     let storage = Storage::connect(&cfg.database_url)
@@ -147,6 +162,31 @@ pub async fn node(admin: &Admin, cmd: NodeCommand) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             println!("node {} added (id {}, {})", node.name, node.id, node.url);
         }
+        NodeCommand::Test { name } => {
+            let node = admin
+                .storage()
+                .node_by_name(&name)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no node named {name}"))?;
+            let token = admin.node_token(&node).map_err(|e| e.to_string())?;
+            let client = panel::agent_client::AgentClient::new(&panel::agent_client::NodeConn {
+                url: node.url.clone(),
+                token,
+                ca_pem: node.ca_pem.clone(),
+            })
+            .map_err(|e| format!("node {name}: {e}"))?;
+            client
+                .probe()
+                .await
+                .map_err(|why| format!("node {name} ({}): {why}", node.url))?;
+            let tls = if node.url.starts_with("https://") {
+                "TLS verified, "
+            } else {
+                ""
+            };
+            println!("node {name} ({}): reachable, {tls}token accepted", node.url);
+        }
     }
     Ok(())
 }
@@ -190,4 +230,74 @@ pub async fn subuser(admin: &Admin, cmd: SubuserCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+pub async fn key(admin: &Admin, cmd: KeyCommand) -> Result<(), String> {
+    match cmd {
+        KeyCommand::Export => {
+            let lines = key_export_lines(admin).await?;
+            let mut out = std::io::stdout().lock();
+            for line in lines {
+                use std::io::Write;
+                writeln!(out, "{line}").map_err(|e| format!("could not write the keys: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn key_export_lines(admin: &Admin) -> Result<Vec<String>, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let storage = admin.storage();
+    let nodes = storage.nodes().await.map_err(|e| err(&e))?;
+    let mut lines = vec!["# server_uuid\tstate\tnode\tarchive\tkey".to_owned()];
+    let mut push = |uuid: &ServerUuid, state: &str, node: &str, archive: &str, key: &Secret| {
+        lines.push(format!(
+            "{uuid}\t{state}\t{node}\t{archive}\t{}",
+            key.expose()
+        ));
+    };
+    for server in storage.servers().await.map_err(|e| err(&e))? {
+        let node = nodes
+            .iter()
+            .find(|n| n.id == server.node_id)
+            .map_or("-", |n| n.name.as_str());
+        let current = admin.server_key(&server).await.map_err(|e| err(&e))?;
+        push(&server.uuid, "current", node, "-", &current);
+        if let Some(sealed) = storage.pending_key(server.id).await.map_err(|e| err(&e))? {
+            let pending = admin
+                .open_key_of(&server.uuid, &sealed)
+                .map_err(|e| err(&e))?;
+            push(&server.uuid, "pending", node, "-", &pending);
+        }
+        for g in storage.key_history(server.id).await.map_err(|e| err(&e))? {
+            let k = admin
+                .open_key_of(&server.uuid, &g.key_enc)
+                .map_err(|e| err(&e))?;
+            if k.expose() != current.expose() {
+                push(&server.uuid, "previous", node, "-", &k);
+            }
+        }
+    }
+    for r in storage.archived_keys().await.map_err(|e| err(&e))? {
+        let uuid = ServerUuid::parse(&r.server_uuid).map_err(|e| err(&e))?;
+        let archive = r.archive_name.as_deref().unwrap_or("-");
+        let current = admin.open_key_of(&uuid, &r.key_enc).map_err(|e| err(&e))?;
+        push(&uuid, "archived", &r.node_name, archive, &current);
+        if let Some(sealed) = &r.pending_key_enc {
+            let k = admin.open_key_of(&uuid, sealed).map_err(|e| err(&e))?;
+            push(&uuid, "archived-pending", &r.node_name, archive, &k);
+        }
+        for g in storage
+            .archived_key_history(r.id)
+            .await
+            .map_err(|e| err(&e))?
+        {
+            let k = admin.open_key_of(&uuid, &g.key_enc).map_err(|e| err(&e))?;
+            if k.expose() != current.expose() {
+                push(&uuid, "archived-previous", &r.node_name, archive, &k);
+            }
+        }
+    }
+    Ok(lines)
 }

@@ -239,6 +239,8 @@ pub async fn run(
         session_absolute: std::time::Duration::from_secs(24 * 3600),
         tls: None,
         scheduler: true,
+        trusted_proxies: Vec::new(),
+        connections: panel::config::ConnectionLimits::default(),
     };
     let p = panel::open(&panel_cfg).await.map_err(|e| e.to_string())?;
     seed(&p, &secrets, &format!("http://{agent_addr}"), &uuid).await?;

@@ -77,6 +77,13 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::ServerCommand,
     },
+    /// Repository keys, for disaster recovery.
+    Key {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: admin_cli::KeyCommand,
+    },
     /// Manage the panel's subusers.
     Subuser {
         #[arg(long, short, global = true)]
@@ -131,6 +138,9 @@ async fn shutdown_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    // Everything this program creates (databases, state, job records,
+    // repositories) is its user's alone; restic restores set their own modes.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -171,8 +181,11 @@ fn main() -> ExitCode {
                         panel::scheduler::Scheduler::with(p, runner, std::sync::Arc::new(move || t))
                     }
                 };
-                let n = scheduler.run_due().await.map_err(|e| e.to_string())?;
+                let (n, failed) = scheduler.run_due().await.map_err(|e| e.to_string())?;
                 println!("scheduled backups run: {n}");
+                if failed > 0 {
+                    return Err(format!("{failed} of {n} scheduled backups failed"));
+                }
                 Ok(())
             }
             Command::Demo { dir, listen } => {
@@ -195,6 +208,9 @@ fn main() -> ExitCode {
             }
             Command::Server { config, command } => {
                 admin_cli::server(&admin_cli::admin(config.as_deref()).await?, command).await
+            }
+            Command::Key { config, command } => {
+                admin_cli::key(&admin_cli::admin(config.as_deref()).await?, command).await
             }
             Command::Subuser { config, command } => {
                 admin_cli::subuser(&admin_cli::admin(config.as_deref()).await?, command).await

@@ -257,3 +257,53 @@ async fn tokens_keys_and_unknown_things_get_the_right_status() {
     assert_eq!(agent.list(&server, KEY).await["total"], 1);
     assert!(!agent.log().contains("panicked"));
 }
+
+#[tokio::test]
+async fn a_wrong_method_gets_a_json_405() {
+    let agent = TestAgent::start();
+    let server = agent.add_server();
+    for (method, url) in [
+        (Method::PUT, format!("{}/api/restic/archive", agent.url)),
+        (Method::PATCH, agent.backups_url(&server)),
+    ] {
+        let res = agent
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method} {url}");
+        let body: Value = res.json().await.expect("a JSON body");
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+    }
+}
+
+#[tokio::test]
+async fn ignore_rules_that_exclude_everything_are_refused() {
+    let agent = TestAgent::start();
+    let server = agent.add_server();
+    let url = agent.backups_url(&server);
+    for ignore in ["*", "/*", "world\n*.properties"] {
+        let (status, code) = agent
+            .refusal(
+                Method::POST,
+                &url,
+                "a-key-for-ignore-1234",
+                Some(json!({"ignore": ignore})),
+            )
+            .await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "nothing_to_back_up"),
+            "{ignore:?}"
+        );
+    }
+    // The server's own .pteroignore counts too.
+    std::fs::write(agent.data_dir().join(&server).join(".pteroignore"), "*\n").unwrap();
+    let (status, code) = agent
+        .refusal(Method::POST, &url, "a-key-for-ignore-1234", Some(json!({})))
+        .await;
+    assert_eq!((status, code.as_str()), (400, "nothing_to_back_up"));
+    assert!(!agent.repo(&server).exists(), "a repository was made");
+}

@@ -247,3 +247,65 @@ async fn a_client_that_disconnects_mid_download_leaves_no_lock() {
     assert_eq!(status, 200, "{body}");
     agent.backup(&server, KEY).await;
 }
+
+#[tokio::test]
+async fn downloads_beyond_the_node_limit_get_429_and_the_slot_comes_back() {
+    let agent = TestAgent::start_with(&["max_parallel_downloads = 2"]);
+    let server = agent.add_server();
+    let dir = agent.data_dir().join(&server);
+    std::fs::write(
+        dir.join("world/big.mca"),
+        common::pseudo_random(22, 64 << 20),
+    )
+    .unwrap();
+    let id = agent.backup(&server, KEY).await;
+    let url = format!("{}/{id}/download?format=tar.gz", agent.backups_url(&server));
+    // Two slow clients: they read nothing, so their dumps stay running.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let res = agent.req(Method::GET, &url, KEY).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        slow.push(res);
+    }
+    let res = agent.req(Method::GET, &url, KEY).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "10");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_downloads");
+    assert_eq!(restic_dumps(&agent.repo(&server)), 2, "a third dump ran");
+    // A client that goes away gives its slot back.
+    drop(slow.pop());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = agent.req(Method::GET, &url, KEY).send().await.unwrap();
+        if res.status() == 200 {
+            let body = res.bytes().await.unwrap();
+            assert!(body.len() > 1 << 20);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_used_link_stays_used_after_a_restart() {
+    let agent = TestAgent::start();
+    let server = agent.add_server();
+    let id = agent.backup(&server, KEY).await;
+    let node = Secret::new(TOKEN).unwrap();
+    let key = Secret::new(KEY).unwrap();
+    let uuid = ServerUuid::parse(&server).unwrap();
+    let snap = SnapshotRef::parse(&id).unwrap();
+    let token = issue(&node, &uuid, &snap, DownloadFormat::TarGz, &key, time_now());
+    let link = |a: &TestAgent| format!("{}/download/restic?token={token}", a.url);
+    let (status, _, _) = fetch(agent.http.get(link(&agent))).await;
+    assert_eq!(status, 200);
+    let agent = agent.restart();
+    let (status, _, body) = fetch(agent.http.get(link(&agent))).await;
+    let code: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, code["error"]["code"].as_str()),
+        (403, Some("link_used"))
+    );
+}

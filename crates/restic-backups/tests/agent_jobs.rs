@@ -109,3 +109,21 @@ async fn jobs_beyond_the_node_limit_wait_in_the_queue() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_small_backup_ends_with_its_real_totals() {
+    let agent = TestAgent::start();
+    let server = agent.add_server();
+    let job = agent
+        .start_backup(&server, "small-backup-key-1234", serde_json::json!({}))
+        .await;
+    let view = agent.wait_job(&server, &job).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let p = &view["progress"];
+    let total = p["total_bytes"].as_u64().unwrap();
+    // add_server writes 64 KiB + 256 KiB of files and a small properties file.
+    assert!(total > 320 * 1024, "{view}");
+    assert_eq!(p["bytes_done"].as_u64(), Some(total), "{view}");
+    assert_eq!(p["files_done"], p["total_files"], "{view}");
+    assert_eq!(p["total_files"].as_u64(), Some(3), "{view}");
+}

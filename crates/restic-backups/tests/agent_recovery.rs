@@ -174,3 +174,53 @@ async fn a_killed_agent_takes_its_restic_down_cleanly() {
         "restic left its lock behind"
     );
 }
+
+/// Another program's restic died holding a lock: the next change clears it
+/// and succeeds in the same request, instead of answering 409.
+#[tokio::test]
+async fn a_stale_lock_left_by_another_program_does_not_fail_the_next_change() {
+    let agent = TestAgent::start();
+    let server = agent.add_server();
+    let id = agent.backup(&server, KEY).await;
+    let repo = agent.repo(&server);
+    // `restic backup --stdin` holds its lock while its input stays open.
+    let mut other = Command::new("restic")
+        .args([
+            "--repo",
+            repo.to_str().unwrap(),
+            "--no-cache",
+            "backup",
+            "--stdin",
+        ])
+        .env("RESTIC_PASSWORD", KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    other.stdin.as_mut().unwrap().write_all(b"partial").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while locks(&agent, &server).is_empty() {
+        assert!(Instant::now() < deadline, "the other restic took no lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert_eq!(locks(&agent, &server).len(), 1, "a stale lock is left");
+
+    let (status, body) = agent
+        .call(
+            Method::POST,
+            &format!("{}/{id}/lock", agent.backups_url(&server)),
+            KEY,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        locks(&agent, &server).is_empty(),
+        "{:?}\n{}",
+        locks(&agent, &server),
+        agent.log()
+    );
+}

@@ -3,64 +3,17 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::TestAgent;
+use common::{TestAgent, manifest};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const KEY: &str = "restore-key-5a4b3c2d";
 const GIB: u64 = 1 << 30;
-
-/// Everything that must come back: kind, mode, owner, link target, content
-/// hash, file mtime; by relative path.
-fn manifest(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            let rel = path
-                .strip_prefix(base)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let owner = format!("{:o} {}:{}", meta.mode() & 0o7777, meta.uid(), meta.gid());
-            let desc = if meta.file_type().is_symlink() {
-                format!("link -> {}", fs::read_link(&path).unwrap().display())
-            } else if meta.is_dir() {
-                walk(base, &path, out);
-                format!("dir {owner}")
-            } else {
-                let mut hasher = Sha256::new();
-                let mut f = fs::File::open(&path).unwrap();
-                let mut buf = vec![0u8; 1 << 20];
-                loop {
-                    let n = f.read(&mut buf).unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buf[..n]);
-                }
-                format!(
-                    "file {owner} {} mtime={} sha256={:x}",
-                    meta.len(),
-                    meta.mtime(),
-                    hasher.finalize()
-                )
-            };
-            out.insert(rel, desc);
-        }
-    }
-    walk(root, root, &mut out);
-    out
-}
 
 fn chown(path: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
@@ -294,8 +247,9 @@ async fn a_crash_in_the_middle_of_the_swap_is_completed_at_the_next_start() {
     fs::write(dir.join("junk.txt"), "junk").unwrap();
 
     let url = format!("{}/{id}/restore", agent.backups_url(&server));
-    let (status, _) = agent.call(Method::POST, &url, KEY, Some(json!({}))).await;
+    let (status, res) = agent.call(Method::POST, &url, KEY, Some(json!({}))).await;
     assert_eq!(status, 202);
+    let job = res["job_id"].as_str().unwrap().to_owned();
     assert!(
         agent.wait_exit(Duration::from_secs(120)),
         "the failpoint did not stop the agent"
@@ -318,4 +272,8 @@ async fn a_crash_in_the_middle_of_the_swap_is_completed_at_the_next_start() {
             .join(&server)
             .exists()
     );
+    // The job reads as what happened: the restore was completed.
+    let view = agent.wait_job(&server, &job).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["result"]["completed_at_restart"], true);
 }

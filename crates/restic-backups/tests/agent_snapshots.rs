@@ -255,3 +255,58 @@ async fn listing_pages_with_an_opaque_cursor() {
     }
     assert_eq!(seen, made);
 }
+
+/// After a lock, plain restic lists the snapshot under a new ID: every
+/// endpoint takes that ID (and its short form) as well as the stable one.
+#[tokio::test]
+async fn the_id_plain_restic_lists_after_a_lock_works_everywhere() {
+    let agent = TestAgent::start();
+    let server = agent.add_server();
+    let key = "plain-restic-id-key-42";
+    let stable = agent.backup(&server, key).await;
+    let base = agent.backups_url(&server);
+    let plain_id = || {
+        let listed: Value = serde_json::from_str(&restic(
+            &agent.repo(&server),
+            key,
+            None,
+            &["snapshots", "--json"],
+        ))
+        .unwrap();
+        listed[0]["id"].as_str().unwrap().to_owned()
+    };
+    for short in [false, true] {
+        let (s, v) = agent
+            .call(
+                Method::POST,
+                &format!("{base}/{stable}/lock"),
+                key,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let plain = plain_id();
+        assert_ne!(plain, stable, "a lock gives the snapshot a new restic ID");
+        let res = agent
+            .req(
+                Method::GET,
+                &format!("{base}/{plain}/download?format=tar.gz"),
+                key,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "download by {plain}");
+        let id = if short { plain[..8].to_owned() } else { plain };
+        let (s, v) = agent
+            .call(
+                Method::POST,
+                &format!("{base}/{id}/unlock"),
+                key,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(s, 200, "{id}: {v}");
+        assert_eq!(v["id"], stable.as_str(), "{v}");
+    }
+}

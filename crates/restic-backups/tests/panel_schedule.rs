@@ -77,6 +77,9 @@ async fn schedules_validate_and_saving_runs_nothing() {
         ),
         (with("keep_last", json!(-1)), "invalid_retention"),
         (with("keep_within", json!("3w")), "invalid_retention"),
+        // Zero keeps nothing: refused, not saved as a rule that wipes history.
+        (with("keep_within", json!("0h")), "invalid_retention"),
+        (with("keep_within", json!("0y0d")), "invalid_retention"),
         (
             with("keep_within", json!("--password-command=sh")),
             "invalid_retention",
@@ -225,6 +228,96 @@ async fn a_scheduled_run_backs_up_then_keeps_what_the_policy_says() {
     );
     let (_, list) = owner.get(&format!("{b}?limit=100")).await;
     assert!(list.to_string().contains(ids[0].as_str()));
+    // A zero keep_within is no policy, as in restic: nothing is forgotten.
+    let (s, r) = agent
+        .call(
+            reqwest::Method::POST,
+            &url,
+            &key,
+            Some(json!({"keep_within": "0h"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(
+        (r["forgotten"].as_array().unwrap().len(), r["kept"].as_u64()),
+        (0, Some(2))
+    );
+    let (s, e) = agent
+        .call(
+            reqwest::Method::POST,
+            &url,
+            &key,
+            Some(json!({"keep_last": 1, "keep_snapshot": "../x"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("invalid_snapshot_id"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_rules_need_the_delete_permission() {
+    let w = World::new(Db::Sqlite, 1, 0).await;
+    let server = &w.servers[0];
+    let path = format!("{}/schedule", backups(server));
+    w.panel.add_user(&w.admin, "helper@example.com").await;
+    w.panel
+        .set_subuser(
+            &w.admin,
+            server,
+            "helper@example.com",
+            &["backup.read", "backup.create"],
+        )
+        .await;
+    let mut helper = w
+        .panel
+        .login("helper@example.com", common::panel::PASSWORD)
+        .await;
+    let plain = json!({"enabled": true, "interval_value": 6, "interval_unit": "hours"});
+    let (s, v) = helper.post(&path, plain.clone()).await;
+    assert_eq!(
+        s, 200,
+        "a schedule without retention needs only backup.create: {v}"
+    );
+    let mut rules = plain.clone();
+    rules["keep_last"] = json!(1);
+    let (s, e) = helper.post(&path, rules.clone()).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backup.delete")
+    );
+    let (_, v) = helper.get(&path).await;
+    assert_eq!(v["keep_last"], Value::Null, "the refused rules were saved");
+
+    // The owner sets rules; the helper may still change the interval
+    // without touching them.
+    let mut owner = w.owner;
+    let (s, _) = owner.post(&path, rules.clone()).await;
+    assert_eq!(s, 200);
+    let mut slower = rules.clone();
+    slower["interval_value"] = json!(12);
+    let (s, v) = helper.post(&path, slower).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["keep_last"], 1);
+    w.panel
+        .set_subuser(
+            &w.admin,
+            server,
+            "helper@example.com",
+            &["backup.read", "backup.create", "backup.delete"],
+        )
+        .await;
+    rules["keep_last"] = json!(5);
+    let (s, v) = helper.post(&path, rules).await;
+    assert_eq!((s, v["keep_last"].as_i64()), (200, Some(5)), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,4 +346,84 @@ async fn two_schedulers_on_one_postgres_run_each_due_schedule_once() {
             .unwrap_or(0);
         assert_eq!(n, 1, "server {s} has {n} snapshots");
     }
+}
+
+/// Runs left `running` by a panel that stopped are settled by the next
+/// scheduler: with the agent's outcome, or as interrupted; and `run-due`
+/// exits non-zero when a run failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_of_a_stopped_panel_are_settled_and_failures_fail_run_due() {
+    let w = World::new(Db::Sqlite, 1, 0).await;
+    let server = &w.servers[0];
+    let storage = panel::storage::Storage::connect(&format!(
+        "sqlite://{}",
+        w.panel.dir.path().join("panel.db").display()
+    ))
+    .await
+    .unwrap();
+    let row = storage
+        .server_by_uuid(&api::ServerUuid::parse(server).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let t = now();
+    // A panel died after the agent accepted a backup (which then finished)…
+    let key = w
+        .panel
+        .keys(&w.admin)
+        .await
+        .into_iter()
+        .find(|(u, _)| u == server)
+        .unwrap()
+        .1;
+    let agent_job = w.agent.start_backup(server, &key, json!({})).await;
+    let done = w.agent.wait_job(server, &agent_job).await;
+    assert_eq!(done["status"], "succeeded");
+    let accepted = storage
+        .start_job(row.id, "backup", "schedule", t - 60)
+        .await
+        .unwrap();
+    storage
+        .set_job_agent_id(accepted, &agent_job)
+        .await
+        .unwrap();
+    // …and another died before any agent accepted its backup.
+    let lost = storage
+        .start_job(row.id, "backup", "schedule", t - 3600)
+        .await
+        .unwrap();
+
+    // A server whose files are not on the node: its scheduled run fails.
+    let missing = common::new_uuid();
+    w.panel
+        .add_server(&w.admin, &missing, "owner@example.com", "node-1", 0)
+        .await;
+    let mut owner = w.owner;
+    let (s, v) = owner
+        .post(
+            &format!("{}/schedule", backups(&missing)),
+            json!({"enabled": true, "interval_value": 30, "interval_unit": "minutes"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    let out = run_due(&w.panel, t + 1800 + 300)
+        .wait_with_output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a failed run must fail run-due: {text}"
+    );
+    assert!(text.contains("1 of 1 scheduled backups failed"), "{text}");
+
+    let history = storage.recent_jobs(row.id, 10).await.unwrap();
+    let of = |id: i64| history.iter().find(|j| j.id == id).unwrap().clone();
+    let settled = of(accepted);
+    assert_eq!(settled.status, "succeeded", "{settled:?}");
+    assert_eq!(settled.snapshot_id.as_deref().map(str::len), Some(64));
+    let interrupted = of(lost);
+    assert_eq!(interrupted.status, "failed");
+    assert!(interrupted.error.unwrap().contains("interrupted"));
 }

@@ -97,6 +97,63 @@ pub fn secret(key: &str, inline: Option<String>, file: Option<&Path>) -> Result<
 }
 
 /// An environment made of fixed pairs (tests, embedding).
+/// How a web server bounds the connections clients hold open (the keys
+/// `header_timeout_secs`, `max_connections`, `max_connections_per_address`
+/// in both settings files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_timeout: std::time::Duration,
+    pub max_connections: usize,
+    /// 0: no per-address limit.
+    pub max_connections_per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: std::time::Duration::from_secs(10),
+            max_connections: 4096,
+            max_connections_per_address: 64,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// The file's values, overridden by the environment, else the defaults
+    /// (10 s, 4096, 64). A timeout or total of 0 is refused.
+    pub fn load(
+        env: &Env<'_>,
+        header_timeout_secs: Option<u64>,
+        max_connections: Option<usize>,
+        max_connections_per_address: Option<usize>,
+    ) -> Result<Self> {
+        let d = Self::default();
+        let timeout = env
+            .number("header_timeout_secs")?
+            .or(header_timeout_secs)
+            .unwrap_or(d.header_timeout.as_secs());
+        let total = env
+            .number("max_connections")?
+            .or(max_connections)
+            .unwrap_or(d.max_connections);
+        let per = env
+            .number("max_connections_per_address")?
+            .or(max_connections_per_address)
+            .unwrap_or(d.max_connections_per_address);
+        if !(1..=3600).contains(&timeout) {
+            return Err(invalid("header_timeout_secs", "must be from 1 to 3600"));
+        }
+        if total == 0 {
+            return Err(invalid("max_connections", "must be above 0"));
+        }
+        Ok(Self {
+            header_timeout: std::time::Duration::from_secs(timeout),
+            max_connections: total,
+            max_connections_per_address: per,
+        })
+    }
+}
+
 pub fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let map: HashMap<String, String> = pairs
         .iter()

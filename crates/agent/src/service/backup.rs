@@ -23,7 +23,19 @@ impl Agent {
         req: CreateBackupRequest,
     ) -> Result<JobId, AgentError> {
         let dir = self.inner.layout.existing_server_dir(server)?;
-        let excludes = ignore::to_excludes(req.ignore.as_deref(), &dir)?;
+        // The request's patterns, else the server's own `.pteroignore` (as
+        // Wings does).
+        let patterns = match req.ignore.filter(|p| !p.trim().is_empty()) {
+            Some(p) => Some(p),
+            None => ignore::read_server_ignore(&dir)?,
+        };
+        let excludes = ignore::to_excludes(patterns.as_deref(), &dir)?;
+        if ignore::excludes_everything(&excludes, &dir) {
+            return Err(AgentError::bad_request(
+                "nothing_to_back_up",
+                "the ignore rules exclude every file of this server; nothing would be backed up",
+            ));
+        }
         let max = req.max_backups.filter(|m| *m > 0);
         let slot = self.slot(server);
         let claim = self.claim(server, &slot, JobKind::Backup)?;
@@ -132,32 +144,55 @@ impl Agent {
             tracing::info!(server = %ctx.server, "repository created");
         }
         let jobs = &self.inner.jobs;
-        let summary = repo
-            .backup(
-                &BackupRequest {
-                    source: dir,
-                    host: ctx.server.as_str(),
-                    tags,
-                    excludes,
-                },
-                Some(&self.inner.shutdown),
-                &mut |event| {
-                    if let BackupEvent::Status(s) = event {
-                        jobs.progress(
-                            &ctx.job,
-                            JobProgress {
-                                percent: Some((s.percent_done * 1000.0).round() / 10.0),
-                                bytes_done: Some(s.bytes_done),
-                                total_bytes: Some(s.total_bytes),
-                                files_done: Some(s.files_done),
-                                total_files: Some(s.total_files),
-                                seconds_remaining: s.seconds_remaining,
-                            },
-                        );
-                    }
-                },
-            )
-            .await?;
+        let request = BackupRequest {
+            source: dir,
+            host: ctx.server.as_str(),
+            tags,
+            excludes,
+        };
+        let mut on_event = |event| {
+            if let BackupEvent::Status(s) = event {
+                jobs.progress(
+                    &ctx.job,
+                    JobProgress {
+                        percent: Some((s.percent_done * 1000.0).round() / 10.0),
+                        bytes_done: Some(s.bytes_done),
+                        total_bytes: Some(s.total_bytes),
+                        files_done: Some(s.files_done),
+                        total_files: Some(s.total_files),
+                        seconds_remaining: s.seconds_remaining,
+                    },
+                );
+            }
+        };
+        let mut retried = false;
+        let summary = loop {
+            match repo
+                .backup(&request, Some(&self.inner.shutdown), &mut on_event)
+                .await
+            {
+                // A stale exclusive lock (a restic that died): clear, retry once.
+                Err(engine::EngineError::RepoLocked) if !retried => {
+                    repo.unlock_stale().await?;
+                    tracing::info!(server = %ctx.server, "repository was locked; stale locks cleared, trying again");
+                    retried = true;
+                }
+                other => break other?,
+            }
+        };
+        // restic's last status line may come before it counted everything
+        // (a small backup can end at "0 of 10 bytes"): the end is the totals.
+        jobs.progress(
+            &ctx.job,
+            JobProgress {
+                percent: Some(100.0),
+                bytes_done: Some(summary.total_bytes_processed),
+                total_bytes: Some(summary.total_bytes_processed),
+                files_done: Some(summary.total_files_processed),
+                total_files: Some(summary.total_files_processed),
+                seconds_remaining: Some(0),
+            },
+        );
 
         let mut idx = self.fresh(&ctx.server, &ctx.slot, &ctx.key).await?;
         let mut snapshot = idx

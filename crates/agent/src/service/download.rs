@@ -39,6 +39,12 @@ impl Agent {
         snapshot: &SnapshotRef,
         format: DownloadFormat,
     ) -> Result<Download, AgentError> {
+        let permit = self
+            .inner
+            .downloads
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AgentError::TooManyDownloads)?;
         let slot = self.slot(server);
         let dump = match format {
             DownloadFormat::Zip => DumpFormat::Zip,
@@ -78,6 +84,11 @@ impl Agent {
             }
             DownloadFormat::Zip => Box::pin(stream),
         };
+        // The permit goes when the body does (finished or client gone).
+        let body: Pin<Box<dyn AsyncRead + Send>> = Box::pin(Holding {
+            inner: body,
+            _permit: permit,
+        });
         let stamp = entry
             .time
             .to_offset(time::UtcOffset::UTC)
@@ -106,23 +117,59 @@ impl Agent {
                 TokenError::Expired => AgentError::LinkExpired,
                 TokenError::Malformed | TokenError::BadSignature => AgentError::InvalidLink,
             })?;
-        {
-            let mut used = self
-                .inner
-                .used_links
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            used.retain(|_, exp| *exp > now);
-            if used.contains_key(&grant.jti) {
-                return Err(AgentError::LinkUsed);
-            }
-            used.insert(grant.jti.clone(), grant.exp);
-        }
+        self.inner.used_links.use_once(&grant.jti, grant.exp, now)?;
         let snapshot = grant.snapshot.clone();
         self.download(&grant.server, &key, &snapshot, grant.format)
             .await
     }
 }
 
-/// IDs of links already used, with their expiry (unix seconds).
-pub(super) type UsedLinks = std::sync::Mutex<HashMap<String, i64>>;
+/// A reader that holds something (a download permit) as long as it lives.
+struct Holding<T> {
+    inner: Pin<Box<dyn AsyncRead + Send>>,
+    _permit: T,
+}
+
+impl<T: Unpin> AsyncRead for Holding<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.inner.as_mut().poll_read(cx, buf)
+    }
+}
+
+/// IDs of links already used, with their expiry (unix seconds), kept in
+/// `state_dir/used-links.json` so a restart does not allow a replay.
+pub(super) struct UsedLinks {
+    file: std::path::PathBuf,
+    used: std::sync::Mutex<HashMap<String, i64>>,
+}
+
+impl UsedLinks {
+    pub(super) fn load(file: std::path::PathBuf) -> Self {
+        let used = std::fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self {
+            file,
+            used: std::sync::Mutex::new(used),
+        }
+    }
+
+    /// Records a link's use; `LinkUsed` if it was used before. The record is
+    /// on disk before the download starts.
+    fn use_once(&self, jti: &str, exp: i64, now: i64) -> Result<(), AgentError> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.retain(|_, e| *e > now);
+        if used.contains_key(jti) {
+            return Err(AgentError::LinkUsed);
+        }
+        used.insert(jti.to_owned(), exp);
+        let bytes = serde_json::to_vec(&*used).map_err(|e| AgentError::Internal(e.to_string()))?;
+        crate::layout::write_atomically(&self.file, &bytes)?;
+        Ok(())
+    }
+}

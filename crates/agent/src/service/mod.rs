@@ -108,6 +108,8 @@ struct Inner {
     /// Verifies download links (they are signed with it).
     node_token: Secret,
     used_links: download::UsedLinks,
+    /// One permit per download (`restic dump`) running.
+    downloads: Arc<tokio::sync::Semaphore>,
 }
 
 /// Counts a job as live until it ends, however it ends.
@@ -144,7 +146,12 @@ impl Agent {
         let (jobs, interrupted) = Jobs::load(cfg.max_parallel_jobs, layout.jobs_dir());
         // Restores a crash interrupted are completed or rolled back before
         // anything else touches the server directories.
-        crate::swap::repair(&layout.restore_work_root(), &layout.server_dirs());
+        for (server, phase) in crate::swap::repair(&layout) {
+            if phase != crate::swap::Phase::Restoring {
+                jobs.completed_at_restart(&server);
+            }
+        }
+        let layout_links = layout.used_links_file();
         let mut repos: HashMap<ServerUuid, Arc<RepoSlot>> = HashMap::new();
         for server in interrupted {
             let slot = repos.entry(server).or_default();
@@ -161,7 +168,8 @@ impl Agent {
                 live_jobs: AtomicUsize::new(0),
                 prune_after_forgets: cfg.prune_after_forgets,
                 node_token: cfg.token.clone(),
-                used_links: Default::default(),
+                used_links: download::UsedLinks::load(layout_links),
+                downloads: Arc::new(tokio::sync::Semaphore::new(cfg.max_parallel_downloads)),
             }),
         }
     }
@@ -448,6 +456,32 @@ impl Agent {
         }
     }
 
+    /// Runs one restic change. If restic finds the repository locked, the
+    /// lock may be stale (left by a restic that died, ours or another
+    /// program's): `restic unlock` (which keeps live locks) and one more
+    /// try, so a dead process's lock never fails the request.
+    async fn change<T, F>(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+        op: impl Fn(Repo) -> F,
+    ) -> Result<T, AgentError>
+    where
+        F: Future<Output = Result<T, engine::EngineError>>,
+    {
+        match op(self.repo(server, key)).await {
+            Err(engine::EngineError::RepoLocked) => {
+                self.repo(server, key).unlock_stale().await?;
+                tracing::info!(server = %server, "repository was locked; stale locks cleared, trying again");
+                op(self.repo(server, key))
+                    .await
+                    .map_err(|e| Self::failed_change(slot, e))
+            }
+            other => other.map_err(|e| Self::failed_change(slot, e)),
+        }
+    }
+
     /// [`Agent::note_failure`] for a failed restic change, as an `AgentError`.
     fn failed_change(slot: &RepoSlot, e: engine::EngineError) -> AgentError {
         let e = AgentError::from(e);
@@ -485,10 +519,11 @@ impl Agent {
         let _writer = self.writer(&slot).await?;
         let entry = self.entry_to_change(server, &slot, key, snapshot).await?;
         if entry.locked() != locked {
-            self.repo(server, key)
-                .tag(&entry.current, LOCKED_TAG, locked)
-                .await
-                .map_err(|e| Self::failed_change(&slot, e))?;
+            self.change(server, &slot, key, |repo| {
+                let id = entry.current.clone();
+                async move { repo.tag(&id, LOCKED_TAG, locked).await }
+            })
+            .await?;
         }
         let idx = self.fresh(server, &slot, key).await?;
         let now = idx
@@ -513,10 +548,11 @@ impl Agent {
         if entry.locked() {
             return Err(AgentError::BackupLocked);
         }
-        self.repo(server, key)
-            .forget(&[&entry.current])
-            .await
-            .map_err(|e| Self::failed_change(&slot, e))?;
+        self.change(server, &slot, key, |repo| {
+            let id = entry.current.clone();
+            async move { repo.forget(&[&id]).await }
+        })
+        .await?;
         tracing::info!(server = %server, snapshot = %entry.id.short(), "backup deleted");
         self.note_forgotten(server, 1);
         self.prune_if_due(server, key);

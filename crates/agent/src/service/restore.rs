@@ -19,6 +19,11 @@ impl Agent {
         truncate: bool,
     ) -> Result<JobId, AgentError> {
         let dir = self.inner.layout.existing_server_dir(server)?;
+        // Checked now so the client hears at once, not after a safety snapshot.
+        let (layout, who) = (self.inner.layout.clone(), server.clone());
+        tokio::task::spawn_blocking(move || Swap::plan(&layout, &who, truncate))
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))??;
         let slot = self.slot(server);
         let target = self
             .fresh(server, &slot, key)
@@ -54,11 +59,11 @@ impl Agent {
         let (safety, _) = self.snapshot(ctx, dir, &[], &[PRE_RESTORE_TAG]).await?;
         tracing::info!(server = %ctx.server, safety = %safety.id.short(), "safety snapshot taken before restore");
 
-        let outer = self.inner.layout.restore_work_root();
-        let (dir_owned, name) = (dir.to_owned(), ctx.server.to_string());
+        let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
         let swap = tokio::task::spawn_blocking(move || {
-            let swap = Swap::plan(&dir_owned, &outer, &name, truncate)?;
-            swap.begin().map(|_| swap)
+            let swap = Swap::plan(&layout, &server, truncate)?;
+            swap.begin()?;
+            Ok::<_, AgentError>(swap)
         })
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))??;

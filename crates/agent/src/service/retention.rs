@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::Agent;
 use crate::AgentError;
+use crate::retention::Semantics;
 
 impl Agent {
     pub async fn apply_retention(
@@ -20,13 +21,19 @@ impl Agent {
         let slot = self.slot(server);
         let _writer = self.writer(&slot).await?;
         let entries = self.fresh(server, &slot, key).await?.entries().to_vec();
-        let removals = crate::retention::removals(&entries, policy, OffsetDateTime::now_utc())?;
+        let removals = crate::retention::removals(
+            &entries,
+            policy,
+            OffsetDateTime::now_utc(),
+            Semantics::of(self.inner.restic.version()),
+        )?;
         if !removals.is_empty() {
             self.clear_stale_locks(server, &slot, key).await?;
-            self.repo(server, key)
-                .forget(&removals.iter().map(|e| &e.current).collect::<Vec<_>>())
-                .await
-                .map_err(|e| Self::failed_change(&slot, e))?;
+            self.change(server, &slot, key, |repo| {
+                let ids: Vec<_> = removals.iter().map(|e| e.current.clone()).collect();
+                async move { repo.forget(&ids.iter().collect::<Vec<_>>()).await }
+            })
+            .await?;
             self.note_forgotten(server, removals.len());
             tracing::info!(server = %server, forgotten = removals.len(), "retention applied");
         }

@@ -25,8 +25,11 @@ pub fn status_of(e: &AgentError) -> StatusCode {
         AgentError::BackupLocked
         | AgentError::AllBackupsLocked
         | AgentError::JobInProgress { .. }
-        | AgentError::RepoLocked => StatusCode::CONFLICT,
+        | AgentError::RepoLocked
+        | AgentError::RestoreUnsupported => StatusCode::CONFLICT,
         AgentError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        AgentError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        AgentError::TooManyDownloads => StatusCode::TOO_MANY_REQUESTS,
         AgentError::ResticUnavailable | AgentError::ShuttingDown | AgentError::Interrupted => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -40,10 +43,17 @@ impl IntoResponse for AgentError {
         if let AgentError::Internal(detail) = &self {
             tracing::error!(%detail, "request failed");
         }
-        (
+        let mut res = (
             status,
             Json(ErrorBody::new(self.code(), self.public_message())),
         )
-            .into_response()
+            .into_response();
+        if matches!(self, AgentError::TooManyDownloads) {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("10"),
+            );
+        }
+        res
     }
 }

@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::get(routes::download::handler),
         )
         .fallback(|| async { AgentError::NoSuchEndpoint })
+        .method_not_allowed_fallback(|| async { AgentError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(httpd::log_request))
         .with_state(state)
@@ -48,8 +49,15 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(
     listener: std::net::TcpListener,
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    limits: settings::ConnectionLimits,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    httpd::serve("agent", listener, tls, router(state), shutdown).await
+    let limits = httpd::Limits {
+        header_timeout: limits.header_timeout,
+        max_connections: limits.max_connections,
+        max_connections_per_address: limits.max_connections_per_address,
+        exempt: Vec::new(),
+    };
+    httpd::serve("agent", listener, tls, limits, router(state), shutdown).await
 }

@@ -1,63 +1,172 @@
-//! Archived repositories across all nodes, for root admins.
+//! Archived repositories across all nodes, with the keys that open them,
+//! for root admins. The panel keeps a deleted server's keys (see
+//! `storage::archived_keys`); this joins them with what each node lists.
 
 use api::panel::{PanelArchiveList, PanelArchivedRepo};
 
 use super::Panel;
 use crate::PanelError;
 use crate::permissions::RootAdmin;
+use crate::storage::ArchivedKey;
+
+/// Where an archive is, as the list says it.
+const ON_NODE: &str = "on_node";
+const NODE_UNAVAILABLE: &str = "node_unavailable";
+const UNREACHABLE_NODE: &str = "unreachable_node";
+const MISSING: &str = "missing";
+
+/// One list entry and the key record behind it, if any.
+struct Listed {
+    repo: PanelArchivedRepo,
+    record: Option<i64>,
+}
 
 impl Panel {
-    /// Every node's archived repositories; nodes that can not be asked are
-    /// named, not fatal.
-    pub async fn archived_repos(&self, _: &RootAdmin) -> Result<PanelArchiveList, PanelError> {
-        let mut out = PanelArchiveList {
-            archives: Vec::new(),
-            unavailable_nodes: Vec::new(),
-        };
-        for node in self.storage().nodes().await? {
-            let listed = match self.client(&node) {
-                Ok(c) => c.archives().await.map_err(PanelError::from),
-                Err(e) => Err(e),
-            };
-            match listed {
-                Ok(list) => {
-                    out.archives
-                        .extend(list.archives.into_iter().map(|a| PanelArchivedRepo {
-                            node: node.name.clone(),
-                            name: a.name,
-                            server_uuid: a.server_uuid,
-                            size_bytes: a.size_bytes,
-                            archived_at: a.archived_at,
-                        }))
-                }
-                Err(e) => {
-                    tracing::warn!(node = %node.name, error = %e, "archives not listed");
-                    out.unavailable_nodes.push(node.name.clone());
-                }
-            }
-        }
-        out.archives
-            .sort_by(|a, b| b.archived_at.cmp(&a.archived_at));
-        Ok(out)
+    /// Every node's archived repositories, with their keys; nodes that can
+    /// not be asked are named, and their recorded archives still listed.
+    pub async fn archived_repos(&self, admin: &RootAdmin) -> Result<PanelArchiveList, PanelError> {
+        let (listed, unavailable_nodes) = self.list_archives(admin).await?;
+        Ok(PanelArchiveList {
+            archives: listed.into_iter().map(|l| l.repo).collect(),
+            unavailable_nodes,
+        })
     }
 
-    /// Deletes an archived repository named exactly as a node lists it;
-    /// `node` picks the node when the name exists on several.
+    async fn list_archives(&self, _: &RootAdmin) -> Result<(Vec<Listed>, Vec<String>), PanelError> {
+        let mut records = self.storage().archived_keys().await?;
+        let mut out = Vec::new();
+        let mut unavailable = Vec::new();
+        // Every node at once: a hung node costs one read timeout, not one
+        // per node.
+        let mut asked = tokio::task::JoinSet::new();
+        for node in self.storage().nodes().await? {
+            let client = self.client(&node);
+            asked.spawn(async move {
+                let listed = match client {
+                    Ok(c) => c.archives().await.map_err(PanelError::from),
+                    Err(e) => Err(e),
+                };
+                (node, listed)
+            });
+        }
+        let mut answers = Vec::new();
+        while let Some(answer) = asked.join_next().await {
+            answers.extend(answer.ok());
+        }
+        answers.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        for (node, listed) in answers {
+            let archives = match listed {
+                Ok(list) => list.archives,
+                Err(e) => {
+                    tracing::warn!(node = %node.name, error = %e, "archives not listed");
+                    unavailable.push(node.name.clone());
+                    continue;
+                }
+            };
+            for a in archives {
+                let hit = records.iter().position(|r| {
+                    r.node_name == node.name && r.archive_name.as_deref() == Some(a.name.as_str())
+                });
+                let record = hit.map(|i| records.remove(i));
+                let mut repo = PanelArchivedRepo {
+                    node: node.name.clone(),
+                    name: a.name,
+                    server_uuid: a.server_uuid,
+                    server_name: None,
+                    size_bytes: a.size_bytes,
+                    archived_at: a.archived_at,
+                    location: ON_NODE.into(),
+                    key: None,
+                    other_keys: Vec::new(),
+                };
+                if let Some(r) = &record {
+                    self.fill_keys(&mut repo, r).await?;
+                }
+                out.push(Listed {
+                    repo,
+                    record: record.map(|r| r.id),
+                });
+            }
+        }
+        // Records no node listed: gone with their node, on a node that did
+        // not answer, or removed behind the panel's back.
+        for r in records {
+            let location = match &r.archive_name {
+                None => UNREACHABLE_NODE,
+                Some(_) if unavailable.contains(&r.node_name) => NODE_UNAVAILABLE,
+                Some(_) => MISSING,
+            };
+            let mut repo = PanelArchivedRepo {
+                node: r.node_name.clone(),
+                name: r
+                    .archive_name
+                    .clone()
+                    .unwrap_or_else(|| r.server_uuid.clone()),
+                server_uuid: r.server_uuid.clone(),
+                server_name: None,
+                size_bytes: 0,
+                archived_at: super::schedule::rfc3339(r.archived_at),
+                location: location.into(),
+                key: None,
+                other_keys: Vec::new(),
+            };
+            self.fill_keys(&mut repo, &r).await?;
+            out.push(Listed {
+                repo,
+                record: Some(r.id),
+            });
+        }
+        out.sort_by(|a, b| b.repo.archived_at.cmp(&a.repo.archived_at));
+        Ok((out, unavailable))
+    }
+
+    /// The record's keys, opened for the admin.
+    async fn fill_keys(
+        &self,
+        repo: &mut PanelArchivedRepo,
+        r: &ArchivedKey,
+    ) -> Result<(), PanelError> {
+        let uuid = api::ServerUuid::parse(&r.server_uuid)
+            .map_err(|_| PanelError::Internal("an archived key record has a bad UUID".into()))?;
+        let open = |sealed: &str| self.admin().open_key_of(&uuid, sealed);
+        let key = open(&r.key_enc)?.expose().to_owned();
+        let mut others = Vec::new();
+        for g in self.storage().archived_key_history(r.id).await? {
+            let k = open(&g.key_enc)?.expose().to_owned();
+            if k != key && !others.contains(&k) {
+                others.push(k);
+            }
+        }
+        if let Some(p) = &r.pending_key_enc {
+            let k = open(p)?.expose().to_owned();
+            if k != key && !others.contains(&k) {
+                others.push(k);
+            }
+        }
+        repo.server_name = Some(r.server_name.clone());
+        repo.key = Some(key);
+        repo.other_keys = others;
+        Ok(())
+    }
+
+    /// Deletes an archived repository named exactly as the list names it,
+    /// and its key record; `node` picks the node when the name exists on
+    /// several. An archive whose node is gone (force-deleted server) or that
+    /// is missing from its node only has its record deleted.
     pub async fn delete_archived_repo(
         &self,
         admin: &RootAdmin,
         name: &str,
         node: Option<&str>,
     ) -> Result<(), PanelError> {
-        let list = self.archived_repos(admin).await?;
-        let hits: Vec<&PanelArchivedRepo> = list
-            .archives
+        let (list, unavailable) = self.list_archives(admin).await?;
+        let hits: Vec<&Listed> = list
             .iter()
-            .filter(|a| a.name == name && node.is_none_or(|n| a.node == n))
+            .filter(|a| a.repo.name == name && node.is_none_or(|n| a.repo.node == n))
             .collect();
         let hit = match hits.as_slice() {
             [one] => *one,
-            [] if !list.unavailable_nodes.is_empty() => return Err(PanelError::NodeUnavailable),
+            [] if !unavailable.is_empty() => return Err(PanelError::NodeUnavailable),
             [] => return Err(PanelError::NotFound("archived repository")),
             _ => {
                 return Err(PanelError::bad_request(
@@ -66,13 +175,22 @@ impl Panel {
                 ));
             }
         };
-        let node = self
-            .storage()
-            .node_by_name(&hit.node)
-            .await?
-            .ok_or(PanelError::NotFound("node"))?;
-        self.client(&node)?.delete_archive(&hit.name).await?;
-        tracing::info!(node = %node.name, archive = %hit.name, "archived repository deleted");
+        match hit.repo.location.as_str() {
+            ON_NODE => {
+                let node = self
+                    .storage()
+                    .node_by_name(&hit.repo.node)
+                    .await?
+                    .ok_or(PanelError::NotFound("node"))?;
+                self.client(&node)?.delete_archive(&hit.repo.name).await?;
+            }
+            NODE_UNAVAILABLE => return Err(PanelError::NodeUnavailable),
+            _ => {}
+        }
+        if let Some(id) = hit.record {
+            self.storage().delete_archived_key(id).await?;
+        }
+        tracing::info!(node = %hit.repo.node, archive = %hit.repo.name, location = %hit.repo.location, "archived repository deleted");
         Ok(())
     }
 }

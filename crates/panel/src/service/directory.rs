@@ -73,6 +73,7 @@ impl Panel {
         admin: &RootAdmin,
         id: i64,
         req: UpdateUserRequest,
+        current_session: Option<&str>,
     ) -> Result<UserView, PanelError> {
         if id == admin.user().id && req.root_admin == Some(false) {
             return Err(PanelError::Conflict(
@@ -88,6 +89,13 @@ impl Panel {
                 req.root_admin,
             )
             .await?;
+        if req.password.is_some() {
+            // A new password ends the user's other sessions (the admin's own
+            // current one stays when they change their own password).
+            let keep = current_session.filter(|_| id == admin.user().id);
+            let ended = self.sessions().end_sessions_of(id, keep).await?;
+            tracing::info!(user = id, ended, "password changed; other sessions ended");
+        }
         Ok(user_view(u))
     }
 
@@ -226,11 +234,27 @@ impl Panel {
     }
 
     /// Archives the server's repository on its node, then deletes the
-    /// server. If archiving fails, the server stays.
-    pub async fn delete_server(&self, _: &RootAdmin, uuid: &ServerUuid) -> Result<(), PanelError> {
+    /// server; its keys move to the archived keys in the same transaction,
+    /// so the archive can always be opened. If archiving fails, the server
+    /// stays. `force` is for a node that is gone for good: nothing is asked
+    /// of it, the keys are kept and the repository is recorded as being on
+    /// an unreachable node.
+    pub async fn delete_server(
+        &self,
+        _: &RootAdmin,
+        uuid: &ServerUuid,
+        force: bool,
+    ) -> Result<(), PanelError> {
         let server = self.server(uuid).await?;
+        if force {
+            self.storage()
+                .delete_server_keeping_key(server.id, None, super::now())
+                .await?;
+            tracing::warn!(server = %server.uuid, "server force-deleted without its node; its keys are kept with the archived repositories");
+            return Ok(());
+        }
         let t = self.target(&server).await?;
-        match t.client.archive(&server.uuid, &t.key).await {
+        let archive = match t.client.archive(&server.uuid, &t.key).await {
             Ok(accepted) => {
                 let job = api::JobId::parse(&accepted.job_id)
                     .map_err(|_| PanelError::Internal("the agent sent a bad job ID".into()))?;
@@ -238,7 +262,13 @@ impl Panel {
                 loop {
                     let view = t.client.job(&server.uuid, &job).await?;
                     match view.status {
-                        JobStatus::Succeeded => break,
+                        JobStatus::Succeeded => {
+                            break view
+                                .result
+                                .as_ref()
+                                .and_then(|r| r["name"].as_str())
+                                .map(str::to_owned);
+                        }
                         JobStatus::Failed => {
                             let why = view.error.map(|e| e.message).unwrap_or_default();
                             return Err(PanelError::Conflict(format!(
@@ -252,12 +282,23 @@ impl Panel {
                     }
                 }
             }
-            // Never backed up: nothing to archive.
-            Err(e) if super::backups::no_repository(&e) => {}
+            // Never backed up: nothing to archive, no key worth keeping.
+            Err(e) if super::backups::no_repository(&e) => {
+                self.storage().delete_server(server.id).await?;
+                tracing::info!(server = %server.uuid, "server deleted (it had no repository)");
+                return Ok(());
+            }
             Err(e) => return Err(e.into()),
-        }
-        self.storage().delete_server(server.id).await?;
-        tracing::info!(server = %server.uuid, "server deleted (repository archived)");
+        };
+        let Some(archive) = archive else {
+            return Err(PanelError::Internal(
+                "the agent archived the repository but did not name the archive".into(),
+            ));
+        };
+        self.storage()
+            .delete_server_keeping_key(server.id, Some(&archive), super::now())
+            .await?;
+        tracing::info!(server = %server.uuid, %archive, "server deleted (repository archived, keys kept)");
         Ok(())
     }
 

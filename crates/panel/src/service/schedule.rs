@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::Panel;
 use crate::PanelError;
-use crate::permissions::{Authorized, Create, Read};
+use crate::permissions::{Authorized, Create, Delete, Read};
 use crate::schedule::{self, Interval, Unit};
 use crate::storage::{Policy, Server};
 
@@ -77,6 +77,7 @@ pub(crate) fn retention_of(p: &Policy) -> RetentionPolicy {
         keep_monthly: n(p.keep_monthly),
         keep_yearly: n(p.keep_yearly),
         keep_within: p.keep_within.clone().filter(|w| !w.is_empty()),
+        keep_snapshot: None,
     }
 }
 
@@ -123,8 +124,18 @@ impl Panel {
                 Some(schedule::parse_keep_within(w).map_err(|e| bad("invalid_retention", e))?)
             }
         };
+        if keep_within
+            .as_deref()
+            .is_some_and(schedule::is_zero_duration)
+        {
+            return Err(PanelError::bad_request(
+                "invalid_retention",
+                "a keep_within of zero keeps nothing; leave it empty to keep every backup",
+            ));
+        }
         let server_id = auth.server().id;
         let old = self.storage().policy(server_id).await?;
+        let before = old.as_ref().map(retention_of).unwrap_or_default();
         let anchor = schedule::first_run(now, interval);
         let p = Policy {
             server_id,
@@ -142,6 +153,19 @@ impl Panel {
             updated_at: now,
             ..old.unwrap_or_default()
         };
+        // Rules that can forget snapshots are a delete: changing them needs
+        // `backup.delete`, not just `backup.create`.
+        let after = retention_of(&p);
+        if !after.is_empty() && after != before {
+            auth.also::<Delete>(self.storage())
+                .await
+                .map_err(|e| match e {
+                    crate::permissions::Denied::Forbidden => PanelError::ForbiddenBecause(
+                        "changing retention rules needs the backup.delete permission",
+                    ),
+                    other => other.into(),
+                })?;
+        }
         self.storage().save_policy(&p).await?;
         tracing::info!(server = %auth.server().uuid, enabled = p.enabled, "schedule saved");
         let saved = self.storage().policy(server_id).await?.unwrap_or(p);
@@ -172,6 +196,7 @@ impl Panel {
         &self,
         server: &Server,
         policy: &Policy,
+        history_row: Option<i64>,
     ) -> Result<ScheduledRun, PanelError> {
         let t = self.target(server).await?;
         let body = api::agent::CreateBackupRequest {
@@ -179,6 +204,11 @@ impl Panel {
             ignore: None,
         };
         let accepted = t.client.create_backup(&server.uuid, &t.key, &body).await?;
+        if let Some(row) = history_row {
+            self.storage()
+                .set_job_agent_id(row, &accepted.job_id)
+                .await?;
+        }
         let job = api::JobId::parse(&accepted.job_id)
             .map_err(|_| PanelError::Internal("the agent sent a bad job ID".into()))?;
         let started = Instant::now();
@@ -212,7 +242,11 @@ impl Panel {
             .as_ref()
             .and_then(|r| r["snapshot"]["id"].as_str())
             .map(str::to_owned);
-        let retention = retention_of(policy);
+        // The run's own snapshot is never forgotten by its own retention.
+        let retention = RetentionPolicy {
+            keep_snapshot: snapshot.clone(),
+            ..retention_of(policy)
+        };
         let retention_error = if retention.is_empty() {
             None
         } else {
@@ -233,6 +267,23 @@ impl Panel {
             snapshot_id: snapshot,
             retention_error,
         })
+    }
+}
+
+impl Panel {
+    /// The agent's view of one of a server's jobs (`None`: the agent does
+    /// not know it, e.g. it was restarted or forgot the job).
+    pub(crate) async fn agent_job(
+        &self,
+        server: &Server,
+        job: &api::JobId,
+    ) -> Result<Option<api::agent::JobView>, PanelError> {
+        let t = self.target(server).await?;
+        match t.client.job(&server.uuid, job).await {
+            Ok(v) => Ok(Some(v)),
+            Err(crate::agent_client::ClientError::Agent { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

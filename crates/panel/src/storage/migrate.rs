@@ -6,11 +6,23 @@ use sqlx::{AnyPool, Row};
 
 use super::{Backend, Result};
 
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_initial.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_archived_keys.sql"),
+    ),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_archived_keys.sql"),
+    ),
+];
 
 /// Arbitrary, fixed key of the migration advisory lock.
 const LOCK_KEY: i64 = 0x7265_7374_6963;

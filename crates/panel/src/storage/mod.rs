@@ -6,7 +6,10 @@
 //! Secrets (node tokens, server keys) arrive here already sealed (see
 //! [`crate::seal`]); the database never sees them in the clear.
 
+mod archived_keys;
 mod migrate;
+
+pub use archived_keys::{ArchivedKey, ArchivedKeyGeneration};
 
 use api::ServerUuid;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -256,6 +259,26 @@ const USER_COLS: &str = "id, email, password_hash, root_admin, created_at";
 const NODE_COLS: &str = "id, name, url, token_enc, ca_pem, browser_downloads";
 const SERVER_COLS: &str = "id, uuid, name, owner_id, node_id, backup_limit";
 
+/// The SQLite file and its journals: the panel's user only (0600).
+fn restrict_sqlite_files(url: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{path}{suffix}");
+        if std::path::Path::new(&file).exists() {
+            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
 impl Storage {
     /// Opens (creating a SQLite file if needed) and migrates the database.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -292,6 +315,34 @@ impl Storage {
                     Ok(())
                 })
             });
+        // One connection first, with a deadline: an unreachable or refusing
+        // database fails the start quickly, naming its own error (the pool
+        // would only say it timed out, after 30 s).
+        let first = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            <sqlx::AnyConnection as sqlx::Connection>::connect(&url),
+        )
+        .await;
+        match first {
+            Err(_) => {
+                return Err(StorageError::Database(format!(
+                    "could not reach {} within 5 s",
+                    redact_url(&url)
+                )));
+            }
+            Ok(Err(e)) => {
+                return Err(StorageError::Database(format!(
+                    "could not open {}: {e}",
+                    redact_url(&url)
+                )));
+            }
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+        }
+        if backend == Backend::Sqlite {
+            restrict_sqlite_files(&url);
+        }
         let pool = opts.connect(&url).await.map_err(|e| {
             StorageError::Database(format!("could not open {}: {e}", redact_url(&url)))
         })?;
@@ -442,6 +493,16 @@ impl Storage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Drops every session of a user but the one stored as `keep_hash`.
+    pub async fn delete_sessions_of(&self, user_id: i64, keep_hash: Option<&str>) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
+            .bind(user_id)
+            .bind(keep_hash.unwrap_or(""))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Drops sessions idle since `idle_before` or created before `created_before`.
@@ -739,6 +800,20 @@ impl Storage {
         Ok(())
     }
 
+    /// Every key a server has had, oldest first (the current one included).
+    pub async fn key_history(&self, server_id: i64) -> Result<Vec<ArchivedKeyGeneration>> {
+        sqlx::query(
+            "SELECT encryption_key_enc, created_at, retired_at FROM restic_key_history \
+             WHERE server_id = $1 ORDER BY created_at, id",
+        )
+        .bind(server_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(archived_keys::generation_of)
+        .collect()
+    }
+
     /// Number of keys a server has had (the current one included).
     pub async fn key_history_len(&self, server_id: i64) -> Result<i64> {
         Ok(
@@ -895,7 +970,7 @@ impl Storage {
             Err(message) => {
                 sqlx::query(
                     "UPDATE restic_policies SET last_status = 'failed', last_message = $1, \
-                     failures = failures + 1, \
+                     last_snapshot_id = NULL, failures = failures + 1, \
                      next_run_at = CASE WHEN next_run_at = $2 THEN $3 ELSE next_run_at END \
                      WHERE server_id = $4",
                 )
@@ -955,6 +1030,30 @@ impl Storage {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Remembers the agent's job of a run as soon as the agent accepted it,
+    /// so a run whose panel stopped can be reconciled with the agent.
+    pub async fn set_job_agent_id(&self, id: i64, agent_job_id: &str) -> Result<()> {
+        sqlx::query("UPDATE job_history SET agent_job_id = $1 WHERE id = $2")
+            .bind(agent_job_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs recorded as running (by this panel or another, or by one that
+    /// stopped), oldest first.
+    pub async fn running_jobs(&self) -> Result<Vec<JobRecord>> {
+        sqlx::query(&format!(
+            "SELECT {JOB_COLS} FROM job_history WHERE status = 'running' ORDER BY started_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job_of)
+        .collect()
     }
 
     /// A server's most recent runs, newest first.

@@ -12,7 +12,10 @@ pub fn status_and_code(e: &PanelError) -> (StatusCode, &str) {
         PanelError::NotLoggedIn => (StatusCode::UNAUTHORIZED, "not_logged_in"),
         PanelError::CsrfFailed => (StatusCode::FORBIDDEN, "csrf_failed"),
         PanelError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-        PanelError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        PanelError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        PanelError::RateLimited | PanelError::LoginBusy => {
+            (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        }
         PanelError::NotFound(what) => (
             StatusCode::NOT_FOUND,
             match *what {
@@ -25,7 +28,9 @@ pub fn status_and_code(e: &PanelError) -> (StatusCode, &str) {
                 _ => "not_found",
             },
         ),
-        PanelError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+        PanelError::Forbidden | PanelError::ForbiddenBecause(_) => {
+            (StatusCode::FORBIDDEN, "forbidden")
+        }
         PanelError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
         PanelError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         PanelError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -53,6 +58,18 @@ impl IntoResponse for PanelError {
             }
             other => other.to_string(),
         };
-        (status, Json(ErrorBody::new(code, message))).into_response()
+        let mut res = (status, Json(ErrorBody::new(code, message))).into_response();
+        let retry_after = match &self {
+            PanelError::RateLimited => Some("60"),
+            PanelError::LoginBusy => Some("2"),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(secs),
+            );
+        }
+        res
     }
 }

@@ -44,6 +44,53 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// The client's address: the peer, or, when the peer is a trusted proxy,
+/// the rightmost `X-Forwarded-For` entry that is not one (proxies append
+/// the address they saw, so entries left of it are the client's to forge).
+pub fn client_addr(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// Whether a request comes from another site's page (a login CSRF): the
+/// browser's `Sec-Fetch-Site`, or where that is missing, an `Origin` that
+/// is not this host. Requests without either (scripts, curl) pass.
+pub fn cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    origin_host.is_none() || origin_host != host
+}
+
 fn is_unsafe(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -265,5 +312,57 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             .await
             .map_err(body_error)?;
         httpd::parse_json(&bytes).map(JsonBody).map_err(body_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.7")]);
+        assert_eq!(client_addr(proxy, &h, &trusted).to_string(), "1.2.3.4");
+        // Not behind a trusted proxy: the header is the client's to forge.
+        let stranger: std::net::IpAddr = "8.8.8.8".parse().unwrap();
+        assert_eq!(client_addr(stranger, &h, &trusted), stranger);
+        assert_eq!(client_addr(proxy, &h, &[]), proxy);
+        assert_eq!(client_addr(proxy, &HeaderMap::new(), &trusted), proxy);
+        let junk = headers(&[("x-forwarded-for", "garbage")]);
+        assert_eq!(client_addr(proxy, &junk, &trusted), proxy);
+    }
+
+    #[test]
+    fn cross_site_logins_are_recognised() {
+        assert!(cross_site(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(cross_site(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(!cross_site(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(!cross_site(&headers(&[("sec-fetch-site", "none")])));
+        assert!(cross_site(&headers(&[
+            ("origin", "https://evil.example"),
+            ("host", "panel.example")
+        ])));
+        assert!(cross_site(&headers(&[
+            ("origin", "null"),
+            ("host", "panel.example")
+        ])));
+        assert!(!cross_site(&headers(&[
+            ("origin", "https://panel.example"),
+            ("host", "panel.example")
+        ])));
+        assert!(!cross_site(&HeaderMap::new()));
     }
 }

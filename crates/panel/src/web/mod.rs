@@ -33,6 +33,9 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Session cookie lifetime in seconds (the absolute session timeout).
     pub session_max_age: i64,
+    /// Proxies whose `X-Forwarded-For` names the client (see
+    /// [`extract::ClientAddr`]).
+    pub trusted_proxies: std::sync::Arc<[ipnet::IpNet]>,
 }
 
 fn api_routes() -> Router<AppState> {
@@ -105,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin", get(pages::admin_home))
         .route("/admin/{section}", get(pages::admin))
         .fallback(pages::fallback)
+        .method_not_allowed_fallback(|| async { crate::PanelError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             extract::load_session,
@@ -114,16 +118,30 @@ pub fn router(state: AppState) -> Router {
         .route("/static/app.css", get(pages::app_css))
         .route("/static/app.js", get(pages::app_js))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.secure_cookies,
+            security_headers,
+        ))
         .layer(middleware::from_fn(httpd::log_request))
         .with_state(state)
 }
 
 /// Headers every answer carries: no sniffing, no framing, no referrer (a
-/// download link must not leak through it) and no caching of API answers.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// download link must not leak through it) and no caching of API answers;
+/// over TLS also HSTS.
+async fn security_headers(
+    axum::extract::State(tls): axum::extract::State<bool>,
+    req: Request,
+    next: Next,
+) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -142,8 +160,16 @@ async fn security_headers(req: Request, next: Next) -> Response {
 pub async fn serve(
     listener: TcpListener,
     tls: Option<(PathBuf, PathBuf)>,
+    limits: settings::ConnectionLimits,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    httpd::serve("panel", listener, tls, router(state), shutdown).await
+    // Reverse proxies carry many clients on one address.
+    let limits = httpd::Limits {
+        header_timeout: limits.header_timeout,
+        max_connections: limits.max_connections,
+        max_connections_per_address: limits.max_connections_per_address,
+        exempt: state.trusted_proxies.to_vec(),
+    };
+    httpd::serve("panel", listener, tls, limits, router(state), shutdown).await
 }

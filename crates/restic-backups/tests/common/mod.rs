@@ -2,18 +2,65 @@
 //! folders and the real restic, and talks to it over HTTP.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 pub mod panel;
 pub mod webdriver;
 
 pub const TOKEN: &str = "test-node-token-6f1d2c3b4a59";
+
+/// Everything that must come back: kind, mode, owner, link target, content
+/// hash, file mtime; by relative path.
+pub fn manifest(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let owner = format!("{:o} {}:{}", meta.mode() & 0o7777, meta.uid(), meta.gid());
+            let desc = if meta.file_type().is_symlink() {
+                format!("link -> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                walk(base, &path, out);
+                format!("dir {owner}")
+            } else {
+                let mut hasher = Sha256::new();
+                let mut f = std::fs::File::open(&path).unwrap();
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let n = f.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                }
+                format!(
+                    "file {owner} {} mtime={} sha256={:x}",
+                    meta.len(),
+                    meta.mtime(),
+                    hasher.finalize()
+                )
+            };
+            out.insert(rel, desc);
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
 
 /// Starts a service binary with debug logs and waits for `marker` in its
 /// log (followed by its URL). Returns the child, the growing log and the URL.

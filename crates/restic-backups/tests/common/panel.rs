@@ -102,6 +102,16 @@ pub struct TestPanel {
 impl TestPanel {
     /// Starts a panel and creates the root admin through the CLI.
     pub fn start(db: Db) -> Self {
+        Self::start_with(db, &[])
+    }
+
+    /// The panel's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Like [`TestPanel::start`], with extra TOML lines in its settings.
+    pub fn start_with(db: Db, extra_toml: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database_url = match db {
             Db::Sqlite => format!("sqlite://{}", dir.path().join("panel.db").display()),
@@ -115,7 +125,7 @@ impl TestPanel {
                 "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\ndatabase_url = \"{database_url}\"\nsecret_key_file = \"{}\"\n",
                 dir.path().join("state").display(),
                 dir.path().join("secret").display()
-            ),
+            ) + &extra_toml.iter().map(|l| format!("{l}\n")).collect::<String>(),
         )
         .unwrap();
         let (ok, out) = run_cli(
@@ -405,4 +415,28 @@ impl World {
             servers: uuids,
         }
     }
+}
+
+/// Runs each named `async fn(Db)` as a test on SQLite and on PostgreSQL
+/// (modules `sqlite` and `postgres`).
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::Postgres).await
+                }
+            )*
+        }
+    };
 }

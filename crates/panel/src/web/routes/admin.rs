@@ -6,14 +6,16 @@ use api::panel::{
     ServerKeyList, ServerView, SetSubuserRequest, SubuserView, UpdateNodeRequest,
     UpdateServerRequest, UpdateUserRequest, UserView,
 };
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 
 use crate::PanelError;
 use crate::web::AppState;
-use crate::web::extract::{Admin, JsonBody, NameParam, ServerParam, UserParam};
+use crate::web::extract::{Admin, JsonBody, NameParam, ServerParam, SessionCtx, UserParam};
 
 type JsonResult<T> = Result<Json<T>, PanelError>;
 
@@ -75,9 +77,15 @@ pub async fn update_user(
     State(state): State<AppState>,
     Admin(a): Admin,
     UserParam(id): UserParam,
+    Extension(ctx): Extension<Arc<SessionCtx>>,
     JsonBody(req): JsonBody<UpdateUserRequest>,
 ) -> JsonResult<UserView> {
-    Ok(Json(state.panel.update_user(&a, id, req).await?))
+    Ok(Json(
+        state
+            .panel
+            .update_user(&a, id, req, ctx.id.as_deref())
+            .await?,
+    ))
 }
 
 pub async fn delete_user(
@@ -149,12 +157,21 @@ pub async fn update_server(
     Ok(Json(state.panel.update_server(&a, &uuid, req).await?))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteServerQuery {
+    /// The node is gone for good: delete without archiving, keys kept.
+    #[serde(default)]
+    force: bool,
+}
+
 pub async fn delete_server(
     State(state): State<AppState>,
     Admin(a): Admin,
     ServerParam(uuid): ServerParam,
+    Query(q): Query<DeleteServerQuery>,
 ) -> Result<StatusCode, PanelError> {
-    state.panel.delete_server(&a, &uuid).await?;
+    state.panel.delete_server(&a, &uuid, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,11 +11,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::PanelError;
-use crate::auth::ActiveSession;
+use crate::auth::{ActiveSession, AuthError};
 use crate::service::now;
 use crate::storage::User;
 use crate::web::AppState;
-use crate::web::extract::{CurrentSession, SESSION_COOKIE, SessionCtx, body_error};
+use crate::web::extract::{
+    CurrentSession, SESSION_COOKIE, SessionCtx, body_error, client_addr, cross_site,
+};
 
 #[derive(Deserialize)]
 struct Credentials {
@@ -63,6 +65,13 @@ pub async fn login(
     req: Request,
 ) -> Result<Response, PanelError> {
     let form = is_form(&req);
+    if cross_site(req.headers()) {
+        tracing::warn!(peer = %peer.ip(), "cross-site login refused");
+        return Err(PanelError::ForbiddenBecause(
+            "logins must come from the panel's own login page",
+        ));
+    }
+    let client = client_addr(peer.ip(), req.headers(), &state.trusted_proxies);
     let old = req
         .extensions()
         .get::<Arc<SessionCtx>>()
@@ -80,8 +89,12 @@ pub async fn login(
     let result = state
         .panel
         .sessions()
-        .login(&creds.email, &creds.password, &peer.ip().to_string(), now())
+        .login(&creds.email, &creds.password, &client.to_string(), now())
         .await;
+    if let Err(e @ (AuthError::InvalidCredentials | AuthError::RateLimited)) = &result {
+        // One line per refusal, for fail2ban and friends.
+        tracing::warn!(%client, reason = %e, "login failed");
+    }
     let new = match result {
         Ok(new) => new,
         Err(e) if form => {
