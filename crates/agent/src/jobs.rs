@@ -111,15 +111,20 @@ impl Jobs {
     /// interrupted.
     pub fn completed_at_restart(&self, server: &ServerUuid) {
         let mut records = self.records();
-        let hit = records.iter_mut().find(|(_, r)| {
-            r.server == server.as_str()
-                && r.view.kind == JobKind::Restore
-                && r.view.status == JobStatus::Failed
-                && r.view
-                    .error
-                    .as_ref()
-                    .is_some_and(|e| e.code == AgentError::Interrupted.code())
-        });
+        // The latest interrupted restore of the server: that is the one the
+        // swap belonged to (one restore runs per server at a time).
+        let hit = records
+            .iter_mut()
+            .filter(|(_, r)| {
+                r.server == server.as_str()
+                    && r.view.kind == JobKind::Restore
+                    && r.view.status == JobStatus::Failed
+                    && r.view
+                        .error
+                        .as_ref()
+                        .is_some_and(|e| e.code == AgentError::Interrupted.code())
+            })
+            .max_by(|a, b| a.1.view.created_at.cmp(&b.1.view.created_at));
         if let Some((id, record)) = hit {
             record.view.status = JobStatus::Succeeded;
             record.view.error = None;

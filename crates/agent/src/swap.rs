@@ -95,6 +95,31 @@ impl Swap {
         self.work.join("journal.json")
     }
 
+    /// Completes (or rolls back) a swap of this server an earlier restore
+    /// left unfinished, as the start-up repair would; call before taking a
+    /// new restore's safety snapshot. Returns the phase it was in.
+    pub fn finish_pending(&self) -> std::io::Result<Option<Phase>> {
+        let bytes = match fs::read(self.journal_path()) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let journal: Journal = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
+        let pending = Swap {
+            truncate: journal.truncate,
+            ..self.clone()
+        };
+        pending.resume(journal.phase)?;
+        Ok(Some(journal.phase))
+    }
+
+    /// After a failed [`Swap::commit`]: tries once more to finish from the
+    /// journal (a tenant or a running game server can make a single rename
+    /// fail). What remains is for the start-up repair.
+    pub fn retry_after_failure(&self) -> std::io::Result<()> {
+        self.finish_pending().map(|_| ())
+    }
+
     /// Starts a restore: an empty work folder and the `restoring` journal.
     pub fn begin(&self) -> std::io::Result<()> {
         remove_all(&self.work)?;
@@ -170,7 +195,11 @@ impl Swap {
         let old = self.work_child("old")?;
         for name in entries(&server)? {
             let aside = free_name(&old, &name)?;
-            rustix::fs::renameat(&server, &name, &old, &aside)?;
+            match rustix::fs::renameat(&server, &name, &old, &aside) {
+                // Gone meanwhile (the game server deleted it): nothing to move.
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }
@@ -183,17 +212,27 @@ impl Swap {
         let server = self.open_server_dir()?;
         let mut old = None;
         for name in entries(&new)? {
-            // Something appeared meanwhile (the game server was running):
-            // keep it aside rather than lose it.
-            if lstat_at(&server, &name)?.is_some() {
-                let old = match &old {
-                    Some(fd) => fd,
-                    None => old.insert(self.work_child("old")?),
-                };
-                let aside = free_name(old, &name)?;
-                rustix::fs::renameat(&server, &name, old, &aside)?;
+            // Something appeared meanwhile (the game server was running): it
+            // goes aside with the old content, which the safety snapshot
+            // holds. A few tries, in case it keeps appearing.
+            for attempt in 0.. {
+                if lstat_at(&server, &name)?.is_some() {
+                    let old = match &old {
+                        Some(fd) => fd,
+                        None => old.insert(self.work_child("old")?),
+                    };
+                    let aside = free_name(old, &name)?;
+                    match rustix::fs::renameat(&server, &name, old, &aside) {
+                        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                match rustix::fs::renameat(&new, &name, &server, &name) {
+                    Ok(()) => break,
+                    Err(e) if attempt < 3 && replaced_meanwhile(e) => continue,
+                    Err(e) => return Err(e.into()),
+                }
             }
-            rustix::fs::renameat(&new, &name, &server, &name)?;
         }
         Ok(())
     }
@@ -302,16 +341,35 @@ fn merge(src: &OwnedFd, dest: &OwnedFd, aside: &mut Aside) -> std::io::Result<()
                 rustix::fs::unlinkat(src, &name, AtFlags::REMOVEDIR)?;
             }
             None => {
-                if lstat_at(dest, &name)?.is_some() {
-                    let old = aside.dir()?;
-                    let free = free_name(old, &name)?;
-                    rustix::fs::renameat(dest, &name, old, &free)?;
+                for attempt in 0.. {
+                    if lstat_at(dest, &name)?.is_some() {
+                        let old = aside.dir()?;
+                        let free = free_name(old, &name)?;
+                        match rustix::fs::renameat(dest, &name, old, &free) {
+                            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    match rustix::fs::renameat(src, &name, dest, &name) {
+                        Ok(()) => break,
+                        Err(e) if attempt < 3 && replaced_meanwhile(e) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-                rustix::fs::renameat(src, &name, dest, &name)?;
             }
         }
     }
     Ok(())
+}
+
+/// A rename over a name that something took between our check and the
+/// rename (a non-empty directory, or a directory where a file goes).
+fn replaced_meanwhile(e: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        e,
+        Errno::EXIST | Errno::NOTEMPTY | Errno::ISDIR | Errno::NOTDIR
+    )
 }
 
 /// Opens a directory without following a symlink in its last component.
@@ -604,6 +662,22 @@ mod tests {
             ]
         );
         assert!(!swap.work.exists());
+    }
+
+    #[test]
+    fn a_failed_swap_is_finished_before_the_next_restore() {
+        let (_t, _layout, swap) = setup(true);
+        swap.write_journal(Phase::Clearing).unwrap();
+        fs::create_dir_all(swap.work.join("old")).unwrap();
+        fs::rename(
+            swap.server_dir.join("old.txt"),
+            swap.work.join("old/old.txt"),
+        )
+        .unwrap();
+        assert_eq!(swap.finish_pending().unwrap(), Some(Phase::Clearing));
+        assert!(read_tree(&swap.server_dir).contains(&("new.txt".into(), "new".into())));
+        assert!(!swap.work.exists());
+        assert_eq!(swap.finish_pending().unwrap(), None);
     }
 
     #[test]

@@ -64,12 +64,20 @@ struct Slot {
 impl Slots {
     fn take(self: &std::sync::Arc<Self>, peer: std::net::IpAddr) -> Option<Slot> {
         use std::sync::atomic::Ordering;
+        let peer = peer.to_canonical();
         if self.total.fetch_add(1, Ordering::SeqCst) >= self.limits.max_connections {
             self.total.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
         let per = self.limits.max_connections_per_address;
         let counted = per > 0 && !self.limits.exempt.iter().any(|n| n.contains(&peer));
+        // An IPv6 client counts by its /64 (one customer's network).
+        let peer = match peer {
+            std::net::IpAddr::V6(v6) => std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+            v4 => v4,
+        };
         if counted {
             let mut map = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
             let n = map.entry(peer).or_insert(0);

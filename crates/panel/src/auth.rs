@@ -21,6 +21,12 @@ use crate::storage::{Storage, StorageError, User};
 /// account alone: that would let anyone lock a user out from everywhere.
 const MAX_FAILURES_PER_ADDRESS: usize = 30;
 const MAX_FAILURES_PER_ACCOUNT_ADDRESS: usize = 10;
+/// Failures for one account from all addresses that never logged in to it:
+/// slows a distributed guesser down, while addresses the user logged in
+/// from before keep working.
+const MAX_FAILURES_PER_ACCOUNT_FROM_NEW_ADDRESSES: usize = 100;
+/// (account, address) pairs remembered as known-good.
+const MAX_KNOWN_GOOD: usize = 100_000;
 const FAILURE_WINDOW_SECS: i64 = 15 * 60;
 /// `last_seen_at` is written at most this often per session.
 const TOUCH_EVERY_SECS: i64 = 60;
@@ -69,6 +75,8 @@ impl ActiveSession {
 #[derive(Default)]
 struct Failures {
     by_key: HashMap<String, Vec<i64>>,
+    /// `account|address` pairs that logged in successfully.
+    known_good: std::collections::HashSet<String>,
 }
 
 impl Failures {
@@ -103,6 +111,23 @@ pub struct Sessions {
     absolute: Duration,
     failures: Mutex<Failures>,
     verifier: password::VerifyPool,
+}
+
+/// The address as limits count it: an IPv4-mapped IPv6 address as IPv4, an
+/// IPv6 address by its /64 (one customer's whole network), anything else
+/// as given.
+fn address_key(client: &str) -> String {
+    match client
+        .parse::<std::net::IpAddr>()
+        .map(|ip| ip.to_canonical())
+    {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(v4) => v4.to_string(),
+        Err(_) => client.to_owned(),
+    }
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -143,33 +168,37 @@ impl Sessions {
         now: i64,
     ) -> Result<NewSession, AuthError> {
         let email = email.trim().to_lowercase();
-        let keys = [
-            format!("ip:{client}"),
-            format!("account:{email}|ip:{client}"),
-        ];
-        let limits = [MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_ACCOUNT_ADDRESS];
+        let client = address_key(client);
+        let pair = format!("{email}|{client}");
         // The attempt counts as failed until the password proved right, so
         // parallel guesses can not all pass the check before one failed.
-        {
+        let keys = {
             let mut f = self.failures();
-            if keys
-                .iter()
-                .zip(limits)
-                .any(|(k, max)| f.recent(k, now) >= max)
-            {
+            let mut keys = vec![
+                (format!("ip:{client}"), MAX_FAILURES_PER_ADDRESS),
+                (format!("pair:{pair}"), MAX_FAILURES_PER_ACCOUNT_ADDRESS),
+            ];
+            if !f.known_good.contains(&pair) {
+                keys.push((
+                    format!("account:{email}"),
+                    MAX_FAILURES_PER_ACCOUNT_FROM_NEW_ADDRESSES,
+                ));
+            }
+            if keys.iter().any(|(k, max)| f.recent(k, now) >= *max) {
                 return Err(AuthError::RateLimited);
             }
-            for k in &keys {
+            for (k, _) in &keys {
                 f.add(k, now);
             }
-        }
+            keys
+        };
         let ok = self.verify(&email, pass).await;
         let user = match ok {
             Ok(Some(user)) => user,
             Ok(None) => return Err(AuthError::InvalidCredentials),
             Err(e) => {
                 let mut f = self.failures();
-                for k in &keys {
+                for (k, _) in &keys {
                     f.release(k, now);
                 }
                 return Err(e);
@@ -177,9 +206,13 @@ impl Sessions {
         };
         {
             let mut f = self.failures();
-            for k in &keys {
+            for (k, _) in &keys {
                 f.release(k, now);
             }
+            if f.known_good.len() >= MAX_KNOWN_GOOD {
+                f.known_good.clear();
+            }
+            f.known_good.insert(pair);
         }
         let id = random_hex(32);
         let csrf_token = random_hex(32);
@@ -381,6 +414,52 @@ mod tests {
                 .await,
             Err(AuthError::RateLimited)
         ));
+    }
+
+    #[tokio::test]
+    async fn an_ipv6_network_counts_as_one_address_and_new_addresses_are_capped_per_account() {
+        let (_d, s, _) = setup().await;
+        // Every guess from another address of one /64: they count as one.
+        for i in 0..MAX_FAILURES_PER_ACCOUNT_ADDRESS {
+            let ip = format!("2001:db8:1:2::{:x}", i + 1);
+            assert!(matches!(
+                s.login("owner@example.com", "wrong", &ip, 100).await,
+                Err(AuthError::InvalidCredentials)
+            ));
+        }
+        assert!(matches!(
+            s.login(
+                "owner@example.com",
+                "right password",
+                "2001:db8:1:2::ffff",
+                101
+            )
+            .await,
+            Err(AuthError::RateLimited)
+        ));
+        assert_eq!(address_key("::ffff:10.1.2.3"), "10.1.2.3");
+        // The user logs in from home once; a distributed guesser then fills
+        // the per-account budget for new addresses…
+        assert!(
+            s.login("owner@example.com", "right password", "9.9.9.1", 200)
+                .await
+                .is_ok()
+        );
+        for i in 0..MAX_FAILURES_PER_ACCOUNT_FROM_NEW_ADDRESSES {
+            let ip = format!("10.0.{}.{}", i / 200, i % 200 + 1);
+            let _ = s.login("owner@example.com", "guess", &ip, 300).await;
+        }
+        assert!(matches!(
+            s.login("owner@example.com", "right password", "172.16.0.1", 301)
+                .await,
+            Err(AuthError::RateLimited)
+        ));
+        // …but home still works.
+        assert!(
+            s.login("owner@example.com", "right password", "9.9.9.1", 302)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

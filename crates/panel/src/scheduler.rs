@@ -78,8 +78,9 @@ pub struct Scheduler {
 /// before the agent accepted it.
 const UNACCEPTED_AFTER_SECS: i64 = 600;
 /// An agent job finished this long ago whose run still reads `running` lost
-/// its panel (a live panel records the end within seconds).
-const UNRECORDED_AFTER_SECS: i64 = 120;
+/// its panel (a live panel records the end, retention included, well within
+/// this).
+const UNRECORDED_AFTER_SECS: i64 = 600;
 
 impl Scheduler {
     /// Real backups, real time.

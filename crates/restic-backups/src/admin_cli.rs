@@ -235,22 +235,35 @@ pub async fn subuser(admin: &Admin, cmd: SubuserCommand) -> Result<(), String> {
 pub async fn key(admin: &Admin, cmd: KeyCommand) -> Result<(), String> {
     match cmd {
         KeyCommand::Export => {
-            let lines = key_export_lines(admin).await?;
+            let (lines, problems) = key_export_lines(admin).await?;
             let mut out = std::io::stdout().lock();
             for line in lines {
                 use std::io::Write;
                 writeln!(out, "{line}").map_err(|e| format!("could not write the keys: {e}"))?;
+            }
+            // A disaster-recovery tool prints every key it can, then says
+            // which it could not.
+            for p in &problems {
+                eprintln!("could not export: {p}");
+            }
+            if !problems.is_empty() {
+                return Err(format!(
+                    "{} keys could not be exported (listed above)",
+                    problems.len()
+                ));
             }
         }
     }
     Ok(())
 }
 
-async fn key_export_lines(admin: &Admin) -> Result<Vec<String>, String> {
+/// The export's lines, and what could not be opened.
+async fn key_export_lines(admin: &Admin) -> Result<(Vec<String>, Vec<String>), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let storage = admin.storage();
     let nodes = storage.nodes().await.map_err(|e| err(&e))?;
     let mut lines = vec!["# server_uuid\tstate\tnode\tarchive\tkey".to_owned()];
+    let mut problems = Vec::new();
     let mut push = |uuid: &ServerUuid, state: &str, node: &str, archive: &str, key: &Secret| {
         lines.push(format!(
             "{uuid}\t{state}\t{node}\t{archive}\t{}",
@@ -262,42 +275,62 @@ async fn key_export_lines(admin: &Admin) -> Result<Vec<String>, String> {
             .iter()
             .find(|n| n.id == server.node_id)
             .map_or("-", |n| n.name.as_str());
-        let current = admin.server_key(&server).await.map_err(|e| err(&e))?;
+        let current = match admin.server_key(&server).await {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(format!("{} current key: {e}", server.uuid));
+                continue;
+            }
+        };
         push(&server.uuid, "current", node, "-", &current);
-        if let Some(sealed) = storage.pending_key(server.id).await.map_err(|e| err(&e))? {
-            let pending = admin
-                .open_key_of(&server.uuid, &sealed)
-                .map_err(|e| err(&e))?;
-            push(&server.uuid, "pending", node, "-", &pending);
-        }
-        for g in storage.key_history(server.id).await.map_err(|e| err(&e))? {
-            let k = admin
-                .open_key_of(&server.uuid, &g.key_enc)
-                .map_err(|e| err(&e))?;
-            if k.expose() != current.expose() {
-                push(&server.uuid, "previous", node, "-", &k);
+        let pending = storage.pending_key(server.id).await.map_err(|e| err(&e))?;
+        let history = storage.key_history(server.id).await.map_err(|e| err(&e))?;
+        let others = pending
+            .iter()
+            .map(|p| ("pending", p.as_str()))
+            .chain(history.iter().map(|g| ("previous", g.key_enc.as_str())));
+        for (state, sealed) in others {
+            match admin.open_key_of(&server.uuid, sealed) {
+                Ok(k) if k.expose() == current.expose() => {}
+                Ok(k) => push(&server.uuid, state, node, "-", &k),
+                Err(e) => problems.push(format!("{} {state} key: {e}", server.uuid)),
             }
         }
     }
     for r in storage.archived_keys().await.map_err(|e| err(&e))? {
-        let uuid = ServerUuid::parse(&r.server_uuid).map_err(|e| err(&e))?;
+        let Ok(uuid) = ServerUuid::parse(&r.server_uuid) else {
+            problems.push(format!("archived key record {}: bad server UUID", r.id));
+            continue;
+        };
         let archive = r.archive_name.as_deref().unwrap_or("-");
-        let current = admin.open_key_of(&uuid, &r.key_enc).map_err(|e| err(&e))?;
+        let current = match admin.open_key_of(&uuid, &r.key_enc) {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(format!("{uuid} archived key: {e}"));
+                continue;
+            }
+        };
         push(&uuid, "archived", &r.node_name, archive, &current);
-        if let Some(sealed) = &r.pending_key_enc {
-            let k = admin.open_key_of(&uuid, sealed).map_err(|e| err(&e))?;
-            push(&uuid, "archived-pending", &r.node_name, archive, &k);
-        }
-        for g in storage
+        let history = storage
             .archived_key_history(r.id)
             .await
-            .map_err(|e| err(&e))?
-        {
-            let k = admin.open_key_of(&uuid, &g.key_enc).map_err(|e| err(&e))?;
-            if k.expose() != current.expose() {
-                push(&uuid, "archived-previous", &r.node_name, archive, &k);
+            .map_err(|e| err(&e))?;
+        let others = r
+            .pending_key_enc
+            .iter()
+            .map(|p| ("archived-pending", p.as_str()))
+            .chain(
+                history
+                    .iter()
+                    .map(|g| ("archived-previous", g.key_enc.as_str())),
+            );
+        for (state, sealed) in others {
+            match admin.open_key_of(&uuid, sealed) {
+                Ok(k) if k.expose() == current.expose() && state == "archived-previous" => {}
+                Ok(k) => push(&uuid, state, &r.node_name, archive, &k),
+                Err(e) => problems.push(format!("{uuid} {state} key: {e}")),
             }
         }
     }
-    Ok(lines)
+    Ok((lines, problems))
 }

@@ -273,6 +273,18 @@ async fn downloads_beyond_the_node_limit_get_429_and_the_slot_comes_back() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "too_many_downloads");
     assert_eq!(restic_dumps(&agent.repo(&server)), 2, "a third dump ran");
+    // A one-time link refused for now is not used up.
+    let token = issue(
+        &Secret::new(TOKEN).unwrap(),
+        &ServerUuid::parse(&server).unwrap(),
+        &SnapshotRef::parse(&id).unwrap(),
+        DownloadFormat::TarGz,
+        &Secret::new(KEY).unwrap(),
+        time_now(),
+    );
+    let link = format!("{}/download/restic?token={token}", agent.url);
+    let (status, _, _) = fetch(agent.http.get(&link)).await;
+    assert_eq!(status, 429);
     // A client that goes away gives its slot back.
     drop(slow.pop());
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -284,6 +296,17 @@ async fn downloads_beyond_the_node_limit_get_429_and_the_slot_comes_back() {
             break;
         }
         assert!(Instant::now() < deadline, "the slot never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(slow);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _, _) = fetch(agent.http.get(&link)).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429, "the refused link was used up");
+        assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -181,6 +181,52 @@ async fn a_server_on_a_dead_node_can_be_force_deleted_keeping_its_key(db: Db) {
     assert!(archive_of(&list, &server).is_none());
 }
 
+/// A deletion that was interrupted after the node archived the repository:
+/// the retry finds no repository, but the archive, and keeps its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_deletion_keeps_the_key_of_the_earlier_archive() {
+    let mut w = World::new(Db::Sqlite, 1, 0).await;
+    let server = w.servers[0].clone();
+    w.owner.backup(&server).await;
+    let key = w
+        .panel
+        .keys(&w.admin)
+        .await
+        .into_iter()
+        .find(|(u, _)| *u == server)
+        .unwrap()
+        .1;
+    // The first attempt's archive job ran on the node…
+    let (s, a) = w
+        .agent
+        .call(
+            Method::POST,
+            &format!("{}/archive", w.agent.backups_url(&server)),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{a}");
+    w.agent
+        .wait_job(&server, a["job_id"].as_str().unwrap())
+        .await;
+    std::fs::remove_dir_all(w.agent.data_dir().join(&server)).unwrap();
+    // …and the retry finds the repository gone.
+    let (s, v) = w
+        .admin
+        .send(
+            Method::DELETE,
+            &format!("{API}/admin/servers/{server}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let (_, list) = w.admin.get(&format!("{API}/admin/archived-repos")).await;
+    let archive = archive_of(&list, &server).expect("listed");
+    assert_eq!(archive["key"], key.as_str(), "{list}");
+    assert_eq!(archive["location"], "on_node");
+}
+
 on_both_databases!(
     keys_follow_the_archive,
     a_server_on_a_dead_node_can_be_force_deleted_keeping_its_key

@@ -243,3 +243,41 @@ async fn a_wrong_method_gets_a_json_405() {
         assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_panel_sends_hsts_and_secure_cookies() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = common::make_cert(certs.path());
+    let panel = TestPanel::start_with(
+        Db::Sqlite,
+        &[
+            &format!("tls_cert = \"{}\"", cert.display()),
+            &format!("tls_key = \"{}\"", key.display()),
+        ],
+    );
+    assert!(panel.url.starts_with("https://"), "{}", panel.url);
+    // The headers are the point here, not the trust in a self-signed cert.
+    let http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let res = http
+        .get(format!("{}/login", panel.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let res = http
+        .post(format!("{}/auth/login", panel.url))
+        .json(&json!({"email": ADMIN, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}

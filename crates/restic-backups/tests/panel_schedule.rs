@@ -304,9 +304,20 @@ async fn retention_rules_need_the_delete_permission() {
     assert_eq!(s, 200);
     let mut slower = rules.clone();
     slower["interval_value"] = json!(12);
-    let (s, v) = helper.post(&path, slower).await;
+    let (s, v) = helper.post(&path, slower.clone()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["keep_last"], 1);
+    // …or turn it off, but not make it forget more often or turn it back on.
+    let mut faster = slower.clone();
+    faster["interval_value"] = json!(1);
+    let (s, _) = helper.post(&path, faster).await;
+    assert_eq!(s, 403);
+    let mut off = slower.clone();
+    off["enabled"] = json!(false);
+    let (s, _) = helper.post(&path, off).await;
+    assert_eq!(s, 200);
+    let (s, _) = helper.post(&path, slower).await;
+    assert_eq!(s, 403, "turning rules back on needs backup.delete");
     w.panel
         .set_subuser(
             &w.admin,

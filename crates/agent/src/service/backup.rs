@@ -30,7 +30,12 @@ impl Agent {
             None => ignore::read_server_ignore(&dir)?,
         };
         let excludes = ignore::to_excludes(patterns.as_deref(), &dir)?;
-        if ignore::excludes_everything(&excludes, &dir) {
+        let (check, check_dir) = (excludes.clone(), dir.clone());
+        let everything =
+            tokio::task::spawn_blocking(move || ignore::excludes_everything(&check, &check_dir))
+                .await
+                .unwrap_or(false);
+        if everything {
             return Err(AgentError::bad_request(
                 "nothing_to_back_up",
                 "the ignore rules exclude every file of this server; nothing would be backed up",

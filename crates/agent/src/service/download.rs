@@ -39,12 +39,28 @@ impl Agent {
         snapshot: &SnapshotRef,
         format: DownloadFormat,
     ) -> Result<Download, AgentError> {
-        let permit = self
-            .inner
+        let permit = self.download_permit()?;
+        self.download_with(permit, server, key, snapshot, format)
+            .await
+    }
+
+    /// A place among the node's running downloads, or `TooManyDownloads`.
+    fn download_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AgentError> {
+        self.inner
             .downloads
             .clone()
             .try_acquire_owned()
-            .map_err(|_| AgentError::TooManyDownloads)?;
+            .map_err(|_| AgentError::TooManyDownloads)
+    }
+
+    async fn download_with(
+        &self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        server: &ServerUuid,
+        key: &Secret,
+        snapshot: &SnapshotRef,
+        format: DownloadFormat,
+    ) -> Result<Download, AgentError> {
         let slot = self.slot(server);
         let dump = match format {
             DownloadFormat::Zip => DumpFormat::Zip,
@@ -117,9 +133,12 @@ impl Agent {
                 TokenError::Expired => AgentError::LinkExpired,
                 TokenError::Malformed | TokenError::BadSignature => AgentError::InvalidLink,
             })?;
+        // A busy node answers before the link counts as used, so the
+        // browser can retry the same link.
+        let permit = self.download_permit()?;
         self.inner.used_links.use_once(&grant.jti, grant.exp, now)?;
         let snapshot = grant.snapshot.clone();
-        self.download(&grant.server, &key, &snapshot, grant.format)
+        self.download_with(permit, &grant.server, &key, &snapshot, grant.format)
             .await
     }
 }

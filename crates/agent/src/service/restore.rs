@@ -56,6 +56,19 @@ impl Agent {
             .cloned()
             .ok_or(AgentError::BackupNotFound)?;
 
+        // An earlier restore left its swap unfinished (it failed half way):
+        // finish it first, so the safety snapshot sees a whole tree.
+        let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
+        let pending = tokio::task::spawn_blocking(move || {
+            Swap::plan(&layout, &server, truncate)?
+                .finish_pending()
+                .map_err(AgentError::from)
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))??;
+        if let Some(phase) = pending {
+            tracing::warn!(server = %ctx.server, ?phase, "finished an earlier restore's swap first");
+        }
         let (safety, _) = self.snapshot(ctx, dir, &[], &[PRE_RESTORE_TAG]).await?;
         tracing::info!(server = %ctx.server, safety = %safety.id.short(), "safety snapshot taken before restore");
 
@@ -79,9 +92,14 @@ impl Agent {
         }
         crate::failpoint::hit("restore-after-restic");
         let commit = swap.clone();
-        tokio::task::spawn_blocking(move || commit.commit())
-            .await
-            .map_err(|e| AgentError::Internal(e.to_string()))??;
+        tokio::task::spawn_blocking(move || {
+            commit.commit().or_else(|e| {
+                tracing::warn!(error = %e, "restore swap failed; trying once more from its journal");
+                commit.retry_after_failure()
+            })
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))??;
         tracing::info!(server = %ctx.server, snapshot = %entry.id.short(), truncate, "restore finished");
         Ok(serde_json::json!({
             "restored": entry.id.to_string(),

@@ -80,7 +80,7 @@ impl Panel {
                     other_keys: Vec::new(),
                 };
                 if let Some(r) = &record {
-                    self.fill_keys(&mut repo, r).await?;
+                    self.fill_keys(&mut repo, r).await;
                 }
                 out.push(Listed {
                     repo,
@@ -110,7 +110,7 @@ impl Panel {
                 key: None,
                 other_keys: Vec::new(),
             };
-            self.fill_keys(&mut repo, &r).await?;
+            self.fill_keys(&mut repo, &r).await;
             out.push(Listed {
                 repo,
                 record: Some(r.id),
@@ -120,8 +120,16 @@ impl Panel {
         Ok((out, unavailable))
     }
 
-    /// The record's keys, opened for the admin.
-    async fn fill_keys(
+    /// The record's keys, opened for the admin. One record that can not be
+    /// opened is logged and shown without keys; it does not hide the rest.
+    async fn fill_keys(&self, repo: &mut PanelArchivedRepo, r: &ArchivedKey) {
+        repo.server_name = Some(r.server_name.clone());
+        if let Err(e) = self.open_keys(repo, r).await {
+            tracing::error!(server = %r.server_uuid, archive = ?r.archive_name, error = %e, "an archived key could not be opened");
+        }
+    }
+
+    async fn open_keys(
         &self,
         repo: &mut PanelArchivedRepo,
         r: &ArchivedKey,
@@ -143,7 +151,6 @@ impl Panel {
                 others.push(k);
             }
         }
-        repo.server_name = Some(r.server_name.clone());
         repo.key = Some(key);
         repo.other_keys = others;
         Ok(())

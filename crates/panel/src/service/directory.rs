@@ -282,11 +282,27 @@ impl Panel {
                     }
                 }
             }
-            // Never backed up: nothing to archive, no key worth keeping.
+            // No repository: never backed up, or already archived by an
+            // earlier attempt that did not finish here. The key goes only if
+            // no archive of this server exists on its node.
             Err(e) if super::backups::no_repository(&e) => {
-                self.storage().delete_server(server.id).await?;
-                tracing::info!(server = %server.uuid, "server deleted (it had no repository)");
-                return Ok(());
+                let uuid = server.uuid.to_string();
+                let earlier = t
+                    .client
+                    .archives()
+                    .await?
+                    .archives
+                    .into_iter()
+                    .filter(|a| a.server_uuid == uuid)
+                    .max_by(|a, b| a.archived_at.cmp(&b.archived_at));
+                match earlier {
+                    Some(a) => Some(a.name),
+                    None => {
+                        self.storage().delete_server(server.id).await?;
+                        tracing::info!(server = %server.uuid, "server deleted (it had no repository)");
+                        return Ok(());
+                    }
+                }
             }
             Err(e) => return Err(e.into()),
         };

@@ -136,6 +136,12 @@ impl Panel {
         let server_id = auth.server().id;
         let old = self.storage().policy(server_id).await?;
         let before = old.as_ref().map(retention_of).unwrap_or_default();
+        // Turning on, or running more often, a schedule whose rules forget
+        // snapshots is as much a delete as changing the rules.
+        let runs_more = old.as_ref().is_none_or(|o| {
+            (req.enabled && !o.enabled)
+                || interval_of(o).map_or(true, |i| i.seconds() > interval.seconds())
+        });
         let anchor = schedule::first_run(now, interval);
         let p = Policy {
             server_id,
@@ -156,7 +162,7 @@ impl Panel {
         // Rules that can forget snapshots are a delete: changing them needs
         // `backup.delete`, not just `backup.create`.
         let after = retention_of(&p);
-        if !after.is_empty() && after != before {
+        if !after.is_empty() && (after != before || runs_more) {
             auth.also::<Delete>(self.storage())
                 .await
                 .map_err(|e| match e {

@@ -52,6 +52,7 @@ pub fn client_addr(
     headers: &HeaderMap,
     trusted: &[ipnet::IpNet],
 ) -> std::net::IpAddr {
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -66,8 +67,8 @@ pub fn client_addr(
         .collect::<Vec<_>>();
     for hop in hops.iter().rev() {
         match hop.parse::<std::net::IpAddr>() {
-            Ok(ip) if is_trusted(&ip) => client = ip,
-            Ok(ip) => return ip,
+            Ok(ip) if is_trusted(&ip.to_canonical()) => client = ip.to_canonical(),
+            Ok(ip) => return ip.to_canonical(),
             Err(_) => break,
         }
     }
