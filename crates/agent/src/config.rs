@@ -85,6 +85,7 @@ struct FileConfig {
     header_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
+    write_timeout_secs: Option<u64>,
 }
 
 /// The part of Wings' `config.yml` the agent reuses.
@@ -217,6 +218,7 @@ impl AgentConfig {
             f.header_timeout_secs,
             f.max_connections,
             f.max_connections_per_address,
+            f.write_timeout_secs,
         )?;
         Ok(Self {
             listen,

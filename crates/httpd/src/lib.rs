@@ -34,6 +34,9 @@ pub struct Limits {
     pub max_connections_per_address: usize,
     /// Addresses the per-address limit does not apply to (reverse proxies).
     pub exempt: Vec<ipnet::IpNet>,
+    /// A write to a client that makes no progress for this long closes the
+    /// connection (a client that stopped reading a download holds nothing).
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -43,6 +46,7 @@ impl Default for Limits {
             max_connections: 4096,
             max_connections_per_address: 64,
             exempt: Vec::new(),
+            write_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -165,7 +169,7 @@ pub async fn serve(
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     tracing::info!("{name} listening on {scheme}://{addr}");
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    let header_timeout = limits.header_timeout;
+    let (header_timeout, write_timeout) = (limits.header_timeout, limits.write_timeout);
     let slots = std::sync::Arc::new(Slots {
         limits,
         total: Default::default(),
@@ -195,6 +199,7 @@ pub async fn serve(
         let (app, acceptor, stop) = (app.clone(), acceptor.clone(), stop_rx.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            let stream = WriteTimeout::new(stream, write_timeout);
             match acceptor {
                 None => serve_connection(stream, peer, app, header_timeout, stop).await,
                 Some(acceptor) => {
@@ -215,6 +220,93 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// A stream whose writes fail with `TimedOut` when one makes no progress
+/// for `timeout` (the peer stopped reading). Reads pass through.
+struct WriteTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: bool,
+}
+
+impl<S> WriteTimeout<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            armed: false,
+        }
+    }
+
+    /// Called when the inner write is pending: starts the clock once, and
+    /// says whether it ran out.
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        if !self.armed {
+            self.armed = true;
+            let at = tokio::time::Instant::now() + self.timeout;
+            self.deadline.as_mut().reset(at);
+        }
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+
+    fn settle<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        polled: std::task::Poll<std::io::Result<T>>,
+    ) -> std::task::Poll<std::io::Result<T>> {
+        use std::task::Poll;
+        match polled {
+            Poll::Ready(r) => {
+                self.armed = false;
+                Poll::Ready(r)
+            }
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.settle(cx, polled)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_flush(cx);
+        self.settle(cx, polled)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.settle(cx, polled)
+    }
 }
 
 /// One HTTP/1.1 connection: requests carry the peer address as axum's

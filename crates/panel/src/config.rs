@@ -73,6 +73,7 @@ struct FileConfig {
     header_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
+    write_timeout_secs: Option<u64>,
 }
 
 impl PanelConfig {
@@ -138,6 +139,7 @@ impl PanelConfig {
             f.header_timeout_secs,
             f.max_connections,
             f.max_connections_per_address,
+            f.write_timeout_secs,
         )?;
         let secret_key = settings::secret("secret_key", f.secret_key, f.secret_key_file.as_deref())?
             .ok_or_else(|| {

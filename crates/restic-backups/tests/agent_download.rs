@@ -332,3 +332,37 @@ async fn a_used_link_stays_used_after_a_restart() {
         (403, Some("link_used"))
     );
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_download_slot() {
+    let agent = TestAgent::start_with(&["max_parallel_downloads = 1", "write_timeout_secs = 2"]);
+    let server = agent.add_server();
+    std::fs::write(
+        agent.data_dir().join(&server).join("world/big.mca"),
+        common::pseudo_random(23, 64 << 20),
+    )
+    .unwrap();
+    let id = agent.backup(&server, KEY).await;
+    let url = format!("{}/{id}/download?format=tar.gz", agent.backups_url(&server));
+    let stalled = agent.req(Method::GET, &url, KEY).send().await.unwrap();
+    assert_eq!(stalled.status(), 200);
+    let res = agent.req(Method::GET, &url, KEY).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    // The stalled client never reads: once its writes make no progress for
+    // 2 s, the connection goes and the slot with it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let res = agent.req(Method::GET, &url, KEY).send().await.unwrap();
+        if res.status() == 200 {
+            assert!(res.bytes().await.unwrap().len() > 1 << 20);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stalled download kept its slot"
+        );
+    }
+    assert_eq!(restic_dumps(&agent.repo(&server)), 0);
+    drop(stalled);
+}

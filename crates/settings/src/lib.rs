@@ -106,6 +106,9 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// 0: no per-address limit.
     pub max_connections_per_address: usize,
+    /// A write to a client that makes no progress this long ends the
+    /// connection.
+    pub write_timeout: std::time::Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -114,6 +117,7 @@ impl Default for ConnectionLimits {
             header_timeout: std::time::Duration::from_secs(10),
             max_connections: 4096,
             max_connections_per_address: 64,
+            write_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -126,6 +130,7 @@ impl ConnectionLimits {
         header_timeout_secs: Option<u64>,
         max_connections: Option<usize>,
         max_connections_per_address: Option<usize>,
+        write_timeout_secs: Option<u64>,
     ) -> Result<Self> {
         let d = Self::default();
         let timeout = env
@@ -140,6 +145,13 @@ impl ConnectionLimits {
             .number("max_connections_per_address")?
             .or(max_connections_per_address)
             .unwrap_or(d.max_connections_per_address);
+        let write = env
+            .number("write_timeout_secs")?
+            .or(write_timeout_secs)
+            .unwrap_or(d.write_timeout.as_secs());
+        if !(1..=3600).contains(&write) {
+            return Err(invalid("write_timeout_secs", "must be from 1 to 3600"));
+        }
         if !(1..=3600).contains(&timeout) {
             return Err(invalid("header_timeout_secs", "must be from 1 to 3600"));
         }
@@ -150,6 +162,7 @@ impl ConnectionLimits {
             header_timeout: std::time::Duration::from_secs(timeout),
             max_connections: total,
             max_connections_per_address: per,
+            write_timeout: std::time::Duration::from_secs(write),
         })
     }
 }

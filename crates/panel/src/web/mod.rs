@@ -169,6 +169,7 @@ pub async fn serve(
         header_timeout: limits.header_timeout,
         max_connections: limits.max_connections,
         max_connections_per_address: limits.max_connections_per_address,
+        write_timeout: limits.write_timeout,
         exempt: state.trusted_proxies.to_vec(),
     };
     httpd::serve("panel", listener, tls, limits, router(state), shutdown).await
