@@ -2,6 +2,7 @@
 //! the environment, stdout read line by line, and SIGINT (never a silent
 //! SIGKILL first) on timeout, cancellation or when the caller goes away, so
 //! restic removes its repository lock on the way out.
+#![allow(unsafe_code)] // pre_exec, prctl and fd set-up for restic's children
 
 use std::ffi::OsString;
 use std::path::Path;

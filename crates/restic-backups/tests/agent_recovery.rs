@@ -38,16 +38,18 @@ fn restic_pid_on(repo: &std::path::Path) -> Option<u32> {
 /// subreaper), so it can reap them: a dead process that nobody reaps keeps its
 /// PID, and restic would rightly take its lock for a live one.
 fn become_subreaper() {
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(rc, 0, "prctl(PR_SET_CHILD_SUBREAPER) failed");
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
+        .expect("prctl(PR_SET_CHILD_SUBREAPER) failed");
 }
 
 fn reap(pid: u32, within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        let mut status = 0;
-        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
-        if rc == pid as libc::pid_t {
+        let target = rustix::process::Pid::from_raw(pid as i32);
+        if let Ok(Some((reaped, _))) =
+            rustix::process::waitpid(target, rustix::process::WaitOptions::NOHANG)
+            && reaped.as_raw_nonzero().get() as u32 == pid
+        {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -82,9 +84,9 @@ async fn interrupted_jobs_fail_after_restart_and_only_stale_locks_are_cleared() 
     // clean up. (A plain agent crash would not do: restic gets SIGINT from
     // the kernel when the agent dies and removes its own lock.) Stopped,
     // restic can not react to that SIGINT before it is killed.
-    unsafe { libc::kill(restic_pid as libc::pid_t, libc::SIGSTOP) };
+    common::signal(restic_pid, rustix::process::Signal::STOP);
     agent.kill_hard();
-    unsafe { libc::kill(restic_pid as libc::pid_t, libc::SIGKILL) };
+    common::signal(restic_pid, rustix::process::Signal::KILL);
     assert!(
         reap(restic_pid, Duration::from_secs(60)),
         "the orphaned restic kept running"

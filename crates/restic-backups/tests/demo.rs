@@ -63,9 +63,7 @@ impl Demo {
     }
 
     fn stop(mut self) {
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        common::signal(self.child.id(), rustix::process::Signal::TERM);
         for _ in 0..500 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 assert!(status.success(), "demo exited with {status}");

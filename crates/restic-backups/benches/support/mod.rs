@@ -121,7 +121,9 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         // SIGTERM for a clean shutdown, then wait for it to exit.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
         let _ = self.child.wait();
     }
 }
@@ -268,7 +270,9 @@ impl Panel {
 
 impl Drop for Panel {
     fn drop(&mut self) {
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
         let _ = self.child.wait();
     }
 }

@@ -328,9 +328,7 @@ impl TestAgent {
         if let Ok(Some(_)) = self.child.try_wait() {
             return true;
         }
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        signal(self.child.id(), rustix::process::Signal::TERM);
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -486,4 +484,11 @@ pub fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
         String::from_utf8_lossy(&out.stderr)
     );
     (cert, key)
+}
+
+/// Sends `sig` to process `pid` (if it is still there).
+pub fn signal(pid: u32, sig: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
 }

@@ -264,9 +264,7 @@ impl TestPanel {
 
 impl Drop for TestPanel {
     fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
+        super::signal(self.child.id(), rustix::process::Signal::TERM);
         for _ in 0..250 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
