@@ -6,7 +6,6 @@
 //! argument comes after `--` and is a validated ID; the key travels in the
 //! child's environment only.
 
-mod cancel;
 mod error;
 mod output;
 mod process;
@@ -17,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use cancel::Cancel;
+/// The cancellation signal of a restic run (a client that went away, the
+/// agent shutting down): tokio-util's token, cloneable, cancelling any clone
+/// cancels all.
+pub type Cancel = tokio_util::sync::CancellationToken;
 pub use error::EngineError;
 pub use output::{BackupEvent, BackupStatus, BackupSummary, Snapshot, StatsOutput};
 pub use process::OutputStream;

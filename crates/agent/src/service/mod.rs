@@ -13,7 +13,7 @@ mod retention;
 pub use download::Download;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,7 +102,7 @@ struct Inner {
     /// Cancelled when the agent shuts down; every job's restic run watches it.
     shutdown: Cancel,
     /// Jobs spawned and not yet finished (queued or running).
-    live_jobs: AtomicUsize,
+    live_jobs: tokio_util::task::TaskTracker,
     /// Forgets that make a prune due.
     prune_after_forgets: u64,
     /// Verifies download links (they are signed with it).
@@ -110,22 +110,6 @@ struct Inner {
     used_links: download::UsedLinks,
     /// One permit per download (`restic dump`) running.
     downloads: Arc<tokio::sync::Semaphore>,
-}
-
-/// Counts a job as live until it ends, however it ends.
-struct LiveJob(Arc<Inner>);
-
-impl LiveJob {
-    fn new(inner: &Arc<Inner>) -> Self {
-        inner.live_jobs.fetch_add(1, Ordering::SeqCst);
-        Self(inner.clone())
-    }
-}
-
-impl Drop for LiveJob {
-    fn drop(&mut self) {
-        self.0.live_jobs.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// The agent's service object. Cheap to clone.
@@ -165,7 +149,7 @@ impl Agent {
                 repos: Mutex::new(repos),
                 mac_key,
                 shutdown: Cancel::new(),
-                live_jobs: AtomicUsize::new(0),
+                live_jobs: tokio_util::task::TaskTracker::new(),
                 prune_after_forgets: cfg.prune_after_forgets,
                 node_token: cfg.token.clone(),
                 used_links: download::UsedLinks::load(layout_links),
@@ -182,13 +166,12 @@ impl Agent {
     /// waits up to `wait` for them to end.
     pub async fn shutdown(&self, wait: Duration) {
         self.inner.shutdown.cancel();
-        let deadline = tokio::time::Instant::now() + wait;
-        while self.inner.live_jobs.load(Ordering::SeqCst) > 0 {
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!("jobs still running at shutdown");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        self.inner.live_jobs.close();
+        if tokio::time::timeout(wait, self.inner.live_jobs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("jobs still running at shutdown");
         }
     }
 
@@ -390,7 +373,6 @@ impl Agent {
         F: FnOnce(JobCtx) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<serde_json::Value, AgentError>> + Send,
     {
-        let live = LiveJob::new(&self.inner);
         let ctx = JobCtx {
             agent: self.clone(),
             server: server.clone(),
@@ -398,8 +380,7 @@ impl Agent {
             key: key.clone(),
             job: job.clone(),
         };
-        tokio::spawn(async move {
-            let _live = live;
+        self.inner.live_jobs.spawn(async move {
             let _claim = claim;
             let agent = ctx.agent.clone();
             let slot = ctx.slot.clone();

@@ -13,7 +13,7 @@ use api::{Secret, ServerUuid};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Agent, LiveJob};
+use super::Agent;
 use crate::AgentError;
 
 const DAY_SECS: i64 = 24 * 60 * 60;
@@ -75,10 +75,8 @@ impl Agent {
         let agent = self.clone();
         let server = server.clone();
         let key = key.clone();
-        let live = LiveJob::new(&self.inner);
         let job = self.inner.jobs.create(&server, JobKind::Prune);
-        tokio::spawn(async move {
-            let _live = live;
+        self.inner.live_jobs.spawn(async move {
             let jobs = &agent.inner.jobs;
             let outcome = {
                 let _permit = jobs.slot().await;
