@@ -48,6 +48,21 @@ impl Panel {
         Ok(out)
     }
 
+    /// What the backups page of `uuid` shows `user`: the server and the
+    /// actions they may take; `None` when they can not see it.
+    pub async fn backups_page(
+        &self,
+        user: &User,
+        uuid: &api::ServerUuid,
+    ) -> Result<Option<(crate::storage::Server, Vec<&'static str>)>, PanelError> {
+        let Some(server) = self.storage().server_by_uuid(uuid).await? else {
+            return Ok(None);
+        };
+        Ok(allowed_permissions(self.storage(), user, &server)
+            .await?
+            .map(|perms| (server, perms)))
+    }
+
     pub async fn list_backups(
         &self,
         auth: &Authorized<Read>,

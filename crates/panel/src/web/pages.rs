@@ -1,17 +1,21 @@
 //! The web pages: server-rendered shells (layout, navigation, the CSRF token
 //! in `<meta name="csrf-token">`, what the user may do) that `app.js` fills
 //! through the JSON API. CSS and JavaScript are compiled into the binary.
+//!
+//! Markup is written with maud, which escapes every value it inserts: no
+//! page builds HTML from strings.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, html};
 
 use api::ServerUuid;
 
 use crate::auth::ActiveSession;
-use crate::permissions::allowed_permissions;
+use crate::permissions::{Action, Create};
 use crate::web::AppState;
 use crate::web::extract::SessionCtx;
 
@@ -22,30 +26,14 @@ const APP_JS: &str = include_str!("assets/app.js");
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
                    connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
-/// Escapes text for HTML element content and quoted attributes.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn session_of(req: &Request) -> Option<ActiveSession> {
     req.extensions()
         .get::<Arc<SessionCtx>>()
         .and_then(|c| c.session.clone())
 }
 
-fn html(status: StatusCode, body: String) -> Response {
-    let mut res = (status, body).into_response();
+fn html_response(status: StatusCode, body: Markup) -> Response {
+    let mut res = (status, body.into_string()).into_response();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -69,78 +57,81 @@ struct Page<'a> {
     title: &'a str,
     /// `data-page` of `<body>`: which part of app.js runs.
     page: &'a str,
-    /// Extra `data-*` attributes of `<body>` (already escaped values).
-    data: Vec<(&'a str, String)>,
     session: Option<&'a ActiveSession>,
-    content: String,
+    /// `data-server`, `data-permissions`, `data-section` of `<body>`.
+    server: Option<&'a str>,
+    permissions: Option<String>,
+    section: Option<&'a str>,
 }
 
-fn render(p: Page<'_>) -> String {
-    let csrf = p.session.map(|s| s.csrf_token.as_str()).unwrap_or("");
-    let data: String = p
-        .data
-        .iter()
-        .map(|(k, v)| format!(" data-{k}=\"{v}\""))
-        .collect();
-    let nav = match p.session {
-        None => String::new(),
-        Some(s) => {
-            let admin = if s.user.root_admin {
-                r#"<a href="/admin/keys">Admin</a>"#
-            } else {
-                ""
-            };
-            format!(
-                r#"<nav aria-label="Main"><a href="/">My servers</a>{admin}</nav>
-<div class="who"><span class="email">{}</span><button type="button" id="logout" class="link">Log out</button></div>"#,
-                esc(&s.user.email)
-            )
+impl<'a> Page<'a> {
+    fn new(title: &'a str, page: &'a str, session: Option<&'a ActiveSession>) -> Self {
+        Self {
+            title,
+            page,
+            session,
+            server: None,
+            permissions: None,
+            section: None,
         }
-    };
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="csrf-token" content="{csrf}">
-<title>{title} · Restic Backups</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/app.css">
-<script src="/static/app.js" defer></script>
-</head>
-<body data-page="{page}"{data}>
-<header class="top"><a class="brand" href="/">Restic Backups</a>{nav}</header>
-<main id="main">
-<div id="error" class="error" role="alert" hidden></div>
-{content}
-</main>
-<dialog id="confirm" aria-labelledby="confirm-title">
-<form method="dialog">
-<h2 id="confirm-title"></h2>
-<p id="confirm-text"></p>
-<div class="dialog-buttons"><button type="submit" value="cancel" class="secondary">Cancel</button><button type="submit" value="ok" id="confirm-ok" class="danger">Confirm</button></div>
-</form>
-</dialog>
-</body>
-</html>
-"#,
-        title = esc(p.title),
-        page = p.page,
-        content = p.content,
-    )
+    }
+}
+
+fn render(p: Page<'_>, content: Markup) -> Markup {
+    let csrf = p.session.map(|s| s.csrf_token.as_str()).unwrap_or("");
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="csrf-token" content=(csrf);
+                title { (p.title) " · Restic Backups" }
+                link rel="icon" href="data:,";
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body data-page=(p.page) data-server=[p.server] data-permissions=[p.permissions.as_deref()] data-section=[p.section] {
+                header.top {
+                    a.brand href="/" { "Restic Backups" }
+                    @if let Some(s) = p.session {
+                        nav aria-label="Main" {
+                            a href="/" { "My servers" }
+                            @if s.user.root_admin { a href="/admin/keys" { "Admin" } }
+                        }
+                        div.who {
+                            span.email { (s.user.email) }
+                            button type="button" id="logout" class="link" { "Log out" }
+                        }
+                    }
+                }
+                main id="main" {
+                    div id="error" class="error" role="alert" hidden {}
+                    (content)
+                }
+                dialog id="confirm" aria-labelledby="confirm-title" {
+                    form method="dialog" {
+                        h2 id="confirm-title" {}
+                        p id="confirm-text" {}
+                        div.dialog-buttons {
+                            button type="submit" value="cancel" class="secondary" { "Cancel" }
+                            button type="submit" value="ok" id="confirm-ok" class="danger" { "Confirm" }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn not_found_page(session: Option<&ActiveSession>) -> Response {
-    html(
+    let content = html! {
+        h1 { "Not found" }
+        p { "There is nothing here, or you can not see it. " a href="/" { "Back to your servers" } "." }
+    };
+    html_response(
         StatusCode::NOT_FOUND,
-        render(Page {
-            title: "Not found",
-            page: "none",
-            data: vec![],
-            session,
-            content: r#"<h1>Not found</h1><p>There is nothing here, or you can not see it. <a href="/">Back to your servers</a>.</p>"#.into(),
-        }),
+        render(Page::new("Not found", "none", session), content),
     )
 }
 
@@ -168,28 +159,22 @@ pub async fn login(
         Some("rate_limited") => "Too many failed logins; try again later.",
         _ => "",
     };
-    let hidden = if message.is_empty() { " hidden" } else { "" };
-    html(
+    let content = html! {
+        section.card.narrow {
+            h1 { "Log in" }
+            p id="login-error" class="error" role="alert" hidden[message.is_empty()] { (message) }
+            form id="login-form" method="post" action="/auth/login" {
+                label for="email" { "Email" }
+                input id="email" name="email" type="email" autocomplete="username" required autofocus;
+                label for="password" { "Password" }
+                input id="password" name="password" type="password" autocomplete="current-password" required;
+                button type="submit" class="primary" id="login-submit" { "Log in" }
+            }
+        }
+    };
+    html_response(
         StatusCode::OK,
-        render(Page {
-            title: "Log in",
-            page: "login",
-            data: vec![],
-            session: None,
-            content: format!(
-                r#"<section class="card narrow">
-<h1>Log in</h1>
-<p id="login-error" class="error" role="alert"{hidden}>{message}</p>
-<form id="login-form" method="post" action="/auth/login">
-<label for="email">Email</label>
-<input id="email" name="email" type="email" autocomplete="username" required autofocus>
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit" class="primary" id="login-submit">Log in</button>
-</form>
-</section>"#
-            ),
-        }),
+        render(Page::new("Log in", "login", None), content),
     )
 }
 
@@ -197,17 +182,15 @@ pub async fn my_servers(req: Request) -> Response {
     let Some(s) = session_of(&req) else {
         return to_login();
     };
-    html(
+    let content = html! {
+        h1 { "My servers" }
+        ul id="server-list" class="server-list" aria-live="polite" {
+            li.muted { "Loading…" }
+        }
+    };
+    html_response(
         StatusCode::OK,
-        render(Page {
-            title: "My servers",
-            page: "servers",
-            data: vec![],
-            session: Some(&s),
-            content: r#"<h1>My servers</h1>
-<ul id="server-list" class="server-list" aria-live="polite"><li class="muted">Loading…</li></ul>"#
-                .into(),
-        }),
+        render(Page::new("My servers", "servers", Some(&s)), content),
     )
 }
 
@@ -222,93 +205,101 @@ pub async fn backups(
     let Ok(uuid) = ServerUuid::parse(&raw) else {
         return Ok(not_found_page(Some(&s)));
     };
-    let storage = state.panel.storage();
-    let Some(server) = storage.server_by_uuid(&uuid).await? else {
+    let Some((server, perms)) = state.panel.backups_page(&s.user, &uuid).await? else {
         return Ok(not_found_page(Some(&s)));
     };
-    let Some(perms) = allowed_permissions(storage, &s.user, &server).await? else {
-        return Ok(not_found_page(Some(&s)));
+    let can_create = perms.contains(&Create::PERMISSION);
+    let content = html! {
+        div.page-head {
+            div {
+                p.crumb { a href="/" { "My servers" } }
+                h1 id="server-name" { (server.name) }
+            }
+            @if can_create {
+                button type="button" class="primary" id="create-backup" { "Create Restic Backup" }
+            }
+        }
+        div id="progress" class="progress" hidden {
+            div.progress-label { span id="progress-kind" { "Working" } " " span id="progress-text" {} }
+            div.bar role="progressbar" aria-labelledby="progress-kind" aria-valuemin="0" aria-valuemax="100" { span id="progress-fill" {} }
+        }
+        div.tabs role="tablist" {
+            button type="button" role="tab" id="tab-backups" aria-controls="panel-backups" aria-selected="true" { "Backups" }
+            button type="button" role="tab" id="tab-schedule" aria-controls="panel-schedule" aria-selected="false" tabindex="-1" { "Schedule" }
+        }
+        section id="panel-backups" role="tabpanel" aria-labelledby="tab-backups" {
+            dl.stats {
+                div { dt { "Size on disk" } dd id="stat-size" { "–" } }
+                div { dt { "Uncompressed size" } dd id="stat-raw" { "–" } }
+                div { dt { "Compression / dedup ratio" } dd id="stat-ratio" { "–" } }
+                div { dt { "Backups" } dd id="stat-count" { "–" } }
+            }
+            table.backups {
+                thead { tr {
+                    th scope="col" { "Time" }
+                    th scope="col" { "Size" }
+                    th scope="col" { "ID" }
+                    th scope="col" { span.sr-only { "Locked" } }
+                    th scope="col" { span.sr-only { "Actions" } }
+                } }
+                tbody id="rows" {}
+            }
+            p id="empty" class="empty" hidden {
+                "No backups yet."
+                @if can_create { " Create the first one with “Create Restic Backup”." }
+            }
+            div.pager {
+                button type="button" id="prev" class="secondary" { "Previous" }
+                span id="page-info" aria-live="polite" {}
+                button type="button" id="next" class="secondary" { "Next" }
+            }
+            p.muted.small id="limit-info" {}
+        }
+        section id="panel-schedule" role="tabpanel" aria-labelledby="tab-schedule" hidden {
+            form id="schedule-form" class="card" {
+                label.check { input type="checkbox" id="s-enabled"; " Back up automatically" }
+                div.row {
+                    label for="s-value" { "Every" }
+                    input id="s-value" type="number" min="1" required;
+                    select id="s-unit" aria-label="Interval unit" {
+                        option value="minutes" { "minutes" }
+                        option value="hours" { "hours" }
+                        option value="days" { "days" }
+                    }
+                }
+                fieldset {
+                    legend { "Keep (after each scheduled backup; locked backups are always kept)" }
+                    div.grid {
+                        label { "Last " input id="s-keep_last" type="number" min="0"; }
+                        label { "Daily " input id="s-keep_daily" type="number" min="0"; }
+                        label { "Weekly " input id="s-keep_weekly" type="number" min="0"; }
+                        label { "Monthly " input id="s-keep_monthly" type="number" min="0"; }
+                        label { "Yearly " input id="s-keep_yearly" type="number" min="0"; }
+                        label { "Within " input id="s-keep_within" type="text" placeholder="e.g. 7d or 1y2m"; }
+                    }
+                }
+                @if can_create {
+                    button type="button" class="primary" id="schedule-save" { "Save schedule" }
+                } @else {
+                    p.muted { "You can see this schedule but not change it." }
+                }
+                p id="schedule-saved" class="ok" role="status" hidden { "Schedule saved." }
+            }
+            dl.stats id="schedule-status" {
+                div { dt { "Next run" } dd id="s-next" { "–" } }
+                div { dt { "Last run" } dd id="s-last" { "–" } }
+                div { dt { "Last result" } dd id="s-result" { "–" } }
+            }
+            h2 { "Recent runs" }
+            ul id="runs" class="runs" {}
+        }
     };
-    let can = |p: &str| perms.contains(&p);
-    let create = if can("backup.create") {
-        r#"<button type="button" class="primary" id="create-backup">Create Restic Backup</button>"#
-    } else {
-        ""
+    let page = Page {
+        server: Some(server.uuid.as_str()),
+        permissions: Some(perms.join(" ")),
+        ..Page::new(&server.name, "backups", Some(&s))
     };
-    let content = format!(
-        r#"<div class="page-head"><div><p class="crumb"><a href="/">My servers</a></p><h1 id="server-name">{name}</h1></div>{create}</div>
-<div id="progress" class="progress" hidden>
-<div class="progress-label"><span id="progress-kind">Working</span> <span id="progress-text"></span></div>
-<div class="bar" role="progressbar" aria-labelledby="progress-kind" aria-valuemin="0" aria-valuemax="100"><span id="progress-fill"></span></div>
-</div>
-<div class="tabs" role="tablist">
-<button type="button" role="tab" id="tab-backups" aria-controls="panel-backups" aria-selected="true">Backups</button>
-<button type="button" role="tab" id="tab-schedule" aria-controls="panel-schedule" aria-selected="false" tabindex="-1">Schedule</button>
-</div>
-<section id="panel-backups" role="tabpanel" aria-labelledby="tab-backups">
-<dl class="stats">
-<div><dt>Size on disk</dt><dd id="stat-size">–</dd></div>
-<div><dt>Uncompressed size</dt><dd id="stat-raw">–</dd></div>
-<div><dt>Compression / dedup ratio</dt><dd id="stat-ratio">–</dd></div>
-<div><dt>Backups</dt><dd id="stat-count">–</dd></div>
-</dl>
-<table class="backups">
-<thead><tr><th scope="col">Time</th><th scope="col">Size</th><th scope="col">ID</th><th scope="col"><span class="sr-only">Locked</span></th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
-<tbody id="rows"></tbody>
-</table>
-<p id="empty" class="empty" hidden>No backups yet.{empty_hint}</p>
-<div class="pager"><button type="button" id="prev" class="secondary">Previous</button><span id="page-info" aria-live="polite"></span><button type="button" id="next" class="secondary">Next</button></div>
-<p class="muted small" id="limit-info"></p>
-</section>
-<section id="panel-schedule" role="tabpanel" aria-labelledby="tab-schedule" hidden>
-<form id="schedule-form" class="card">
-<label class="check"><input type="checkbox" id="s-enabled"> Back up automatically</label>
-<div class="row"><label for="s-value">Every</label><input id="s-value" type="number" min="1" required><select id="s-unit" aria-label="Interval unit"><option value="minutes">minutes</option><option value="hours">hours</option><option value="days">days</option></select></div>
-<fieldset><legend>Keep (after each scheduled backup; locked backups are always kept)</legend>
-<div class="grid">
-<label>Last <input id="s-keep_last" type="number" min="0"></label>
-<label>Daily <input id="s-keep_daily" type="number" min="0"></label>
-<label>Weekly <input id="s-keep_weekly" type="number" min="0"></label>
-<label>Monthly <input id="s-keep_monthly" type="number" min="0"></label>
-<label>Yearly <input id="s-keep_yearly" type="number" min="0"></label>
-<label>Within <input id="s-keep_within" type="text" placeholder="e.g. 7d or 1y2m"></label>
-</div></fieldset>
-{save}
-<p id="schedule-saved" class="ok" role="status" hidden>Schedule saved.</p>
-</form>
-<dl class="stats" id="schedule-status">
-<div><dt>Next run</dt><dd id="s-next">–</dd></div>
-<div><dt>Last run</dt><dd id="s-last">–</dd></div>
-<div><dt>Last result</dt><dd id="s-result">–</dd></div>
-</dl>
-<h2>Recent runs</h2>
-<ul id="runs" class="runs"></ul>
-</section>"#,
-        name = esc(&server.name),
-        empty_hint = if can("backup.create") {
-            " Create the first one with “Create Restic Backup”."
-        } else {
-            ""
-        },
-        save = if can("backup.create") {
-            r#"<button type="button" class="primary" id="schedule-save">Save schedule</button>"#
-        } else {
-            r#"<p class="muted">You can see this schedule but not change it.</p>"#
-        },
-    );
-    Ok(html(
-        StatusCode::OK,
-        render(Page {
-            title: &server.name,
-            page: "backups",
-            data: vec![
-                ("server", esc(server.uuid.as_str())),
-                ("permissions", esc(&perms.join(" "))),
-            ],
-            session: Some(&s),
-            content,
-        }),
-    ))
+    Ok(html_response(StatusCode::OK, render(page, content)))
 }
 
 /// `/admin/{section}`: keys, nodes, servers, users, archived-repos.
@@ -329,31 +320,20 @@ pub async fn admin(Path(section): Path<String>, req: Request) -> Response {
     if !s.user.root_admin {
         return not_found_page(Some(&s));
     }
-    let tabs: String = sections
-        .iter()
-        .map(|(k, t)| {
-            let current = if *k == section {
-                r#" aria-current="page""#
-            } else {
-                ""
-            };
-            format!(r#"<a href="/admin/{k}"{current}>{t}</a>"#)
-        })
-        .collect();
-    html(
-        StatusCode::OK,
-        render(Page {
-            title,
-            page: "admin",
-            data: vec![("section", section.clone())],
-            session: Some(&s),
-            content: format!(
-                r#"<nav class="subnav" aria-label="Admin">{tabs}</nav>
-<h1>{title}</h1>
-<div id="admin-content" aria-live="polite"><p class="muted">Loading…</p></div>"#
-            ),
-        }),
-    )
+    let content = html! {
+        nav.subnav aria-label="Admin" {
+            @for (k, t) in &sections {
+                a href={ "/admin/" (k) } aria-current=[(*k == section).then_some("page")] { (t) }
+            }
+        }
+        h1 { (title) }
+        div id="admin-content" aria-live="polite" { p.muted { "Loading…" } }
+    };
+    let page = Page {
+        section: Some(&section),
+        ..Page::new(title, "admin", Some(&s))
+    };
+    html_response(StatusCode::OK, render(page, content))
 }
 
 pub async fn admin_home() -> Response {
@@ -388,10 +368,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_what_html_needs() {
-        assert_eq!(
-            esc(r#"<b a="1">'&'</b>"#),
-            "&lt;b a=&quot;1&quot;&gt;&#39;&amp;&#39;&lt;/b&gt;"
+    fn every_inserted_value_is_escaped() {
+        let hostile = r#"<script>alert("x")</script>'&"#;
+        let page = Page {
+            server: Some(hostile),
+            permissions: Some(hostile.to_owned()),
+            ..Page::new(hostile, hostile, None)
+        };
+        let out = render(page, html! { p { (hostile) } }).into_string();
+        assert!(!out.contains("<script>alert"), "{out}");
+        assert!(
+            out.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"),
+            "{out}"
         );
     }
 }
