@@ -69,6 +69,28 @@ impl Layout {
         self.state_dir.join("used-links.json")
     }
 
+    /// Which of the node's folders can not be used now: the server
+    /// directories must be readable, repositories and agent state writable.
+    pub fn unusable(&self) -> Vec<&'static str> {
+        let mut failing = Vec::new();
+        if std::fs::read_dir(&self.data_dir).is_err() {
+            failing.push("data_dir");
+        }
+        for (name, dir) in [
+            ("repo_root", &self.repo_root),
+            ("state_dir", &self.state_dir),
+        ] {
+            let probe = dir.join(format!(".ready-probe-{}", std::process::id()));
+            let ok = std::fs::create_dir_all(dir).is_ok()
+                && std::fs::write(&probe, b"").is_ok()
+                && std::fs::remove_file(&probe).is_ok();
+            if !ok {
+                failing.push(name);
+            }
+        }
+        failing
+    }
+
     /// Pending-prune bookkeeping of one repository.
     pub fn prune_file(&self, server: &ServerUuid) -> PathBuf {
         self.state_dir

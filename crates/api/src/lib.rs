@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod download;
+pub mod health;
 pub mod ids;
 pub mod panel;
 pub mod secret;

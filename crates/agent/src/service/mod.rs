@@ -158,6 +158,32 @@ impl Agent {
         }
     }
 
+    /// Which of the agent's needs are not met now (`GET /readyz`): restic
+    /// runs, the server directories can be read, and the repository and state
+    /// folders written. Names only, never paths or errors.
+    pub async fn unready(&self) -> Vec<&'static str> {
+        let layout = self.inner.layout.clone();
+        let mut failing = tokio::task::spawn_blocking(move || layout.unusable())
+            .await
+            .unwrap_or_else(|_| vec!["storage"]);
+        let version = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::process::Command::new(self.inner.restic.bin())
+                .arg("version")
+                .env_clear()
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .status(),
+        )
+        .await;
+        if !matches!(version, Ok(Ok(status)) if status.success()) {
+            failing.push("restic");
+        }
+        failing
+    }
+
     pub fn restic(&self) -> &Restic {
         &self.inner.restic
     }

@@ -38,6 +38,8 @@ pub fn router(state: AppState) -> Router {
             "/download/restic",
             axum::routing::get(routes::download::handler),
         )
+        .route("/healthz", axum::routing::get(routes::health::healthz))
+        .route("/readyz", axum::routing::get(routes::health::readyz))
         .fallback(|| async { AgentError::NoSuchEndpoint })
         .method_not_allowed_fallback(|| async { AgentError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -81,6 +81,28 @@ impl Panel {
         &self.inner.storage
     }
 
+    /// Which of the panel's needs are not met now (`GET /readyz`): the
+    /// database answers with current migrations, and the secret key opens
+    /// what is stored. Names only.
+    pub async fn unready(&self) -> Vec<&'static str> {
+        let mut failing = Vec::new();
+        if !self.storage().ready().await {
+            failing.push("database");
+            return failing;
+        }
+        match self.storage().nodes().await {
+            Ok(nodes) => {
+                if let Some(node) = nodes.first()
+                    && self.admin().node_token(node).is_err()
+                {
+                    failing.push("secret_key");
+                }
+            }
+            Err(_) => failing.push("database"),
+        }
+        failing
+    }
+
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
     }

@@ -24,6 +24,15 @@ const POSTGRES: &[(i64, &str)] = &[
     ),
 ];
 
+/// The newest migration this build has for `backend`.
+pub(super) fn latest(backend: Backend) -> i64 {
+    let set = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    set.iter().map(|(v, _)| *v).max().unwrap_or(0)
+}
+
 /// Arbitrary, fixed key of the migration advisory lock.
 const LOCK_KEY: i64 = 0x7265_7374_6963;
 

@@ -351,6 +351,17 @@ impl Storage {
         Ok(storage)
     }
 
+    /// Whether the database answers and has every migration this build
+    /// knows applied.
+    pub async fn ready(&self) -> bool {
+        let applied: std::result::Result<i64, sqlx::Error> =
+            sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+                .fetch_one(&self.pool)
+                .await
+                .and_then(|r| r.try_get("v"));
+        applied.is_ok_and(|v| v >= migrate::latest(self.backend))
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

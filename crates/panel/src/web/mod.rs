@@ -113,10 +113,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             extract::load_session,
         ))
-        // Assets need no session: added after that layer, they skip its
-        // database lookup.
+        // Assets and health checks need no session: added after that
+        // layer, they skip its database lookup.
         .route("/static/app.css", get(pages::app_css))
         .route("/static/app.js", get(pages::app_js))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.secure_cookies,

@@ -2,5 +2,6 @@
 //! `/api/servers/{server}/backups/restic/...` lives in `servers/backups/`.
 
 pub mod download;
+pub mod health;
 pub mod restic;
 pub mod servers;
