@@ -154,14 +154,17 @@ fn token_matches(p: &[char], c: char) -> Option<usize> {
             if negate {
                 i += 1;
             }
+            // Classes Go calls bad patterns (`[]`, `[]a]`, `[-a]`, `[a-]`)
+            // match nothing here: "not sure", never a refusal.
+            if matches!(p.get(i), Some(']' | '-')) {
+                return None;
+            }
             let mut hit = false;
-            let mut first = true;
             loop {
                 let ch = *p.get(i)?;
-                if ch == ']' && !first {
+                if ch == ']' {
                     break;
                 }
-                first = false;
                 let lo = if ch == '\\' {
                     i += 1;
                     *p.get(i)?
@@ -169,6 +172,9 @@ fn token_matches(p: &[char], c: char) -> Option<usize> {
                     ch
                 };
                 i += 1;
+                if p.get(i) == Some(&'-') && p.get(i + 1) == Some(&']') {
+                    return None;
+                }
                 let hi = if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|x| *x != ']') {
                     i += 1;
                     let h = if p[i] == '\\' {
@@ -265,6 +271,12 @@ mod tests {
             ("a*b*c", "aXbYbZc"),
         ] {
             assert!(glob(p, n), "{p} {n}");
+        }
+        // Classes Go refuses as bad patterns match nothing.
+        for p in ["[]a]", "[-a]", "[a-]", "[", "[a", "x\\"] {
+            for n in ["a", "]", "-", "x", "[", "x\\"] {
+                assert!(!glob(p, n), "{p} {n}");
+            }
         }
         // A tenant's worst case stays fast.
         let (p, n) = (format!("{}b", "*a".repeat(40)), "a".repeat(255));

@@ -76,12 +76,16 @@ impl Layout {
         if std::fs::read_dir(&self.data_dir).is_err() {
             failing.push("data_dir");
         }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         for (name, dir) in [
             ("repo_root", &self.repo_root),
             ("state_dir", &self.state_dir),
         ] {
-            let probe = dir.join(format!(".ready-probe-{}", std::process::id()));
-            let ok = std::fs::create_dir_all(dir).is_ok()
+            // Never created here: a missing folder (an unmounted disk) is
+            // not ready, rather than filled on the disk beneath.
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let probe = dir.join(format!(".ready-probe-{}-{n}", std::process::id()));
+            let ok = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir())
                 && std::fs::write(&probe, b"").is_ok()
                 && std::fs::remove_file(&probe).is_ok();
             if !ok {

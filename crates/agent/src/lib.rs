@@ -51,7 +51,7 @@ pub async fn run_on(
     cfg: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    for dir in [&cfg.state_dir, &cfg.cache_dir] {
+    for dir in [&cfg.repo_root, &cfg.state_dir, &cfg.cache_dir] {
         std::fs::create_dir_all(dir)
             .and_then(|()| {
                 use std::os::unix::fs::PermissionsExt;

@@ -113,11 +113,25 @@ impl Swap {
         Ok(Some(journal.phase))
     }
 
-    /// After a failed [`Swap::commit`]: tries once more to finish from the
-    /// journal (a tenant or a running game server can make a single rename
-    /// fail). What remains is for the start-up repair.
-    pub fn retry_after_failure(&self) -> std::io::Result<()> {
-        self.finish_pending().map(|_| ())
+    /// After a failed [`Swap::commit`]: if the swap had begun (the journal
+    /// is past `restoring`), tries once more to finish it (a tenant or a
+    /// running game server can make a single rename fail); what still
+    /// fails is for the start-up repair. If it had not begun, nothing was
+    /// touched: the work folder goes and `failed` is the answer.
+    pub fn retry_after_failure(&self, failed: std::io::Error) -> std::io::Result<()> {
+        let phase = fs::read(self.journal_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Journal>(&b).ok())
+            .map(|j| j.phase);
+        match phase {
+            Some(Phase::Clearing | Phase::Filling | Phase::Merging | Phase::Cleanup) => {
+                self.finish_pending().map(|_| ())
+            }
+            _ => {
+                let _ = self.abandon();
+                Err(failed)
+            }
+        }
     }
 
     /// Starts a restore: an empty work folder and the `restoring` journal.
@@ -678,6 +692,18 @@ mod tests {
         assert!(read_tree(&swap.server_dir).contains(&("new.txt".into(), "new".into())));
         assert!(!swap.work.exists());
         assert_eq!(swap.finish_pending().unwrap(), None);
+    }
+
+    #[test]
+    fn a_commit_that_failed_before_the_swap_began_is_reported_not_retried() {
+        let (_t, _layout, swap) = setup(true);
+        let before = read_tree(&swap.server_dir);
+        let err = swap
+            .retry_after_failure(std::io::Error::other("disk full"))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+        assert_eq!(read_tree(&swap.server_dir), before, "the old content stays");
+        assert!(!swap.work.exists());
     }
 
     #[test]

@@ -77,6 +77,8 @@ struct Failures {
     by_key: HashMap<String, Vec<i64>>,
     /// `account|address` pairs that logged in successfully.
     known_good: std::collections::HashSet<String>,
+    /// Size of `by_key` at which it is next pruned.
+    prune_at: usize,
 }
 
 impl Failures {
@@ -97,10 +99,12 @@ impl Failures {
 
     fn add(&mut self, key: &str, now: i64) {
         self.by_key.entry(key.to_owned()).or_default().push(now);
-        if self.by_key.len() > 100_000 {
-            // Bounded memory under a flood: forget the quiet keys.
+        if self.by_key.len() > self.prune_at.max(100_000) {
+            // Bounded memory under a flood: forget the quiet keys, and scan
+            // again only once the map doubled.
             self.by_key
                 .retain(|_, v| v.last().is_some_and(|t| now - *t < FAILURE_WINDOW_SECS));
+            self.prune_at = self.by_key.len() * 2;
         }
     }
 }

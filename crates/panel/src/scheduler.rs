@@ -259,16 +259,17 @@ impl Scheduler {
                     }
                 }
             };
-            storage
-                .finish_job(
-                    row.id,
-                    status,
-                    row.agent_job_id.as_deref(),
-                    snapshot.as_deref(),
-                    error.as_deref(),
-                    now,
-                )
-                .await?;
+            let end = crate::storage::JobEnd {
+                status,
+                agent_job_id: row.agent_job_id.as_deref(),
+                snapshot_id: snapshot.as_deref(),
+                error: error.as_deref(),
+                now,
+            };
+            let settled_now = storage.settle_job(row.id, &end).await?;
+            if !settled_now {
+                continue; // its panel recorded it meanwhile
+            }
             let outcome = match &error {
                 None => Ok(snapshot.as_deref()),
                 Some(e) => Err(e.as_str()),

@@ -275,14 +275,18 @@ async fn key_export_lines(admin: &Admin) -> Result<(Vec<String>, Vec<String>), S
             .iter()
             .find(|n| n.id == server.node_id)
             .map_or("-", |n| n.name.as_str());
+        // A current key that does not open still leaves the others to export.
         let current = match admin.server_key(&server).await {
-            Ok(k) => k,
+            Ok(k) => {
+                push(&server.uuid, "current", node, "-", &k);
+                Some(k)
+            }
             Err(e) => {
                 problems.push(format!("{} current key: {e}", server.uuid));
-                continue;
+                None
             }
         };
-        push(&server.uuid, "current", node, "-", &current);
+        let same = |k: &Secret| current.as_ref().is_some_and(|c| c.expose() == k.expose());
         let pending = storage.pending_key(server.id).await.map_err(|e| err(&e))?;
         let history = storage.key_history(server.id).await.map_err(|e| err(&e))?;
         let others = pending
@@ -291,7 +295,7 @@ async fn key_export_lines(admin: &Admin) -> Result<(Vec<String>, Vec<String>), S
             .chain(history.iter().map(|g| ("previous", g.key_enc.as_str())));
         for (state, sealed) in others {
             match admin.open_key_of(&server.uuid, sealed) {
-                Ok(k) if k.expose() == current.expose() => {}
+                Ok(k) if same(&k) => {}
                 Ok(k) => push(&server.uuid, state, node, "-", &k),
                 Err(e) => problems.push(format!("{} {state} key: {e}", server.uuid)),
             }
@@ -304,13 +308,16 @@ async fn key_export_lines(admin: &Admin) -> Result<(Vec<String>, Vec<String>), S
         };
         let archive = r.archive_name.as_deref().unwrap_or("-");
         let current = match admin.open_key_of(&uuid, &r.key_enc) {
-            Ok(k) => k,
+            Ok(k) => {
+                push(&uuid, "archived", &r.node_name, archive, &k);
+                Some(k)
+            }
             Err(e) => {
                 problems.push(format!("{uuid} archived key: {e}"));
-                continue;
+                None
             }
         };
-        push(&uuid, "archived", &r.node_name, archive, &current);
+        let same = |k: &Secret| current.as_ref().is_some_and(|c| c.expose() == k.expose());
         let history = storage
             .archived_key_history(r.id)
             .await
@@ -326,7 +333,7 @@ async fn key_export_lines(admin: &Admin) -> Result<(Vec<String>, Vec<String>), S
             );
         for (state, sealed) in others {
             match admin.open_key_of(&uuid, sealed) {
-                Ok(k) if k.expose() == current.expose() && state == "archived-previous" => {}
+                Ok(k) if same(&k) && state == "archived-previous" => {}
                 Ok(k) => push(&uuid, state, &r.node_name, archive, &k),
                 Err(e) => problems.push(format!("{uuid} {state} key: {e}")),
             }

@@ -30,6 +30,8 @@ async fn the_agent_says_when_a_folder_it_needs_is_unusable() {
     let root = agent.repo_root();
     std::fs::rename(&root, root.with_extension("moved")).unwrap();
     std::fs::write(&root, "not a folder").unwrap();
+    // Answers are reused for two seconds.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (s, v, _) = get(&format!("{}/readyz", agent.url)).await;
     assert_eq!(s, 503, "{v}");
     assert_eq!(v["status"], "not_ready");
@@ -43,6 +45,7 @@ async fn the_agent_says_when_a_folder_it_needs_is_unusable() {
     assert!(!v.to_string().contains('/'), "a path leaked: {v}");
     std::fs::remove_file(&root).unwrap();
     std::fs::rename(root.with_extension("moved"), &root).unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (s, _, _) = get(&format!("{}/readyz", agent.url)).await;
     assert_eq!(s, 200);
 }

@@ -110,6 +110,8 @@ struct Inner {
     used_links: download::UsedLinks,
     /// One permit per download (`restic dump`) running.
     downloads: Arc<tokio::sync::Semaphore>,
+    /// The last readiness answer and when it was found.
+    readiness: tokio::sync::Mutex<Option<(std::time::Instant, Vec<&'static str>)>>,
 }
 
 /// The agent's service object. Cheap to clone.
@@ -154,6 +156,7 @@ impl Agent {
                 node_token: cfg.token.clone(),
                 used_links: download::UsedLinks::load(layout_links),
                 downloads: Arc::new(tokio::sync::Semaphore::new(cfg.max_parallel_downloads)),
+                readiness: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -162,6 +165,22 @@ impl Agent {
     /// runs, the server directories can be read, and the repository and state
     /// folders written. Names only, never paths or errors.
     pub async fn unready(&self) -> Vec<&'static str> {
+        /// How long one readiness answer is reused.
+        const READY_CACHE: Duration = Duration::from_secs(2);
+        // One check at a time, and an answer reused for two seconds: a
+        // flood of probes costs the node next to nothing.
+        let mut cached = self.inner.readiness.lock().await;
+        if let Some((at, failing)) = cached.as_ref()
+            && at.elapsed() < READY_CACHE
+        {
+            return failing.clone();
+        }
+        let failing = self.check_ready().await;
+        *cached = Some((std::time::Instant::now(), failing.clone()));
+        failing
+    }
+
+    async fn check_ready(&self) -> Vec<&'static str> {
         let layout = self.inner.layout.clone();
         let mut failing = tokio::task::spawn_blocking(move || layout.unusable())
             .await

@@ -56,8 +56,11 @@ impl Agent {
             .cloned()
             .ok_or(AgentError::BackupNotFound)?;
 
-        // An earlier restore left its swap unfinished (it failed half way):
-        // finish it first, so the safety snapshot sees a whole tree.
+        // The safety snapshot comes first, of the tree as it is (files the
+        // game wrote since an earlier failed swap included)…
+        let (safety, _) = self.snapshot(ctx, dir, &[], &[PRE_RESTORE_TAG]).await?;
+        tracing::info!(server = %ctx.server, safety = %safety.id.short(), "safety snapshot taken before restore");
+        // …then a swap an earlier restore left half way is finished.
         let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
         let pending = tokio::task::spawn_blocking(move || {
             Swap::plan(&layout, &server, truncate)?
@@ -69,8 +72,6 @@ impl Agent {
         if let Some(phase) = pending {
             tracing::warn!(server = %ctx.server, ?phase, "finished an earlier restore's swap first");
         }
-        let (safety, _) = self.snapshot(ctx, dir, &[], &[PRE_RESTORE_TAG]).await?;
-        tracing::info!(server = %ctx.server, safety = %safety.id.short(), "safety snapshot taken before restore");
 
         let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
         let swap = tokio::task::spawn_blocking(move || {
@@ -95,7 +96,7 @@ impl Agent {
         tokio::task::spawn_blocking(move || {
             commit.commit().or_else(|e| {
                 tracing::warn!(error = %e, "restore swap failed; trying once more from its journal");
-                commit.retry_after_failure()
+                commit.retry_after_failure(e)
             })
         })
         .await

@@ -143,6 +143,16 @@ pub struct Policy {
     pub updated_at: i64,
 }
 
+/// How a run in the job history ended.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEnd<'a> {
+    pub status: &'a str,
+    pub agent_job_id: Option<&'a str>,
+    pub snapshot_id: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub now: i64,
+}
+
 /// One run in the job history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
@@ -1018,7 +1028,6 @@ impl Storage {
         .try_get("id")?)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn finish_job(
         &self,
         id: i64,
@@ -1028,19 +1037,40 @@ impl Storage {
         error: Option<&str>,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
+        let end = JobEnd {
+            status,
+            agent_job_id,
+            snapshot_id,
+            error,
+            now,
+        };
+        self.end_job(id, &end, false).await.map(|_| ())
+    }
+
+    /// Ends a run that still reads `running` (reconciliation); false if
+    /// someone else ended it meanwhile.
+    pub async fn settle_job(&self, id: i64, end: &JobEnd<'_>) -> Result<bool> {
+        self.end_job(id, end, true).await
+    }
+
+    async fn end_job(&self, id: i64, end: &JobEnd<'_>, only_running: bool) -> Result<bool> {
+        let sql = if only_running {
             "UPDATE job_history SET status = $1, agent_job_id = $2, snapshot_id = $3, error = $4, \
-             finished_at = $5 WHERE id = $6",
-        )
-        .bind(status)
-        .bind(agent_job_id)
-        .bind(snapshot_id)
-        .bind(error)
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+             finished_at = $5 WHERE id = $6 AND status = 'running'"
+        } else {
+            "UPDATE job_history SET status = $1, agent_job_id = $2, snapshot_id = $3, error = $4, \
+             finished_at = $5 WHERE id = $6"
+        };
+        let done = sqlx::query(sql)
+            .bind(end.status)
+            .bind(end.agent_job_id)
+            .bind(end.snapshot_id)
+            .bind(end.error)
+            .bind(end.now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Remembers the agent's job of a run as soon as the agent accepted it,

@@ -39,59 +39,71 @@ pub struct AppState {
 }
 
 fn api_routes() -> Router<AppState> {
-    use routes::admin as a;
-    use routes::backups as b;
+    use axum::routing::patch;
+    use routes::admin::{
+        archived_repos, key_regenerate, keys, nodes, servers as admin_servers, subusers, users,
+    };
+    use routes::servers::{self, backups as b};
     let backups = "/servers/{server}/backups/restic";
     Router::new()
-        .route("/servers", get(b::my_servers))
-        .route(backups, get(b::list).post(b::create))
-        .route(&format!("{backups}/stats"), get(b::stats))
+        .route("/servers", get(servers::my_servers))
+        .route(backups, get(b::list::list).post(b::list::create))
+        .route(&format!("{backups}/stats"), get(b::stats::stats))
         .route(
             &format!("{backups}/schedule"),
-            get(b::schedule).post(b::save_schedule),
+            get(b::schedule::schedule).post(b::schedule::save_schedule),
         )
         .route(
             &format!("{backups}/schedule/history"),
-            get(b::schedule_history),
+            get(b::schedule_history::schedule_history),
         )
-        .route(&format!("{backups}/jobs/{{job}}"), get(b::job))
-        .route(&format!("{backups}/{{id}}"), delete(b::delete))
-        .route(&format!("{backups}/{{id}}/restore"), post(b::restore))
-        .route(&format!("{backups}/{{id}}/download"), get(b::download))
-        .route(&format!("{backups}/{{id}}/lock"), post(b::lock))
-        .route(&format!("{backups}/{{id}}/unlock"), post(b::unlock))
-        .route("/admin/keys", get(a::keys))
+        .route(&format!("{backups}/jobs/{{job}}"), get(b::jobs::job))
+        .route(&format!("{backups}/{{id}}"), delete(b::snapshot::delete))
+        .route(
+            &format!("{backups}/{{id}}/restore"),
+            post(b::restore::restore),
+        )
+        .route(
+            &format!("{backups}/{{id}}/download"),
+            get(b::download::download),
+        )
+        .route(&format!("{backups}/{{id}}/lock"), post(b::lock::lock))
+        .route(&format!("{backups}/{{id}}/unlock"), post(b::lock::unlock))
+        .route("/admin/keys", get(keys::keys))
         .route(
             "/admin/servers/{server}/key/regenerate",
-            post(a::regenerate_key),
+            post(key_regenerate::regenerate_key),
         )
-        .route("/admin/archived-repos", get(a::archived_repos))
+        .route("/admin/archived-repos", get(archived_repos::archived_repos))
         .route(
             "/admin/archived-repos/{name}",
-            delete(a::delete_archived_repo),
+            delete(archived_repos::delete_archived_repo),
         )
-        .route("/admin/users", get(a::users).post(a::create_user))
+        .route("/admin/users", get(users::users).post(users::create_user))
         .route(
             "/admin/users/{user}",
-            axum::routing::patch(a::update_user).delete(a::delete_user),
+            patch(users::update_user).delete(users::delete_user),
         )
-        .route("/admin/nodes", get(a::nodes).post(a::create_node))
+        .route("/admin/nodes", get(nodes::nodes).post(nodes::create_node))
         .route(
             "/admin/nodes/{name}",
-            axum::routing::patch(a::update_node).delete(a::delete_node),
+            patch(nodes::update_node).delete(nodes::delete_node),
         )
-        .route("/admin/servers", get(a::servers).post(a::create_server))
+        .route(
+            "/admin/servers",
+            get(admin_servers::servers).post(admin_servers::create_server),
+        )
         .route(
             "/admin/servers/{server}",
-            axum::routing::patch(a::update_server).delete(a::delete_server),
+            patch(admin_servers::update_server).delete(admin_servers::delete_server),
         )
         .route(
             "/admin/servers/{server}/subusers",
-            get(a::subusers).put(a::set_subuser),
+            get(subusers::subusers).put(subusers::set_subuser),
         )
         .route(
             "/admin/servers/{server}/subusers/{user}",
-            delete(a::remove_subuser),
+            delete(subusers::remove_subuser),
         )
 }
 

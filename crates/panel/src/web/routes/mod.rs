@@ -1,4 +1,10 @@
+//! Thin handlers, laid out like the URLs they serve (below the
+//! `/extensions/resticbackups` prefix): `servers/backups/lock.rs` is
+//! `POST /servers/{server}/backups/restic/{id}/lock`, `admin/nodes.rs` is
+//! `/admin/nodes[/{name}]`; `auth.rs` is `/auth/*`, `health.rs` is
+//! `/healthz` and `/readyz`.
+
 pub mod admin;
 pub mod auth;
-pub mod backups;
 pub mod health;
+pub mod servers;

@@ -1,0 +1,58 @@
+//! `GET`/`POST /extensions/resticbackups/admin/servers`, `PATCH`/`DELETE /extensions/resticbackups/admin/servers/{server}`.
+
+use api::panel::{NewServerRequest, ServerView, UpdateServerRequest};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::JsonResult;
+use crate::PanelError;
+use crate::web::AppState;
+use crate::web::extract::{Admin, JsonBody, ServerParam};
+
+pub async fn servers(
+    State(state): State<AppState>,
+    Admin(a): Admin,
+) -> JsonResult<Vec<ServerView>> {
+    Ok(Json(state.panel.servers(&a).await?))
+}
+
+pub async fn create_server(
+    State(state): State<AppState>,
+    Admin(a): Admin,
+    JsonBody(req): JsonBody<NewServerRequest>,
+) -> Result<(StatusCode, Json<ServerView>), PanelError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.panel.create_server(&a, req).await?),
+    ))
+}
+
+pub async fn update_server(
+    State(state): State<AppState>,
+    Admin(a): Admin,
+    ServerParam(uuid): ServerParam,
+    JsonBody(req): JsonBody<UpdateServerRequest>,
+) -> JsonResult<ServerView> {
+    Ok(Json(state.panel.update_server(&a, &uuid, req).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteServerQuery {
+    /// The node is gone for good: delete without archiving, keys kept.
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn delete_server(
+    State(state): State<AppState>,
+    Admin(a): Admin,
+    ServerParam(uuid): ServerParam,
+    Query(q): Query<DeleteServerQuery>,
+) -> Result<StatusCode, PanelError> {
+    state.panel.delete_server(&a, &uuid, q.force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,11 @@
+//! `/extensions/resticbackups/servers/{server}/backups/restic/...`: one file per URL, named after its last part.
+
+pub mod download;
+pub mod jobs;
+pub mod list;
+pub mod lock;
+pub mod restore;
+pub mod schedule;
+pub mod schedule_history;
+pub mod snapshot;
+pub mod stats;

@@ -1,0 +1,30 @@
+//! `GET` / `POST /extensions/resticbackups/servers/{server}/backups/restic/schedule`.
+
+use api::panel::{ScheduleRequest, ScheduleView};
+use axum::Json;
+use axum::extract::State;
+
+use crate::PanelError;
+use crate::permissions::{Create, Read};
+use crate::web::AppState;
+use crate::web::extract::{JsonBody, Permit};
+
+pub async fn schedule(
+    State(state): State<AppState>,
+    Permit(p): Permit<Read>,
+) -> Result<Json<ScheduleView>, PanelError> {
+    Ok(Json(state.panel.schedule(&p).await?))
+}
+
+pub async fn save_schedule(
+    State(state): State<AppState>,
+    Permit(p): Permit<Create>,
+    JsonBody(req): JsonBody<ScheduleRequest>,
+) -> Result<Json<ScheduleView>, PanelError> {
+    Ok(Json(
+        state
+            .panel
+            .save_schedule(&p, req, crate::service::now())
+            .await?,
+    ))
+}

@@ -1,0 +1,17 @@
+//! `GET /extensions/resticbackups/servers/{server}/backups/restic/stats`.
+
+use api::agent::RepoStats;
+use axum::Json;
+use axum::extract::State;
+
+use crate::PanelError;
+use crate::permissions::Read;
+use crate::web::AppState;
+use crate::web::extract::Permit;
+
+pub async fn stats(
+    State(state): State<AppState>,
+    Permit(p): Permit<Read>,
+) -> Result<Json<RepoStats>, PanelError> {
+    Ok(Json(state.panel.stats(&p).await?))
+}
