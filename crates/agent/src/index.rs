@@ -327,10 +327,7 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.time_nanos, self.id)
-            .bytes()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        api::hex::encode(format!("{}.{}", self.time_nanos, self.id).as_bytes())
     }
 
     pub fn decode(raw: &str) -> Result<Self, AgentError> {
@@ -340,13 +337,10 @@ impl Cursor {
                 "the cursor is not one this agent gave out",
             )
         };
-        if raw.len() > 256 || !raw.len().is_multiple_of(2) {
+        if raw.len() > 256 {
             return Err(bad());
         }
-        let bytes: Vec<u8> = (0..raw.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(raw.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
-            .collect::<Result<_, _>>()?;
+        let bytes = api::hex::decode(raw).ok_or_else(bad)?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let (t, id) = text.split_once('.').ok_or_else(bad)?;
         Ok(Self {

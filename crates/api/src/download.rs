@@ -134,7 +134,7 @@ pub fn issue(
         format,
         iat: now_unix,
         exp: now_unix + TOKEN_LIFETIME_SECS,
-        jti: random::<16>().iter().map(|b| format!("{b:02x}")).collect(),
+        jti: crate::hex::encode(&random::<16>()),
         key: B64.encode(key_field),
     };
     let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);

@@ -141,7 +141,7 @@ impl JobId {
 
     /// Builds a job ID from 16 random bytes.
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
-        Self(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Self(crate::hex::encode(&bytes))
     }
 
     pub fn as_str(&self) -> &str {

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod download;
 pub mod health;
+pub mod hex;
 pub mod ids;
 pub mod panel;
 pub mod secret;

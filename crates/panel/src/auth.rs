@@ -137,14 +137,11 @@ fn address_key(client: &str) -> String {
 fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     getrandom::getrandom(&mut b).expect("the system random number generator failed");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    api::hex::encode(&b)
 }
 
 fn hash_id(id: &str) -> String {
-    Sha256::digest(id.as_bytes())
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    api::hex::encode(&Sha256::digest(id.as_bytes()))
 }
 
 impl Sessions {

@@ -95,7 +95,7 @@ impl Sealer {
 pub fn random_secret() -> Secret {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).expect("the system random number generator failed");
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = api::hex::encode(&bytes);
     Secret::new(hex).expect("64 hex characters are a valid secret")
 }
 
