@@ -586,6 +586,17 @@ mod tests {
         (t, layout, swap)
     }
 
+    /// What a crash in the middle of clearing leaves: one entry moved.
+    fn crash_mid_clear(swap: &Swap) {
+        swap.write_journal(Phase::Clearing).unwrap();
+        fs::create_dir_all(swap.work.join("old")).unwrap();
+        fs::rename(
+            swap.server_dir.join("old.txt"),
+            swap.work.join("old/old.txt"),
+        )
+        .unwrap();
+    }
+
     #[test]
     fn truncating_swap_leaves_exactly_the_new_tree_in_the_same_directory() {
         let (_t, _l, swap) = setup(true);
@@ -658,14 +669,7 @@ mod tests {
     #[test]
     fn repair_finishes_a_swap_interrupted_half_way() {
         let (_t, layout, swap) = setup(true);
-        // Simulate a crash in the middle of clearing: one entry moved.
-        swap.write_journal(Phase::Clearing).unwrap();
-        fs::create_dir_all(swap.work.join("old")).unwrap();
-        fs::rename(
-            swap.server_dir.join("old.txt"),
-            swap.work.join("old/old.txt"),
-        )
-        .unwrap();
+        crash_mid_clear(&swap);
         repair(&layout);
         assert_eq!(
             read_tree(&swap.server_dir),
@@ -681,13 +685,7 @@ mod tests {
     #[test]
     fn a_failed_swap_is_finished_before_the_next_restore() {
         let (_t, _layout, swap) = setup(true);
-        swap.write_journal(Phase::Clearing).unwrap();
-        fs::create_dir_all(swap.work.join("old")).unwrap();
-        fs::rename(
-            swap.server_dir.join("old.txt"),
-            swap.work.join("old/old.txt"),
-        )
-        .unwrap();
+        crash_mid_clear(&swap);
         assert_eq!(swap.finish_pending().unwrap(), Some(Phase::Clearing));
         assert!(read_tree(&swap.server_dir).contains(&("new.txt".into(), "new".into())));
         assert!(!swap.work.exists());

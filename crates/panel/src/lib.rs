@@ -53,19 +53,13 @@ pub async fn open(cfg: &PanelConfig) -> Result<Panel, RunError> {
     }
     let storage = storage::Storage::connect(&cfg.database_url).await?;
     let sealer = seal::Sealer::new(&cfg.secret_key)?;
-    // A wrong secret key shows now, not as a 500 at the first backup.
-    let probe = admin::Admin::new(storage.clone(), sealer.clone());
-    if let Some(node) = storage.nodes().await?.first()
-        && probe.node_token(node).is_err()
-    {
+    let panel = Panel::new(storage, sealer, cfg.session_idle, cfg.session_absolute);
+    // A wrong secret key shows now, not as a 500 at the first backup: the
+    // same check `/readyz` makes.
+    if !panel.secret_key_opens_secrets().await? {
         return Err(RunError::WrongSecretKey);
     }
-    Ok(Panel::new(
-        storage,
-        sealer,
-        cfg.session_idle,
-        cfg.session_absolute,
-    ))
+    Ok(panel)
 }
 
 /// Creates `dir` (and parents) readable by the panel's user only.

@@ -24,9 +24,8 @@ async fn keys_follow_the_archive(db: Db) {
     let (doomed, rotated) = (w.servers[0].clone(), w.servers[1].clone());
     w.owner.backup(&doomed).await;
     w.owner.backup(&rotated).await;
-    let keys = w.panel.keys(&w.admin).await;
-    let key_of = |s: &str| keys.iter().find(|(u, _)| u == s).unwrap().1.clone();
-    let (doomed_key, old_rotated_key) = (key_of(&doomed), key_of(&rotated));
+    let doomed_key = w.panel.key_of(&w.admin, &doomed).await;
+    let old_rotated_key = w.panel.key_of(&w.admin, &rotated).await;
     let (s, v) = w
         .admin
         .send(
@@ -36,14 +35,7 @@ async fn keys_follow_the_archive(db: Db) {
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    let new_rotated_key = w
-        .panel
-        .keys(&w.admin)
-        .await
-        .into_iter()
-        .find(|(u, _)| *u == rotated)
-        .unwrap()
-        .1;
+    let new_rotated_key = w.panel.key_of(&w.admin, &rotated).await;
     assert_ne!(new_rotated_key, old_rotated_key);
 
     for server in [&doomed, &rotated] {
@@ -132,14 +124,7 @@ async fn a_server_on_a_dead_node_can_be_force_deleted_keeping_its_key(db: Db) {
     w.panel
         .add_server(&w.admin, &server, "owner@example.com", "gone", 0)
         .await;
-    let key = w
-        .panel
-        .keys(&w.admin)
-        .await
-        .into_iter()
-        .find(|(u, _)| *u == server)
-        .unwrap()
-        .1;
+    let key = w.panel.key_of(&w.admin, &server).await;
 
     let path = format!("{API}/admin/servers/{server}");
     let (s, v) = w.admin.send(Method::DELETE, &path, None).await;
@@ -188,14 +173,7 @@ async fn a_retried_deletion_keeps_the_key_of_the_earlier_archive() {
     let mut w = World::new(Db::Sqlite, 1, 0).await;
     let server = w.servers[0].clone();
     w.owner.backup(&server).await;
-    let key = w
-        .panel
-        .keys(&w.admin)
-        .await
-        .into_iter()
-        .find(|(u, _)| *u == server)
-        .unwrap()
-        .1;
+    let key = w.panel.key_of(&w.admin, &server).await;
     // The first attempt's archive job ran on the node…
     let (s, a) = w
         .agent

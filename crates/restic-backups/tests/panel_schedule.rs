@@ -193,13 +193,7 @@ async fn a_scheduled_run_backs_up_then_keeps_what_the_policy_says() {
 
     // The agent's retention endpoint refuses a bad policy and never
     // removes locked snapshots.
-    let key = panel
-        .keys(&panel.admin().await)
-        .await
-        .into_iter()
-        .find(|(u, _)| u == server)
-        .unwrap()
-        .1;
+    let key = panel.key_of(&panel.admin().await, server).await;
     let url = format!("{}/retention", agent.backups_url(server));
     let (s, e) = agent
         .call(
@@ -379,14 +373,7 @@ async fn runs_of_a_stopped_panel_are_settled_and_failures_fail_run_due() {
         .unwrap();
     let t = now();
     // A panel died after the agent accepted a backup (which then finished)…
-    let key = w
-        .panel
-        .keys(&w.admin)
-        .await
-        .into_iter()
-        .find(|(u, _)| u == server)
-        .unwrap()
-        .1;
+    let key = w.panel.key_of(&w.admin, server).await;
     let agent_job = w.agent.start_backup(server, &key, json!({})).await;
     let done = w.agent.wait_job(server, &agent_job).await;
     assert_eq!(done["status"], "succeeded");

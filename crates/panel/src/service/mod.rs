@@ -90,17 +90,21 @@ impl Panel {
             failing.push("database");
             return failing;
         }
-        match self.storage().nodes().await {
-            Ok(nodes) => {
-                if let Some(node) = nodes.first()
-                    && self.admin().node_token(node).is_err()
-                {
-                    failing.push("secret_key");
-                }
-            }
+        match self.secret_key_opens_secrets().await {
+            Ok(true) => {}
+            Ok(false) => failing.push("secret_key"),
             Err(_) => failing.push("database"),
         }
         failing
+    }
+
+    /// Whether the panel's secret key opens what is sealed in the database
+    /// (tried on the first node's token; true when nothing is sealed yet).
+    pub async fn secret_key_opens_secrets(&self) -> Result<bool, crate::storage::StorageError> {
+        Ok(match self.storage().nodes().await?.first() {
+            Some(node) => self.admin().node_token(node).is_ok(),
+            None => true,
+        })
     }
 
     pub fn sessions(&self) -> &Sessions {

@@ -260,6 +260,16 @@ impl TestPanel {
             })
             .collect()
     }
+
+    /// One server's key as the admin keys page shows it.
+    pub async fn key_of(&self, admin: &Client, server: &str) -> String {
+        self.keys(admin)
+            .await
+            .into_iter()
+            .find(|(u, _)| u == server)
+            .unwrap_or_else(|| panic!("no key listed for {server}"))
+            .1
+    }
 }
 
 impl Drop for TestPanel {
