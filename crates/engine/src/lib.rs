@@ -118,6 +118,24 @@ impl Restic {
         &self.inner.bin
     }
 
+    /// Whether the binary still runs (`restic version` succeeds within 5 s),
+    /// for readiness checks.
+    pub async fn runnable(&self) -> bool {
+        let status = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::process::Command::new(self.bin())
+                .arg("version")
+                .env_clear()
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .status(),
+        )
+        .await;
+        matches!(status, Ok(Ok(s)) if s.success())
+    }
+
     /// A handle on the repository at `path`, opened with `key`.
     pub fn repo(&self, path: impl Into<PathBuf>, key: api::Secret) -> Repo {
         Repo::new(self.clone(), path.into(), key)

@@ -144,12 +144,107 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new(storage: Storage, sealer: Sealer) -> Self {
+    pub(crate) fn new(storage: Storage, sealer: Sealer) -> Self {
         Self { storage, sealer }
     }
 
-    pub fn storage(&self) -> &Storage {
-        &self.storage
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, AdminError> {
+        Ok(self.storage.user_by_email(email).await?)
+    }
+
+    pub async fn node_by_name(&self, name: &str) -> Result<Option<Node>, AdminError> {
+        Ok(self.storage.node_by_name(name).await?)
+    }
+
+    pub async fn server_by_uuid(&self, uuid: &ServerUuid) -> Result<Option<Server>, AdminError> {
+        Ok(self.storage.server_by_uuid(uuid).await?)
+    }
+
+    /// Every user, for the operator's listing.
+    pub async fn users(&self) -> Result<Vec<User>, AdminError> {
+        Ok(self.storage.users().await?)
+    }
+
+    /// `key export`: one line per key a repository has (current, pending,
+    /// previous; archived ones too), and what could not be opened.
+    pub async fn export_keys(&self) -> Result<(Vec<String>, Vec<String>), AdminError> {
+        let storage = &self.storage;
+        let nodes = storage.nodes().await?;
+        let mut lines = vec!["# server_uuid\tstate\tnode\tarchive\tkey".to_owned()];
+        let mut problems = Vec::new();
+        let mut push = |uuid: &ServerUuid, state: &str, node: &str, archive: &str, key: &Secret| {
+            lines.push(format!(
+                "{uuid}\t{state}\t{node}\t{archive}\t{}",
+                key.expose()
+            ));
+        };
+        for server in storage.servers().await? {
+            let node = nodes
+                .iter()
+                .find(|n| n.id == server.node_id)
+                .map_or("-", |n| n.name.as_str());
+            // A current key that does not open still leaves the others to export.
+            let current = match self.server_key(&server).await {
+                Ok(k) => {
+                    push(&server.uuid, "current", node, "-", &k);
+                    Some(k)
+                }
+                Err(e) => {
+                    problems.push(format!("{} current key: {e}", server.uuid));
+                    None
+                }
+            };
+            let same = |k: &Secret| current.as_ref().is_some_and(|c| c.expose() == k.expose());
+            let pending = storage.pending_key(server.id).await?;
+            let history = storage.key_history(server.id).await?;
+            let others = pending
+                .iter()
+                .map(|p| ("pending", p.as_str()))
+                .chain(history.iter().map(|g| ("previous", g.key_enc.as_str())));
+            for (state, sealed) in others {
+                match self.open_key_of(&server.uuid, sealed) {
+                    Ok(k) if same(&k) => {}
+                    Ok(k) => push(&server.uuid, state, node, "-", &k),
+                    Err(e) => problems.push(format!("{} {state} key: {e}", server.uuid)),
+                }
+            }
+        }
+        for r in storage.archived_keys().await? {
+            let Ok(uuid) = ServerUuid::parse(&r.server_uuid) else {
+                problems.push(format!("archived key record {}: bad server UUID", r.id));
+                continue;
+            };
+            let archive = r.archive_name.as_deref().unwrap_or("-");
+            let current = match self.open_key_of(&uuid, &r.key_enc) {
+                Ok(k) => {
+                    push(&uuid, "archived", &r.node_name, archive, &k);
+                    Some(k)
+                }
+                Err(e) => {
+                    problems.push(format!("{uuid} archived key: {e}"));
+                    None
+                }
+            };
+            let same = |k: &Secret| current.as_ref().is_some_and(|c| c.expose() == k.expose());
+            let history = storage.archived_key_history(r.id).await?;
+            let others = r
+                .pending_key_enc
+                .iter()
+                .map(|p| ("archived-pending", p.as_str()))
+                .chain(
+                    history
+                        .iter()
+                        .map(|g| ("archived-previous", g.key_enc.as_str())),
+                );
+            for (state, sealed) in others {
+                match self.open_key_of(&uuid, sealed) {
+                    Ok(k) if same(&k) && state == "archived-previous" => {}
+                    Ok(k) => push(&uuid, state, &r.node_name, archive, &k),
+                    Err(e) => problems.push(format!("{uuid} {state} key: {e}")),
+                }
+            }
+        }
+        Ok((lines, problems))
     }
 
     pub async fn add_user(

@@ -282,6 +282,17 @@ impl Sessions {
         }))
     }
 
+    /// Deletes the sessions that are past their idle or absolute limit.
+    pub async fn sweep(&self, now: i64) -> Result<u64, StorageError> {
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        self.storage
+            .expire_sessions(
+                now.saturating_sub(secs(self.idle)),
+                now.saturating_sub(secs(self.absolute)),
+            )
+            .await
+    }
+
     /// Ends the session on the server side.
     pub async fn logout(&self, id: &str) -> Result<(), StorageError> {
         self.storage.delete_session(&hash_id(id)).await

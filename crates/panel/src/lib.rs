@@ -45,6 +45,27 @@ pub enum RunError {
 
 /// Opens (and migrates) the database and builds the panel core.
 pub async fn open(cfg: &PanelConfig) -> Result<Panel, RunError> {
+    let (storage, sealer) = connect(cfg).await?;
+    let panel = Panel::new(storage, sealer, cfg.session_idle, cfg.session_absolute);
+    // A wrong secret key shows now, not as a 500 at the first backup: the
+    // same check `/readyz` makes.
+    if !panel.secret_key_opens_secrets().await? {
+        return Err(RunError::WrongSecretKey);
+    }
+    Ok(panel)
+}
+
+/// Opens the database for the operator's commands, without serving.
+pub async fn open_operator(
+    cfg: &PanelConfig,
+    _: &permissions::Operator,
+) -> Result<admin::Admin, RunError> {
+    let (storage, sealer) = connect(cfg).await?;
+    Ok(admin::Admin::new(storage, sealer))
+}
+
+/// The database (migrated; its folder private for SQLite) and the sealer.
+async fn connect(cfg: &PanelConfig) -> Result<(storage::Storage, seal::Sealer), RunError> {
     if cfg.database_url.starts_with("sqlite:") {
         private_dir(&cfg.state_dir).map_err(|source| RunError::Dir {
             path: cfg.state_dir.clone(),
@@ -53,13 +74,7 @@ pub async fn open(cfg: &PanelConfig) -> Result<Panel, RunError> {
     }
     let storage = storage::Storage::connect(&cfg.database_url).await?;
     let sealer = seal::Sealer::new(&cfg.secret_key)?;
-    let panel = Panel::new(storage, sealer, cfg.session_idle, cfg.session_absolute);
-    // A wrong secret key shows now, not as a 500 at the first backup: the
-    // same check `/readyz` makes.
-    if !panel.secret_key_opens_secrets().await? {
-        return Err(RunError::WrongSecretKey);
-    }
-    Ok(panel)
+    Ok((storage, sealer))
 }
 
 /// Creates `dir` (and parents) readable by the panel's user only.
@@ -88,17 +103,12 @@ pub async fn run_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let sweeper = {
-        let storage = panel.storage().clone();
-        let (idle, absolute) = (
-            cfg.session_idle.as_secs() as i64,
-            cfg.session_absolute.as_secs() as i64,
-        );
+        let panel = panel.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(600));
             loop {
                 tick.tick().await;
-                let now = service::now();
-                if let Err(e) = storage.expire_sessions(now - idle, now - absolute).await {
+                if let Err(e) = panel.sessions().sweep(service::now()).await {
                     tracing::warn!(error = %e, "expired sessions not swept");
                 }
             }

@@ -143,6 +143,24 @@ impl RootAdmin {
     }
 }
 
+/// Proof that the caller is the host's operator: a process started at the
+/// host's shell with the panel's settings and secret key (the admin
+/// commands, `demo`). The web layer never makes one (a test checks it); it
+/// yields the operator's [`crate::admin::Admin`] through
+/// [`crate::Panel::operator`] or [`crate::open_operator`].
+#[derive(Debug)]
+pub struct Operator {
+    _private: (),
+}
+
+impl Operator {
+    /// Claims the operator's authority. Only for code that runs at the
+    /// host's shell: having the settings and the secret key is the proof.
+    pub fn at_the_host_shell() -> Self {
+        Self { _private: () }
+    }
+}
+
 /// Checks that `user` is a root admin.
 pub fn require_root_admin(user: &User) -> Result<RootAdmin, Denied> {
     if user.root_admin {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use api::panel::ScheduleRequest;
 use panel::Panel;
-use panel::permissions::{Create, authorize};
+use panel::permissions::Create;
 use panel::scheduler::{BackupRunner, RunFuture, Scheduler};
 use panel::seal::Sealer;
 use panel::service::ScheduledRun;
@@ -50,6 +50,7 @@ impl BackupRunner for FakeRunner {
 
 struct World {
     panel: Panel,
+    storage: Storage,
     runner: Arc<FakeRunner>,
     clock: Arc<AtomicI64>,
     scheduler: Scheduler,
@@ -83,6 +84,7 @@ async fn world(url: Option<String>, servers: usize) -> World {
     );
     World {
         panel,
+        storage,
         runner,
         clock,
         scheduler,
@@ -108,7 +110,9 @@ fn every(hours: i64) -> ScheduleRequest {
 impl World {
     async fn save(&self, i: usize, req: ScheduleRequest, now: i64) {
         let (server, owner) = &self.servers[i];
-        let auth = authorize::<Create>(self.panel.storage(), owner, &server.uuid)
+        let auth = self
+            .panel
+            .authorize::<Create>(owner, &server.uuid)
             .await
             .unwrap();
         self.panel.save_schedule(&auth, req, now).await.unwrap();
@@ -120,8 +124,7 @@ impl World {
     }
 
     async fn policy(&self, i: usize) -> Policy {
-        self.panel
-            .storage()
+        self.storage
             .policy(self.servers[i].0.id)
             .await
             .unwrap()
@@ -176,12 +179,7 @@ async fn timing_rules(url: Option<String>) {
     assert_eq!((p.failures, p.next_run_at), (0, Some(slot + 6 * HOUR)));
 
     // Every run is in the history, newest first, with its outcome.
-    let history = w
-        .panel
-        .storage()
-        .recent_jobs(w.servers[0].0.id, 5)
-        .await
-        .unwrap();
+    let history = w.storage.recent_jobs(w.servers[0].0.id, 5).await.unwrap();
     assert_eq!(history[0].status, "succeeded");
     assert_eq!(history[1].status, "failed");
     assert!(history[1].error.as_deref().unwrap().contains("unavailable"));

@@ -9,8 +9,7 @@ use api::{Secret, ServerUuid};
 use clap::Subcommand;
 use panel::admin::Admin;
 use panel::config::PanelConfig;
-use panel::seal::Sealer;
-use panel::storage::Storage;
+use panel::permissions::Operator;
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -22,6 +21,8 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// List the users: id, e-mail, root admin.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -96,15 +97,11 @@ pub enum KeyCommand {
 pub async fn admin(config: Option<&std::path::Path>) -> Result<Admin, String> {
     let env = |k: &str| std::env::var(k).ok();
     let cfg = PanelConfig::load(config, &env).map_err(|e| e.to_string())?;
-    if cfg.database_url.starts_with("sqlite:") {
-        panel::private_dir(&cfg.state_dir)
-            .map_err(|e| format!("could not create {}: {e}", cfg.state_dir.display()))?;
-    }
-    let storage = Storage::connect(&cfg.database_url)
+    // These commands run at the host's shell, with the panel's settings and
+    // secret key: the operator's authority.
+    panel::open_operator(&cfg, &Operator::at_the_host_shell())
         .await
-        .map_err(|e| e.to_string())?;
-    let sealer = Sealer::new(&cfg.secret_key).map_err(|e| e.to_string())?;
-    Ok(Admin::new(storage, sealer))
+        .map_err(|e| e.to_string())
 }
 
 /// One line of standard input, without its line end.
@@ -136,6 +133,16 @@ pub async fn user(admin: &Admin, cmd: UserCommand) -> Result<(), String> {
                 if root { ", root admin" } else { "" }
             );
         }
+        UserCommand::List => {
+            for user in admin.users().await.map_err(|e| e.to_string())? {
+                println!(
+                    "{}\t{}{}",
+                    user.id,
+                    user.email,
+                    if user.root_admin { "\troot admin" } else { "" }
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -164,7 +171,6 @@ pub async fn node(admin: &Admin, cmd: NodeCommand) -> Result<(), String> {
         }
         NodeCommand::Test { name } => {
             let node = admin
-                .storage()
                 .node_by_name(&name)
                 .await
                 .map_err(|e| e.to_string())?
@@ -235,7 +241,7 @@ pub async fn subuser(admin: &Admin, cmd: SubuserCommand) -> Result<(), String> {
 pub async fn key(admin: &Admin, cmd: KeyCommand) -> Result<(), String> {
     match cmd {
         KeyCommand::Export => {
-            let (lines, problems) = key_export_lines(admin).await?;
+            let (lines, problems) = admin.export_keys().await.map_err(|e| e.to_string())?;
             let mut out = std::io::stdout().lock();
             for line in lines {
                 use std::io::Write;
@@ -255,89 +261,4 @@ pub async fn key(admin: &Admin, cmd: KeyCommand) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The export's lines, and what could not be opened.
-async fn key_export_lines(admin: &Admin) -> Result<(Vec<String>, Vec<String>), String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
-    let storage = admin.storage();
-    let nodes = storage.nodes().await.map_err(|e| err(&e))?;
-    let mut lines = vec!["# server_uuid\tstate\tnode\tarchive\tkey".to_owned()];
-    let mut problems = Vec::new();
-    let mut push = |uuid: &ServerUuid, state: &str, node: &str, archive: &str, key: &Secret| {
-        lines.push(format!(
-            "{uuid}\t{state}\t{node}\t{archive}\t{}",
-            key.expose()
-        ));
-    };
-    for server in storage.servers().await.map_err(|e| err(&e))? {
-        let node = nodes
-            .iter()
-            .find(|n| n.id == server.node_id)
-            .map_or("-", |n| n.name.as_str());
-        // A current key that does not open still leaves the others to export.
-        let current = match admin.server_key(&server).await {
-            Ok(k) => {
-                push(&server.uuid, "current", node, "-", &k);
-                Some(k)
-            }
-            Err(e) => {
-                problems.push(format!("{} current key: {e}", server.uuid));
-                None
-            }
-        };
-        let same = |k: &Secret| current.as_ref().is_some_and(|c| c.expose() == k.expose());
-        let pending = storage.pending_key(server.id).await.map_err(|e| err(&e))?;
-        let history = storage.key_history(server.id).await.map_err(|e| err(&e))?;
-        let others = pending
-            .iter()
-            .map(|p| ("pending", p.as_str()))
-            .chain(history.iter().map(|g| ("previous", g.key_enc.as_str())));
-        for (state, sealed) in others {
-            match admin.open_key_of(&server.uuid, sealed) {
-                Ok(k) if same(&k) => {}
-                Ok(k) => push(&server.uuid, state, node, "-", &k),
-                Err(e) => problems.push(format!("{} {state} key: {e}", server.uuid)),
-            }
-        }
-    }
-    for r in storage.archived_keys().await.map_err(|e| err(&e))? {
-        let Ok(uuid) = ServerUuid::parse(&r.server_uuid) else {
-            problems.push(format!("archived key record {}: bad server UUID", r.id));
-            continue;
-        };
-        let archive = r.archive_name.as_deref().unwrap_or("-");
-        let current = match admin.open_key_of(&uuid, &r.key_enc) {
-            Ok(k) => {
-                push(&uuid, "archived", &r.node_name, archive, &k);
-                Some(k)
-            }
-            Err(e) => {
-                problems.push(format!("{uuid} archived key: {e}"));
-                None
-            }
-        };
-        let same = |k: &Secret| current.as_ref().is_some_and(|c| c.expose() == k.expose());
-        let history = storage
-            .archived_key_history(r.id)
-            .await
-            .map_err(|e| err(&e))?;
-        let others = r
-            .pending_key_enc
-            .iter()
-            .map(|p| ("archived-pending", p.as_str()))
-            .chain(
-                history
-                    .iter()
-                    .map(|g| ("archived-previous", g.key_enc.as_str())),
-            );
-        for (state, sealed) in others {
-            match admin.open_key_of(&uuid, sealed) {
-                Ok(k) if same(&k) && state == "archived-previous" => {}
-                Ok(k) => push(&uuid, state, &r.node_name, archive, &k),
-                Err(e) => problems.push(format!("{uuid} {state} key: {e}")),
-            }
-        }
-    }
-    Ok((lines, problems))
 }

@@ -128,15 +128,15 @@ async fn seed(
     agent_url: &str,
     uuid: &ServerUuid,
 ) -> Result<(), String> {
-    let admin = p.admin();
-    let storage = p.storage();
+    // The demo seeds its data as the host's operator would, from the shell.
+    let admin = p.operator(&panel::permissions::Operator::at_the_host_shell());
     let e = |e: panel::admin::AdminError| e.to_string();
     for (email, pass, root) in [
         (ADMIN_EMAIL, &s.admin_password, true),
         (OWNER_EMAIL, &s.owner_password, false),
         (SUBUSER_EMAIL, &s.subuser_password, false),
     ] {
-        let exists = storage
+        let exists = admin
             .user_by_email(email)
             .await
             .map_err(|e| e.to_string())?
@@ -146,7 +146,7 @@ async fn seed(
         }
     }
     let token = Secret::new(s.node_token.clone()).map_err(|e| e.to_string())?;
-    match storage
+    match admin
         .node_by_name(NODE_NAME)
         .await
         .map_err(|e| e.to_string())?
@@ -165,7 +165,7 @@ async fn seed(
                 .map_err(e)?;
         }
     }
-    if storage
+    if admin
         .server_by_uuid(uuid)
         .await
         .map_err(|e| e.to_string())?

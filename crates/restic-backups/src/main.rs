@@ -105,7 +105,10 @@ enum ScheduleCommand {
 }
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's notices ("relation already exists, skipping" at every
+    // start) are not news to an operator.
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -119,3 +119,103 @@ fn an_unreachable_database_fails_quickly_naming_the_cause() {
     );
     drop(silent);
 }
+
+/// Runs SQL on a SQLite file with the `sqlite3` shell.
+fn sqlite(db: &Path, sql: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("sqlite3 runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+const MIGRATIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../panel/migrations");
+
+/// The schema and record the hand-written migration runner left before
+/// sqlx's migrator took over, with one user in it.
+fn legacy_schema_sql(backend: &str) -> String {
+    let mut sql = String::new();
+    for file in ["0001_initial.sql", "0002_archived_keys.sql"] {
+        sql += &std::fs::read_to_string(format!("{MIGRATIONS}/{backend}/{file}")).unwrap();
+        sql += ";\n";
+    }
+    sql += "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);\n\
+            INSERT INTO schema_migrations VALUES (1, 1700000000), (2, 1700000000);\n\
+            INSERT INTO users (email, password_hash, root_admin, created_at) \
+            VALUES ('old@example.com', 'x', 1, 1700000000);\n";
+    sql
+}
+
+#[test]
+fn a_database_of_the_old_migration_runner_is_adopted_and_a_newer_schema_refuses() {
+    // SQLite.
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("state")).unwrap();
+    let db = t.path().join("state/panel.db");
+    sqlite(&db, &legacy_schema_sql("sqlite"));
+    let cfg = config(
+        t.path(),
+        &format!("sqlite://{}", db.display()),
+        "a-secret-key-0123456789abcdefghijklmn",
+    );
+    let (ok, out) = run_cli(&cfg, &["user", "list"], "");
+    assert!(ok, "{out}");
+    assert!(out.contains("old@example.com"), "{out}");
+    assert_eq!(
+        sqlite(
+            &db,
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'schema_migrations'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        sqlite(&db, "SELECT group_concat(version) FROM _sqlx_migrations"),
+        "1,2"
+    );
+    // A second start finds nothing to do.
+    let (ok, out) = run_cli(&cfg, &["user", "list"], "");
+    assert!(ok, "{out}");
+    // A database a newer build migrated: refused, saying so.
+    sqlite(
+        &db,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (999, 'from the future', 1, x'00', 0)",
+    );
+    let (ok, out) = run_cli(&cfg, &["user", "list"], "");
+    assert!(!ok);
+    assert!(out.contains("schema version 999"), "{out}");
+    assert!(out.contains("newer restic-backups"), "{out}");
+
+    // PostgreSQL.
+    let url = common::panel::fresh_postgres("legacy");
+    common::panel::psql(&url, &legacy_schema_sql("postgres"));
+    let cfg = config(t.path(), &url, "a-secret-key-0123456789abcdefghijklmn");
+    let (ok, out) = run_cli(&cfg, &["user", "list"], "");
+    assert!(ok, "{out}");
+    assert!(out.contains("old@example.com"), "{out}");
+    assert_eq!(
+        common::panel::psql(&url, "SELECT to_regclass('schema_migrations') IS NULL"),
+        "t"
+    );
+    assert_eq!(
+        common::panel::psql(
+            &url,
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM _sqlx_migrations"
+        ),
+        "1,2"
+    );
+    common::panel::psql(
+        &url,
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (999, 'from the future', TRUE, '\\x00', 0)",
+    );
+    let (ok, out) = run_cli(&cfg, &["user", "list"], "");
+    assert!(!ok);
+    assert!(out.contains("schema version 999"), "{out}");
+}

@@ -106,3 +106,78 @@ fn the_check_recognises_what_it_looks_for() {
     hits.sort();
     assert_eq!(hits, ["a database", "a private key", "a restic repository"]);
 }
+
+/// The Rust sources under `dir` (relative to the workspace), with their text.
+fn sources(dir: &str) -> Vec<(PathBuf, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(dir);
+    files(&root)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
+}
+
+/// Which of `needles` the sources under `dir` name, with the file.
+fn naming(dir: &str, needles: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (path, text) in sources(dir) {
+        for needle in needles {
+            if text.contains(needle) {
+                found.push(format!("{} names {needle}", path.display()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_layers_keep_to_their_part() {
+    // Only the panel's storage modules know SQL.
+    let mut wrong = Vec::new();
+    for (path, text) in sources("crates/panel/src") {
+        let in_storage = path.components().any(|c| c.as_os_str() == "storage");
+        if !in_storage && (text.contains("sqlx::") || text.contains("use sqlx")) {
+            wrong.push(format!("{} uses sqlx outside storage", path.display()));
+        }
+    }
+    // The web layer reaches data only through services that take the
+    // capability its extractors produced, and never claims the operator's.
+    wrong.extend(naming(
+        "crates/panel/src/web",
+        &["Operator", ".storage()", ".admin()", "Storage::"],
+    ));
+    // The binary holds no raw database handle: the operator's commands go
+    // through `Admin`, which an `Operator` opens.
+    wrong.extend(naming(
+        "crates/restic-backups/src",
+        &["panel::storage::Storage", "Storage::connect", "use sqlx"],
+    ));
+    // Only the engine runs restic (the agent's test that compares its
+    // retention plan with restic's own is a test, not a path to restic).
+    for dir in [
+        "crates/agent/src",
+        "crates/panel/src",
+        "crates/restic-backups/src",
+    ] {
+        wrong.extend(
+            naming(
+                dir,
+                &["Command::new(", "tokio::process", "std::process::Command"],
+            )
+            .into_iter()
+            .filter(|w| !w.contains("retention_vs_restic.rs")),
+        );
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn the_layer_check_sees_a_violation() {
+    let found = naming("crates/panel/src/storage", &["sqlx::"]);
+    assert!(!found.is_empty(), "the scan found no sqlx in storage");
+}

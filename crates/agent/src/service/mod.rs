@@ -185,19 +185,7 @@ impl Agent {
         let mut failing = tokio::task::spawn_blocking(move || layout.unusable())
             .await
             .unwrap_or_else(|_| vec!["storage"]);
-        let version = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::process::Command::new(self.inner.restic.bin())
-                .arg("version")
-                .env_clear()
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .kill_on_drop(true)
-                .status(),
-        )
-        .await;
-        if !matches!(version, Ok(Ok(status)) if status.success()) {
+        if !self.inner.restic.runnable().await {
             failing.push("restic");
         }
         failing

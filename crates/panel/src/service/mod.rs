@@ -77,7 +77,7 @@ impl Panel {
         }
     }
 
-    pub fn storage(&self) -> &Storage {
+    pub(crate) fn storage(&self) -> &Storage {
         &self.inner.storage
     }
 
@@ -107,12 +107,27 @@ impl Panel {
         })
     }
 
-    pub fn sessions(&self) -> &Sessions {
+    pub(crate) fn sessions(&self) -> &Sessions {
         &self.inner.sessions
     }
 
-    pub fn admin(&self) -> &Admin {
+    pub(crate) fn admin(&self) -> &Admin {
         &self.inner.admin
+    }
+
+    /// The operator's commands (adding users, nodes, servers; key export).
+    pub fn operator(&self, _: &crate::permissions::Operator) -> &Admin {
+        &self.inner.admin
+    }
+
+    /// Checks that `user` may do `A` on the server `uuid` (see
+    /// [`crate::permissions::authorize`]).
+    pub async fn authorize<A: crate::permissions::Action>(
+        &self,
+        user: &crate::storage::User,
+        uuid: &api::ServerUuid,
+    ) -> Result<crate::permissions::Authorized<A>, crate::permissions::Denied> {
+        crate::permissions::authorize::<A>(self.storage(), user, uuid).await
     }
 
     /// The client for a node's agent (cached while the node is unchanged).

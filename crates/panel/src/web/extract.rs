@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use crate::PanelError;
 use crate::auth::ActiveSession;
-use crate::permissions::{Action, Authorized, RootAdmin, authorize, require_root_admin};
+use crate::permissions::{Action, Authorized, RootAdmin, require_root_admin};
 use crate::service::now;
 
 pub const SESSION_COOKIE: &str = "rb_session";
@@ -207,7 +207,7 @@ impl<A: Action> FromRequestParts<AppState> for Permit<A> {
         let raw = path_param(parts, "server").await?;
         let uuid = ServerUuid::parse(&raw).map_err(|_| PanelError::NotFound("server"))?;
         Ok(Permit(
-            authorize::<A>(state.panel.storage(), &session.user, &uuid).await?,
+            state.panel.authorize::<A>(&session.user, &uuid).await?,
         ))
     }
 }

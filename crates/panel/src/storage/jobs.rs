@@ -1,0 +1,154 @@
+//! `job_history`: every run, manual or scheduled.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Result, Storage};
+
+/// How a run in the job history ended.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEnd<'a> {
+    pub status: &'a str,
+    pub agent_job_id: Option<&'a str>,
+    pub snapshot_id: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub now: i64,
+}
+
+/// One run in the job history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: i64,
+    pub server_id: i64,
+    pub kind: String,
+    pub origin: String,
+    pub agent_job_id: Option<String>,
+    pub status: String,
+    pub snapshot_id: Option<String>,
+    pub error: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+pub(super) const JOB_COLS: &str = "id, server_id, kind, origin, agent_job_id, status, snapshot_id, error, started_at, finished_at";
+
+pub(super) fn job_of(r: &AnyRow) -> Result<JobRecord> {
+    Ok(JobRecord {
+        id: r.try_get("id")?,
+        server_id: r.try_get("server_id")?,
+        kind: r.try_get("kind")?,
+        origin: r.try_get("origin")?,
+        agent_job_id: r.try_get("agent_job_id")?,
+        status: r.try_get("status")?,
+        snapshot_id: r.try_get("snapshot_id")?,
+        error: r.try_get("error")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
+impl Storage {
+    pub async fn start_job(
+        &self,
+        server_id: i64,
+        kind: &str,
+        origin: &str,
+        now: i64,
+    ) -> Result<i64> {
+        Ok(sqlx::query(
+            "INSERT INTO job_history (server_id, kind, origin, status, started_at) \
+             VALUES ($1, $2, $3, 'running', $4) RETURNING id",
+        )
+        .bind(server_id)
+        .bind(kind)
+        .bind(origin)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("id")?)
+    }
+
+    pub async fn finish_job(
+        &self,
+        id: i64,
+        status: &str,
+        agent_job_id: Option<&str>,
+        snapshot_id: Option<&str>,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let end = JobEnd {
+            status,
+            agent_job_id,
+            snapshot_id,
+            error,
+            now,
+        };
+        self.end_job(id, &end, false).await.map(|_| ())
+    }
+
+    /// Ends a run that still reads `running` (reconciliation); false if
+    /// someone else ended it meanwhile.
+    pub async fn settle_job(&self, id: i64, end: &JobEnd<'_>) -> Result<bool> {
+        self.end_job(id, end, true).await
+    }
+
+    async fn end_job(&self, id: i64, end: &JobEnd<'_>, only_running: bool) -> Result<bool> {
+        let sql = if only_running {
+            "UPDATE job_history SET status = $1, agent_job_id = $2, snapshot_id = $3, error = $4, \
+             finished_at = $5 WHERE id = $6 AND status = 'running'"
+        } else {
+            "UPDATE job_history SET status = $1, agent_job_id = $2, snapshot_id = $3, error = $4, \
+             finished_at = $5 WHERE id = $6"
+        };
+        let done = sqlx::query(sql)
+            .bind(end.status)
+            .bind(end.agent_job_id)
+            .bind(end.snapshot_id)
+            .bind(end.error)
+            .bind(end.now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Remembers the agent's job of a run as soon as the agent accepted it,
+    /// so a run whose panel stopped can be reconciled with the agent.
+    pub async fn set_job_agent_id(&self, id: i64, agent_job_id: &str) -> Result<()> {
+        sqlx::query("UPDATE job_history SET agent_job_id = $1 WHERE id = $2")
+            .bind(agent_job_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs recorded as running (by this panel or another, or by one that
+    /// stopped), oldest first.
+    pub async fn running_jobs(&self) -> Result<Vec<JobRecord>> {
+        sqlx::query(&format!(
+            "SELECT {JOB_COLS} FROM job_history WHERE status = 'running' ORDER BY started_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job_of)
+        .collect()
+    }
+
+    /// A server's most recent runs, newest first.
+    pub async fn recent_jobs(&self, server_id: i64, limit: i64) -> Result<Vec<JobRecord>> {
+        sqlx::query(&format!(
+            "SELECT {JOB_COLS} FROM job_history WHERE server_id = $1 \
+             ORDER BY started_at DESC, id DESC LIMIT $2"
+        ))
+        .bind(server_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job_of)
+        .collect()
+    }
+}

@@ -1,0 +1,125 @@
+//! `nodes`: agents, with their sealed tokens.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Result, Storage, StorageError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    /// Sealed node token.
+    pub token_enc: String,
+    /// PEM of a custom CA for the agent's certificate.
+    pub ca_pem: Option<String>,
+    /// Whether browsers can reach the agent for direct download links.
+    pub browser_downloads: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewNode {
+    pub name: String,
+    pub url: String,
+    pub token_enc: String,
+    pub ca_pem: Option<String>,
+    pub browser_downloads: bool,
+}
+
+pub(super) const NODE_COLS: &str = "id, name, url, token_enc, ca_pem, browser_downloads";
+
+pub(super) fn node_of(row: &AnyRow) -> Result<Node> {
+    Ok(Node {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        url: row.try_get("url")?,
+        token_enc: row.try_get("token_enc")?,
+        ca_pem: row.try_get("ca_pem")?,
+        browser_downloads: row.try_get::<i64, _>("browser_downloads")? != 0,
+    })
+}
+
+impl Storage {
+    pub async fn create_node(&self, n: &NewNode, now: i64) -> Result<Node> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO nodes (name, url, token_enc, ca_pem, browser_downloads, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {NODE_COLS}"
+        ))
+        .bind(&n.name)
+        .bind(&n.url)
+        .bind(&n.token_enc)
+        .bind(n.ca_pem.as_deref())
+        .bind(n.browser_downloads as i64)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match StorageError::from(e) {
+            StorageError::Conflict(_) => StorageError::Conflict("a node with this name"),
+            other => other,
+        })?;
+        node_of(&row)
+    }
+
+    pub async fn node(&self, id: i64) -> Result<Option<Node>> {
+        sqlx::query(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(node_of)
+            .transpose()
+    }
+
+    pub async fn node_by_name(&self, name: &str) -> Result<Option<Node>> {
+        sqlx::query(&format!("SELECT {NODE_COLS} FROM nodes WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(node_of)
+            .transpose()
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<Node>> {
+        sqlx::query(&format!("SELECT {NODE_COLS} FROM nodes ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(node_of)
+            .collect()
+    }
+
+    /// Changes what is given; `ca_pem: Some(None)` removes the CA.
+    pub async fn update_node(
+        &self,
+        id: i64,
+        url: Option<&str>,
+        token_enc: Option<&str>,
+        ca_pem: Option<Option<&str>>,
+        browser_downloads: Option<bool>,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE nodes SET url = COALESCE($1, url), token_enc = COALESCE($2, token_enc), \
+             ca_pem = CASE WHEN $3 = 1 THEN $4 ELSE ca_pem END, \
+             browser_downloads = COALESCE($5, browser_downloads) WHERE id = $6",
+        )
+        .bind(url)
+        .bind(token_enc)
+        .bind(ca_pem.is_some() as i64)
+        .bind(ca_pem.flatten())
+        .bind(browser_downloads.map(|b| b as i64))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn delete_node(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
