@@ -298,3 +298,43 @@ pub struct RunRecord {
 pub struct RunHistory {
     pub runs: Vec<RunRecord>,
 }
+
+/// Rows added, changed and removed of one kind in a Pterodactyl sync.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncChange {
+    pub added: u64,
+    pub updated: u64,
+    pub removed: u64,
+}
+
+/// One Pterodactyl sync.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PteroSync {
+    /// `start`, `interval`, `admin` or `command`.
+    pub origin: String,
+    /// Unix seconds.
+    pub started_at: i64,
+    pub duration_ms: u64,
+    pub ok: bool,
+    pub rows_written: u64,
+    /// Counts by kind (present for the last sync of this panel process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<SyncChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<SyncChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub servers: Option<SyncChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subusers: Option<SyncChange>,
+    pub summary: String,
+    pub errors: Vec<String>,
+}
+
+/// `GET/POST /admin/pterodactyl/sync`: the last sync of this panel process
+/// (or the one just run) and the recorded ones (syncs that changed something
+/// or failed), newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PteroSyncStatus {
+    pub last: Option<PteroSync>,
+    pub recorded: Vec<PteroSync>,
+}

@@ -467,6 +467,16 @@ impl Admin {
     }
 
     /// A key sealed for `server`, for storing.
+    /// A node token sealed for the node named `name`.
+    pub(crate) fn seal_node_token(&self, name: &str, token: &Secret) -> String {
+        self.sealer.seal(token, &node_context(name))
+    }
+
+    /// A new random repository key, sealed for the server `uuid`.
+    pub(crate) fn new_sealed_server_key(&self, uuid: &ServerUuid) -> String {
+        self.sealer.seal(&random_secret(), &server_context(uuid))
+    }
+
     pub fn seal_server_key(&self, server: &Server, key: &Secret) -> String {
         self.sealer.seal(key, &server_context(&server.uuid))
     }

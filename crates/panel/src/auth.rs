@@ -231,7 +231,13 @@ impl Sessions {
     /// pool. Unknown accounts are checked against a decoy, so both failures
     /// take the same time.
     async fn verify(&self, email: &str, pass: &str) -> Result<Option<User>, AuthError> {
-        let user = self.storage.user_by_email(email).await?;
+        // Accounts synced from Pterodactyl have no password here: they are
+        // checked against the decoy like unknown ones, and never match.
+        let user = self
+            .storage
+            .user_by_email(email)
+            .await?
+            .filter(|u| u.ptero_id.is_none());
         let hash = user
             .as_ref()
             .map_or(password::decoy_hash(), |u| u.password_hash.as_str());

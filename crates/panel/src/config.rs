@@ -34,6 +34,51 @@ pub struct PanelConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Bounds on the connections clients hold open.
     pub connections: settings::ConnectionLimits,
+    /// The path every page, asset, API route and cookie lives under
+    /// (`/` or, e.g., `/extensions/resticbackups`, without a trailing `/`).
+    pub base_path: String,
+    /// Pterodactyl mode: users, nodes, servers and permissions come from
+    /// this Pterodactyl install.
+    pub pterodactyl: Option<PterodactylConfig>,
+}
+
+/// `[pterodactyl]`: where Pterodactyl is and how to read it.
+#[derive(Clone)]
+pub struct PterodactylConfig {
+    /// Pterodactyl's own URL, e.g. `https://panel.example.com`.
+    pub url: String,
+    /// An Application API key (`ptla_…`) of a root admin, read-only use.
+    pub application_key: Secret,
+    /// How often users, nodes, servers and subusers are synced.
+    pub sync_interval: Duration,
+    /// The port of the agent beside Wings on every node.
+    pub agent_port: u16,
+    /// What a Pterodactyl backup limit of 0 means here.
+    pub zero_backup_limit: ZeroBackupLimit,
+    /// The name of Pterodactyl's session cookie (its `SESSION_COOKIE`).
+    pub session_cookie: String,
+}
+
+impl std::fmt::Debug for PterodactylConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PterodactylConfig")
+            .field("url", &self.url)
+            .field("application_key", &self.application_key)
+            .field("sync_interval", &self.sync_interval)
+            .field("agent_port", &self.agent_port)
+            .field("zero_backup_limit", &self.zero_backup_limit)
+            .field("session_cookie", &self.session_cookie)
+            .finish()
+    }
+}
+
+/// What a Pterodactyl backup limit of 0 means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroBackupLimit {
+    /// No limit (the PHP extension's behaviour).
+    Unlimited,
+    /// No backups for that server.
+    Disabled,
 }
 
 impl std::fmt::Debug for PanelConfig {
@@ -52,6 +97,8 @@ impl std::fmt::Debug for PanelConfig {
             .field("scheduler", &self.scheduler)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("connections", &self.connections)
+            .field("base_path", &self.base_path)
+            .field("pterodactyl", &self.pterodactyl)
             .finish()
     }
 }
@@ -74,6 +121,20 @@ struct FileConfig {
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
     write_timeout_secs: Option<u64>,
+    base_path: Option<String>,
+    pterodactyl: Option<FilePterodactyl>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePterodactyl {
+    url: Option<String>,
+    application_key: Option<String>,
+    application_key_file: Option<PathBuf>,
+    sync_interval: Option<String>,
+    agent_port: Option<u16>,
+    zero_backup_limit: Option<String>,
+    session_cookie: Option<String>,
 }
 
 impl PanelConfig {
@@ -169,6 +230,11 @@ impl PanelConfig {
         let listen = listen
             .parse()
             .map_err(|_| invalid("listen", "must be an address such as 0.0.0.0:8080"))?;
+        if let Some(v) = env.get("base_path") {
+            f.base_path = Some(v);
+        }
+        let base_path = base_path(f.base_path.as_deref().unwrap_or("/"))?;
+        let pterodactyl = pterodactyl(f.pterodactyl, &env)?;
         let tls = match (f.tls_cert, f.tls_key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -185,8 +251,167 @@ impl PanelConfig {
             scheduler: f.scheduler.unwrap_or(true),
             trusted_proxies,
             connections,
+            base_path,
+            pterodactyl,
         })
     }
+}
+
+/// `/` or a path of plain segments without a trailing `/`.
+fn base_path(raw: &str) -> Result<String, ConfigError> {
+    let trimmed = raw.trim_end_matches('/');
+    let ok = raw.starts_with('/')
+        && trimmed.split('/').skip(1).all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
+    if !ok {
+        return Err(invalid(
+            "base_path",
+            "must be / or a path such as /extensions/resticbackups (letters, digits, - _ .)",
+        ));
+    }
+    Ok(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
+}
+
+/// `30s`, `5m`, `1h`: at least 30 seconds, at most a day.
+fn interval(key: &str, raw: &str) -> Result<Duration, ConfigError> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (n, unit) = raw.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| invalid(key, "must be a number and a unit, such as 5m"))?;
+    let secs = match unit {
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    }
+    .ok_or_else(|| invalid(key, "must be a number and a unit (s, m or h), such as 5m"))?;
+    if !(30..=86_400).contains(&secs) {
+        return Err(invalid(key, "must be between 30s and 24h"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// The `[pterodactyl]` table with `RESTIC_BACKUPS_PANEL_PTERODACTYL_<KEY>`
+/// overrides; `None` when no URL is set (stand-alone mode).
+fn pterodactyl(
+    file: Option<FilePterodactyl>,
+    env: &Env<'_>,
+) -> Result<Option<PterodactylConfig>, ConfigError> {
+    let mut p = file.unwrap_or_default();
+    for (key, field) in [
+        ("pterodactyl_url", &mut p.url),
+        ("pterodactyl_application_key", &mut p.application_key),
+        ("pterodactyl_sync_interval", &mut p.sync_interval),
+        ("pterodactyl_zero_backup_limit", &mut p.zero_backup_limit),
+        ("pterodactyl_session_cookie", &mut p.session_cookie),
+    ] {
+        if let Some(v) = env.get(key) {
+            *field = Some(v);
+        }
+    }
+    if let Some(v) = env.get("pterodactyl_application_key_file") {
+        p.application_key_file = Some(v.into());
+    }
+    if let Some(port) = env.number::<u16>("pterodactyl_agent_port")? {
+        p.agent_port = Some(port);
+    }
+    let Some(url) = p.url else {
+        let stray = p.application_key.is_some()
+            || p.application_key_file.is_some()
+            || p.sync_interval.is_some()
+            || p.agent_port.is_some()
+            || p.zero_backup_limit.is_some()
+            || p.session_cookie.is_some();
+        if stray {
+            return Err(invalid(
+                "pterodactyl.url",
+                "is needed for the other [pterodactyl] settings",
+            ));
+        }
+        return Ok(None);
+    };
+    let base = url.trim_end_matches('/');
+    let parsed = reqwest::Url::parse(base).map_err(|_| {
+        invalid(
+            "pterodactyl.url",
+            "must be a URL such as https://panel.example.com",
+        )
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+        || parsed.query().is_some()
+    {
+        return Err(invalid(
+            "pterodactyl.url",
+            "must be an http(s) URL without credentials or query, such as https://panel.example.com",
+        ));
+    }
+    let application_key = settings::secret(
+        "pterodactyl.application_key",
+        p.application_key,
+        p.application_key_file.as_deref(),
+    )?
+    .ok_or_else(|| {
+        ConfigError::Missing(
+            "[pterodactyl] needs `application_key_file`: a file holding an Application API key (ptla_…)"
+                .into(),
+        )
+    })?;
+    let zero_backup_limit = match p.zero_backup_limit.as_deref().unwrap_or("unlimited") {
+        "unlimited" => ZeroBackupLimit::Unlimited,
+        "disabled" => ZeroBackupLimit::Disabled,
+        _ => {
+            return Err(invalid(
+                "pterodactyl.zero_backup_limit",
+                "must be \"unlimited\" or \"disabled\"",
+            ));
+        }
+    };
+    let session_cookie = p
+        .session_cookie
+        .unwrap_or_else(|| "pterodactyl_session".to_owned());
+    if session_cookie.is_empty()
+        || !session_cookie
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(invalid(
+            "pterodactyl.session_cookie",
+            "must be a cookie name (letters, digits, - _ .)",
+        ));
+    }
+    let agent_port = p.agent_port.unwrap_or(8090);
+    if agent_port == 0 {
+        return Err(invalid(
+            "pterodactyl.agent_port",
+            "must be a port from 1 to 65535",
+        ));
+    }
+    Ok(Some(PterodactylConfig {
+        url: base.to_owned(),
+        application_key,
+        sync_interval: interval(
+            "pterodactyl.sync_interval",
+            p.sync_interval.as_deref().unwrap_or("5m"),
+        )?,
+        agent_port,
+        zero_backup_limit,
+        session_cookie,
+    }))
 }
 
 /// `10.0.0.0/8`, or a single address as its own range.

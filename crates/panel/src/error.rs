@@ -30,6 +30,10 @@ pub enum PanelError {
     /// Forbidden, saying which permission is missing.
     #[error("{0}")]
     ForbiddenBecause(&'static str),
+    /// The server's backup limit is 0 and the host set that to mean no
+    /// backups (`zero_backup_limit = "disabled"`).
+    #[error("backups are disabled for this server (its backup limit is 0)")]
+    BackupsDisabled,
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("{0}")]

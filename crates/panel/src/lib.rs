@@ -8,6 +8,7 @@ pub mod config;
 mod error;
 pub mod password;
 pub mod permissions;
+pub mod pterodactyl;
 pub mod schedule;
 pub mod scheduler;
 pub mod seal;
@@ -37,6 +38,8 @@ pub enum RunError {
     },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    #[error("[pterodactyl]: {0}")]
+    Pterodactyl(#[from] pterodactyl::PteroError),
     #[error(
         "the secret key does not open the secrets stored in the database; is `secret_key` the one this database was set up with?"
     )]
@@ -46,7 +49,10 @@ pub enum RunError {
 /// Opens (and migrates) the database and builds the panel core.
 pub async fn open(cfg: &PanelConfig) -> Result<Panel, RunError> {
     let (storage, sealer) = connect(cfg).await?;
-    let panel = Panel::new(storage, sealer, cfg.session_idle, cfg.session_absolute);
+    let mut panel = Panel::new(storage, sealer, cfg.session_idle, cfg.session_absolute);
+    if let Some(p) = &cfg.pterodactyl {
+        panel = panel.with_pterodactyl(pterodactyl::Setup::new(p.clone())?);
+    }
     // A wrong secret key shows now, not as a 500 at the first backup: the
     // same check `/readyz` makes.
     if !panel.secret_key_opens_secrets().await? {
@@ -114,6 +120,24 @@ pub async fn run_on(
             }
         })
     };
+    // Pterodactyl mode: a sync at start, then every `sync_interval`.
+    let syncer = cfg.pterodactyl.as_ref().map(|p| {
+        let panel = panel.clone();
+        let every = p.sync_interval;
+        tokio::spawn(async move {
+            let _ = panel
+                .sync_pterodactyl(pterodactyl::SyncOrigin::start())
+                .await;
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let _ = panel
+                    .sync_pterodactyl(pterodactyl::SyncOrigin::interval())
+                    .await;
+            }
+        })
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let scheduler = cfg.scheduler.then(|| {
         let mut rx = stop_rx.clone();
@@ -131,6 +155,9 @@ pub async fn run_on(
     };
     let served = web::serve(listener, cfg.tls.clone(), cfg.connections, state, shutdown).await;
     sweeper.abort();
+    if let Some(s) = syncer {
+        s.abort();
+    }
     let _ = stop_tx.send(true);
     if let Some(s) = scheduler {
         let _ = s.await;

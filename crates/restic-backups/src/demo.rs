@@ -241,6 +241,8 @@ pub async fn run(
         scheduler: true,
         trusted_proxies: Vec::new(),
         connections: panel::config::ConnectionLimits::default(),
+        base_path: "/".to_owned(),
+        pterodactyl: None,
     };
     let p = panel::open(&panel_cfg).await.map_err(|e| e.to_string())?;
     seed(&p, &secrets, &format!("http://{agent_addr}"), &uuid).await?;

@@ -84,6 +84,13 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::KeyCommand,
     },
+    /// Pterodactyl mode: sync users, nodes, servers and subusers now.
+    Pterodactyl {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: PterodactylCommand,
+    },
     /// Manage the panel's subusers.
     Subuser {
         #[arg(long, short, global = true)]
@@ -91,6 +98,13 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::SubuserCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum PterodactylCommand {
+    /// Read Pterodactyl's users, nodes, servers and subusers and apply the
+    /// changes; prints what changed. Exits non-zero when something failed.
+    Sync,
 }
 
 #[derive(Subcommand)]
@@ -214,6 +228,39 @@ fn main() -> ExitCode {
             }
             Command::Key { config, command } => {
                 admin_cli::key(&admin_cli::admin(config.as_deref()).await?, command).await
+            }
+            Command::Pterodactyl {
+                config,
+                command: PterodactylCommand::Sync,
+            } => {
+                let env = |k: &str| std::env::var(k).ok();
+                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)
+                    .map_err(|e| e.to_string())?;
+                if cfg.pterodactyl.is_none() {
+                    return Err(
+                        "no [pterodactyl] url is configured: the panel runs stand-alone".into(),
+                    );
+                }
+                let p = panel::open(&cfg).await.map_err(|e| e.to_string())?;
+                let operator = panel::permissions::Operator::at_the_host_shell();
+                let report = p
+                    .sync_pterodactyl(panel::pterodactyl::SyncOrigin::operator(&operator))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "synced in {} ms: {}; {} rows written",
+                    report.duration_ms,
+                    report.summary(),
+                    report.rows_written
+                );
+                for e in &report.errors {
+                    eprintln!("problem: {e}");
+                }
+                if report.ok {
+                    Ok(())
+                } else {
+                    Err(format!("{} problems (listed above)", report.errors.len()))
+                }
             }
             Command::Subuser { config, command } => {
                 admin_cli::subuser(&admin_cli::admin(config.as_deref()).await?, command).await

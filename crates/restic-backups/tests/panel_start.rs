@@ -176,7 +176,7 @@ fn a_database_of_the_old_migration_runner_is_adopted_and_a_newer_schema_refuses(
     );
     assert_eq!(
         sqlite(&db, "SELECT group_concat(version) FROM _sqlx_migrations"),
-        "1,2"
+        "1,2,3"
     );
     // A second start finds nothing to do.
     let (ok, out) = run_cli(&cfg, &["user", "list"], "");
@@ -208,7 +208,7 @@ fn a_database_of_the_old_migration_runner_is_adopted_and_a_newer_schema_refuses(
             &url,
             "SELECT string_agg(version::text, ',' ORDER BY version) FROM _sqlx_migrations"
         ),
-        "1,2"
+        "1,2,3"
     );
     common::panel::psql(
         &url,

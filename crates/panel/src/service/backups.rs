@@ -116,9 +116,10 @@ impl Panel {
         ignore: Option<String>,
     ) -> Result<JobAccepted, PanelError> {
         let server = auth.server();
+        let max_backups = max_backups(server)?;
         let t = self.target(server).await?;
         let body = CreateBackupRequest {
-            max_backups: u32::try_from(server.backup_limit).ok().filter(|n| *n > 0),
+            max_backups,
             ignore,
         };
         Ok(t.client.create_backup(&server.uuid, &t.key, &body).await?)
@@ -212,4 +213,13 @@ impl Panel {
             }
         }
     }
+}
+
+/// The agent's `max_backups` for a server: `None` for no limit (0); a
+/// negative limit means backups are disabled.
+pub(super) fn max_backups(server: &crate::storage::Server) -> Result<Option<u32>, PanelError> {
+    if server.backup_limit < 0 {
+        return Err(PanelError::BackupsDisabled);
+    }
+    Ok(u32::try_from(server.backup_limit).ok().filter(|n| *n > 0))
 }

@@ -253,7 +253,13 @@ impl Panel {
             tracing::warn!(server = %server.uuid, "server force-deleted without its node; its keys are kept with the archived repositories");
             return Ok(());
         }
-        let t = self.target(&server).await?;
+        self.retire_server(&server).await
+    }
+
+    /// Deletes a server after its node archived the repository (the keys
+    /// move to the archived keys); a server never backed up just goes.
+    pub(crate) async fn retire_server(&self, server: &Server) -> Result<(), PanelError> {
+        let t = self.target(server).await?;
         let archive = match t.client.archive(&server.uuid, &t.key).await {
             Ok(accepted) => {
                 let job = api::JobId::parse(&accepted.job_id)

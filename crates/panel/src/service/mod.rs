@@ -37,6 +37,8 @@ struct Inner {
     sessions: Sessions,
     /// One HTTP client per node, rebuilt when the node's settings change.
     clients: Mutex<HashMap<i64, (NodeFingerprint, AgentClient)>>,
+    /// Pterodactyl mode's clients and sync state.
+    pterodactyl: Option<Arc<crate::pterodactyl::Setup>>,
 }
 
 #[derive(PartialEq, Eq)]
@@ -73,8 +75,22 @@ impl Panel {
                 sessions: Sessions::new(storage.clone(), session_idle, session_absolute),
                 storage,
                 clients: Mutex::new(HashMap::new()),
+                pterodactyl: None,
             }),
         }
+    }
+
+    /// Turns on Pterodactyl mode (before the panel is shared).
+    pub fn with_pterodactyl(mut self, setup: crate::pterodactyl::Setup) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.pterodactyl = Some(Arc::new(setup));
+        }
+        self
+    }
+
+    /// Pterodactyl mode's state; `None` for a stand-alone panel.
+    pub fn pterodactyl(&self) -> Option<&crate::pterodactyl::Setup> {
+        self.inner.pterodactyl.as_deref()
     }
 
     pub(crate) fn storage(&self) -> &Storage {

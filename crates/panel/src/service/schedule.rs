@@ -204,9 +204,10 @@ impl Panel {
         policy: &Policy,
         history_row: Option<i64>,
     ) -> Result<ScheduledRun, PanelError> {
+        let max_backups = super::backups::max_backups(server)?;
         let t = self.target(server).await?;
         let body = api::agent::CreateBackupRequest {
-            max_backups: u32::try_from(server.backup_limit).ok().filter(|n| *n > 0),
+            max_backups,
             ignore: None,
         };
         let accepted = t.client.create_backup(&server.uuid, &t.key, &body).await?;

@@ -36,6 +36,11 @@ const SQLITE: Set = &[
         "archived keys",
         include_str!("../../migrations/sqlite/0002_archived_keys.sql"),
     ),
+    (
+        3,
+        "pterodactyl",
+        include_str!("../../migrations/sqlite/0003_pterodactyl.sql"),
+    ),
 ];
 const POSTGRES: Set = &[
     (
@@ -47,6 +52,11 @@ const POSTGRES: Set = &[
         2,
         "archived keys",
         include_str!("../../migrations/postgres/0002_archived_keys.sql"),
+    ),
+    (
+        3,
+        "pterodactyl",
+        include_str!("../../migrations/postgres/0003_pterodactyl.sql"),
     ),
 ];
 

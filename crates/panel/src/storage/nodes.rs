@@ -16,6 +16,10 @@ pub struct Node {
     pub ca_pem: Option<String>,
     /// Whether browsers can reach the agent for direct download links.
     pub browser_downloads: bool,
+    /// The Pterodactyl node this one is synced from.
+    pub ptero_id: Option<i64>,
+    /// Pterodactyl's `updated_at` when the node's token was last read.
+    pub ptero_updated_at: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,7 +31,8 @@ pub struct NewNode {
     pub browser_downloads: bool,
 }
 
-pub(super) const NODE_COLS: &str = "id, name, url, token_enc, ca_pem, browser_downloads";
+pub(super) const NODE_COLS: &str =
+    "id, name, url, token_enc, ca_pem, browser_downloads, ptero_id, ptero_updated_at";
 
 pub(super) fn node_of(row: &AnyRow) -> Result<Node> {
     Ok(Node {
@@ -37,6 +42,8 @@ pub(super) fn node_of(row: &AnyRow) -> Result<Node> {
         token_enc: row.try_get("token_enc")?,
         ca_pem: row.try_get("ca_pem")?,
         browser_downloads: row.try_get::<i64, _>("browser_downloads")? != 0,
+        ptero_id: row.try_get("ptero_id")?,
+        ptero_updated_at: row.try_get("ptero_updated_at")?,
     })
 }
 

@@ -15,7 +15,11 @@ pub struct Server {
     pub name: String,
     pub owner_id: i64,
     pub node_id: i64,
+    /// Snapshots kept at most; 0: no limit; negative: backups disabled
+    /// (a Pterodactyl limit of 0 with `zero_backup_limit = "disabled"`).
     pub backup_limit: i64,
+    /// The Pterodactyl server this one is synced from.
+    pub ptero_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,7 +31,7 @@ pub struct NewServer {
     pub backup_limit: i64,
 }
 
-pub(super) const SERVER_COLS: &str = "id, uuid, name, owner_id, node_id, backup_limit";
+pub(super) const SERVER_COLS: &str = "id, uuid, name, owner_id, node_id, backup_limit, ptero_id";
 
 pub(super) fn server_of(row: &AnyRow) -> Result<Server> {
     let uuid: String = row.try_get("uuid")?;
@@ -40,44 +44,60 @@ pub(super) fn server_of(row: &AnyRow) -> Result<Server> {
         owner_id: row.try_get("owner_id")?,
         node_id: row.try_get("node_id")?,
         backup_limit: row.try_get("backup_limit")?,
+        ptero_id: row.try_get("ptero_id")?,
     })
+}
+
+/// Inserts a server with its key and the key's first history row.
+pub(super) async fn insert_server(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    s: &NewServer,
+    key_enc: &str,
+    ptero_id: Option<i64>,
+    now: i64,
+) -> Result<Server> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO servers (uuid, name, owner_id, node_id, backup_limit, created_at, ptero_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {SERVER_COLS}"
+    ))
+    .bind(s.uuid.as_str())
+    .bind(&s.name)
+    .bind(s.owner_id)
+    .bind(s.node_id)
+    .bind(s.backup_limit)
+    .bind(now)
+    .bind(ptero_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| match StorageError::from(e) {
+        StorageError::Conflict(_) => StorageError::Conflict("a server with this UUID"),
+        other => other,
+    })?;
+    let server = server_of(&row)?;
+    sqlx::query(
+        "INSERT INTO restic (server_id, encryption_key_enc, updated_at) VALUES ($1, $2, $3)",
+    )
+    .bind(server.id)
+    .bind(key_enc)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO restic_key_history (server_id, encryption_key_enc, created_at) VALUES ($1, $2, $3)",
+    )
+    .bind(server.id)
+    .bind(key_enc)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(server)
 }
 
 impl Storage {
     /// Creates a server together with its (sealed) repository key.
     pub async fn create_server(&self, s: &NewServer, key_enc: &str, now: i64) -> Result<Server> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO servers (uuid, name, owner_id, node_id, backup_limit, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SERVER_COLS}"
-        ))
-        .bind(s.uuid.as_str())
-        .bind(&s.name)
-        .bind(s.owner_id)
-        .bind(s.node_id)
-        .bind(s.backup_limit)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match StorageError::from(e) {
-            StorageError::Conflict(_) => StorageError::Conflict("a server with this UUID"),
-            other => other,
-        })?;
-        let server = server_of(&row)?;
-        sqlx::query(
-            "INSERT INTO restic (server_id, encryption_key_enc, updated_at) VALUES ($1, $2, $3)",
-        )
-        .bind(server.id)
-        .bind(key_enc)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO restic_key_history (server_id, encryption_key_enc, created_at) VALUES ($1, $2, $3)")
-            .bind(server.id)
-            .bind(key_enc)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        let server = insert_server(&mut tx, s, key_enc, None, now).await?;
         tx.commit().await?;
         Ok(server)
     }

@@ -12,9 +12,15 @@ pub struct User {
     pub password_hash: String,
     pub root_admin: bool,
     pub created_at: i64,
+    /// The Pterodactyl user this account is synced from; such accounts have
+    /// no password here and sign in through Pterodactyl.
+    pub ptero_id: Option<i64>,
+    /// Pterodactyl's username (synced accounts only).
+    pub username: Option<String>,
 }
 
-pub(super) const USER_COLS: &str = "id, email, password_hash, root_admin, created_at";
+pub(super) const USER_COLS: &str =
+    "id, email, password_hash, root_admin, created_at, ptero_id, username";
 
 pub(super) fn user_of(row: &AnyRow) -> Result<User> {
     Ok(User {
@@ -23,6 +29,8 @@ pub(super) fn user_of(row: &AnyRow) -> Result<User> {
         password_hash: row.try_get("password_hash")?,
         root_admin: row.try_get::<i64, _>("root_admin")? != 0,
         created_at: row.try_get("created_at")?,
+        ptero_id: row.try_get("ptero_id")?,
+        username: row.try_get("username")?,
     })
 }
 

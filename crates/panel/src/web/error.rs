@@ -28,6 +28,7 @@ pub fn status_and_code(e: &PanelError) -> (StatusCode, &str) {
                 _ => "not_found",
             },
         ),
+        PanelError::BackupsDisabled => (StatusCode::FORBIDDEN, "backups_disabled"),
         PanelError::Forbidden | PanelError::ForbiddenBecause(_) => {
             (StatusCode::FORBIDDEN, "forbidden")
         }

@@ -41,7 +41,8 @@ pub struct AppState {
 fn api_routes() -> Router<AppState> {
     use axum::routing::patch;
     use routes::admin::{
-        archived_repos, key_regenerate, keys, nodes, servers as admin_servers, subusers, users,
+        archived_repos, key_regenerate, keys, nodes, pterodactyl_sync, servers as admin_servers,
+        subusers, users,
     };
     use routes::servers::{self, backups as b};
     let backups = "/servers/{server}/backups/restic";
@@ -70,6 +71,10 @@ fn api_routes() -> Router<AppState> {
         .route(&format!("{backups}/{{id}}/lock"), post(b::lock::lock))
         .route(&format!("{backups}/{{id}}/unlock"), post(b::lock::unlock))
         .route("/admin/keys", get(keys::keys))
+        .route(
+            "/admin/pterodactyl/sync",
+            get(pterodactyl_sync::status).post(pterodactyl_sync::run),
+        )
         .route(
             "/admin/servers/{server}/key/regenerate",
             post(key_regenerate::regenerate_key),

@@ -14,6 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub mod panel;
+pub mod pterodactyl;
 pub mod webdriver;
 
 pub const TOKEN: &str = "test-node-token-6f1d2c3b4a59";

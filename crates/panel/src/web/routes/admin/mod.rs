@@ -5,6 +5,7 @@ pub mod archived_repos;
 pub mod key_regenerate;
 pub mod keys;
 pub mod nodes;
+pub mod pterodactyl_sync;
 pub mod servers;
 pub mod subusers;
 pub mod users;
