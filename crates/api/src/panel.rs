@@ -338,3 +338,31 @@ pub struct PteroSyncStatus {
     pub last: Option<PteroSync>,
     pub recorded: Vec<PteroSync>,
 }
+
+/// One of Pterodactyl's own backups of a server (Pterodactyl mode).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PteroBackupView {
+    pub uuid: String,
+    pub name: String,
+    pub bytes: u64,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+    pub is_successful: bool,
+    pub is_locked: bool,
+}
+
+/// `GET …/servers/{server}/backups/pterodactyl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PteroBackupList {
+    pub backups: Vec<PteroBackupView>,
+}
+
+/// `GET/PUT /extensions/resticbackups/preferences`: the signed-in user's
+/// choices, remembered per user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    /// Show Pterodactyl's own backups on the backups page (the PHP
+    /// extension's "Hide Pterodactyl backup system" switch, inverted).
+    pub show_pterodactyl_backups: bool,
+}

@@ -109,6 +109,9 @@ impl Failures {
     }
 }
 
+/// Sessions one user keeps when they are opened through Pterodactyl.
+pub const MAX_SESSIONS_PER_USER: i64 = 20;
+
 pub struct Sessions {
     storage: Storage,
     idle: Duration,
@@ -215,6 +218,22 @@ impl Sessions {
             }
             f.known_good.insert(pair);
         }
+        Ok(self.open(user, now).await?)
+    }
+
+    /// Opens a new session for a user whose identity was proven elsewhere
+    /// (Pterodactyl's session). A user keeps at most
+    /// [`MAX_SESSIONS_PER_USER`] sessions: a client that never keeps our
+    /// cookie can not fill the table.
+    pub async fn open_for(&self, user: User, now: i64) -> Result<NewSession, StorageError> {
+        let session = self.open(user, now).await?;
+        self.storage
+            .trim_sessions(session.user.id, MAX_SESSIONS_PER_USER)
+            .await?;
+        Ok(session)
+    }
+
+    async fn open(&self, user: User, now: i64) -> Result<NewSession, StorageError> {
         let id = random_hex(32);
         let csrf_token = random_hex(32);
         self.storage

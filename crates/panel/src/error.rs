@@ -30,6 +30,13 @@ pub enum PanelError {
     /// Forbidden, saying which permission is missing.
     #[error("{0}")]
     ForbiddenBecause(&'static str),
+    /// A call on the visitor's behalf to Pterodactyl, from a request that
+    /// carries no Pterodactyl credential.
+    #[error("this needs your Pterodactyl sign-in; open the panel from Pterodactyl")]
+    NoPterodactylSession,
+    /// Pterodactyl could not be asked who a visitor is.
+    #[error("Pterodactyl can not be reached to check the sign-in; try again shortly")]
+    PterodactylUnavailable,
     /// The server's backup limit is 0 and the host set that to mean no
     /// backups (`zero_backup_limit = "disabled"`).
     #[error("backups are disabled for this server (its backup limit is 0)")]

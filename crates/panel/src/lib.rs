@@ -152,6 +152,11 @@ pub async fn run_on(
         secure_cookies: cfg.tls.is_some(),
         session_max_age: cfg.session_absolute.as_secs() as i64,
         trusted_proxies: cfg.trusted_proxies.clone().into(),
+        base: if cfg.base_path == "/" {
+            "".into()
+        } else {
+            cfg.base_path.as_str().into()
+        },
     };
     let served = web::serve(listener, cfg.tls.clone(), cfg.connections, state, shutdown).await;
     sweeper.abort();

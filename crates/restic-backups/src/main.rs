@@ -104,7 +104,12 @@ enum Command {
 enum PterodactylCommand {
     /// Read Pterodactyl's users, nodes, servers and subusers and apply the
     /// changes; prints what changed. Exits non-zero when something failed.
-    Sync,
+    Sync {
+        /// Retire servers even when Pterodactyl no longer lists most of them
+        /// (more than 10 and more than half), or none at all.
+        #[arg(long)]
+        allow_mass_removal: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,7 +236,7 @@ fn main() -> ExitCode {
             }
             Command::Pterodactyl {
                 config,
-                command: PterodactylCommand::Sync,
+                command: PterodactylCommand::Sync { allow_mass_removal },
             } => {
                 let env = |k: &str| std::env::var(k).ok();
                 let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)
@@ -243,8 +248,13 @@ fn main() -> ExitCode {
                 }
                 let p = panel::open(&cfg).await.map_err(|e| e.to_string())?;
                 let operator = panel::permissions::Operator::at_the_host_shell();
+                let origin = if allow_mass_removal {
+                    panel::pterodactyl::SyncOrigin::operator_allowing_mass_removal(&operator)
+                } else {
+                    panel::pterodactyl::SyncOrigin::operator(&operator)
+                };
                 let report = p
-                    .sync_pterodactyl(panel::pterodactyl::SyncOrigin::operator(&operator))
+                    .sync_pterodactyl(origin)
                     .await
                     .map_err(|e| e.to_string())?;
                 println!(

@@ -9,53 +9,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::panel::{Client, Db, TestPanel, run_cli};
-use common::pterodactyl::{Mode, Node, Pterodactyl, Server, User};
+use common::ptero_world::{panel_with, stage};
+use common::pterodactyl::{Mode, Pterodactyl};
 use common::{TOKEN, TestAgent};
 use serde_json::Value;
 
 const API: &str = "/extensions/resticbackups";
-
-/// The double with an owner (2), a helper (3), another admin (4) and a node pointing at the
-/// agent (its token is the agent's); one server on it, owned by 2, with 3
-/// as a subuser who may only read.
-async fn stage(agent: &TestAgent) -> (Pterodactyl, String) {
-    let ptero = Pterodactyl::start().await;
-    // Pterodactyl's admin must not share the e-mail of the panel's local one.
-    ptero.edit(|s| s.user_mut(1).unwrap().email = "root@ptero.example".into());
-    ptero.add_user(User::new(2, "owner"));
-    ptero.add_user(User::new(3, "helper"));
-    ptero.add_user(User::new(4, "boss").admin());
-    let mut node = Node::new(1);
-    node.fqdn = "127.0.0.1".into();
-    node.scheme = "http".into();
-    node.token = TOKEN.into();
-    ptero.add_node(node);
-    let uuid = agent.add_server();
-    let mut server = Server::new(1, 2, 1);
-    server.uuid = uuid.clone();
-    server.name = "Survival".into();
-    server.backup_limit = 5;
-    ptero.add_server(server);
-    ptero.set_subuser(1, 3, &["control.console", "backup.read"]);
-    (ptero, uuid)
-}
-
-/// A panel in Pterodactyl mode; the folder holds its application key file.
-fn panel_with(db: Db, ptero: &Pterodactyl, agent: &TestAgent) -> (TestPanel, tempfile::TempDir) {
-    let key_dir = tempfile::tempdir().unwrap();
-    let key_file = key_dir.path().join("ptla");
-    std::fs::write(&key_file, ptero.application_key()).unwrap();
-    let port = agent.url.rsplit(':').next().unwrap().trim_end_matches('/');
-    let lines = [
-        "[pterodactyl]".to_owned(),
-        format!("url = \"{}\"", ptero.url()),
-        format!("application_key_file = \"{}\"", key_file.display()),
-        format!("agent_port = {port}"),
-        "sync_interval = \"1h\"".to_owned(),
-    ];
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    (TestPanel::start_with(db, &refs), key_dir)
-}
 
 /// Waits for the sync at start, then answers the sync status.
 async fn first_sync(admin: &mut Client) -> Value {
@@ -96,7 +55,7 @@ fn emails(users: &Value) -> Vec<String> {
 async fn sync_follows_pterodactyl(db: Db) {
     let agent = TestAgent::start();
     let (ptero, uuid) = stage(&agent).await;
-    let (panel, _key_dir) = panel_with(db, &ptero, &agent);
+    let (panel, _key_dir) = panel_with(db, &ptero, &agent, &["sync_interval = \"1h\""]);
     let mut admin = panel.admin().await;
 
     // Full sync at start.
@@ -214,16 +173,36 @@ async fn sync_follows_pterodactyl(db: Db) {
         assert_eq!(users.as_array().unwrap().len(), 5);
     }
 
+    // Two users swap e-mail addresses: both follow.
+    ptero.edit(|s| {
+        s.user_mut(2).unwrap().email = "helper@example.com".into();
+        s.user_mut(3).unwrap().email = "owner.new@example.com".into();
+    });
+    let swapped = sync_now(&mut admin).await;
+    assert_eq!(swapped["ok"], true, "{swapped}");
+    assert_eq!(swapped["users"]["updated"], 2, "{swapped}");
+    ptero.edit(|s| {
+        s.user_mut(2).unwrap().email = "owner.new@example.com".into();
+        s.user_mut(3).unwrap().email = "helper@example.com".into();
+    });
+    sync_now(&mut admin).await;
+
     // Deletions: the subuser loses access, the server goes through the
-    // deletion path (repository archived, key kept), the user goes.
+    // deletion path (repository archived, key kept), the user goes. A
+    // second server arrives in the same sync.
+    let mut other = common::pterodactyl::Server::new(2, 2, 1);
+    other.name = "Creative".into();
+    ptero.add_server(other);
     ptero.remove_server(1);
     ptero.remove_user(3);
     let removed = sync_now(&mut admin).await;
     assert_eq!(removed["ok"], true, "{removed}");
+    assert_eq!(removed["servers"]["added"], 1, "{removed}");
     assert_eq!(removed["servers"]["removed"], 1, "{removed}");
     assert_eq!(removed["users"]["removed"], 1, "{removed}");
     let (_, servers) = admin.get(&format!("{API}/admin/servers")).await;
-    assert!(servers.as_array().unwrap().is_empty(), "{servers}");
+    assert_eq!(servers.as_array().unwrap().len(), 1, "{servers}");
+    assert_eq!(servers[0]["name"], "Creative");
     let (_, archived) = admin.get(&format!("{API}/admin/archived-repos")).await;
     let archives = archived["archives"].as_array().unwrap();
     assert!(
@@ -234,13 +213,33 @@ async fn sync_follows_pterodactyl(db: Db) {
     assert!(!emails(&users).contains(&"helper@example.com".to_owned()));
 
     // The operator's command runs the same sync.
+    let config = panel.dir.path().join("panel.toml");
+    let (ok, out) = run_cli(&config, &["pterodactyl", "sync"], "");
+    assert!(ok, "{out}");
+    assert!(out.contains("0 rows written"), "{out}");
+
+    // Pterodactyl suddenly lists no server: nothing is retired until the
+    // operator says so.
+    ptero.remove_server(2);
+    let refused = sync_now(&mut admin).await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("--allow-mass-removal"),
+        "{refused}"
+    );
+    let (_, servers) = admin.get(&format!("{API}/admin/servers")).await;
+    assert_eq!(servers.as_array().unwrap().len(), 1, "{servers}");
     let (ok, out) = run_cli(
-        &panel.dir.path().join("panel.toml"),
-        &["pterodactyl", "sync"],
+        &config,
+        &["pterodactyl", "sync", "--allow-mass-removal"],
         "",
     );
     assert!(ok, "{out}");
-    assert!(out.contains("0 rows written"), "{out}");
+    let (_, servers) = admin.get(&format!("{API}/admin/servers")).await;
+    assert!(servers.as_array().unwrap().is_empty(), "{servers}");
 
     assert!(ptero.writes().is_empty(), "{:?}", ptero.writes());
     let log = panel.log();
@@ -252,19 +251,7 @@ async fn zero_limit_can_mean_no_backups(db: Db) {
     let agent = TestAgent::start();
     let (ptero, uuid) = stage(&agent).await;
     ptero.edit(|s| s.server_mut(1).unwrap().backup_limit = 0);
-    let key_dir = tempfile::tempdir().unwrap();
-    let key_file = key_dir.path().join("ptla");
-    std::fs::write(&key_file, ptero.application_key()).unwrap();
-    let port = agent.url.rsplit(':').next().unwrap().trim_end_matches('/');
-    let lines = [
-        "[pterodactyl]".to_owned(),
-        format!("url = \"{}\"", ptero.url()),
-        format!("application_key_file = \"{}\"", key_file.display()),
-        format!("agent_port = {port}"),
-        "zero_backup_limit = \"disabled\"".to_owned(),
-    ];
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    let panel = TestPanel::start_with(db, &refs);
+    let (panel, _key_dir) = panel_with(db, &ptero, &agent, &["zero_backup_limit = \"disabled\""]);
     let mut admin = panel.admin().await;
     first_sync(&mut admin).await;
     let (_, servers) = admin.get(&format!("{API}/admin/servers")).await;
@@ -279,4 +266,195 @@ async fn zero_limit_can_mean_no_backups(db: Db) {
     assert_eq!(b["error"]["code"], "backups_disabled", "{b}");
 }
 
-on_both_databases!(sync_follows_pterodactyl, zero_limit_can_mean_no_backups);
+/// A client that carries only Pterodactyl's session cookie, the way a
+/// browser arrives from Pterodactyl; its first safe request signs it in.
+async fn via_pterodactyl(panel: &TestPanel, ptero: &Pterodactyl, cookie: &str) -> (Client, u16) {
+    let mut c = panel.anonymous();
+    let r = c
+        .request(reqwest::Method::GET, "/auth/session")
+        .header("Cookie", format!("{}={cookie}", ptero.cookie_name()));
+    let (status, body) = c.finish("/auth/session", r).await;
+    if status == 200 {
+        c.csrf = Some(body["csrf_token"].as_str().unwrap().to_owned());
+    }
+    (c, status)
+}
+
+async fn pterodactyl_users_sign_in_with_their_session(db: Db) {
+    let agent = TestAgent::start();
+    let (ptero, uuid) = stage(&agent).await;
+    let (panel, _key_dir) = panel_with(db, &ptero, &agent, &["sync_interval = \"1h\""]);
+    let mut admin = panel.admin().await;
+    first_sync(&mut admin).await;
+    let backups = format!("{API}/servers/{uuid}/backups/restic");
+
+    // The owner: signed in by their Pterodactyl session, backs up.
+    let owner_cookie = ptero.add_session(2, false);
+    let (mut owner, status) = via_pterodactyl(&panel, &ptero, &owner_cookie).await;
+    assert_eq!(status, 200);
+    assert!(owner.cookie.is_some(), "no session of ours was opened");
+    let (s, list) = owner.get(&format!("{API}/servers")).await;
+    assert_eq!(s, 200, "{list}");
+    assert!(list.to_string().contains(&uuid), "{list}");
+    owner.backup(&uuid).await;
+    // Unsafe requests still need our CSRF token.
+    let mut no_csrf = owner.clone();
+    no_csrf.csrf = None;
+    let (s, _) = no_csrf.post(&backups, serde_json::json!({})).await;
+    assert_eq!(s, 403);
+
+    // A subuser with only backup.read sees the backups but may not create.
+    let helper_cookie = ptero.add_session(3, false);
+    let (mut helper, status) = via_pterodactyl(&panel, &ptero, &helper_cookie).await;
+    assert_eq!(status, 200);
+    let (s, _) = helper.get(&backups).await;
+    assert_eq!(s, 200);
+    let (s, b) = helper.post(&backups, serde_json::json!({})).await;
+    assert_eq!(s, 403, "{b}");
+
+    // Not signed in there (unknown cookie, 2FA not finished): not here.
+    for cookie in [
+        "eyJpdiI6InVua25vd24ifQ%3D%3D".to_owned(),
+        ptero.add_session(2, true),
+    ] {
+        let (_, status) = via_pterodactyl(&panel, &ptero, &cookie).await;
+        assert_eq!(status, 401);
+    }
+    // The login page points to Pterodactyl's.
+    let (s, page) = panel.anonymous().get("/login").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.as_str()
+            .unwrap()
+            .contains(&format!("{}/auth/login", ptero.url())),
+        "{page}"
+    );
+
+    // Pterodactyl's own backups, behind a switch remembered per user, read
+    // with the visitor's own Pterodactyl sign-in.
+    ptero.add_backup(1, common::pterodactyl::Backup::new(1));
+    ptero.add_backup(1, common::pterodactyl::Backup::new(2));
+    let prefs = format!("{API}/preferences");
+    let (s, p) = owner.get(&prefs).await;
+    assert_eq!(
+        (s, p["show_pterodactyl_backups"].clone()),
+        (200, false.into())
+    );
+    let (s, p) = owner
+        .send(
+            reqwest::Method::PUT,
+            &prefs,
+            Some(serde_json::json!({"show_pterodactyl_backups": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{p}");
+    let (_, p) = owner.get(&prefs).await;
+    assert_eq!(p["show_pterodactyl_backups"], true);
+    let (_, p) = helper.get(&prefs).await;
+    assert_eq!(p["show_pterodactyl_backups"], false, "remembered per user");
+    let ptero_backups = format!("{API}/servers/{uuid}/backups/pterodactyl");
+    let with_cookie = |c: &Client, cookie: &str, path: &str| {
+        c.request(reqwest::Method::GET, path).header(
+            "Cookie",
+            format!(
+                "rb_session={}; {}={cookie}",
+                c.cookie.clone().unwrap_or_default(),
+                ptero.cookie_name()
+            ),
+        )
+    };
+    let r = with_cookie(&owner, &owner_cookie, &ptero_backups);
+    let (s, list) = owner.clone().finish(&ptero_backups, r).await;
+    assert_eq!(s, 200, "{list}");
+    let names: Vec<&str> = list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{list}");
+    assert!(names.contains(&"Backup 1"), "{list}");
+    let one = list["backups"][0]["uuid"].as_str().unwrap().to_owned();
+    let link = format!("{ptero_backups}/{one}/download");
+    let r = with_cookie(&owner, &owner_cookie, &link);
+    let (s, b) = owner.clone().finish(&link, r).await;
+    assert_eq!(s, 302, "{b}");
+    assert!(
+        b["location"]
+            .as_str()
+            .unwrap()
+            .contains("/download/backup?token="),
+        "{b}"
+    );
+    // The read-only subuser sees the list but may not download.
+    let r = with_cookie(&helper, &helper_cookie, &link);
+    let (s, _) = helper.clone().finish(&link, r).await;
+    assert_eq!(s, 403);
+    // A local account has no Pterodactyl sign-in to read them with.
+    let (s, b) = admin.get(&ptero_backups).await;
+    assert_eq!(s, 409, "{b}");
+    assert_eq!(b["error"]["code"], "no_pterodactyl_session");
+
+    // Scripts: a client API key, no cookie and no CSRF token.
+    let key = ptero.add_client_key(2);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}{backups}", panel.url))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = http
+        .get(format!("{}{backups}", panel.url))
+        .bearer_auth("ptlc_not-a-real-key-0000000000000000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // An admin demoted in Pterodactyl: the next sign-in has no admin pages,
+    // and the sync ends the sessions they had.
+    let boss_cookie = ptero.add_session(4, false);
+    let (mut boss, _) = via_pterodactyl(&panel, &ptero, &boss_cookie).await;
+    let (s, _) = boss.get(&format!("{API}/admin/users")).await;
+    assert_eq!(s, 200);
+    ptero.set_root_admin(4, false);
+    sync_now(&mut admin).await;
+    let (s, _) = boss.get(&format!("{API}/admin/users")).await;
+    assert_eq!(s, 401, "the demoted admin's session lived on");
+    let fresh_cookie = ptero.add_session(4, false);
+    let (mut boss, _) = via_pterodactyl(&panel, &ptero, &fresh_cookie).await;
+    let (s, _) = boss.get(&format!("{API}/admin/users")).await;
+    assert_eq!(s, 403);
+
+    // A synced user who takes a local account's e-mail in Pterodactyl is
+    // not joined to it: they lose access (and any admin right) until fixed.
+    let owner_again = ptero.add_session(2, false);
+    let (mut owner2, _) = via_pterodactyl(&panel, &ptero, &owner_again).await;
+    ptero.edit(|s| s.user_mut(2).unwrap().email = "admin@example.com".into());
+    let parked = sync_now(&mut admin).await;
+    assert_eq!(parked["ok"], false, "{parked}");
+    assert!(parked.to_string().contains("local account"), "{parked}");
+    let (s, _) = owner2.get(&format!("{API}/servers")).await;
+    assert_eq!(s, 401, "the parked user's session lived on");
+    let (s, _) = admin.get(&format!("{API}/admin/users")).await;
+    assert_eq!(s, 200, "the local admin keeps their account");
+
+    // Neither cookie nor key ever reaches the log.
+    let log = panel.log();
+    for secret in [&owner_cookie, &helper_cookie, &key] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a credential leaked into the log"
+        );
+    }
+    assert!(ptero.writes().is_empty(), "{:?}", ptero.writes());
+}
+
+on_both_databases!(
+    sync_follows_pterodactyl,
+    zero_limit_can_mean_no_backups,
+    pterodactyl_users_sign_in_with_their_session
+);

@@ -323,3 +323,120 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     );
     b.quit().await;
 }
+
+/// Pterodactyl mode in the browser, mounted under `base_path` as beside
+/// Pterodactyl: a visitor who carries Pterodactyl's session cookie is signed
+/// in without a password and sees their server; a Pterodactyl admin runs a
+/// sync from the admin page and sees its result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pterodactyl_users_arrive_signed_in() {
+    const BASE: &str = "/extensions/resticbackups";
+    let agent = common::TestAgent::start();
+    let (ptero, uuid) = common::ptero_world::stage(&agent).await;
+    let (panel, _key_dir) =
+        common::ptero_world::panel_under(Db::Sqlite, &ptero, &agent, Some(BASE), &[]);
+    // Nothing outside the base path but the health checks; the session
+    // cookie is scoped to it.
+    let root = panel.url.strip_suffix(BASE).unwrap().to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, want) in [
+        ("/login", 404),
+        ("/healthz", 200),
+        (&format!("{BASE}/login") as &str, 200),
+    ] {
+        let r = http.get(format!("{root}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), want, "{path}");
+    }
+    let r = http
+        .get(format!("{}/auth/session", panel.url))
+        .header(
+            "Cookie",
+            format!("{}={}", ptero.cookie_name(), ptero.add_session(2, false)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains(&format!("Path={BASE};")), "{cookie}");
+    let mut admin = panel.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, b) = admin
+            .get("/extensions/resticbackups/admin/pterodactyl/sync")
+            .await;
+        if b["last"]["ok"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sync at start: {b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let downloads = tempfile::tempdir().unwrap();
+    let b = Browser::start(downloads.path()).await;
+
+    // The owner: Pterodactyl's cookie (the browser sends it to the panel's
+    // host, as under Pterodactyl's own domain) is all it takes.
+    b.goto(&format!("{}/login", panel.url)).await;
+    b.wait_for("#pterodactyl-login").await;
+    let cookie = ptero.add_session(2, false);
+    b.js(
+        "document.cookie = arguments[0] + '=' + arguments[1] + '; path=/'",
+        json!([ptero.cookie_name(), cookie]),
+    )
+    .await;
+    b.goto(&format!("{}/", panel.url)).await;
+    b.wait_until(
+        "the owner's server listed",
+        "return document.getElementById('server-list')?.textContent.includes(arguments[0])",
+        json!(["Survival"]),
+    )
+    .await;
+    b.goto(&format!("{}/servers/{uuid}", panel.url)).await;
+    b.wait_for("#create-backup").await;
+    // The switch shows Pterodactyl's own backups, and stays on.
+    ptero.add_backup(1, common::pterodactyl::Backup::new(1));
+    b.click("#show-ptero").await;
+    let shows_ptero_backup =
+        "return document.getElementById('ptero-list')?.textContent.includes('Backup 1')";
+    b.wait_until("Pterodactyl's backups", shows_ptero_backup, json!([]))
+        .await;
+    b.goto(&format!("{}/servers/{uuid}", panel.url)).await;
+    b.wait_until("the switch remembered", shows_ptero_backup, json!([]))
+        .await;
+    b.screenshot(&screenshots().join("pterodactyl-owner.png"))
+        .await;
+
+    // A Pterodactyl root admin in the same browser (after logging out
+    // here): the sync page and its button.
+    b.js(
+        "document.cookie = arguments[0] + '=' + arguments[1] + '; path=/'",
+        json!([ptero.cookie_name(), ptero.add_session(1, false)]),
+    )
+    .await;
+    b.click("#logout").await;
+    // Logged out here, the login page signs the browser in again through
+    // Pterodactyl (now as the admin) and moves on to the start page.
+    b.wait_until(
+        "signed in again through Pterodactyl",
+        "return location.pathname === arguments[0] && document.readyState === 'complete' \
+         && document.getElementById('server-list')?.textContent.includes('Survival')",
+        json!([format!("{BASE}/")]),
+    )
+    .await;
+    ptero.edit(|s| s.server_mut(1).unwrap().name = "Survival (renamed)".into());
+    b.goto(&format!("{}/admin/pterodactyl", panel.url)).await;
+    b.wait_for("#pterodactyl-sync").await;
+    b.click("#pterodactyl-sync").await;
+    b.wait_until(
+        "the sync's result",
+        "return document.getElementById('admin-content')?.textContent.includes('servers +0 ~1 -0')",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&screenshots().join("pterodactyl-sync.png"))
+        .await;
+    b.quit().await;
+    assert!(ptero.writes().is_empty());
+}

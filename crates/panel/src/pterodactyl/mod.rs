@@ -38,6 +38,8 @@
 //! error message.
 
 mod api;
+mod backups;
+mod signin;
 mod sync;
 
 pub use api::*;

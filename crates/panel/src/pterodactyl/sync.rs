@@ -18,7 +18,7 @@ use api::Secret;
 use api::panel::{PteroSync, PteroSyncStatus, SyncChange};
 use serde::Serialize;
 
-use super::{ApplicationClient, PteroError, PteroNode, PteroServer, PteroUser};
+use super::{ApplicationClient, ClientApi, PteroError, PteroNode, PteroServer, PteroUser};
 use crate::Panel;
 use crate::PanelError;
 use crate::admin::normalize_email;
@@ -35,6 +35,11 @@ const PARALLEL_NODE_READS: usize = 4;
 pub struct Setup {
     pub(crate) cfg: PterodactylConfig,
     pub(crate) app: ApplicationClient,
+    pub(crate) client: ClientApi,
+    /// Recent answers of `/api/client/account`, by a hash of the credential.
+    pub(crate) identities: Mutex<super::signin::IdentityCache>,
+    /// Bounds the questions to Pterodactyl in flight for sign-ins.
+    pub(crate) lookups: tokio::sync::Semaphore,
     last: Mutex<Option<SyncReport>>,
     /// One sync at a time in this process.
     running: tokio::sync::Mutex<()>,
@@ -43,12 +48,23 @@ pub struct Setup {
 impl Setup {
     pub fn new(cfg: PterodactylConfig) -> Result<Self, PteroError> {
         let app = ApplicationClient::new(&cfg.url, cfg.application_key.clone(), REQUEST_TIMEOUT)?;
+        let client = ClientApi::new(&cfg.url, REQUEST_TIMEOUT)?
+            .with_session_cookie_name(&cfg.session_cookie)?;
         Ok(Self {
             cfg,
             app,
+            client,
+            identities: Mutex::new(super::signin::IdentityCache::default()),
+            lookups: tokio::sync::Semaphore::new(super::signin::PARALLEL_LOOKUPS),
             last: Mutex::new(None),
             running: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Drops every cached sign-in answer.
+    pub(crate) fn forget_identities(&self) {
+        *self.identities.lock().unwrap_or_else(|p| p.into_inner()) =
+            super::signin::IdentityCache::default();
     }
 
     pub fn last(&self) -> Option<SyncReport> {
@@ -58,22 +74,44 @@ impl Setup {
 
 /// Who asked for a sync; made only from the capability that allows it.
 #[derive(Debug, Clone, Copy)]
-pub struct SyncOrigin(&'static str);
+pub struct SyncOrigin {
+    name: &'static str,
+    /// Retire more servers at once than [`MASS_REMOVAL`] allows.
+    allow_mass_removal: bool,
+}
+
+/// More servers gone at once than this many, and more than half of them,
+/// looks like the wrong Pterodactyl (or a broken one) rather than a host
+/// deleting servers: nothing is retired without the operator's word.
+const MASS_REMOVAL: usize = 10;
 
 impl SyncOrigin {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            allow_mass_removal: false,
+        }
+    }
     /// The admin page's button.
     pub fn admin(_: &RootAdmin) -> Self {
-        Self("admin")
+        Self::new("admin")
     }
     /// `restic-backups pterodactyl sync`.
     pub fn operator(_: &Operator) -> Self {
-        Self("command")
+        Self::new("command")
+    }
+    /// `restic-backups pterodactyl sync --allow-mass-removal`.
+    pub fn operator_allowing_mass_removal(_: &Operator) -> Self {
+        Self {
+            name: "command",
+            allow_mass_removal: true,
+        }
     }
     pub(crate) fn start() -> Self {
-        Self("start")
+        Self::new("start")
     }
     pub(crate) fn interval() -> Self {
-        Self("interval")
+        Self::new("interval")
     }
 }
 
@@ -147,7 +185,7 @@ impl Panel {
         let _one = setup.running.lock().await;
         let started = Instant::now();
         let mut report = SyncReport {
-            origin: origin.0,
+            origin: origin.name,
             started_at: crate::service::now(),
             duration_ms: 0,
             ok: false,
@@ -172,6 +210,7 @@ impl Panel {
                     panel: self,
                     setup,
                     report: &mut report,
+                    allow_mass_removal: origin.allow_mass_removal,
                 };
                 if let Err(e) = sync.apply(&users, &nodes, &servers).await {
                     report.errors.push(format!("the sync stopped: {e}"));
@@ -179,6 +218,11 @@ impl Panel {
             }
         }
         report.ok = report.errors.is_empty();
+        if report.rows_written > 0 {
+            // Sign-ins answered before this sync may carry what it changed
+            // (an admin flag, a user now gone): ask Pterodactyl again.
+            setup.forget_identities();
+        }
         report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let summary = report.summary();
         if report.ok {
@@ -255,6 +299,7 @@ struct Sync<'a> {
     panel: &'a Panel,
     setup: &'a Setup,
     report: &'a mut SyncReport,
+    allow_mass_removal: bool,
 }
 
 fn id_of(id: u64, what: &str) -> Result<i64, PanelError> {
@@ -297,24 +342,31 @@ impl Sync<'_> {
             .map(|u| u.email.as_str())
             .collect();
         let (mut add, mut update, mut demoted) = (Vec::new(), Vec::new(), Vec::new());
+        let mut parked = Vec::new();
         for pu in users {
             let ptero_id = id_of(pu.id, "user")?;
-            let Ok(email) = normalize_email(&pu.email) else {
-                self.report.errors.push(format!(
-                    "Pterodactyl user {} is not synced: its e-mail address is not usable",
-                    pu.id
-                ));
-                continue;
-            };
+            let email = normalize_email(&pu.email).ok();
             // Never joined to a local account by e-mail: a Pterodactyl user
             // may set any address on their account.
-            if local_emails.contains(email.as_str()) {
+            let why = match &email {
+                None => Some("its e-mail address is not usable".to_owned()),
+                Some(e) if local_emails.contains(e.as_str()) => {
+                    Some(format!("a local account has the e-mail {e}"))
+                }
+                Some(_) => None,
+            };
+            if let Some(why) = why {
                 self.report.errors.push(format!(
-                    "Pterodactyl user {} is not synced: a local account has the e-mail {email}",
+                    "Pterodactyl user {} is not synced and has no access here: {why}",
                     pu.id
                 ));
+                // Known before: no access (and no e-mail held) until fixed.
+                if let Some(u) = by_ptero.get(&ptero_id) {
+                    parked.push((u.id, ptero_id));
+                }
                 continue;
             }
+            let Some(email) = email else { continue };
             let want = SyncUser {
                 ptero_id,
                 email,
@@ -336,14 +388,56 @@ impl Sync<'_> {
                 Some(_) => {}
             }
         }
+        for (id, ptero_id) in parked {
+            self.report.rows_written += storage.park_user(id, ptero_id).await?;
+        }
         if add.is_empty() && update.is_empty() {
             return Ok(());
         }
-        self.report.rows_written += storage
-            .sync_users(&add, &update, crate::service::now())
-            .await?;
-        self.report.users.added += add.len() as u64;
-        self.report.users.updated += update.len() as u64;
+        let now = crate::service::now();
+        match storage.sync_users(&add, &update, now).await {
+            Ok(rows) => {
+                self.report.rows_written += rows;
+                self.report.users.added += add.len() as u64;
+                self.report.users.updated += update.len() as u64;
+            }
+            // One row that can not be written (an e-mail another synced
+            // user still holds) must not stop the sync: row by row.
+            Err(crate::storage::StorageError::Conflict(_)) => {
+                for u in &add {
+                    match storage.sync_users(std::slice::from_ref(u), &[], now).await {
+                        Ok(rows) => {
+                            self.report.rows_written += rows;
+                            self.report.users.added += 1;
+                        }
+                        Err(e) => self.report.errors.push(format!(
+                            "Pterodactyl user {} is not synced: {e}",
+                            u.ptero_id
+                        )),
+                    }
+                }
+                for row in &update {
+                    match storage
+                        .sync_users(&[], std::slice::from_ref(row), now)
+                        .await
+                    {
+                        Ok(rows) => {
+                            self.report.rows_written += rows;
+                            self.report.users.updated += 1;
+                        }
+                        Err(e) => {
+                            self.report.errors.push(format!(
+                                "Pterodactyl user {} is not synced and has no access here: {e}",
+                                row.1.ptero_id
+                            ));
+                            self.report.rows_written +=
+                                storage.park_user(row.0, row.1.ptero_id).await?;
+                        }
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
         // A demoted admin's open sessions end now, not at their timeout.
         for id in demoted {
             self.report.rows_written += storage.delete_sessions_of(id, None).await?;
@@ -601,12 +695,32 @@ impl Sync<'_> {
     ) -> Result<(), PanelError> {
         let storage = self.panel.storage();
         let keep: HashSet<u64> = servers.iter().map(|s| s.id).collect();
-        for server in storage.servers().await? {
-            let Some(pid) = server.ptero_id else { continue };
-            if keep.contains(&u64::try_from(pid).unwrap_or(u64::MAX)) {
-                continue;
-            }
-            match self.panel.retire_server(&server).await {
+        let synced: Vec<_> = storage
+            .servers()
+            .await?
+            .into_iter()
+            .filter(|s| s.ptero_id.is_some())
+            .collect();
+        let gone: Vec<_> = synced
+            .iter()
+            .filter(|s| {
+                s.ptero_id
+                    .is_some_and(|p| !keep.contains(&u64::try_from(p).unwrap_or(u64::MAX)))
+            })
+            .collect();
+        let mass = gone.len() > MASS_REMOVAL && gone.len() * 2 > synced.len();
+        if !gone.is_empty() && (servers.is_empty() || mass) && !self.allow_mass_removal {
+            self.report.errors.push(format!(
+                "Pterodactyl no longer lists {} of the {} synced servers; none was retired \
+                 and no user or node removed. If that is right, run \
+                 `restic-backups pterodactyl sync --allow-mass-removal`",
+                gone.len(),
+                synced.len()
+            ));
+            return Ok(());
+        }
+        for server in gone {
+            match self.panel.retire_server(server).await {
                 Ok(()) => {
                     self.report.servers.removed += 1;
                     self.report.rows_written += 1;

@@ -21,7 +21,9 @@ pub use archived_keys::{ArchivedKey, ArchivedKeyGeneration};
 pub use jobs::{JobEnd, JobRecord};
 pub use nodes::{NewNode, Node};
 pub use policies::Policy;
-pub use pterodactyl::{NO_PASSWORD, SubuserRow, SyncNode, SyncRecord, SyncServer, SyncUser};
+pub use pterodactyl::{
+    NO_PASSWORD, SubuserRow, SyncNode, SyncRecord, SyncServer, SyncUser, parked_email,
+};
 pub use servers::{NewServer, Server};
 pub use sessions::Session;
 pub use users::User;

@@ -12,6 +12,13 @@ use super::{Result, Storage};
 /// Marks an account that has no password here: no hash parses as this.
 pub const NO_PASSWORD: &str = "!pterodactyl";
 
+/// The stand-in e-mail of a synced user while theirs changes or while they
+/// are parked; it has spaces, so no real address (nor any a Pterodactyl
+/// user can set) is ever equal to it.
+pub fn parked_email(ptero_id: i64) -> String {
+    format!("pterodactyl user {ptero_id} (no e-mail here)")
+}
+
 /// A user as Pterodactyl has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncUser {
@@ -85,7 +92,7 @@ impl Storage {
         let mut rows = 0;
         for (id, u) in update {
             rows += sqlx::query("UPDATE users SET email = $1 WHERE id = $2 AND email <> $3")
-                .bind(format!("ptero-{}@sync.invalid", u.ptero_id))
+                .bind(parked_email(u.ptero_id))
                 .bind(id)
                 .bind(&u.email)
                 .execute(&mut *tx)
@@ -256,27 +263,43 @@ impl Storage {
         Ok(rows)
     }
 
-    /// Takes root admin away and removes every subuser row of a user, in
-    /// one step (a user Pterodactyl no longer has, who still owns a server
-    /// that waits for deletion).
+    /// A synced user who can not be synced now (their e-mail belongs to a
+    /// local account): no e-mail held, no admin, no subuser rows, no
+    /// sessions. Answers 0 when they were parked already.
+    pub async fn park_user(&self, id: i64, ptero_id: i64) -> Result<u64> {
+        self.revoke_access(id, Some(&parked_email(ptero_id))).await
+    }
+
+    /// Takes root admin away, removes every subuser row and session of a
+    /// user, in one step (a user Pterodactyl no longer has, who still owns
+    /// a server that waits for deletion).
     pub async fn disable_user(&self, id: i64) -> Result<u64> {
+        self.revoke_access(id, None).await
+    }
+
+    /// No admin, no subuser rows, no sessions; the e-mail replaced when
+    /// `email` is given. Counts the rows that changed.
+    async fn revoke_access(&self, id: i64, email: Option<&str>) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let mut rows =
-            sqlx::query("UPDATE users SET root_admin = 0 WHERE id = $1 AND root_admin <> 0")
+        let mut rows = sqlx::query(
+            "UPDATE users SET email = COALESCE($1, email), root_admin = 0 WHERE id = $2 \
+             AND (email <> COALESCE($1, email) OR root_admin <> 0)",
+        )
+        .bind(email)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        for sql in [
+            "DELETE FROM subusers WHERE user_id = $1",
+            "DELETE FROM sessions WHERE user_id = $1",
+        ] {
+            rows += sqlx::query(sql)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        rows += sqlx::query("DELETE FROM subusers WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        rows += sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        }
         tx.commit().await?;
         Ok(rows)
     }

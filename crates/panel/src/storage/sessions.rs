@@ -87,4 +87,18 @@ impl Storage {
             .await?;
         Ok(done.rows_affected())
     }
+
+    /// Keeps a user's `keep` newest sessions and deletes the others.
+    pub async fn trim_sessions(&self, user_id: i64, keep: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM sessions WHERE user_id = $1 AND id_hash NOT IN \
+             (SELECT id_hash FROM sessions WHERE user_id = $1 \
+              ORDER BY created_at DESC, id_hash LIMIT $2)",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
 }

@@ -17,10 +17,12 @@ pub struct User {
     pub ptero_id: Option<i64>,
     /// Pterodactyl's username (synced accounts only).
     pub username: Option<String>,
+    /// Show Pterodactyl's own backups on the backups page.
+    pub show_ptero_backups: bool,
 }
 
 pub(super) const USER_COLS: &str =
-    "id, email, password_hash, root_admin, created_at, ptero_id, username";
+    "id, email, password_hash, root_admin, created_at, ptero_id, username, show_ptero_backups";
 
 pub(super) fn user_of(row: &AnyRow) -> Result<User> {
     Ok(User {
@@ -31,6 +33,7 @@ pub(super) fn user_of(row: &AnyRow) -> Result<User> {
         created_at: row.try_get("created_at")?,
         ptero_id: row.try_get("ptero_id")?,
         username: row.try_get("username")?,
+        show_ptero_backups: row.try_get::<i64, _>("show_ptero_backups")? != 0,
     })
 }
 
@@ -76,6 +79,27 @@ impl Storage {
             .as_ref()
             .map(user_of)
             .transpose()
+    }
+
+    pub async fn set_show_ptero_backups(&self, id: i64, show: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET show_ptero_backups = $1 WHERE id = $2")
+            .bind(i64::from(show))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn user_by_ptero_id(&self, ptero_id: i64) -> Result<Option<User>> {
+        sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users WHERE ptero_id = $1"
+        ))
+        .bind(ptero_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(user_of)
+        .transpose()
     }
 
     pub async fn users(&self) -> Result<Vec<User>> {

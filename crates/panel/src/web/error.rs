@@ -28,6 +28,8 @@ pub fn status_and_code(e: &PanelError) -> (StatusCode, &str) {
                 _ => "not_found",
             },
         ),
+        PanelError::NoPterodactylSession => (StatusCode::CONFLICT, "no_pterodactyl_session"),
+        PanelError::PterodactylUnavailable => (StatusCode::BAD_GATEWAY, "pterodactyl_unavailable"),
         PanelError::BackupsDisabled => (StatusCode::FORBIDDEN, "backups_disabled"),
         PanelError::Forbidden | PanelError::ForbiddenBecause(_) => {
             (StatusCode::FORBIDDEN, "forbidden")

@@ -34,14 +34,83 @@ pub struct SessionCtx {
 
 /// The session cookie's value, if the request has one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `name`, exactly as sent.
+fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_owned())
+}
+
+/// A `Bearer` credential, if the request has one.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(|t| t.trim().to_owned())
+}
+
+/// Pterodactyl mode: the user behind a client API key (any method; no
+/// cookie is involved, so no CSRF either), or, for a safe request without
+/// a session of ours, behind Pterodactyl's session cookie — then a session
+/// of ours is opened, its cookie returned with the answer.
+async fn pterodactyl_sign_in(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Option<(ActiveSession, Option<crate::auth::NewSession>)>, PanelError> {
+    let Some(setup) = state.panel.pterodactyl() else {
+        return Ok(None);
+    };
+    if let Some(key) = bearer(headers) {
+        // Only what could be a client key is shown to Pterodactyl.
+        let plausible = key.starts_with("ptlc_")
+            && key.len() <= 128
+            && key[5..].bytes().all(|b| b.is_ascii_alphanumeric());
+        let Some(key) = plausible.then(|| api::Secret::new(key).ok()).flatten() else {
+            return Ok(None);
+        };
+        let who = crate::pterodactyl::ClientIdentity::ClientKey(key);
+        return Ok(state.panel.pterodactyl_user(&who).await?.map(|user| {
+            let s = ActiveSession {
+                user,
+                csrf_token: String::new(),
+            };
+            (s, None)
+        }));
+    }
+    if is_unsafe(method) {
+        return Ok(None);
+    }
+    let Some(cookie) = cookie_named(headers, &setup.cfg.session_cookie) else {
+        return Ok(None);
+    };
+    let Ok(cookie) = api::Secret::new(cookie) else {
+        return Ok(None);
+    };
+    let who = crate::pterodactyl::ClientIdentity::Session(cookie);
+    let user = match state.panel.pterodactyl_user(&who).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Ok(None),
+        // Pterodactyl is down: the visitor is simply not signed in here.
+        Err(_) => return Ok(None),
+    };
+    let new = state.panel.sessions().open_for(user, now()).await?;
+    tracing::info!(user = new.user.id, "sign-in through Pterodactyl");
+    let s = ActiveSession {
+        user: new.user.clone(),
+        csrf_token: new.csrf_token.clone(),
+    };
+    Ok(Some((s, Some(new))))
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy,
@@ -104,13 +173,26 @@ pub async fn load_session(
     req: Request,
     next: Next,
 ) -> Result<Response, PanelError> {
-    let id = session_cookie(req.headers());
-    let session = match &id {
+    let mut id = session_cookie(req.headers());
+    let mut session = match &id {
         Some(id) => state.panel.sessions().resolve(id, now()).await?,
         None => None,
     };
+    let mut by_key = false;
+    let mut opened = None;
+    if session.is_none()
+        && let Some((s, new)) = pterodactyl_sign_in(&state, req.method(), req.headers()).await?
+    {
+        by_key = new.is_none();
+        if let Some(new) = new {
+            id = Some(new.id.expose().to_owned());
+            opened = Some(new);
+        }
+        session = Some(s);
+    }
     let mut req = req;
     if let Some(s) = &session
+        && !by_key
         && is_unsafe(req.method())
         && req.uri().path() != "/auth/login"
     {
@@ -122,7 +204,24 @@ pub async fn load_session(
     }
     req.extensions_mut()
         .insert(Arc::new(SessionCtx { id, session }));
-    Ok(next.run(req).await)
+    let mut res = next.run(req).await;
+    if let Some(new) = opened {
+        res.headers_mut().append(
+            header::SET_COOKIE,
+            session_set_cookie(&state, new.id.expose(), state.session_max_age),
+        );
+    }
+    Ok(res)
+}
+
+/// The `Set-Cookie` value of a session of ours.
+pub fn session_set_cookie(state: &AppState, value: &str, max_age: i64) -> header::HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let path = state.cookie_path();
+    header::HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .expect("cookie values are hex and base_path is checked")
 }
 
 /// Checks the CSRF token of a request; a form body is read for `_csrf` and
@@ -209,6 +308,31 @@ impl<A: Action> FromRequestParts<AppState> for Permit<A> {
         Ok(Permit(
             state.panel.authorize::<A>(&session.user, &uuid).await?,
         ))
+    }
+}
+
+/// The visitor's Pterodactyl credential (their session cookie, else a
+/// client key), for calls made on their behalf; 409 `no_pterodactyl_session`
+/// when the request has neither (a local account).
+pub struct PteroCredential(pub crate::pterodactyl::ClientIdentity);
+
+impl FromRequestParts<AppState> for PteroCredential {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PanelError> {
+        use crate::pterodactyl::ClientIdentity;
+        let setup = state
+            .panel
+            .pterodactyl()
+            .ok_or(PanelError::NotFound("pterodactyl"))?;
+        let who = match bearer(&parts.headers) {
+            Some(key) => api::Secret::new(key).ok().map(ClientIdentity::ClientKey),
+            None => cookie_named(&parts.headers, &setup.cfg.session_cookie)
+                .and_then(|c| api::Secret::new(c).ok())
+                .map(ClientIdentity::Session),
+        };
+        who.map(PteroCredential)
+            .ok_or(PanelError::NoPterodactylSession)
     }
 }
 

@@ -36,6 +36,25 @@ pub struct AppState {
     /// Proxies whose `X-Forwarded-For` names the client (see
     /// [`extract::ClientAddr`]).
     pub trusted_proxies: std::sync::Arc<[ipnet::IpNet]>,
+    /// `base_path` as a link prefix: `""` for `/`, else e.g.
+    /// `/extensions/resticbackups`. Every route lives under it.
+    pub base: std::sync::Arc<str>,
+}
+
+/// The link prefix, in every request's extensions (pages build links and
+/// redirects with it).
+#[derive(Clone)]
+pub struct Base(pub std::sync::Arc<str>);
+
+impl AppState {
+    /// The path the session cookie is scoped to.
+    pub fn cookie_path(&self) -> &str {
+        if self.base.is_empty() {
+            "/"
+        } else {
+            &self.base
+        }
+    }
 }
 
 fn api_routes() -> Router<AppState> {
@@ -50,6 +69,18 @@ fn api_routes() -> Router<AppState> {
         .route("/servers", get(servers::my_servers))
         .route(backups, get(b::list::list).post(b::list::create))
         .route(&format!("{backups}/stats"), get(b::stats::stats))
+        .route(
+            "/servers/{server}/backups/pterodactyl",
+            get(b::pterodactyl::list),
+        )
+        .route(
+            "/servers/{server}/backups/pterodactyl/{backup}/download",
+            get(b::pterodactyl::download),
+        )
+        .route(
+            "/preferences",
+            get(routes::preferences::get).put(routes::preferences::put),
+        )
         .route(
             &format!("{backups}/schedule"),
             get(b::schedule::schedule).post(b::schedule::save_schedule),
@@ -114,6 +145,23 @@ fn api_routes() -> Router<AppState> {
 
 /// The whole panel: session API, backups API, admin API.
 pub fn router(state: AppState) -> Router {
+    let base = state.base.clone();
+    let app = routes_of(state.clone());
+    if base.is_empty() {
+        return app;
+    }
+    // Everything under `base_path`; health checks stay at the root too, for
+    // probes that reach the panel directly. Anything else outside it is 404.
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .fallback(|| async { crate::PanelError::NotFound("page") })
+        .with_state(state)
+        .nest_service(&base, app)
+}
+
+fn routes_of(state: AppState) -> Router {
+    let base = Base(state.base.clone());
     Router::new()
         .route("/auth/login", post(routes::auth::login))
         .route("/auth/session", get(routes::auth::session))
@@ -142,6 +190,7 @@ pub fn router(state: AppState) -> Router {
             security_headers,
         ))
         .layer(middleware::from_fn(httpd::log_request))
+        .layer(axum::Extension(base))
         .with_state(state)
 }
 

@@ -26,6 +26,22 @@ const APP_JS: &str = include_str!("assets/app.js");
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
                    connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
+/// The panel's `base_path` as a link prefix: `""` at the root, else e.g.
+/// `/extensions/resticbackups`.
+fn base_of(req: &Request) -> Arc<str> {
+    req.extensions()
+        .get::<super::Base>()
+        .map_or_else(|| Arc::from(""), |b| b.0.clone())
+}
+
+fn see_other(to: &str) -> Response {
+    let mut res = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
 fn session_of(req: &Request) -> Option<ActiveSession> {
     req.extensions()
         .get::<Arc<SessionCtx>>()
@@ -46,14 +62,13 @@ fn html_response(status: StatusCode, body: Markup) -> Response {
     res
 }
 
-fn to_login() -> Response {
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    res.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static("/login"));
-    res
+fn to_login(base: &str) -> Response {
+    see_other(&format!("{base}/login"))
 }
 
 struct Page<'a> {
+    /// The link prefix (see [`base_of`]).
+    base: &'a str,
     title: &'a str,
     /// `data-page` of `<body>`: which part of app.js runs.
     page: &'a str,
@@ -65,8 +80,14 @@ struct Page<'a> {
 }
 
 impl<'a> Page<'a> {
-    fn new(title: &'a str, page: &'a str, session: Option<&'a ActiveSession>) -> Self {
+    fn new(
+        base: &'a str,
+        title: &'a str,
+        page: &'a str,
+        session: Option<&'a ActiveSession>,
+    ) -> Self {
         Self {
+            base,
             title,
             page,
             session,
@@ -79,6 +100,7 @@ impl<'a> Page<'a> {
 
 fn render(p: Page<'_>, content: Markup) -> Markup {
     let csrf = p.session.map(|s| s.csrf_token.as_str()).unwrap_or("");
+    let base = p.base;
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -88,16 +110,16 @@ fn render(p: Page<'_>, content: Markup) -> Markup {
                 meta name="csrf-token" content=(csrf);
                 title { (p.title) " · Restic Backups" }
                 link rel="icon" href="data:,";
-                link rel="stylesheet" href="/static/app.css";
-                script src="/static/app.js" defer {}
+                link rel="stylesheet" href={ (base) "/static/app.css" };
+                script src={ (base) "/static/app.js" } defer {}
             }
-            body data-page=(p.page) data-server=[p.server] data-permissions=[p.permissions.as_deref()] data-section=[p.section] {
+            body data-base=(base) data-page=(p.page) data-server=[p.server] data-permissions=[p.permissions.as_deref()] data-section=[p.section] {
                 header.top {
-                    a.brand href="/" { "Restic Backups" }
+                    a.brand href={ (base) "/" } { "Restic Backups" }
                     @if let Some(s) = p.session {
                         nav aria-label="Main" {
-                            a href="/" { "My servers" }
-                            @if s.user.root_admin { a href="/admin/keys" { "Admin" } }
+                            a href={ (base) "/" } { "My servers" }
+                            @if s.user.root_admin { a href={ (base) "/admin/keys" } { "Admin" } }
                         }
                         div.who {
                             span.email { (s.user.email) }
@@ -124,14 +146,14 @@ fn render(p: Page<'_>, content: Markup) -> Markup {
     }
 }
 
-fn not_found_page(session: Option<&ActiveSession>) -> Response {
+fn not_found_page(base: &str, session: Option<&ActiveSession>) -> Response {
     let content = html! {
         h1 { "Not found" }
-        p { "There is nothing here, or you can not see it. " a href="/" { "Back to your servers" } "." }
+        p { "There is nothing here, or you can not see it. " a href={ (base) "/" } { "Back to your servers" } "." }
     };
     html_response(
         StatusCode::NOT_FOUND,
-        render(Page::new("Not found", "none", session), content),
+        render(Page::new(base, "Not found", "none", session), content),
     )
 }
 
@@ -141,29 +163,41 @@ pub async fn fallback(req: Request) -> Response {
     if path.starts_with(super::PREFIX) || path.starts_with("/auth/") {
         return crate::PanelError::NotFound("page").into_response();
     }
-    not_found_page(session_of(&req).as_ref())
+    not_found_page(&base_of(&req), session_of(&req).as_ref())
 }
 
 pub async fn login(
+    State(state): State<AppState>,
     Query(q): Query<std::collections::HashMap<String, String>>,
     req: Request,
 ) -> Response {
+    let base = base_of(&req);
     if session_of(&req).is_some() {
-        let mut res = StatusCode::SEE_OTHER.into_response();
-        res.headers_mut()
-            .insert(header::LOCATION, HeaderValue::from_static("/"));
-        return res;
+        return see_other(&format!("{base}/"));
     }
     let message = match q.get("error").map(String::as_str) {
         Some("invalid") => "Wrong email or password.",
         Some("rate_limited") => "Too many failed logins; try again later.",
         _ => "",
     };
+    // Pterodactyl mode: people sign in to Pterodactyl; this page is reached
+    // only without a Pterodactyl session (local accounts still log in here).
+    let pterodactyl = state
+        .panel
+        .pterodactyl()
+        .map(|p| format!("{}/auth/login", p.cfg.url));
     let content = html! {
+        @if let Some(link) = &pterodactyl {
+            section.card.narrow id="pterodactyl-login" {
+                h1 { "Sign in with Pterodactyl" }
+                p { "This panel uses your Pterodactyl account. Sign in to Pterodactyl, then open this page again." }
+                p { a class="button primary" href=(link) { "Sign in to Pterodactyl" } }
+            }
+        }
         section.card.narrow {
-            h1 { "Log in" }
+            h1 { @if pterodactyl.is_some() { "Local account" } @else { "Log in" } }
             p id="login-error" class="error" role="alert" hidden[message.is_empty()] { (message) }
-            form id="login-form" method="post" action="/auth/login" {
+            form id="login-form" method="post" action={ (base) "/auth/login" } {
                 label for="email" { "Email" }
                 input id="email" name="email" type="email" autocomplete="username" required autofocus;
                 label for="password" { "Password" }
@@ -174,13 +208,14 @@ pub async fn login(
     };
     html_response(
         StatusCode::OK,
-        render(Page::new("Log in", "login", None), content),
+        render(Page::new(&base, "Log in", "login", None), content),
     )
 }
 
 pub async fn my_servers(req: Request) -> Response {
+    let base = base_of(&req);
     let Some(s) = session_of(&req) else {
-        return to_login();
+        return to_login(&base);
     };
     let content = html! {
         h1 { "My servers" }
@@ -190,7 +225,7 @@ pub async fn my_servers(req: Request) -> Response {
     };
     html_response(
         StatusCode::OK,
-        render(Page::new("My servers", "servers", Some(&s)), content),
+        render(Page::new(&base, "My servers", "servers", Some(&s)), content),
     )
 }
 
@@ -199,20 +234,22 @@ pub async fn backups(
     Path(raw): Path<String>,
     req: Request,
 ) -> Result<Response, crate::PanelError> {
+    let base = base_of(&req);
     let Some(s) = session_of(&req) else {
-        return Ok(to_login());
+        return Ok(to_login(&base));
     };
     let Ok(uuid) = ServerUuid::parse(&raw) else {
-        return Ok(not_found_page(Some(&s)));
+        return Ok(not_found_page(&base, Some(&s)));
     };
     let Some((server, perms)) = state.panel.backups_page(&s.user, &uuid).await? else {
-        return Ok(not_found_page(Some(&s)));
+        return Ok(not_found_page(&base, Some(&s)));
     };
     let can_create = perms.contains(&Create::PERMISSION);
+    let ptero_mode = state.panel.pterodactyl().is_some();
     let content = html! {
         div.page-head {
             div {
-                p.crumb { a href="/" { "My servers" } }
+                p.crumb { a href={ (base) "/" } { "My servers" } }
                 h1 id="server-name" { (server.name) }
             }
             @if can_create {
@@ -254,6 +291,12 @@ pub async fn backups(
                 button type="button" id="next" class="secondary" { "Next" }
             }
             p.muted.small id="limit-info" {}
+            @if ptero_mode {
+                div id="ptero-backups" class="card" {
+                    label.check { input type="checkbox" id="show-ptero"; " Show Pterodactyl's own backups" }
+                    div id="ptero-list" aria-live="polite" hidden {}
+                }
+            }
         }
         section id="panel-schedule" role="tabpanel" aria-labelledby="tab-schedule" hidden {
             form id="schedule-form" class="card" {
@@ -297,33 +340,41 @@ pub async fn backups(
     let page = Page {
         server: Some(server.uuid.as_str()),
         permissions: Some(perms.join(" ")),
-        ..Page::new(&server.name, "backups", Some(&s))
+        ..Page::new(&base, &server.name, "backups", Some(&s))
     };
     Ok(html_response(StatusCode::OK, render(page, content)))
 }
 
 /// `/admin/{section}`: keys, nodes, servers, users, archived-repos.
-pub async fn admin(Path(section): Path<String>, req: Request) -> Response {
+pub async fn admin(
+    State(state): State<AppState>,
+    Path(section): Path<String>,
+    req: Request,
+) -> Response {
+    let base = base_of(&req);
     let Some(s) = session_of(&req) else {
-        return to_login();
+        return to_login(&base);
     };
-    let sections = [
+    let mut sections = vec![
         ("keys", "Keys"),
         ("nodes", "Nodes"),
         ("servers", "Servers"),
         ("users", "Users"),
         ("archived-repos", "Archived repositories"),
     ];
+    if state.panel.pterodactyl().is_some() {
+        sections.push(("pterodactyl", "Pterodactyl sync"));
+    }
     let Some((_, title)) = sections.iter().find(|(k, _)| *k == section) else {
-        return not_found_page(Some(&s));
+        return not_found_page(&base, Some(&s));
     };
     if !s.user.root_admin {
-        return not_found_page(Some(&s));
+        return not_found_page(&base, Some(&s));
     }
     let content = html! {
         nav.subnav aria-label="Admin" {
             @for (k, t) in &sections {
-                a href={ "/admin/" (k) } aria-current=[(*k == section).then_some("page")] { (t) }
+                a href={ (base) "/admin/" (k) } aria-current=[(*k == section).then_some("page")] { (t) }
             }
         }
         h1 { (title) }
@@ -331,16 +382,13 @@ pub async fn admin(Path(section): Path<String>, req: Request) -> Response {
     };
     let page = Page {
         section: Some(&section),
-        ..Page::new(title, "admin", Some(&s))
+        ..Page::new(&base, title, "admin", Some(&s))
     };
     html_response(StatusCode::OK, render(page, content))
 }
 
-pub async fn admin_home() -> Response {
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    res.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static("/admin/keys"));
-    res
+pub async fn admin_home(req: Request) -> Response {
+    see_other(&format!("{}/admin/keys", base_of(&req)))
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -373,7 +421,7 @@ mod tests {
         let page = Page {
             server: Some(hostile),
             permissions: Some(hostile.to_owned()),
-            ..Page::new(hostile, hostile, None)
+            ..Page::new("", hostile, hostile, None)
         };
         let out = render(page, html! { p { (hostile) } }).into_string();
         assert!(!out.contains("<script>alert"), "{out}");

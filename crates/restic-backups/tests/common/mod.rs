@@ -14,6 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub mod panel;
+pub mod ptero_world;
 pub mod pterodactyl;
 pub mod webdriver;
 

@@ -4,7 +4,9 @@
 "use strict";
 
 (function () {
-  const API = "/extensions/resticbackups";
+  // The panel's base_path ("" at the root): every link and call lives under it.
+  const BASE = document.body ? document.body.dataset.base || "" : "";
+  const API = BASE + "/extensions/resticbackups";
   const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
   const $ = (id) => document.getElementById(id);
 
@@ -48,7 +50,7 @@
       throw new ApiError(0, "network", "The panel could not be reached. Check your connection.");
     }
     if (res.status === 401) {
-      window.location.href = "/login";
+      window.location.href = BASE + "/login";
       throw new ApiError(401, "not_logged_in", "You are not logged in.");
     }
     if (res.status === 204) return null;
@@ -170,11 +172,11 @@
     if (logout) {
       logout.addEventListener("click", async () => {
         try {
-          await api("POST", "/auth/logout");
+          await api("POST", BASE + "/auth/logout");
         } catch (e) {
           /* logged out anyway */
         }
-        window.location.href = "/login";
+        window.location.href = BASE + "/login";
       });
     }
     document.addEventListener("keydown", (e) => {
@@ -203,14 +205,14 @@
       err.hidden = true;
       $("login-submit").disabled = true;
       try {
-        const res = await fetch("/auth/login", {
+        const res = await fetch(BASE + "/auth/login", {
           method: "POST",
           headers: { "Content-Type": "application/json", Accept: "application/json" },
           credentials: "same-origin",
           body: JSON.stringify({ email: $("email").value, password: $("password").value }),
         });
         if (res.ok) {
-          window.location.href = "/";
+          window.location.href = BASE + "/";
           return;
         }
         const data = await res.json().catch(() => null);
@@ -237,7 +239,7 @@
       }
       for (const s of data.servers) {
         list.append(
-          h("li", {}, h("a", { href: "/servers/" + s.uuid }, h("strong", {}, s.name), h("span", { class: "rel mono" }, s.uuid)))
+          h("li", {}, h("a", { href: BASE + "/servers/" + s.uuid }, h("strong", {}, s.name), h("span", { class: "rel mono" }, s.uuid)))
         );
       }
     } catch (e) {
@@ -313,7 +315,11 @@
       $("next").disabled = !state.next;
       $("prev").parentElement.hidden = data.total <= PAGE;
       $("limit-info").textContent =
-        data.backup_limit > 0 ? "Keeps at most " + data.backup_limit + " backups; the oldest unlocked ones make room." : "";
+        data.backup_limit > 0
+          ? "Keeps at most " + data.backup_limit + " backups; the oldest unlocked ones make room."
+          : data.backup_limit < 0
+          ? "Backups are turned off for this server (its backup limit is 0)."
+          : "No limit on the number of backups.";
     }
 
     function row(b) {
@@ -628,6 +634,64 @@
       });
     }
 
+    // Pterodactyl mode: Pterodactyl's own backups, behind a switch that is
+    // remembered per user.
+    const showPtero = $("show-ptero");
+    async function loadPtero() {
+      const list = $("ptero-list");
+      list.hidden = !showPtero.checked;
+      if (!showPtero.checked) return;
+      list.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+      const data = await api("GET", API + "/servers/" + server + "/backups/pterodactyl");
+      list.replaceChildren(
+        data.backups.length === 0
+          ? h("p", { class: "empty" }, "Pterodactyl has no backups of this server.")
+          : table(
+              ["Name", "Created", "Size", ""],
+              data.backups.map((b) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", {}, b.name + (b.is_locked ? " 🔒" : "") + (b.is_successful ? "" : " (failed)")),
+                  h("td", {}, localTime(b.created_at)),
+                  h("td", {}, bytes(b.bytes)),
+                  h(
+                    "td",
+                    { class: "actions" },
+                    perms.has("backup.download") && b.is_successful
+                      ? h(
+                          "a",
+                          {
+                            class: "button secondary",
+                            href: API + "/servers/" + server + "/backups/pterodactyl/" + b.uuid + "/download",
+                          },
+                          "Download"
+                        )
+                      : null
+                  )
+                )
+              )
+            )
+      );
+    }
+    if (showPtero) {
+      api("GET", API + "/preferences")
+        .then((p) => {
+          showPtero.checked = p.show_pterodactyl_backups;
+          return loadPtero();
+        })
+        .catch(showError);
+      showPtero.addEventListener("change", async () => {
+        clearError();
+        try {
+          await api("PUT", API + "/preferences", { show_pterodactyl_backups: showPtero.checked });
+          await loadPtero();
+        } catch (e) {
+          showError(e);
+        }
+      });
+    }
+
     refresh();
   }
 
@@ -788,7 +852,7 @@
             return h(
               "tr",
               {},
-              h("td", {}, h("a", { href: "/servers/" + s.uuid }, s.name), h("span", { class: "rel mono" }, s.uuid)),
+              h("td", {}, h("a", { href: BASE + "/servers/" + s.uuid }, s.name), h("span", { class: "rel mono" }, s.uuid)),
               h("td", {}, s.owner),
               h("td", {}, s.node),
               h("td", {}, lim, " ", h("button", {
@@ -807,7 +871,7 @@
               h(
                 "td",
                 { class: "actions" },
-                h("a", { class: "button secondary", href: "/admin/users#subusers-" + s.uuid }, "Subusers"),
+                h("a", { class: "button secondary", href: BASE + "/admin/users#subusers-" + s.uuid }, "Subusers"),
                 " ",
                 confirmedButton(
                   "Delete",
@@ -963,6 +1027,53 @@
         const target = document.getElementById(location.hash.slice(1));
         if (target) target.scrollIntoView();
       }
+    },
+
+    async pterodactyl(root) {
+      const render = (data) => {
+        const row = (s) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, localTime(s.started_at * 1000)),
+            h("td", {}, s.origin),
+            h("td", { class: s.ok ? "" : "error" }, s.ok ? "ok" : "failed"),
+            h("td", {}, s.summary),
+            h("td", {}, String(s.rows_written)),
+            h("td", {}, s.duration_ms + " ms"),
+            h("td", {}, s.errors.join(" · "))
+          );
+        const headers = ["Started", "By", "Result", "Changes (+added ~updated -removed)", "Rows", "Took", "Problems"];
+        const sync = h(
+          "button",
+          {
+            type: "button",
+            class: "primary",
+            id: "pterodactyl-sync",
+            onclick: async (e) => {
+              e.target.disabled = true;
+              e.target.textContent = "Syncing…";
+              clearError();
+              try {
+                render(await api("POST", API + "/admin/pterodactyl/sync"));
+              } catch (err) {
+                showError(err);
+                e.target.disabled = false;
+                e.target.textContent = "Sync now";
+              }
+            },
+          },
+          "Sync now"
+        );
+        root.replaceChildren(
+          h("p", {}, sync),
+          h("h2", {}, "Last sync of this panel"),
+          data.last ? table(headers, [row(data.last)]) : h("p", { class: "empty" }, "No sync yet."),
+          h("h2", {}, "Syncs that changed something or failed"),
+          data.recorded.length === 0 ? h("p", { class: "empty" }, "None yet.") : table(headers, data.recorded.map(row))
+        );
+      };
+      render(await api("GET", API + "/admin/pterodactyl/sync"));
     },
 
     async "archived-repos"(root) {

@@ -15,9 +15,7 @@ use crate::auth::{ActiveSession, AuthError};
 use crate::service::now;
 use crate::storage::User;
 use crate::web::AppState;
-use crate::web::extract::{
-    CurrentSession, SESSION_COOKIE, SessionCtx, body_error, client_addr, cross_site,
-};
+use crate::web::extract::{CurrentSession, SessionCtx, body_error, client_addr, cross_site};
 
 #[derive(Deserialize)]
 struct Credentials {
@@ -36,11 +34,7 @@ fn info(user: &User, csrf_token: &str) -> SessionInfo {
 }
 
 fn cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    ))
-    .expect("cookie values are hex")
+    crate::web::extract::session_set_cookie(state, value, max_age)
 }
 
 /// Form logins (no JavaScript) are answered with redirects; JSON logins
@@ -104,7 +98,7 @@ pub async fn login(
                 PanelError::InvalidCredentials => "invalid",
                 other => return Err(other),
             };
-            return Ok(see_other(&format!("/login?error={why}")));
+            return Ok(see_other(&format!("{}/login?error={why}", state.base)));
         }
         Err(e) => return Err(e.into()),
     };
@@ -114,7 +108,7 @@ pub async fn login(
     }
     tracing::info!(user = new.user.id, "login");
     let mut res = if form {
-        see_other("/")
+        see_other(&format!("{}/", state.base))
     } else {
         Json(info(&new.user, &new.csrf_token)).into_response()
     };

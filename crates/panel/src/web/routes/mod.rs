@@ -7,4 +7,5 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod preferences;
 pub mod servers;
