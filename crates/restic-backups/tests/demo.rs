@@ -53,6 +53,7 @@ impl Demo {
             cookie: None,
             csrf: None,
             seen: Default::default(),
+            other_cookie: None,
         };
         let (s, b) = c
             .post("/auth/login", json!({"email": email, "password": pass}))

@@ -266,14 +266,12 @@ async fn zero_limit_can_mean_no_backups(db: Db) {
     assert_eq!(b["error"]["code"], "backups_disabled", "{b}");
 }
 
-/// A client that carries only Pterodactyl's session cookie, the way a
-/// browser arrives from Pterodactyl; its first safe request signs it in.
+/// A client that carries Pterodactyl's session cookie, the way a browser
+/// arrives from Pterodactyl; its first safe request signs it in.
 async fn via_pterodactyl(panel: &TestPanel, ptero: &Pterodactyl, cookie: &str) -> (Client, u16) {
     let mut c = panel.anonymous();
-    let r = c
-        .request(reqwest::Method::GET, "/auth/session")
-        .header("Cookie", format!("{}={cookie}", ptero.cookie_name()));
-    let (status, body) = c.finish("/auth/session", r).await;
+    c.other_cookie = Some(format!("{}={cookie}", ptero.cookie_name()));
+    let (status, body) = c.get("/auth/session").await;
     if status == 200 {
         c.csrf = Some(body["csrf_token"].as_str().unwrap().to_owned());
     }
@@ -353,18 +351,7 @@ async fn pterodactyl_users_sign_in_with_their_session(db: Db) {
     let (_, p) = helper.get(&prefs).await;
     assert_eq!(p["show_pterodactyl_backups"], false, "remembered per user");
     let ptero_backups = format!("{API}/servers/{uuid}/backups/pterodactyl");
-    let with_cookie = |c: &Client, cookie: &str, path: &str| {
-        c.request(reqwest::Method::GET, path).header(
-            "Cookie",
-            format!(
-                "rb_session={}; {}={cookie}",
-                c.cookie.clone().unwrap_or_default(),
-                ptero.cookie_name()
-            ),
-        )
-    };
-    let r = with_cookie(&owner, &owner_cookie, &ptero_backups);
-    let (s, list) = owner.clone().finish(&ptero_backups, r).await;
+    let (s, list) = owner.get(&ptero_backups).await;
     assert_eq!(s, 200, "{list}");
     let names: Vec<&str> = list["backups"]
         .as_array()
@@ -376,8 +363,7 @@ async fn pterodactyl_users_sign_in_with_their_session(db: Db) {
     assert!(names.contains(&"Backup 1"), "{list}");
     let one = list["backups"][0]["uuid"].as_str().unwrap().to_owned();
     let link = format!("{ptero_backups}/{one}/download");
-    let r = with_cookie(&owner, &owner_cookie, &link);
-    let (s, b) = owner.clone().finish(&link, r).await;
+    let (s, b) = owner.get(&link).await;
     assert_eq!(s, 302, "{b}");
     assert!(
         b["location"]
@@ -387,13 +373,51 @@ async fn pterodactyl_users_sign_in_with_their_session(db: Db) {
         "{b}"
     );
     // The read-only subuser sees the list but may not download.
-    let r = with_cookie(&helper, &helper_cookie, &link);
-    let (s, _) = helper.clone().finish(&link, r).await;
+    let (s, _) = helper.get(&link).await;
     assert_eq!(s, 403);
     // A local account has no Pterodactyl sign-in to read them with.
     let (s, b) = admin.get(&ptero_backups).await;
     assert_eq!(s, 409, "{b}");
     assert_eq!(b["error"]["code"], "no_pterodactyl_session");
+
+    // One browser, another person: when Pterodactyl's cookie names someone
+    // else, the session here follows; signed out there, it ends here too.
+    let mut shared = owner.clone();
+    shared.other_cookie = Some(format!("{}={helper_cookie}", ptero.cookie_name()));
+    let (s, who) = shared.get("/auth/session").await;
+    assert_eq!(s, 200, "{who}");
+    assert_eq!(who["user"]["email"], "helper@example.com", "{who}");
+    assert_ne!(shared.cookie, owner.cookie, "the owner's session was kept");
+    // Signing out there ends Pterodactyl's session and gives the browser a
+    // new cookie, which names no one.
+    let gone = ptero.add_session(2, false);
+    let (mut leaving, _) = via_pterodactyl(&panel, &ptero, &gone).await;
+    ptero.edit(|s| s.remove_session(&gone));
+    leaving.other_cookie = Some(format!(
+        "{}=eyJpdiI6InNpZ25lZC1vdXQifQ%3D%3D",
+        ptero.cookie_name()
+    ));
+    let (s, _) = leaving.get("/auth/session").await;
+    assert_eq!(s, 401, "signed out of Pterodactyl, still signed in here");
+    // A session ID copied without Pterodactyl's cookie is worth nothing,
+    // and a second Pterodactyl cookie tossed in by someone else on the host
+    // neither ends a session nor opens one.
+    let (mut tossed, _) = via_pterodactyl(&panel, &ptero, &ptero.add_session(2, false)).await;
+    let real = tossed.other_cookie.clone().unwrap();
+    tossed.other_cookie = Some(format!(
+        "{}=eyJpdiI6InRvc3NlZCJ9; {real}",
+        ptero.cookie_name()
+    ));
+    let (s, _) = tossed.get(&format!("{API}/servers")).await;
+    assert_eq!(s, 200, "a tossed cookie ended the session");
+    let mut copied = tossed.clone();
+    copied.other_cookie = None;
+    let (s, _) = copied.get(&format!("{API}/servers")).await;
+    assert_eq!(s, 401, "a session ID alone still works");
+    let mut fresh = panel.anonymous();
+    fresh.other_cookie = tossed.other_cookie.clone();
+    let (s, _) = fresh.get("/auth/session").await;
+    assert_eq!(s, 401, "an ambiguous Pterodactyl cookie opened a session");
 
     // Scripts: a client API key, no cookie and no CSRF token.
     let key = ptero.add_client_key(2);
@@ -422,8 +446,10 @@ async fn pterodactyl_users_sign_in_with_their_session(db: Db) {
     assert_eq!(s, 200);
     ptero.set_root_admin(4, false);
     sync_now(&mut admin).await;
+    // (The browser still carries Pterodactyl's cookie: the next request
+    // signs in again, without admin rights.)
     let (s, _) = boss.get(&format!("{API}/admin/users")).await;
-    assert_eq!(s, 401, "the demoted admin's session lived on");
+    assert_eq!(s, 403, "the demoted admin kept the admin pages");
     let fresh_cookie = ptero.add_session(4, false);
     let (mut boss, _) = via_pterodactyl(&panel, &ptero, &fresh_cookie).await;
     let (s, _) = boss.get(&format!("{API}/admin/users")).await;

@@ -350,17 +350,6 @@ async fn pterodactyl_users_arrive_signed_in() {
         let r = http.get(format!("{root}{path}")).send().await.unwrap();
         assert_eq!(r.status().as_u16(), want, "{path}");
     }
-    let r = http
-        .get(format!("{}/auth/session", panel.url))
-        .header(
-            "Cookie",
-            format!("{}={}", ptero.cookie_name(), ptero.add_session(2, false)),
-        )
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains(&format!("Path={BASE};")), "{cookie}");
     let mut admin = panel.admin().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -373,6 +362,18 @@ async fn pterodactyl_users_arrive_signed_in() {
         assert!(Instant::now() < deadline, "no sync at start: {b}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // (After the first sync, which brought the owner's account.)
+    let r = http
+        .get(format!("{}/auth/session", panel.url))
+        .header(
+            "Cookie",
+            format!("{}={}", ptero.cookie_name(), ptero.add_session(2, false)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains(&format!("Path={BASE};")), "{cookie}");
     let downloads = tempfile::tempdir().unwrap();
     let b = Browser::start(downloads.path()).await;
 

@@ -32,6 +32,27 @@ pub struct IdentityCache {
 /// A Pterodactyl user id and whether that user is a root admin there.
 type Known = (u64, bool);
 
+/// How long a sign-in waits for a free lookup.
+const LOOKUP_WAIT: Duration = Duration::from_secs(3);
+
+/// Whether a credential could be one Pterodactyl issued: a client key
+/// (`ptlc_` and letters/digits), or Laravel's encrypted cookie (base64 JSON,
+/// so `eyJ…`). Anything else is not worth asking about.
+fn plausible(who: &ClientIdentity) -> bool {
+    match who {
+        ClientIdentity::ClientKey(k) => {
+            let k = k.expose();
+            k.len() <= 128
+                && k.strip_prefix("ptlc_")
+                    .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric()))
+        }
+        ClientIdentity::Session(c) => {
+            let c = c.expose();
+            c.starts_with("eyJ") && (16..=4096).contains(&c.len())
+        }
+    }
+}
+
 fn fingerprint(who: &ClientIdentity) -> [u8; 32] {
     let (kind, secret) = match who {
         ClientIdentity::Session(s) => ("session", s),
@@ -70,9 +91,14 @@ impl Panel {
         let found = match cached {
             Some(found) => found,
             None => {
-                let _slot = setup
-                    .lookups
-                    .try_acquire()
+                if !plausible(who) {
+                    return Ok(None);
+                }
+                // A flood of made-up credentials waits here; real ones get a
+                // slot within a moment or are told to try again.
+                let _slot = tokio::time::timeout(LOOKUP_WAIT, setup.lookups.acquire())
+                    .await
+                    .map_err(|_| PanelError::PterodactylUnavailable)?
                     .map_err(|_| PanelError::PterodactylUnavailable)?;
                 let account = setup.client.account(who).await.map_err(|e| {
                     tracing::warn!(error = %e, "Pterodactyl sign-in not checked");

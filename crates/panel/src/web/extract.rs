@@ -37,16 +37,23 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
     cookie_named(headers, SESSION_COOKIE)
 }
 
-/// The value of the cookie `name`, exactly as sent.
-fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
+/// Every value sent for the cookie `name`, exactly as sent, in order (a
+/// cookie set for a longer path elsewhere on the host comes first).
+fn cookie_values(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
+        .filter(|(n, _)| *n == name)
         .map(|(_, value)| value.to_owned())
+        .collect()
+}
+
+/// The value of the cookie `name`, the first one sent.
+fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie_values(headers, name).into_iter().next()
 }
 
 /// A `Bearer` credential, if the request has one.
@@ -57,6 +64,53 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .ok()?
         .strip_prefix("Bearer ")
         .map(|t| t.trim().to_owned())
+}
+
+/// What the request says of Pterodactyl's session cookie.
+enum PteroCookie {
+    None,
+    One(crate::pterodactyl::ClientIdentity),
+    /// Several different values: someone else on this host (a sibling
+    /// subdomain, another path) set one too. Trusted for nothing.
+    Ambiguous,
+}
+
+fn ptero_cookie(setup: &crate::pterodactyl::Setup, headers: &HeaderMap) -> PteroCookie {
+    let mut values = cookie_values(headers, &setup.cfg.session_cookie);
+    values.dedup();
+    match values.as_slice() {
+        [] => PteroCookie::None,
+        [one] => match api::Secret::new(one.clone()) {
+            Ok(c) => PteroCookie::One(crate::pterodactyl::ClientIdentity::Session(c)),
+            Err(_) => PteroCookie::None,
+        },
+        _ => PteroCookie::Ambiguous,
+    }
+}
+
+/// Whether a session of a synced user still matches the browser's
+/// Pterodactyl sign-in: `false` when Pterodactyl's cookie now names someone
+/// else (another person signed in on this browser) or no one (signed out
+/// there). Pterodactyl out of reach, or no cookie (a script), keeps it.
+async fn still_pterodactyls(state: &AppState, s: &ActiveSession, headers: &HeaderMap) -> bool {
+    let Some(setup) = state.panel.pterodactyl() else {
+        return true;
+    };
+    if s.user.ptero_id.is_none() {
+        return true;
+    }
+    let who = match ptero_cookie(setup, headers) {
+        PteroCookie::One(who) => who,
+        // Every session of a synced user began with Pterodactyl's cookie;
+        // without it (a copied session ID) it ends.
+        PteroCookie::None => return false,
+        PteroCookie::Ambiguous => return true,
+    };
+    match state.panel.pterodactyl_user(&who).await {
+        Ok(Some(u)) => u.id == s.user.id,
+        Ok(None) => false,
+        Err(_) => true,
+    }
 }
 
 /// Pterodactyl mode: the user behind a client API key (any method; no
@@ -72,11 +126,7 @@ async fn pterodactyl_sign_in(
         return Ok(None);
     };
     if let Some(key) = bearer(headers) {
-        // Only what could be a client key is shown to Pterodactyl.
-        let plausible = key.starts_with("ptlc_")
-            && key.len() <= 128
-            && key[5..].bytes().all(|b| b.is_ascii_alphanumeric());
-        let Some(key) = plausible.then(|| api::Secret::new(key).ok()).flatten() else {
+        let Ok(key) = api::Secret::new(key) else {
             return Ok(None);
         };
         let who = crate::pterodactyl::ClientIdentity::ClientKey(key);
@@ -88,16 +138,17 @@ async fn pterodactyl_sign_in(
             (s, None)
         }));
     }
-    if is_unsafe(method) {
+    // Never on unsafe requests, nor on requests another site started (a
+    // link or image elsewhere must not open sessions or start downloads).
+    let cross = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site");
+    if is_unsafe(method) || cross {
         return Ok(None);
     }
-    let Some(cookie) = cookie_named(headers, &setup.cfg.session_cookie) else {
+    let PteroCookie::One(who) = ptero_cookie(setup, headers) else {
         return Ok(None);
     };
-    let Ok(cookie) = api::Secret::new(cookie) else {
-        return Ok(None);
-    };
-    let who = crate::pterodactyl::ClientIdentity::Session(cookie);
     let user = match state.panel.pterodactyl_user(&who).await {
         Ok(Some(user)) => user,
         Ok(None) => return Ok(None),
@@ -173,11 +224,41 @@ pub async fn load_session(
     req: Request,
     next: Next,
 ) -> Result<Response, PanelError> {
-    let mut id = session_cookie(req.headers());
-    let mut session = match &id {
-        Some(id) => state.panel.sessions().resolve(id, now()).await?,
-        None => None,
-    };
+    // The first of the values sent that is a live session (a value set for
+    // a longer path elsewhere on the host must not shadow ours).
+    let mut id = None;
+    let mut session = None;
+    for value in cookie_values(req.headers(), SESSION_COOKIE)
+        .into_iter()
+        .take(4)
+    {
+        if let Some(s) = state.panel.sessions().resolve(&value, now()).await? {
+            id = Some(value);
+            session = Some(s);
+            break;
+        }
+    }
+    if id.is_none() {
+        id = session_cookie(req.headers());
+    }
+    // A session opened through Pterodactyl follows Pterodactyl's sign-in
+    // (checked on safe requests; answers are cached for a minute).
+    let mut ended = false;
+    if let Some(s) = &session
+        && !is_unsafe(req.method())
+        && !still_pterodactyls(&state, s, req.headers()).await
+    {
+        if let Some(old) = &id {
+            state.panel.sessions().logout(old).await?;
+        }
+        tracing::info!(
+            user = s.user.id,
+            "session ended: Pterodactyl's sign-in changed"
+        );
+        session = None;
+        id = None;
+        ended = true;
+    }
     let mut by_key = false;
     let mut opened = None;
     if session.is_none()
@@ -210,6 +291,9 @@ pub async fn load_session(
             header::SET_COOKIE,
             session_set_cookie(&state, new.id.expose(), state.session_max_age),
         );
+    } else if ended {
+        res.headers_mut()
+            .append(header::SET_COOKIE, session_set_cookie(&state, "", 0));
     }
     Ok(res)
 }
@@ -327,9 +411,10 @@ impl FromRequestParts<AppState> for PteroCredential {
             .ok_or(PanelError::NotFound("pterodactyl"))?;
         let who = match bearer(&parts.headers) {
             Some(key) => api::Secret::new(key).ok().map(ClientIdentity::ClientKey),
-            None => cookie_named(&parts.headers, &setup.cfg.session_cookie)
-                .and_then(|c| api::Secret::new(c).ok())
-                .map(ClientIdentity::Session),
+            None => match ptero_cookie(setup, &parts.headers) {
+                PteroCookie::One(who) => Some(who),
+                PteroCookie::None | PteroCookie::Ambiguous => None,
+            },
         };
         who.map(PteroCredential)
             .ok_or(PanelError::NoPterodactylSession)

@@ -152,10 +152,13 @@ pub fn router(state: AppState) -> Router {
     }
     // Everything under `base_path`; health checks stay at the root too, for
     // probes that reach the panel directly. Anything else outside it is 404.
+    let tls = state.secure_cookies;
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .fallback(|| async { crate::PanelError::NotFound("page") })
+        .layer(middleware::from_fn_with_state(tls, security_headers))
+        .layer(middleware::from_fn(httpd::log_request))
         .with_state(state)
         .nest_service(&base, app)
 }

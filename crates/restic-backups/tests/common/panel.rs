@@ -162,6 +162,7 @@ impl TestPanel {
             cookie: None,
             csrf: None,
             seen: self.seen.clone(),
+            other_cookie: None,
         }
     }
 
@@ -294,13 +295,22 @@ pub struct Client {
     pub cookie: Option<String>,
     pub csrf: Option<String>,
     pub seen: Seen,
+    /// Another cookie the browser holds for this host (`name=value`), e.g.
+    /// Pterodactyl's session cookie.
+    pub other_cookie: Option<String>,
 }
 
 impl Client {
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let mut r = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(c) = &self.cookie {
-            r = r.header("Cookie", format!("rb_session={c}"));
+        let cookies: Vec<String> = self
+            .cookie
+            .iter()
+            .map(|c| format!("rb_session={c}"))
+            .chain(self.other_cookie.clone())
+            .collect();
+        if !cookies.is_empty() {
+            r = r.header("Cookie", cookies.join("; "));
         }
         r
     }
