@@ -4,6 +4,7 @@
 use api::{Secret, ServerUuid};
 use thiserror::Error;
 
+use crate::error::Missing;
 use crate::password;
 use crate::permissions::ALL_PERMISSIONS;
 use crate::seal::{SealError, Sealer, random_secret};
@@ -13,8 +14,8 @@ use crate::storage::{NewNode, NewServer, Node, Server, Storage, StorageError, Us
 pub enum AdminError {
     #[error("{0}")]
     BadInput(String),
-    #[error("no {0} with that name")]
-    NotFound(&'static str),
+    #[error("no {} with that name", .0.noun())]
+    NotFound(Missing),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -309,12 +310,12 @@ impl Admin {
             .storage
             .user_by_email(&normalize_email(owner_email)?)
             .await?
-            .ok_or(AdminError::NotFound("user"))?;
+            .ok_or(AdminError::NotFound(Missing::User))?;
         let node = self
             .storage
             .node_by_name(node_name)
             .await?
-            .ok_or(AdminError::NotFound("node"))?;
+            .ok_or(AdminError::NotFound(Missing::Node))?;
         let key_enc = self.sealer.seal(&random_secret(), &server_context(uuid));
         let server = NewServer {
             uuid: uuid.clone(),
@@ -345,12 +346,12 @@ impl Admin {
             .storage
             .server_by_uuid(uuid)
             .await?
-            .ok_or(AdminError::NotFound("server"))?;
+            .ok_or(AdminError::NotFound(Missing::Server))?;
         let user = self
             .storage
             .user_by_email(&normalize_email(email)?)
             .await?
-            .ok_or(AdminError::NotFound("user"))?;
+            .ok_or(AdminError::NotFound(Missing::User))?;
         if user.id == server.owner_id {
             return Err(bad("the owner already has every permission"));
         }
@@ -378,12 +379,12 @@ impl Admin {
             .update_user(id, email.as_deref(), hash.as_deref(), root_admin)
             .await?
         {
-            return Err(AdminError::NotFound("user"));
+            return Err(AdminError::NotFound(Missing::User));
         }
         self.storage
             .user(id)
             .await?
-            .ok_or(AdminError::NotFound("user"))
+            .ok_or(AdminError::NotFound(Missing::User))
     }
 
     /// Changes what is given of a node; `ca_pem: Some("")` removes the CA.
@@ -429,7 +430,7 @@ impl Admin {
         self.storage
             .node(node.id)
             .await?
-            .ok_or(AdminError::NotFound("node"))
+            .ok_or(AdminError::NotFound(Missing::Node))
     }
 
     /// Changes what is given of a server.
@@ -449,7 +450,7 @@ impl Admin {
                 self.storage
                     .user_by_email(&normalize_email(e)?)
                     .await?
-                    .ok_or(AdminError::NotFound("user"))?,
+                    .ok_or(AdminError::NotFound(Missing::User))?,
             ),
             None => None,
         };
@@ -463,7 +464,7 @@ impl Admin {
         self.storage
             .server_by_uuid(&server.uuid)
             .await?
-            .ok_or(AdminError::NotFound("server"))
+            .ok_or(AdminError::NotFound(Missing::Server))
     }
 
     /// A key sealed for `server`, for storing.
@@ -502,7 +503,7 @@ impl Admin {
             .storage
             .server_key(server.id)
             .await?
-            .ok_or(AdminError::NotFound("key for server"))?;
+            .ok_or(AdminError::NotFound(Missing::ServerKey))?;
         Ok(self.sealer.open(&sealed, &server_context(&server.uuid))?)
     }
 }
@@ -560,7 +561,7 @@ mod tests {
             admin
                 .add_server(&uuid, "x", "nobody@example.com", "node-1", 3)
                 .await,
-            Err(AdminError::NotFound("user"))
+            Err(AdminError::NotFound(Missing::User))
         ));
         assert!(
             admin

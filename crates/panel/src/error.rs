@@ -10,6 +10,58 @@ use crate::permissions::Denied;
 use crate::seal::SealError;
 use crate::storage::StorageError;
 
+/// What a 404 says was not found: its `code` and message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    Server,
+    Backup,
+    User,
+    Node,
+    Subuser,
+    ArchivedRepository,
+    ServerKey,
+    Page,
+    /// A Pterodactyl-mode route on a stand-alone panel.
+    PterodactylMode,
+}
+
+impl Missing {
+    /// The error `code` of the 404.
+    pub fn code(self) -> &'static str {
+        match self {
+            Missing::Server => "server_not_found",
+            Missing::Backup => "backup_not_found",
+            Missing::User => "user_not_found",
+            Missing::Node => "node_not_found",
+            Missing::Subuser => "subuser_not_found",
+            Missing::ArchivedRepository => "archive_not_found",
+            Missing::ServerKey | Missing::Page | Missing::PterodactylMode => "not_found",
+        }
+    }
+
+    /// What it is, in a sentence.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Missing::Server => "server",
+            Missing::Backup => "backup",
+            Missing::User => "user",
+            Missing::Node => "node",
+            Missing::Subuser => "subuser",
+            Missing::ArchivedRepository => "archived repository",
+            Missing::ServerKey => "key for server",
+            Missing::Page => "page",
+            Missing::PterodactylMode => "Pterodactyl mode",
+        }
+    }
+
+    pub fn message(self) -> String {
+        match self {
+            Missing::PterodactylMode => "this panel does not run in Pterodactyl mode".into(),
+            other => format!("no such {}", other.noun()),
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum PanelError {
     #[error("you are not logged in")]
@@ -23,8 +75,8 @@ pub enum PanelError {
     #[error("too many logins at once; try again in a moment")]
     LoginBusy,
     /// Unknown, or not visible to this user (the same answer on purpose).
-    #[error("no such {0}")]
-    NotFound(&'static str),
+    #[error("{}", .0.message())]
+    NotFound(Missing),
     #[error("you do not have permission to do this")]
     Forbidden,
     /// Forbidden, saying which permission is missing.
@@ -94,7 +146,7 @@ impl From<SealError> for PanelError {
 impl From<Denied> for PanelError {
     fn from(e: Denied) -> Self {
         match e {
-            Denied::NotFound => PanelError::NotFound("server"),
+            Denied::NotFound => PanelError::NotFound(Missing::Server),
             Denied::Forbidden => PanelError::Forbidden,
             Denied::Storage(s) => s.into(),
         }

@@ -16,7 +16,7 @@ pub mod service;
 pub mod storage;
 pub mod web;
 
-pub use error::PanelError;
+pub use error::{Missing, PanelError};
 pub use service::Panel;
 
 use std::future::Future;

@@ -8,12 +8,13 @@ use api::panel::{Preferences, PteroBackupView};
 use super::{ClientIdentity, PteroError, SignedUrl};
 use crate::Panel;
 use crate::PanelError;
+use crate::error::Missing;
 use crate::permissions::{Authorized, Download, Read};
 use crate::storage::User;
 
 fn mapped(e: PteroError) -> PanelError {
     match e {
-        PteroError::Status { status: 404, .. } => PanelError::NotFound("backup"),
+        PteroError::Status { status: 404, .. } => PanelError::NotFound(Missing::Backup),
         PteroError::Unauthorized { .. } => {
             PanelError::ForbiddenBecause("Pterodactyl did not accept your sign-in for this")
         }
@@ -28,7 +29,7 @@ impl Panel {
     fn ptero_client(&self) -> Result<&super::ClientApi, PanelError> {
         Ok(&self
             .pterodactyl()
-            .ok_or(PanelError::NotFound("pterodactyl"))?
+            .ok_or(PanelError::NotFound(Missing::PterodactylMode))?
             .client)
     }
 
@@ -70,7 +71,7 @@ impl Panel {
             .backup_download_url(who, &auth.server().uuid, backup)
             .await
             .map_err(|e| match e {
-                PteroError::Invalid { .. } => PanelError::NotFound("backup"),
+                PteroError::Invalid { .. } => PanelError::NotFound(Missing::Backup),
                 other => mapped(other),
             })
     }

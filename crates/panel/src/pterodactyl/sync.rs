@@ -23,6 +23,7 @@ use crate::Panel;
 use crate::PanelError;
 use crate::admin::normalize_email;
 use crate::config::{PterodactylConfig, ZeroBackupLimit};
+use crate::error::Missing;
 use crate::permissions::{ALL_PERMISSIONS, Operator, RootAdmin};
 use crate::storage::{NewServer, SyncNode, SyncRecord, SyncServer, SyncUser};
 
@@ -181,7 +182,7 @@ impl Panel {
     pub async fn sync_pterodactyl(&self, origin: SyncOrigin) -> Result<SyncReport, PanelError> {
         let setup = self
             .pterodactyl()
-            .ok_or(PanelError::NotFound("pterodactyl"))?;
+            .ok_or(PanelError::NotFound(Missing::PterodactylMode))?;
         let _one = setup.running.lock().await;
         let started = Instant::now();
         let mut report = SyncReport {
@@ -271,7 +272,7 @@ impl Panel {
     ) -> Result<PteroSyncStatus, PanelError> {
         let setup = self
             .pterodactyl()
-            .ok_or(PanelError::NotFound("pterodactyl"))?;
+            .ok_or(PanelError::NotFound(Missing::PterodactylMode))?;
         let recorded = self.storage().recent_syncs(20).await?;
         Ok(PteroSyncStatus {
             last: setup.last().map(|r| r.view()),

@@ -6,6 +6,7 @@ use api::panel::{PanelArchiveList, PanelArchivedRepo};
 
 use super::Panel;
 use crate::PanelError;
+use crate::error::Missing;
 use crate::permissions::RootAdmin;
 use crate::storage::ArchivedKey;
 
@@ -174,7 +175,7 @@ impl Panel {
         let hit = match hits.as_slice() {
             [one] => *one,
             [] if !unavailable.is_empty() => return Err(PanelError::NodeUnavailable),
-            [] => return Err(PanelError::NotFound("archived repository")),
+            [] => return Err(PanelError::NotFound(Missing::ArchivedRepository)),
             _ => {
                 return Err(PanelError::bad_request(
                     "ambiguous_archive",
@@ -188,7 +189,7 @@ impl Panel {
                     .storage()
                     .node_by_name(&hit.repo.node)
                     .await?
-                    .ok_or(PanelError::NotFound("node"))?;
+                    .ok_or(PanelError::NotFound(Missing::Node))?;
                 self.client(&node)?.delete_archive(&hit.repo.name).await?;
             }
             NODE_UNAVAILABLE => return Err(PanelError::NodeUnavailable),

@@ -8,6 +8,7 @@ use api::{JobId, SnapshotRef};
 use super::{Panel, now};
 use crate::PanelError;
 use crate::agent_client::ClientError;
+use crate::error::Missing;
 use crate::permissions::{
     Authorized, Create, Delete, Download, Read, Restore, allowed_permissions,
 };
@@ -197,7 +198,7 @@ impl Panel {
                 .list(&server.uuid, &t.key, 100, cursor.as_deref())
                 .await
             {
-                Err(e) if no_repository(&e) => return Err(PanelError::NotFound("backup")),
+                Err(e) if no_repository(&e) => return Err(PanelError::NotFound(Missing::Backup)),
                 other => other?,
             };
             let mut hits = page
@@ -209,7 +210,7 @@ impl Panel {
             }
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
-                None => return Err(PanelError::NotFound("backup")),
+                None => return Err(PanelError::NotFound(Missing::Backup)),
             }
         }
     }

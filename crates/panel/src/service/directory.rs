@@ -14,6 +14,7 @@ use api::panel::{
 
 use super::Panel;
 use crate::PanelError;
+use crate::error::Missing;
 use crate::permissions::RootAdmin;
 use crate::storage::{Node, Server, User};
 
@@ -104,7 +105,7 @@ impl Panel {
             return Err(PanelError::Conflict("you can not delete yourself".into()));
         }
         if !self.storage().delete_user(id).await? {
-            return Err(PanelError::NotFound("user"));
+            return Err(PanelError::NotFound(Missing::User));
         }
         Ok(())
     }
@@ -143,7 +144,7 @@ impl Panel {
         self.storage()
             .node_by_name(name)
             .await?
-            .ok_or(PanelError::NotFound("node"))
+            .ok_or(PanelError::NotFound(Missing::Node))
     }
 
     pub async fn update_node(
@@ -211,7 +212,7 @@ impl Panel {
         self.storage()
             .server_by_uuid(uuid)
             .await?
-            .ok_or(PanelError::NotFound("server"))
+            .ok_or(PanelError::NotFound(Missing::Server))
     }
 
     pub async fn update_server(
@@ -365,7 +366,7 @@ impl Panel {
     ) -> Result<(), PanelError> {
         let server = self.server(uuid).await?;
         if !self.storage().remove_subuser(server.id, user_id).await? {
-            return Err(PanelError::NotFound("subuser"));
+            return Err(PanelError::NotFound(Missing::Subuser));
         }
         Ok(())
     }

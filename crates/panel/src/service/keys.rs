@@ -12,6 +12,7 @@ use api::panel::{KeyRegenerated, ServerKey};
 
 use super::{Panel, now};
 use crate::PanelError;
+use crate::error::Missing;
 use crate::permissions::RootAdmin;
 use crate::seal::random_secret;
 
@@ -46,7 +47,7 @@ impl Panel {
             .storage()
             .server_by_uuid(uuid)
             .await?
-            .ok_or(PanelError::NotFound("server"))?;
+            .ok_or(PanelError::NotFound(Missing::Server))?;
         let t = self.target(&server).await?;
         let (new, sealed) = match self.storage().pending_key(server.id).await? {
             Some(sealed) => (self.admin().open_server_key(&server, &sealed)?, sealed),

@@ -16,18 +16,7 @@ pub fn status_and_code(e: &PanelError) -> (StatusCode, &str) {
         PanelError::RateLimited | PanelError::LoginBusy => {
             (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
         }
-        PanelError::NotFound(what) => (
-            StatusCode::NOT_FOUND,
-            match *what {
-                "server" => "server_not_found",
-                "backup" => "backup_not_found",
-                "user" => "user_not_found",
-                "node" => "node_not_found",
-                "subuser" => "subuser_not_found",
-                "archived repository" => "archive_not_found",
-                _ => "not_found",
-            },
-        ),
+        PanelError::NotFound(what) => (StatusCode::NOT_FOUND, what.code()),
         PanelError::NoPterodactylSession => (StatusCode::CONFLICT, "no_pterodactyl_session"),
         PanelError::PterodactylUnavailable => (StatusCode::BAD_GATEWAY, "pterodactyl_unavailable"),
         PanelError::BackupsDisabled => (StatusCode::FORBIDDEN, "backups_disabled"),

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use crate::PanelError;
 use crate::auth::ActiveSession;
+use crate::error::Missing;
 use crate::permissions::{Action, Authorized, RootAdmin, require_root_admin};
 use crate::service::now;
 
@@ -388,7 +389,7 @@ impl<A: Action> FromRequestParts<AppState> for Permit<A> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PanelError> {
         let CurrentSession(session) = CurrentSession::from_request_parts(parts, state).await?;
         let raw = path_param(parts, "server").await?;
-        let uuid = ServerUuid::parse(&raw).map_err(|_| PanelError::NotFound("server"))?;
+        let uuid = ServerUuid::parse(&raw).map_err(|_| PanelError::NotFound(Missing::Server))?;
         Ok(Permit(
             state.panel.authorize::<A>(&session.user, &uuid).await?,
         ))
@@ -408,7 +409,7 @@ impl FromRequestParts<AppState> for PteroCredential {
         let setup = state
             .panel
             .pterodactyl()
-            .ok_or(PanelError::NotFound("pterodactyl"))?;
+            .ok_or(PanelError::NotFound(Missing::PterodactylMode))?;
         let who = match bearer(&parts.headers) {
             Some(key) => api::Secret::new(key).ok().map(ClientIdentity::ClientKey),
             None => match ptero_cookie(setup, &parts.headers) {

@@ -19,6 +19,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 
 use crate::Panel;
+use crate::error::Missing;
 
 /// Request bodies above this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -156,7 +157,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
-        .fallback(|| async { crate::PanelError::NotFound("page") })
+        .fallback(|| async { crate::PanelError::NotFound(Missing::Page) })
         .layer(middleware::from_fn_with_state(tls, security_headers))
         .layer(middleware::from_fn(httpd::log_request))
         .with_state(state)

@@ -15,6 +15,7 @@ use maud::{DOCTYPE, Markup, html};
 use api::ServerUuid;
 
 use crate::auth::ActiveSession;
+use crate::error::Missing;
 use crate::permissions::{Action, Create};
 use crate::web::AppState;
 use crate::web::extract::SessionCtx;
@@ -161,7 +162,7 @@ pub async fn fallback(req: Request) -> Response {
     // Unknown API paths answer in JSON; everything else is a page.
     let path = req.uri().path();
     if path.starts_with(super::PREFIX) || path.starts_with("/auth/") {
-        return crate::PanelError::NotFound("page").into_response();
+        return crate::PanelError::NotFound(Missing::Page).into_response();
     }
     not_found_page(&base_of(&req), session_of(&req).as_ref())
 }
