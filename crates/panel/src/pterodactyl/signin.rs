@@ -75,6 +75,38 @@ impl Panel {
         &self,
         who: &ClientIdentity,
     ) -> Result<Option<User>, PanelError> {
+        let Some((found, fresh)) = self.pterodactyl_identity(who).await? else {
+            return Ok(None);
+        };
+        self.synced_user(found, fresh).await
+    }
+
+    /// Whether `who` still names `user` in Pterodactyl with nothing to
+    /// change here (no admin right to take away); asks the database only
+    /// when it does not. `None` when Pterodactyl could not be asked.
+    pub(crate) async fn pterodactyl_still(
+        &self,
+        who: &ClientIdentity,
+        user: &User,
+    ) -> Option<bool> {
+        let (found, fresh) = self.pterodactyl_identity(who).await.ok()??;
+        if let (Some((pid, admin)), Some(ours)) = (found, user.ptero_id)
+            && i64::try_from(pid) == Ok(ours)
+            && (admin || !user.root_admin)
+        {
+            return Some(true);
+        }
+        let now = self.synced_user(found, fresh).await.ok()?;
+        Some(now.is_some_and(|u| u.id == user.id))
+    }
+
+    /// Pterodactyl's answer for `who` (its user id and admin flag, or not
+    /// signed in) and whether it is fresh rather than cached; `None`
+    /// outside Pterodactyl mode.
+    async fn pterodactyl_identity(
+        &self,
+        who: &ClientIdentity,
+    ) -> Result<Option<(Option<Known>, bool)>, PanelError> {
         let Some(setup) = self.pterodactyl() else {
             return Ok(None);
         };
@@ -92,7 +124,7 @@ impl Panel {
             Some(found) => found,
             None => {
                 if !plausible(who) {
-                    return Ok(None);
+                    return Ok(Some((None, true)));
                 }
                 // A flood of made-up credentials waits here; real ones get a
                 // slot within a moment or are told to try again.
@@ -113,6 +145,15 @@ impl Panel {
                 found
             }
         };
+        Ok(Some((found, fresh)))
+    }
+
+    /// The synced user behind Pterodactyl's answer, its admin flag applied.
+    async fn synced_user(
+        &self,
+        found: Option<Known>,
+        fresh: bool,
+    ) -> Result<Option<User>, PanelError> {
         let Some((ptero_id, admin)) = found else {
             return Ok(None);
         };

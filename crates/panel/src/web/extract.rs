@@ -107,11 +107,12 @@ async fn still_pterodactyls(state: &AppState, s: &ActiveSession, headers: &Heade
         PteroCookie::None => return false,
         PteroCookie::Ambiguous => return true,
     };
-    match state.panel.pterodactyl_user(&who).await {
-        Ok(Some(u)) => u.id == s.user.id,
-        Ok(None) => false,
-        Err(_) => true,
-    }
+    // Pterodactyl out of reach: kept.
+    state
+        .panel
+        .pterodactyl_still(&who, &s.user)
+        .await
+        .unwrap_or(true)
 }
 
 /// Pterodactyl mode: the user behind a client API key (any method; no

@@ -42,6 +42,16 @@ pub struct AppState {
     pub base: std::sync::Arc<str>,
 }
 
+/// A 303 to `to` (a path this panel built).
+pub(crate) fn see_other(to: &str) -> Response {
+    use axum::response::IntoResponse;
+    let mut res = axum::http::StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
 /// The link prefix, in every request's extensions (pages build links and
 /// redirects with it).
 #[derive(Clone)]

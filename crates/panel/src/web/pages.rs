@@ -17,8 +17,8 @@ use api::ServerUuid;
 use crate::auth::ActiveSession;
 use crate::error::Missing;
 use crate::permissions::{Action, Create};
-use crate::web::AppState;
 use crate::web::extract::SessionCtx;
+use crate::web::{AppState, see_other};
 
 const APP_CSS: &str = include_str!("assets/app.css");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -33,14 +33,6 @@ fn base_of(req: &Request) -> Arc<str> {
     req.extensions()
         .get::<super::Base>()
         .map_or_else(|| Arc::from(""), |b| b.0.clone())
-}
-
-fn see_other(to: &str) -> Response {
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(to) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res
 }
 
 fn session_of(req: &Request) -> Option<ActiveSession> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use api::panel::{SessionInfo, SessionUser};
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -14,8 +14,10 @@ use crate::PanelError;
 use crate::auth::{ActiveSession, AuthError};
 use crate::service::now;
 use crate::storage::User;
-use crate::web::AppState;
-use crate::web::extract::{CurrentSession, SessionCtx, body_error, client_addr, cross_site};
+use crate::web::extract::{
+    CurrentSession, SessionCtx, body_error, client_addr, cross_site, session_set_cookie,
+};
+use crate::web::{AppState, see_other};
 
 #[derive(Deserialize)]
 struct Credentials {
@@ -33,10 +35,6 @@ fn info(user: &User, csrf_token: &str) -> SessionInfo {
     }
 }
 
-fn cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
-    crate::web::extract::session_set_cookie(state, value, max_age)
-}
-
 /// Form logins (no JavaScript) are answered with redirects; JSON logins
 /// with JSON.
 fn is_form(req: &Request) -> bool {
@@ -44,13 +42,6 @@ fn is_form(req: &Request) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
-}
-
-fn see_other(to: &str) -> Response {
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    res.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_str(to).expect("static"));
-    res
 }
 
 pub async fn login(
@@ -114,7 +105,7 @@ pub async fn login(
     };
     res.headers_mut().insert(
         header::SET_COOKIE,
-        cookie(&state, new.id.expose(), state.session_max_age),
+        session_set_cookie(&state, new.id.expose(), state.session_max_age),
     );
     Ok(res)
 }
@@ -135,6 +126,6 @@ pub async fn logout(State(state): State<AppState>, req: Request) -> Result<Respo
     }
     let mut res = StatusCode::NO_CONTENT.into_response();
     res.headers_mut()
-        .insert(header::SET_COOKIE, cookie(&state, "", 0));
+        .insert(header::SET_COOKIE, session_set_cookie(&state, "", 0));
     Ok(res)
 }
