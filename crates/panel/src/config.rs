@@ -483,4 +483,88 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn pterodactyl_settings_and_base_path_refuse_degenerate_values() {
+        let key = (
+            "RESTIC_BACKUPS_PANEL_SECRET_KEY",
+            "0123456789abcdef0123456789abcdef",
+        );
+        let ptero = [
+            (
+                "RESTIC_BACKUPS_PANEL_PTERODACTYL_URL",
+                "https://panel.example.com/",
+            ),
+            (
+                "RESTIC_BACKUPS_PANEL_PTERODACTYL_APPLICATION_KEY",
+                "ptla_0123456789",
+            ),
+        ];
+        let load = |extra: &[(&str, &str)]| {
+            let mut vars = vec![key];
+            vars.extend_from_slice(extra);
+            PanelConfig::load(None, &env_of(&vars))
+        };
+        // Stand-alone by default; the trailing slash of the URL is dropped.
+        assert!(load(&[]).unwrap().pterodactyl.is_none());
+        let cfg = load(&ptero).unwrap();
+        let p = cfg.pterodactyl.as_ref().unwrap();
+        assert_eq!(p.url, "https://panel.example.com");
+        assert_eq!(p.sync_interval, Duration::from_secs(300));
+        assert_eq!(p.zero_backup_limit, ZeroBackupLimit::Unlimited);
+        assert!(!format!("{cfg:?}").contains("ptla_0123456789"));
+        let bad = [
+            ("RESTIC_BACKUPS_PANEL_PTERODACTYL_SYNC_INTERVAL", "0s"),
+            ("RESTIC_BACKUPS_PANEL_PTERODACTYL_SYNC_INTERVAL", "29s"),
+            ("RESTIC_BACKUPS_PANEL_PTERODACTYL_SYNC_INTERVAL", "25h"),
+            (
+                "RESTIC_BACKUPS_PANEL_PTERODACTYL_SYNC_INTERVAL",
+                "99999999999999999999h",
+            ),
+            ("RESTIC_BACKUPS_PANEL_PTERODACTYL_SYNC_INTERVAL", "5"),
+            ("RESTIC_BACKUPS_PANEL_PTERODACTYL_SYNC_INTERVAL", ""),
+            ("RESTIC_BACKUPS_PANEL_PTERODACTYL_AGENT_PORT", "0"),
+            ("RESTIC_BACKUPS_PANEL_PTERODACTYL_ZERO_BACKUP_LIMIT", "none"),
+            ("RESTIC_BACKUPS_PANEL_PTERODACTYL_SESSION_COOKIE", "a;b"),
+            (
+                "RESTIC_BACKUPS_PANEL_PTERODACTYL_URL",
+                "https://admin:pw@panel.example.com",
+            ),
+            (
+                "RESTIC_BACKUPS_PANEL_PTERODACTYL_URL",
+                "ftp://panel.example.com",
+            ),
+        ];
+        for b in bad {
+            let mut vars = ptero.to_vec();
+            vars.retain(|(k, _)| *k != b.0);
+            vars.push(b);
+            let err = load(&vars)
+                .err()
+                .unwrap_or_else(|| panic!("{b:?} was accepted"));
+            assert!(!err.to_string().contains("pw"), "{err}");
+        }
+        // Settings without a URL are a mistake, not stand-alone mode.
+        assert!(load(&[ptero[1]]).is_err());
+        assert!(load(&[ptero[0]]).is_err(), "no application key");
+
+        // Trailing slashes go: `//` is the root.
+        for (raw, want) in [
+            ("/", "/"),
+            ("//", "/"),
+            ("/x/", "/x"),
+            ("/extensions/resticbackups", "/extensions/resticbackups"),
+        ] {
+            let cfg = load(&[("RESTIC_BACKUPS_PANEL_BASE_PATH", raw)]).unwrap();
+            assert_eq!(cfg.base_path, want);
+        }
+        for raw in [
+            "", "x", "/a//b", "/../x", "/a/./b", "/a b", "/a?b", "/a%2Fb",
+        ] {
+            assert!(
+                load(&[("RESTIC_BACKUPS_PANEL_BASE_PATH", raw)]).is_err(),
+                "{raw:?} was accepted"
+            );
+        }
+    }
 }
