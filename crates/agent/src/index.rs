@@ -121,6 +121,10 @@ pub struct Entry {
     pub tree: String,
     pub tags: Vec<String>,
     pub size: Option<u64>,
+    /// For a snapshot another tool (the PHP extension) made of the absolute
+    /// folder of the server's files: that folder, under which the files sit
+    /// in the snapshot. `None` for this agent's snapshots (files at the root).
+    pub nested: Option<String>,
 }
 
 impl Entry {
@@ -136,6 +140,7 @@ impl Entry {
             size: self.size,
             tags: self.tags.clone(),
             locked: self.locked(),
+            note: None,
         }
     }
 
@@ -200,12 +205,20 @@ impl RepoIndex {
     }
 
     /// Replaces the entries with what restic listed.
-    pub fn replace(&mut self, snapshots: Vec<Snapshot>, snapshots_fp: &Fingerprint) {
+    /// `host` is the name this agent's snapshots of the server carry.
+    pub fn replace(&mut self, snapshots: Vec<Snapshot>, snapshots_fp: &Fingerprint, host: &str) {
         let mut entries: Vec<Entry> = snapshots
             .into_iter()
             .map(|s| {
                 let size = s.size.or_else(|| self.sizes.get(&s.tree).copied());
+                let nested = match s.paths.as_slice() {
+                    [only] if s.hostname != host && only.starts_with('/') && only != "/" => {
+                        Some(only.clone())
+                    }
+                    _ => None,
+                };
                 Entry {
+                    nested,
                     id: s.stable_id().clone(),
                     current: s.id,
                     time: s.time,
@@ -448,7 +461,7 @@ mod tests {
 
     fn index(snaps: Vec<Snapshot>) -> RepoIndex {
         let mut idx = RepoIndex::default();
-        idx.replace(snaps, &fingerprint());
+        idx.replace(snaps, &fingerprint(), "h");
         idx
     }
 
@@ -477,7 +490,7 @@ mod tests {
         let c = Cursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
         let mut snaps: Vec<Snapshot> = (1..=7).map(|n| snap(n, 1000 + n as i64, &[])).collect();
         snaps.push(snap(9, 5000, &[]));
-        idx.replace(snaps, &fingerprint());
+        idx.replace(snaps, &fingerprint(), "h");
         let second = idx.page(3, Some(&c));
         let ids: Vec<String> = second.backups.iter().map(|b| b.short_id.clone()).collect();
         assert_eq!(ids, ["03030303", "02020202", "01010101"]);

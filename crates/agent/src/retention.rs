@@ -229,6 +229,7 @@ mod tests {
             tree: format!("t{n}"),
             tags: tags.iter().map(|s| s.to_string()).collect(),
             size: None,
+            nested: None,
         }
     }
 

@@ -88,6 +88,7 @@ fn repository(dir: &Path, times: &[String], locked: &[usize]) -> Vec<Entry> {
                     .map(|t| t.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
                     .unwrap_or_default(),
                 size: None,
+                nested: None,
             }
         })
         .collect()

@@ -155,6 +155,58 @@ impl Swap {
         fs::File::open(&self.work)?.sync_all()
     }
 
+    /// A snapshot the PHP extension made holds the server's files under
+    /// their absolute folder (`nested`, e.g. `/var/lib/pterodactyl/volumes/<uuid>`),
+    /// so restic restored them as `new/var/lib/.../<uuid>/…`. When the
+    /// restored tree is exactly that chain of real folders, the last
+    /// folder's entries move up to `new/` and the emptied chain is removed
+    /// (folder by folder: nothing recursive runs on restored content).
+    /// Returns whether it moved anything. Call before [`Swap::commit`].
+    pub fn hoist_nested(&self, nested: &str) -> std::io::Result<bool> {
+        let parts: Vec<&str> = nested.split('/').filter(|c| !c.is_empty()).collect();
+        if parts.is_empty() || parts.iter().any(|c| *c == "." || *c == "..") {
+            return Ok(false);
+        }
+        let new = self.new_dir();
+        let mut dir = new.clone();
+        for part in &parts {
+            let mut names = Vec::new();
+            for e in fs::read_dir(&dir)? {
+                names.push(e?.file_name());
+                if names.len() > 1 {
+                    return Ok(false);
+                }
+            }
+            if names.len() != 1 || names[0] != std::ffi::OsStr::new(part) {
+                return Ok(false);
+            }
+            dir.push(part);
+            if !fs::symlink_metadata(&dir)?.is_dir() {
+                return Ok(false);
+            }
+        }
+        // The chain moves aside first, so a restored entry named like its
+        // first folder cannot collide.
+        let aside = self.work.join("nested");
+        fs::rename(new.join(parts[0]), &aside)?;
+        let mut inner = aside.clone();
+        for part in &parts[1..] {
+            inner.push(part);
+        }
+        for e in fs::read_dir(&inner)? {
+            let e = e?;
+            fs::rename(e.path(), new.join(e.file_name()))?;
+        }
+        let mut level = inner;
+        while level.starts_with(&aside) {
+            fs::remove_dir(&level)?;
+            if !level.pop() {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
     /// Gives up before the swap began: the old content is untouched.
     pub fn abandon(&self) -> std::io::Result<()> {
         remove_all(&self.work)

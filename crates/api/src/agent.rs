@@ -37,6 +37,9 @@ pub struct BackupItem {
     pub size: Option<u64>,
     pub tags: Vec<String>,
     pub locked: bool,
+    /// The owner's note on it; set by the panel, never by the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// `GET /api/servers/{uuid}/backups/restic`
@@ -162,6 +165,29 @@ impl Default for RestoreRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RotateKeyRequest {
     pub new_password: crate::Secret,
+}
+
+/// `POST /api/servers/{uuid}/backups/restic/adopt` (key in the header): the
+/// importer's check that a key opens the server's repository. Where
+/// `<repo_root>/<uuid>` does not exist, a repository the PHP extension left
+/// as `<repo_root>/<uuid>+<owner>` that opens with the key is renamed into
+/// place (unless `dry_run`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptRequest {
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Answer of an adopt request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdoptAnswer {
+    /// The extension's repository name that was (or would be) moved into
+    /// place; `None` when the repository was in place already.
+    pub adopted_from: Option<String>,
+    /// Other `<uuid>+<owner>` repositories left where they are (earlier
+    /// owners'); names only.
+    pub left: Vec<String>,
 }
 
 /// Answer of a key rotation.

@@ -254,6 +254,22 @@ impl AgentClient {
         self.json(req).await
     }
 
+    /// Proves `key` opens the server's repository, moving a repository the
+    /// PHP extension left under its own name into place (see the agent's
+    /// `adopt`).
+    pub async fn adopt(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        dry_run: bool,
+    ) -> Result<api::agent::AdoptAnswer, ClientError> {
+        let url = format!("{}/adopt", self.backups(server));
+        let req = self
+            .request(Method::POST, &url, Some(key))
+            .json(&api::agent::AdoptRequest { dry_run });
+        self.json(req).await
+    }
+
     pub async fn archives(&self) -> Result<ArchiveList, ClientError> {
         let url = format!("{}/api/restic/archive", self.base);
         let req = self.request(Method::GET, &url, None);

@@ -6,6 +6,7 @@ pub mod agent_client;
 pub mod auth;
 pub mod config;
 mod error;
+pub mod import;
 pub mod password;
 pub mod permissions;
 pub mod pterodactyl;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod admin_cli;
 mod demo;
+mod import_cli;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -90,6 +91,14 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: PterodactylCommand,
+    },
+    /// Carry an existing install over (see README, "Moving from the PHP
+    /// extension").
+    Import {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: import_cli::ImportCommand,
     },
     /// Manage the panel's subusers.
     Subuser {
@@ -271,6 +280,13 @@ fn main() -> ExitCode {
                 } else {
                     Err(format!("{} problems (listed above)", report.errors.len()))
                 }
+            }
+            Command::Import { config, command } => {
+                let env = |k: &str| std::env::var(k).ok();
+                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)
+                    .map_err(|e| e.to_string())?;
+                let p = panel::open(&cfg).await.map_err(|e| e.to_string())?;
+                import_cli::run(&p, command).await
             }
             Command::Subuser { config, command } => {
                 admin_cli::subuser(&admin_cli::admin(config.as_deref()).await?, command).await

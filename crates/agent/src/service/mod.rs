@@ -2,6 +2,7 @@
 //! these call the engine. Every mutating restic run on a repository holds
 //! that repository's writer lock, so there is never more than one at a time.
 
+mod adopt;
 mod archive;
 mod backup;
 mod download;
@@ -263,7 +264,7 @@ impl Agent {
             return Ok(idx);
         }
         let snapshots = self.repo(server, key).snapshots().await?;
-        idx.replace(snapshots, &fp.snapshots);
+        idx.replace(snapshots, &fp.snapshots, server.as_str());
         idx.set_verified_key(mac);
         if !idx.without_size().is_empty() {
             self.measure_sizes_in_background(server, key);

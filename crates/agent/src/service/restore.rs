@@ -91,6 +91,23 @@ impl Agent {
             let _ = tokio::task::spawn_blocking(move || abandon.abandon()).await;
             return Err(e.into());
         }
+        if let Some(nested) = entry.nested.clone() {
+            let hoist = swap.clone();
+            let moved = tokio::task::spawn_blocking(move || hoist.hoist_nested(&nested))
+                .await
+                .map_err(|e| AgentError::Internal(e.to_string()))?;
+            match moved {
+                Ok(true) => {
+                    tracing::info!(server = %ctx.server, "restored a snapshot made by another tool: its files were under their absolute folder")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    let abandon = swap.clone();
+                    let _ = tokio::task::spawn_blocking(move || abandon.abandon()).await;
+                    return Err(e.into());
+                }
+            }
+        }
         crate::failpoint::hit("restore-after-restic");
         let commit = swap.clone();
         tokio::task::spawn_blocking(move || {

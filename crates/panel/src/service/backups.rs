@@ -80,8 +80,22 @@ impl Panel {
             },
             other => other?,
         };
+        let mut backups = page.backups;
+        if !backups.is_empty() {
+            let notes = self.storage().snapshot_notes(server.id).await?;
+            if !notes.is_empty() {
+                for b in &mut backups {
+                    b.note = notes.get(&b.id).cloned().or_else(|| {
+                        notes
+                            .iter()
+                            .find(|(id, _)| b.id.starts_with(id.as_str()))
+                            .map(|(_, n)| n.clone())
+                    });
+                }
+            }
+        }
         Ok(PanelBackupList {
-            backups: page.backups,
+            backups,
             next_cursor: page.next_cursor,
             total: page.total,
             backup_limit: server.backup_limit,

@@ -5,6 +5,7 @@
 mod archives;
 mod backups;
 mod directory;
+pub mod import;
 mod keys;
 mod schedule;
 

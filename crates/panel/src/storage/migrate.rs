@@ -41,6 +41,11 @@ const SQLITE: Set = &[
         "pterodactyl",
         include_str!("../../migrations/sqlite/0003_pterodactyl.sql"),
     ),
+    (
+        4,
+        "import",
+        include_str!("../../migrations/sqlite/0004_import.sql"),
+    ),
 ];
 const POSTGRES: Set = &[
     (
@@ -57,6 +62,11 @@ const POSTGRES: Set = &[
         3,
         "pterodactyl",
         include_str!("../../migrations/postgres/0003_pterodactyl.sql"),
+    ),
+    (
+        4,
+        "import",
+        include_str!("../../migrations/postgres/0004_import.sql"),
     ),
 ];
 

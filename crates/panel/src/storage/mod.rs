@@ -7,6 +7,8 @@
 //! [`crate::seal`]); the database never sees them in the clear.
 
 mod archived_keys;
+pub mod extension;
+mod import;
 mod jobs;
 mod migrate;
 mod nodes;
@@ -18,6 +20,7 @@ mod subusers;
 mod users;
 
 pub use archived_keys::{ArchivedKey, ArchivedKeyGeneration};
+pub use import::{ImportWritten, ImportedJob, KeyRow, ServerImportWrite};
 pub use jobs::{JobEnd, JobRecord};
 pub use nodes::{NewNode, Node};
 pub use policies::Policy;

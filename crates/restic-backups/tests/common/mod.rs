@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub mod mariadb;
 pub mod panel;
 pub mod ptero_world;
 pub mod pterodactyl;

@@ -327,7 +327,7 @@
       const tr = h(
         "tr",
         { "data-id": b.id },
-        h("td", {}, h("time", { datetime: b.time }, localTime(b.time)), h("span", { class: "rel" }, relative(when))),
+        h("td", {}, h("time", { datetime: b.time }, localTime(b.time)), h("span", { class: "rel" }, relative(when)), b.note ? h("span", { class: "note", title: "Note" }, b.note) : null),
         h("td", {}, b.size === null ? "measuring…" : bytes(b.size)),
         h("td", { class: "mono" }, b.short_id, b.tags.includes("pre-restore") ? h("span", { class: "rel" }, "safety snapshot") : null),
         h("td", { class: "lockcell" }, b.locked ? h("span", { class: "lock", role: "img", "aria-label": "Locked", title: "Locked" }, "🔒") : null),

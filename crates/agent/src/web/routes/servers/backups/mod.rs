@@ -1,5 +1,6 @@
 //! `/api/servers/{server}/backups/restic/...`
 
+mod adopt;
 mod archive;
 mod create;
 mod delete;
@@ -26,6 +27,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/servers/{server}/backups/restic/stats",
             get(stats::handler),
+        )
+        .route(
+            "/api/servers/{server}/backups/restic/adopt",
+            post(adopt::handler),
         )
         .route(
             "/api/servers/{server}/backups/restic/archive",
