@@ -17,6 +17,7 @@ pub mod panel;
 pub mod ptero_world;
 pub mod pterodactyl;
 pub mod webdriver;
+pub mod wings;
 
 pub const TOKEN: &str = "test-node-token-6f1d2c3b4a59";
 
@@ -182,9 +183,10 @@ impl TestAgent {
         cmd.arg("agent")
             .arg("--config")
             .arg(&config)
-            .envs(env.iter().copied())
-            // A stray Wings config on the test machine must not leak in.
-            .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null");
+            // A stray Wings config on the test machine must not leak in
+            // (a test may name its own, below).
+            .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null")
+            .envs(env.iter().copied());
         let (child, log, url) = spawn_service(cmd, "agent listening on ");
         TestAgent {
             dir,
