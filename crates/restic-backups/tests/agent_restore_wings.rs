@@ -432,3 +432,83 @@ async fn a_server_started_again_during_the_restore_keeps_its_files() {
             .exists()
     );
 }
+
+/// An agent beside a Wings with TLS. It serves HTTPS with a certificate of
+/// its own (not Wings', its default, which a test may swap for one whose key
+/// it does not have); this test's client does not check it.
+fn tls_agent(config: &std::path::Path) -> TestAgent {
+    let (cert, key) = common::make_cert(config.parent().unwrap());
+    let tls = [
+        format!("tls_cert = \"{}\"", cert.display()),
+        format!("tls_key = \"{}\"", key.display()),
+    ];
+    let mut agent = TestAgent::start_with_env(
+        &[&tls[0], &tls[1]],
+        &[(
+            "RESTIC_BACKUPS_AGENT_WINGS_CONFIG",
+            config.to_str().unwrap(),
+        )],
+    );
+    assert!(agent.url.starts_with("https://"), "{}", agent.url);
+    agent.http = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    agent
+}
+
+#[tokio::test]
+async fn wings_over_tls_is_trusted_by_its_own_certificate_only() {
+    // Wings' certificate names the node's domain, never 127.0.0.1: the agent
+    // trusts exactly the certificate of Wings' api.ssl.cert.
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) =
+        common::make_cert_named(certs.path(), "node1.example.com", "DNS:node1.example.com");
+    let wings = Wings::start_with(WINGS_TOKEN, Some((cert, key))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = wings.write_config(dir.path(), WINGS_TOKEN);
+    let agent = tls_agent(&config);
+    let (server, dir_s, id, original) = wrecked_server(&agent).await;
+    wings.add_server(&server, "running");
+    wings.set_stop_delay(Duration::from_millis(100));
+    let (status, res) = start_restore(&agent, &server, &id, json!({})).await;
+    assert_eq!(status, 202, "{res}");
+    let (view, _) = watch(&agent, &server, res["job_id"].as_str().unwrap()).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(manifest(&dir_s), original);
+    assert!(wings.actions().contains(&"POST stop 202".to_owned()));
+
+    // Another certificate for the same name in config.yml: not trusted.
+    let (other, _) = common::make_cert_named(
+        certs.path(),
+        "node1-other.example.com",
+        "DNS:node1.example.com",
+    );
+    let yml = fs::read_to_string(&config).unwrap();
+    let cert_line = yml
+        .lines()
+        .find(|l| l.trim_start().starts_with("cert:"))
+        .unwrap();
+    fs::write(
+        &config,
+        yml.replace(cert_line, &format!("    cert: {}", other.display())),
+    )
+    .unwrap();
+    let agent = tls_agent(&config);
+    let (server, dir_s, id, _) = wrecked_server(&agent).await;
+    wings.add_server(&server, "running");
+    let before = wings.log().len();
+    let (status, res) = start_restore(&agent, &server, &id, json!({})).await;
+    assert_eq!(
+        (status, &res["error"]["code"]),
+        (503, &json!("wings_unavailable")),
+        "{res}"
+    );
+    assert!(dir_s.join("junk.txt").exists());
+    assert_eq!(
+        wings.log().len(),
+        before,
+        "a request got through an untrusted TLS connection"
+    );
+}

@@ -75,15 +75,20 @@ struct Server {
 pub struct Wings {
     state: Arc<Mutex<State>>,
     port: u16,
+    tls: Option<(PathBuf, PathBuf)>,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Wings {
     /// Starts the double on 127.0.0.1, accepting `token`.
     pub async fn start(token: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Wings double");
+        Self::start_with(token, None).await
+    }
+
+    /// Starts the double, over HTTPS with `tls` (PEM certificate and key),
+    /// as Wings with `api.ssl.enabled`.
+    pub async fn start_with(token: &str, tls: Option<(PathBuf, PathBuf)>) -> Self {
+        let listener = httpd::bind("127.0.0.1:0".parse().unwrap()).expect("bind the Wings double");
         let port = listener.local_addr().unwrap().port();
         let me = Self {
             state: Arc::new(Mutex::new(State {
@@ -96,11 +101,22 @@ impl Wings {
                 hook: None,
             })),
             port,
+            tls: tls.clone(),
             task: Arc::new(Mutex::new(None)),
         };
         let app = axum::Router::new().fallback(handle).with_state(me.clone());
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.ok();
+            let never = std::future::pending::<()>();
+            httpd::serve(
+                "wings double",
+                listener,
+                tls,
+                httpd::Limits::default(),
+                app,
+                never,
+            )
+            .await
+            .ok();
         });
         *me.task.lock().unwrap() = Some(task);
         me
@@ -115,13 +131,22 @@ impl Wings {
     }
 
     /// Writes a Wings `config.yml` pointing at the double (host `0.0.0.0`,
-    /// as Wings ships, which the agent reads as this machine) with `token`.
+    /// as Wings ships, which the agent reads as this machine) with `token`;
+    /// with the double's certificate under `api.ssl` when it serves HTTPS.
     pub fn write_config(&self, dir: &Path, token: &str) -> PathBuf {
+        let ssl = match &self.tls {
+            Some((cert, key)) => format!(
+                "  ssl:\n    enabled: true\n    cert: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => "  ssl:\n    enabled: false\n    cert: /etc/letsencrypt/live/node.example.com/fullchain.pem\n    key: /etc/letsencrypt/live/node.example.com/privkey.pem\n".into(),
+        };
         let path = dir.join("wings-config.yml");
         std::fs::write(
             &path,
             format!(
-                "debug: false\nuuid: 6a3c1f5e-0000-4000-8000-000000000001\ntoken_id: tokid0000000001\ntoken: {token}\napi:\n  host: 0.0.0.0\n  port: {}\n  ssl:\n    enabled: false\n    cert: /etc/letsencrypt/live/node.example.com/fullchain.pem\n    key: /etc/letsencrypt/live/node.example.com/privkey.pem\n",
+                "debug: false\nuuid: 6a3c1f5e-0000-4000-8000-000000000001\ntoken_id: tokid0000000001\ntoken: {token}\napi:\n  host: 0.0.0.0\n  port: {}\n{ssl}",
                 self.port
             ),
         )
