@@ -512,3 +512,55 @@ async fn wings_over_tls_is_trusted_by_its_own_certificate_only() {
         "a request got through an untrusted TLS connection"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panel_passes_stop_server_and_the_wings_errors_on() {
+    use common::panel::{Db, PASSWORD, TestPanel};
+    let (wings, agent, _cfg) = beside_wings(WINGS_TOKEN, &[]).await;
+    wings.set_stop_delay(Duration::from_millis(100));
+    let panel = TestPanel::start(Db::Sqlite);
+    let admin = panel.admin().await;
+    panel.add_node(&admin, "node-1", &agent).await;
+    panel.add_user(&admin, "owner@example.com").await;
+    let server = agent.add_server();
+    panel
+        .add_server(&admin, &server, "owner@example.com", "node-1", 0)
+        .await;
+    let mut owner = panel.login("owner@example.com", PASSWORD).await;
+    wings.add_server(&server, "running");
+    let b = format!("/extensions/resticbackups/servers/{server}/backups/restic");
+    let id = owner.backup(&server).await;
+    let junk = agent.data_dir().join(&server).join("junk.txt");
+
+    // `stop_server: false`: Wings is not asked at all.
+    fs::write(&junk, "x").unwrap();
+    let (s, j) = owner
+        .post(&format!("{b}/{id}/restore"), json!({"stop_server": false}))
+        .await;
+    assert_eq!(s, 202, "{j}");
+    let view = owner.wait_job(&server, j["job_id"].as_str().unwrap()).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert!(!junk.exists());
+    assert!(wings.log().is_empty(), "{:?}", wings.log());
+
+    // By default the server is stopped and started again.
+    fs::write(&junk, "x").unwrap();
+    let (s, j) = owner.post(&format!("{b}/{id}/restore"), json!({})).await;
+    assert_eq!(s, 202, "{j}");
+    let view = owner.wait_job(&server, j["job_id"].as_str().unwrap()).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["result"]["game_server"]["stop"], "stopped", "{view}");
+    assert!(wings.actions().contains(&"POST stop 202".to_owned()));
+    assert!(!junk.exists());
+
+    // Wings down: the user reads why, and nothing changed.
+    wings.go_down();
+    fs::write(&junk, "x").unwrap();
+    let (s, j) = owner.post(&format!("{b}/{id}/restore"), json!({})).await;
+    assert_eq!(
+        (s, &j["error"]["code"]),
+        (503, &json!("wings_unavailable")),
+        "{j}"
+    );
+    assert!(junk.exists());
+}
