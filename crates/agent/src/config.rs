@@ -73,6 +73,21 @@ impl std::fmt::Debug for WingsLink {
     }
 }
 
+impl WingsLink {
+    /// A CA file only means something for HTTPS.
+    fn checked(self) -> Result<Self, ConfigError> {
+        if self.url.starts_with("http://")
+            && matches!(self.trust, WingsTrust::Roots { ca_file: Some(_) })
+        {
+            return Err(invalid(
+                "wings_ca_file",
+                "Wings is reached over plain HTTP here: wings_ca_file needs an https:// wings_url",
+            ));
+        }
+        Ok(self)
+    }
+}
+
 /// Which certificates the agent accepts from Wings over HTTPS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WingsTrust {
@@ -358,11 +373,12 @@ fn wings_link(
         return Ok(None);
     };
     if let Some(url) = url {
-        return Ok(Some(WingsLink {
+        let link = WingsLink {
             url: checked_wings_url(url)?,
             token,
             trust: WingsTrust::Roots { ca_file },
-        }));
+        };
+        return Ok(Some(link.checked()?));
     }
     let host = match wings.api.host.as_deref().map(str::trim) {
         None | Some("" | "0.0.0.0" | "::" | "[::]") => "127.0.0.1".to_owned(),
@@ -389,7 +405,7 @@ fn wings_link(
         ("http", WingsTrust::Roots { ca_file })
     };
     let url = checked_wings_url(&format!("{scheme}://{host}:{port}"))?;
-    Ok(Some(WingsLink { url, token, trust }))
+    Ok(Some(WingsLink { url, token, trust }.checked()?))
 }
 
 /// An `http(s)://host[:port]` URL without credentials, path or query.
@@ -673,5 +689,16 @@ token_id: abc
             .unwrap_err()
             .to_string();
         assert!(err.contains("wings_ca_file"), "{err}");
+        // A CA for a plain HTTP connection is a mistake.
+        for extra in [
+            vec![("RESTIC_BACKUPS_AGENT_WINGS_CA_FILE", "/ca.pem")],
+            vec![
+                ("RESTIC_BACKUPS_AGENT_WINGS_CA_FILE", "/ca.pem"),
+                ("RESTIC_BACKUPS_AGENT_WINGS_URL", "http://10.0.0.5:8080"),
+            ],
+        ] {
+            let err = load_with(&wings, &extra).unwrap_err().to_string();
+            assert!(err.contains("wings_ca_file"), "{err}");
+        }
     }
 }
