@@ -564,3 +564,25 @@ async fn the_panel_passes_stop_server_and_the_wings_errors_on() {
     );
     assert!(junk.exists());
 }
+
+#[tokio::test]
+async fn wings_lost_while_the_server_stops_fails_the_job_with_nothing_restored() {
+    let (wings, agent, _cfg) = beside_wings(WINGS_TOKEN, &["restore_stop_timeout = 30"]).await;
+    let (server, dir, id, _) = wrecked_server(&agent).await;
+    wings.add_server(&server, "running");
+    wings.set_mode(Mode::Slow);
+    let before = manifest(&dir);
+    let (status, res) = start_restore(&agent, &server, &id, json!({})).await;
+    assert_eq!(status, 202, "{res}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !wings.actions().contains(&"POST stop 202".to_owned()) {
+        assert!(Instant::now() < deadline, "{:?}", wings.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wings.go_down();
+    let (view, _) = watch(&agent, &server, res["job_id"].as_str().unwrap()).await;
+    assert_eq!(view["status"], "failed", "{view}");
+    assert_eq!(view["error"]["code"], "wings_unavailable", "{view}");
+    assert_eq!(manifest(&dir), before);
+    assert_eq!(safety_snapshots(&agent, &server).await, 0);
+}
