@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use api::Secret;
 use serde::Deserialize;
@@ -43,7 +44,68 @@ pub struct AgentConfig {
     /// Downloads (`restic dump`s) running at once on this node; more get
     /// 429 with `Retry-After`.
     pub max_parallel_downloads: usize,
+    /// How to reach Wings' local API to stop a game server around a
+    /// restore; `None` without a Wings `config.yml` holding a token.
+    pub wings: Option<WingsLink>,
+    /// How long a restore waits for the stopped game server to be `offline`.
+    pub restore_stop_timeout: Duration,
+    /// After that time, kill the game server (else the restore is refused).
+    pub restore_kill_after_timeout: bool,
 }
+
+/// Wings' local API, as the agent reaches it (see [`crate::wings`]).
+#[derive(Clone)]
+pub struct WingsLink {
+    /// `http(s)://host:port`, no trailing slash.
+    pub url: String,
+    /// Wings' `token` from its `config.yml` (not `token_id`).
+    pub token: Secret,
+    pub trust: WingsTrust,
+}
+
+impl std::fmt::Debug for WingsLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WingsLink")
+            .field("url", &self.url)
+            .field("token", &self.token)
+            .field("trust", &self.trust)
+            .finish()
+    }
+}
+
+impl WingsLink {
+    /// A CA file only means something for HTTPS.
+    fn checked(self) -> Result<Self, ConfigError> {
+        if self.url.starts_with("http://")
+            && matches!(self.trust, WingsTrust::Roots { ca_file: Some(_) })
+        {
+            return Err(invalid(
+                "wings_ca_file",
+                "Wings is reached over plain HTTP here: wings_ca_file needs an https:// wings_url",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// Which certificates the agent accepts from Wings over HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WingsTrust {
+    /// The usual checks (public roots, the name in `url`), plus an extra
+    /// root CA when `wings_ca_file` is set.
+    Roots { ca_file: Option<PathBuf> },
+    /// Exactly the certificate Wings serves, read from `api.ssl.cert` of
+    /// its `config.yml`, whatever names it holds: the default URL is
+    /// `https://127.0.0.1:<port>`, which a certificate for the node's
+    /// domain never names.
+    Pinned { cert_file: PathBuf },
+}
+
+/// Bounds of `restore_stop_timeout` (seconds). Wings itself kills a server
+/// whose stop takes 10 minutes (`environment/docker/power.go`
+/// `WaitForStop`, called with `time.Minute*10` by `server/power.go`).
+const STOP_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=900;
+const DEFAULT_STOP_TIMEOUT_SECS: u64 = 60;
 
 impl std::fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +122,12 @@ impl std::fmt::Debug for AgentConfig {
             .field("prune_after_forgets", &self.prune_after_forgets)
             .field("connections", &self.connections)
             .field("max_parallel_downloads", &self.max_parallel_downloads)
+            .field("wings", &self.wings)
+            .field("restore_stop_timeout", &self.restore_stop_timeout)
+            .field(
+                "restore_kill_after_timeout",
+                &self.restore_kill_after_timeout,
+            )
             .finish()
     }
 }
@@ -86,6 +154,10 @@ struct FileConfig {
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
     write_timeout_secs: Option<u64>,
+    wings_url: Option<String>,
+    wings_ca_file: Option<PathBuf>,
+    restore_stop_timeout: Option<u64>,
+    restore_kill_after_timeout: Option<bool>,
 }
 
 /// The part of Wings' `config.yml` the agent reuses.
@@ -105,6 +177,10 @@ struct WingsSystem {
 
 #[derive(Debug, Default, Deserialize)]
 struct WingsApi {
+    /// Wings' default is `0.0.0.0` (`config/config.go` `ApiConfiguration`).
+    host: Option<String>,
+    /// Wings' default is 8080.
+    port: Option<u16>,
     #[serde(default)]
     ssl: WingsSsl,
 }
@@ -143,8 +219,25 @@ impl AgentConfig {
             state_dir,
             tls_cert,
             tls_key,
-            wings_config
+            wings_config,
+            wings_url,
+            wings_ca_file
         );
+        if let Some(n) = env.number("restore_stop_timeout")? {
+            f.restore_stop_timeout = Some(n);
+        }
+        if let Some(v) = env.get("restore_kill_after_timeout") {
+            f.restore_kill_after_timeout = Some(match v.as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(invalid(
+                        "restore_kill_after_timeout",
+                        "must be true or false",
+                    ));
+                }
+            });
+        }
         if let Some(n) = env.number("prune_after_forgets")? {
             f.prune_after_forgets = Some(n);
         }
@@ -174,10 +267,15 @@ impl AgentConfig {
             None => WingsConfig::default(),
         };
 
+        let wings_token = match wings.token.clone() {
+            Some(t) => settings::secret("token", Some(t), None)
+                .map_err(|_| invalid("wings_config", "Wings' `token` is not a usable token"))?,
+            None => None,
+        };
         let token = match settings::secret("token", f.token, f.token_file.as_deref())? {
             Some(t) => t,
-            None => match wings.token {
-                Some(t) => settings::secret("token", Some(t), None)?.expect("given inline"),
+            None => match wings_token.clone() {
+                Some(t) => t,
                 None => {
                     return Err(ConfigError::Missing(format!(
                         "no node token configured: set `token` or `token_file` (or {ENV_PREFIX}TOKEN / {ENV_PREFIX}TOKEN_FILE)"
@@ -196,6 +294,18 @@ impl AgentConfig {
         let repo_root = f
             .repo_root
             .unwrap_or_else(|| "/var/lib/pterodactyl/restic".into());
+        let wings_link = wings_link(&wings, wings_token, f.wings_url.as_deref(), f.wings_ca_file)?;
+        let stop_secs = f.restore_stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_SECS);
+        if !STOP_TIMEOUT_SECS.contains(&stop_secs) {
+            return Err(invalid(
+                "restore_stop_timeout",
+                format!(
+                    "must be between {} and {} seconds (Wings itself kills a server whose stop takes 10 minutes)",
+                    STOP_TIMEOUT_SECS.start(),
+                    STOP_TIMEOUT_SECS.end()
+                ),
+            ));
+        }
         let wings_tls = match (wings.api.ssl.enabled, wings.api.ssl.cert, wings.api.ssl.key) {
             (true, Some(c), Some(k)) => Some((c, k)),
             _ => None,
@@ -236,8 +346,85 @@ impl AgentConfig {
             prune_after_forgets: f.prune_after_forgets.unwrap_or(10).max(1),
             connections,
             max_parallel_downloads,
+            wings: wings_link,
+            restore_stop_timeout: Duration::from_secs(stop_secs),
+            restore_kill_after_timeout: f.restore_kill_after_timeout.unwrap_or(false),
         })
     }
+}
+
+/// Where Wings' local API is and how to trust it: `wings_url`, else built
+/// from `api.host`/`api.port`/`api.ssl.enabled` (a wildcard host means this
+/// machine). Without Wings' token there is no link: the agent then runs
+/// without Wings (no `config.yml`, or one without `token`).
+fn wings_link(
+    wings: &WingsConfig,
+    token: Option<Secret>,
+    url: Option<&str>,
+    ca_file: Option<PathBuf>,
+) -> Result<Option<WingsLink>, ConfigError> {
+    let Some(token) = token else {
+        if url.is_some() || ca_file.is_some() {
+            return Err(invalid(
+                "wings_url",
+                "wings_url and wings_ca_file need Wings' config.yml (its `token`): set wings_config",
+            ));
+        }
+        return Ok(None);
+    };
+    if let Some(url) = url {
+        let link = WingsLink {
+            url: checked_wings_url(url)?,
+            token,
+            trust: WingsTrust::Roots { ca_file },
+        };
+        return Ok(Some(link.checked()?));
+    }
+    let host = match wings.api.host.as_deref().map(str::trim) {
+        None | Some("" | "0.0.0.0" | "::" | "[::]") => "127.0.0.1".to_owned(),
+        Some(h) if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        Some(h) => h.to_owned(),
+    };
+    let port = wings.api.port.unwrap_or(8080);
+    let ssl = &wings.api.ssl;
+    let (scheme, trust) = if ssl.enabled {
+        if ca_file.is_some() {
+            return Err(invalid(
+                "wings_ca_file",
+                "set wings_url too: without it the agent trusts exactly the certificate in Wings' api.ssl.cert",
+            ));
+        }
+        let cert_file = ssl.cert.clone().ok_or_else(|| {
+            invalid(
+                "wings_url",
+                "Wings' config.yml enables api.ssl without api.ssl.cert: set wings_url (and wings_ca_file)",
+            )
+        })?;
+        ("https", WingsTrust::Pinned { cert_file })
+    } else {
+        ("http", WingsTrust::Roots { ca_file })
+    };
+    let url = checked_wings_url(&format!("{scheme}://{host}:{port}"))?;
+    Ok(Some(WingsLink { url, token, trust }.checked()?))
+}
+
+/// An `http(s)://host[:port]` URL without credentials, path or query.
+fn checked_wings_url(raw: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| invalid("wings_url", format!("must be http(s)://host:port ({why})"));
+    let url = reqwest::Url::parse(raw.trim()).map_err(|_| bad("not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("another scheme"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("credentials do not belong in it"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("no path or query"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -315,5 +502,203 @@ mod tests {
         )
         .unwrap();
         assert!(AgentConfig::load(Some(&file), &none).is_err());
+    }
+
+    /// A Wings config.yml in a temp dir, and the environment naming it.
+    fn with_wings(dir: &Path, yaml: &str) -> PathBuf {
+        let path = dir.join("config.yml");
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    fn load_with(wings: &Path, extra: &[(&str, &str)]) -> Result<AgentConfig, ConfigError> {
+        let mut pairs = vec![("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", wings.to_str().unwrap())];
+        pairs.extend_from_slice(extra);
+        AgentConfig::load(None, &env_of(&pairs))
+    }
+
+    #[test]
+    fn wings_url_comes_from_wings_api_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        // Wings' defaults: 0.0.0.0:8080 without TLS.
+        let wings = with_wings(
+            dir.path(),
+            "token: wings-token-0123456789
+token_id: abc
+",
+        );
+        let cfg = load_with(&wings, &[]).unwrap();
+        let link = cfg.wings.clone().unwrap();
+        assert_eq!(link.url, "http://127.0.0.1:8080");
+        assert_eq!(link.token.expose(), "wings-token-0123456789");
+        assert_eq!(link.trust, WingsTrust::Roots { ca_file: None });
+        assert!(!format!("{cfg:?}").contains("wings-token"));
+        assert_eq!(cfg.restore_stop_timeout, Duration::from_secs(60));
+        assert!(!cfg.restore_kill_after_timeout);
+
+        for (host, url) in [
+            ("\"::\"", "http://127.0.0.1:9090"),
+            ("0.0.0.0", "http://127.0.0.1:9090"),
+            ("10.0.0.5", "http://10.0.0.5:9090"),
+            ("\"fd00::1\"", "http://[fd00::1]:9090"),
+        ] {
+            let wings = with_wings(
+                dir.path(),
+                &format!("token: wings-token-0123456789\napi:\n  host: {host}\n  port: 9090\n"),
+            );
+            assert_eq!(
+                load_with(&wings, &[]).unwrap().wings.unwrap().url,
+                url,
+                "{host}"
+            );
+        }
+
+        // TLS: 127.0.0.1 with exactly Wings' own certificate trusted.
+        let wings = with_wings(
+            dir.path(),
+            "token: wings-token-0123456789\napi:\n  ssl:\n    enabled: true\n    cert: /etc/le/fullchain.pem\n    key: /etc/le/privkey.pem\n",
+        );
+        let link = load_with(&wings, &[]).unwrap().wings.unwrap();
+        assert_eq!(link.url, "https://127.0.0.1:8080");
+        assert_eq!(
+            link.trust,
+            WingsTrust::Pinned {
+                cert_file: "/etc/le/fullchain.pem".into()
+            }
+        );
+        // An explicit URL gets the usual checks, with an extra CA if given.
+        let link = load_with(
+            &wings,
+            &[
+                (
+                    "RESTIC_BACKUPS_AGENT_WINGS_URL",
+                    "https://node1.example.com:8080/",
+                ),
+                ("RESTIC_BACKUPS_AGENT_WINGS_CA_FILE", "/etc/ca.pem"),
+                ("RESTIC_BACKUPS_AGENT_RESTORE_STOP_TIMEOUT", "120"),
+                ("RESTIC_BACKUPS_AGENT_RESTORE_KILL_AFTER_TIMEOUT", "true"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(link.restore_stop_timeout, Duration::from_secs(120));
+        assert!(link.restore_kill_after_timeout);
+        let link = link.wings.unwrap();
+        assert_eq!(link.url, "https://node1.example.com:8080");
+        assert_eq!(
+            link.trust,
+            WingsTrust::Roots {
+                ca_file: Some("/etc/ca.pem".into())
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_wings_token_there_is_no_wings_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.toml");
+        std::fs::write(&file, "token = \"long-enough-token-123\"\n").unwrap();
+        let wings = with_wings(dir.path(), "system:\n  data: /srv\n");
+        let env = env_of(&[("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", wings.to_str().unwrap())]);
+        assert!(
+            AgentConfig::load(Some(&file), &env)
+                .unwrap()
+                .wings
+                .is_none()
+        );
+        // …and then a Wings URL has no token to go with it.
+        let env = env_of(&[
+            ("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", wings.to_str().unwrap()),
+            ("RESTIC_BACKUPS_AGENT_WINGS_URL", "http://127.0.0.1:8080"),
+        ]);
+        let err = AgentConfig::load(Some(&file), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wings_url"), "{err}");
+    }
+
+    #[test]
+    fn degenerate_wings_and_restore_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let wings = with_wings(dir.path(), "token: wings-token-0123456789\n");
+        for (key, value, says) in [
+            ("RESTORE_STOP_TIMEOUT", "0", "restore_stop_timeout"),
+            ("RESTORE_STOP_TIMEOUT", "901", "restore_stop_timeout"),
+            (
+                "RESTORE_STOP_TIMEOUT",
+                "18446744073709551616",
+                "restore_stop_timeout",
+            ),
+            ("RESTORE_STOP_TIMEOUT", "-5", "restore_stop_timeout"),
+            (
+                "RESTORE_KILL_AFTER_TIMEOUT",
+                "maybe",
+                "restore_kill_after_timeout",
+            ),
+            ("WINGS_URL", "ftp://127.0.0.1:21", "wings_url"),
+            ("WINGS_URL", "http://user:pw@127.0.0.1:8080", "wings_url"),
+            ("WINGS_URL", "http://127.0.0.1:8080/api", "wings_url"),
+            ("WINGS_URL", "http://127.0.0.1:8080/?x=1", "wings_url"),
+            ("WINGS_URL", "127.0.0.1:8080", "wings_url"),
+            ("WINGS_URL", "", "wings_url"),
+        ] {
+            let var = format!("RESTIC_BACKUPS_AGENT_{key}");
+            let err = match load_with(&wings, &[(var.as_str(), value)]) {
+                Ok(_) => panic!("{key}={value} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(says), "{key}={value}: {err}");
+            assert!(!err.contains("pw@"), "{err}");
+        }
+        // In the TOML file too, and unknown keys stay refused.
+        let file = dir.path().join("a.toml");
+        for (toml, says) in [
+            ("restore_stop_timeout = 0", "restore_stop_timeout"),
+            ("restore_stop_timeout = 100000", "restore_stop_timeout"),
+            ("restore_kill_after_timeout = \"yes\"", "expected a boolean"),
+            ("restore_stop_timeot = 5", "restore_stop_timeot"),
+        ] {
+            std::fs::write(&file, format!("{toml}\n")).unwrap();
+            let env = env_of(&[("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", wings.to_str().unwrap())]);
+            let err = match AgentConfig::load(Some(&file), &env) {
+                Ok(_) => panic!("{toml} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(says), "{toml}: {err}");
+        }
+        // TLS without a certificate to trust, or a CA without a URL.
+        let tls = with_wings(
+            dir.path(),
+            "token: wings-token-0123456789\napi:\n  ssl:\n    enabled: true\n",
+        );
+        assert!(load_with(&tls, &[]).is_err());
+        assert!(
+            load_with(
+                &tls,
+                &[(
+                    "RESTIC_BACKUPS_AGENT_WINGS_URL",
+                    "https://node.example.com:8080"
+                )]
+            )
+            .is_ok()
+        );
+        let tls = with_wings(
+            dir.path(),
+            "token: wings-token-0123456789\napi:\n  ssl:\n    enabled: true\n    cert: /c.pem\n    key: /k.pem\n",
+        );
+        let err = load_with(&tls, &[("RESTIC_BACKUPS_AGENT_WINGS_CA_FILE", "/ca.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wings_ca_file"), "{err}");
+        // A CA for a plain HTTP connection is a mistake.
+        for extra in [
+            vec![("RESTIC_BACKUPS_AGENT_WINGS_CA_FILE", "/ca.pem")],
+            vec![
+                ("RESTIC_BACKUPS_AGENT_WINGS_CA_FILE", "/ca.pem"),
+                ("RESTIC_BACKUPS_AGENT_WINGS_URL", "http://10.0.0.5:8080"),
+            ],
+        ] {
+            let err = load_with(&wings, &extra).unwrap_err().to_string();
+            assert!(err.contains("wings_ca_file"), "{err}");
+        }
     }
 }

@@ -50,6 +50,24 @@ pub enum AgentError {
     RestoreUnsupported,
     #[error("too many downloads are running on this node; try again in a moment")]
     TooManyDownloads,
+    #[error(
+        "Wings (the node's daemon) could not be reached to stop the game server; nothing was restored. Check that Wings runs, or restore without stopping the server"
+    )]
+    WingsUnavailable,
+    #[error(
+        "Wings refused the agent's credentials (the token of Wings' config.yml); nothing was restored"
+    )]
+    WingsRefused,
+    #[error("Wings answered HTTP {status} ({detail}); nothing was restored")]
+    WingsFailed { status: u16, detail: String },
+    #[error(
+        "the game server did not stop within {seconds} s, so nothing was restored; Wings may still stop it: start it again from the panel if it stays offline"
+    )]
+    ServerStopTimeout { seconds: u64 },
+    #[error(
+        "the game server was started again while the restore ran, so the restored files were not swapped in; the server's files are unchanged"
+    )]
+    ServerNotStopped,
     #[error("the download link is not valid")]
     InvalidLink,
     #[error("the download link has expired; ask the panel for a new one")]
@@ -118,6 +136,11 @@ impl AgentError {
             AgentError::Interrupted => "interrupted",
             AgentError::RestoreUnsupported => "restore_unsupported",
             AgentError::TooManyDownloads => "too_many_downloads",
+            AgentError::WingsUnavailable => "wings_unavailable",
+            AgentError::WingsRefused => "wings_refused",
+            AgentError::WingsFailed { .. } => "wings_error",
+            AgentError::ServerStopTimeout { .. } => "server_stop_timeout",
+            AgentError::ServerNotStopped => "server_not_stopped",
             AgentError::InvalidLink => "invalid_link",
             AgentError::LinkExpired => "link_expired",
             AgentError::LinkUsed => "link_used",

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use api::agent::{ErrorDetail, JobKind, JobProgress, JobStatus, JobView};
+use api::agent::{ErrorDetail, JobKind, JobPhase, JobProgress, JobStatus, JobView};
 use api::{JobId, ServerUuid};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -187,9 +187,26 @@ impl Jobs {
         });
     }
 
-    /// Progress is kept in memory only (it changes every second).
+    /// Progress is kept in memory only (it changes every second). The
+    /// job's phase stays as [`Jobs::phase`] set it.
     pub fn progress(&self, id: &JobId, progress: JobProgress) {
-        self.update(id, false, |r| r.view.progress = progress);
+        self.update(id, false, |r| {
+            r.view.progress = JobProgress {
+                phase: r.view.progress.phase,
+                ..progress
+            }
+        });
+    }
+
+    /// A multi-step job enters its next step; the numbers of the last
+    /// step are cleared.
+    pub fn phase(&self, id: &JobId, phase: JobPhase) {
+        self.update(id, false, |r| {
+            r.view.progress = JobProgress {
+                phase: Some(phase),
+                ..JobProgress::default()
+            }
+        });
     }
 
     pub fn finish(&self, id: &JobId, outcome: Result<serde_json::Value, AgentError>) {

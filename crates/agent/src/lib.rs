@@ -14,6 +14,7 @@ mod retention;
 mod service;
 mod swap;
 pub mod web;
+mod wings;
 
 use std::future::Future;
 

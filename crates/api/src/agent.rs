@@ -103,6 +103,28 @@ pub struct JobProgress {
     pub files_done: Option<u64>,
     pub total_files: Option<u64>,
     pub seconds_remaining: Option<u64>,
+    /// The step a multi-step job (a restore) is in. Absent from older
+    /// agents and job records, and from jobs of one step; the numbers
+    /// above describe the current step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<JobPhase>,
+}
+
+/// The steps of a restore, in order. A newer agent's step this build does
+/// not know reads as `Other`, so an older panel still reads the job.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobPhase {
+    /// Asking Wings to stop the game server and waiting for `offline`.
+    Stopping,
+    /// Taking the `pre-restore` snapshot of the files as they are.
+    SafetySnapshot,
+    /// restic restores the snapshot and the agent swaps it in.
+    Restoring,
+    /// Asking Wings to start the game server again.
+    Starting,
+    #[serde(other)]
+    Other,
 }
 
 /// `GET /api/servers/{uuid}/backups/restic/jobs/{job_id}`
@@ -149,6 +171,13 @@ pub struct RestoreRequest {
     /// Remove files the snapshot does not have (default `true`).
     #[serde(default = "yes")]
     pub truncate: bool,
+    /// Stop the game server through Wings first and start it again after,
+    /// if it was running (default `true`). Where the agent has Wings'
+    /// settings and cannot reach it, a restore that asks for this is
+    /// refused; `false` restores into the server as it is. Older agents
+    /// ignore the field.
+    #[serde(default = "yes")]
+    pub stop_server: bool,
 }
 
 fn yes() -> bool {
@@ -157,7 +186,10 @@ fn yes() -> bool {
 
 impl Default for RestoreRequest {
     fn default() -> Self {
-        Self { truncate: true }
+        Self {
+            truncate: true,
+            stop_server: true,
+        }
     }
 }
 
@@ -264,4 +296,39 @@ pub struct RetentionResult {
     pub forgotten: Vec<String>,
     /// Snapshots left.
     pub kept: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_progress_reads_records_without_a_phase_and_phases_it_does_not_know() {
+        let old: JobProgress = serde_json::from_str(r#"{"percent":null,"bytes_done":null,"total_bytes":null,"files_done":null,"total_files":null,"seconds_remaining":null}"#).unwrap();
+        assert_eq!(old.phase, None);
+        let newer: JobProgress =
+            serde_json::from_str(r#"{"percent":1.0,"phase":"defragmenting"}"#).unwrap();
+        assert_eq!(newer.phase, Some(JobPhase::Other));
+        let now = serde_json::to_value(JobProgress {
+            phase: Some(JobPhase::SafetySnapshot),
+            ..JobProgress::default()
+        })
+        .unwrap();
+        assert_eq!(now["phase"], "safety_snapshot");
+        assert!(
+            serde_json::to_value(JobProgress::default())
+                .unwrap()
+                .get("phase")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn restore_requests_stop_the_server_unless_they_say_not_to() {
+        let r: RestoreRequest = serde_json::from_str("{}").unwrap();
+        assert!(r.truncate && r.stop_server);
+        let r: RestoreRequest = serde_json::from_str(r#"{"stop_server":false}"#).unwrap();
+        assert!(r.truncate && !r.stop_server);
+        assert!(serde_json::from_str::<RestoreRequest>(r#"{"stop_server":"no"}"#).is_err());
+    }
 }

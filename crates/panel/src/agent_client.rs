@@ -209,12 +209,10 @@ impl AgentClient {
         server: &ServerUuid,
         key: &Secret,
         id: &SnapshotRef,
-        truncate: bool,
+        request: &RestoreRequest,
     ) -> Result<JobAccepted, ClientError> {
         let url = format!("{}/{}/restore", self.backups(server), id.as_str());
-        let req = self
-            .request(Method::POST, &url, Some(key))
-            .json(&RestoreRequest { truncate });
+        let req = self.request(Method::POST, &url, Some(key)).json(request);
         self.json(req).await
     }
 

@@ -102,6 +102,12 @@ async fn restore_brings_back_exact_content_and_metadata_and_can_be_undone() {
 
     let view = restore(&agent, &server, &id, json!({})).await;
     assert_eq!(manifest(&dir), original, "the restored tree differs");
+    // Without Wings' settings the game server is not stopped (or started).
+    assert_eq!(
+        view["result"]["game_server"],
+        json!({"stop": "no_wings", "started_again": false})
+    );
+    assert_eq!(view["progress"]["phase"], "restoring");
     let meta = fs::metadata(&dir).unwrap();
     assert_eq!(
         (meta.ino(), meta.mode() & 0o7777, meta.uid(), meta.gid()),

@@ -113,7 +113,10 @@ async fn every_agent_call_works_through_the_client() {
         .unwrap();
     assert!(res.bytes().await.unwrap().starts_with(b"PK"), "not zip");
 
-    let restore = client.restore(&server, &key, &id, true).await.unwrap();
+    let restore = client
+        .restore(&server, &key, &id, &api::agent::RestoreRequest::default())
+        .await
+        .unwrap();
     assert_eq!(
         finish(&client, &server, &restore.job_id).await.status,
         api::agent::JobStatus::Succeeded

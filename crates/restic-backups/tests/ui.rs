@@ -175,6 +175,22 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         text.contains("replaced") && text.contains("safety snapshot"),
         "{text}"
     );
+    // The owner chooses whether the game server is stopped; yes by default.
+    assert!(
+        b.text("#confirm-extra")
+            .await
+            .contains("Stop the server during the restore"),
+        "{}",
+        b.text("#confirm-extra").await
+    );
+    assert_eq!(
+        b.js(
+            "return document.getElementById('confirm-stop-server').checked",
+            json!([])
+        )
+        .await,
+        json!(true)
+    );
     b.click("#confirm-ok").await;
     let deadline = Instant::now() + Duration::from_secs(120);
     while std::fs::read_to_string(&props).unwrap_or_default() != original {

@@ -166,6 +166,7 @@ impl Agent {
                         files_done: Some(s.files_done),
                         total_files: Some(s.total_files),
                         seconds_remaining: s.seconds_remaining,
+                        phase: None,
                     },
                 );
             }
@@ -196,6 +197,7 @@ impl Agent {
                 files_done: Some(summary.total_files_processed),
                 total_files: Some(summary.total_files_processed),
                 seconds_remaining: Some(0),
+                phase: None,
             },
         );
 

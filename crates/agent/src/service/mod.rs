@@ -113,6 +113,10 @@ struct Inner {
     downloads: Arc<tokio::sync::Semaphore>,
     /// The last readiness answer and when it was found.
     readiness: tokio::sync::Mutex<Option<(std::time::Instant, Vec<&'static str>)>>,
+    /// Wings' local API, to stop a game server around a restore.
+    wings: Option<crate::config::WingsLink>,
+    restore_stop_timeout: Duration,
+    restore_kill_after_timeout: bool,
 }
 
 /// The agent's service object. Cheap to clone.
@@ -158,6 +162,9 @@ impl Agent {
                 used_links: download::UsedLinks::load(layout_links),
                 downloads: Arc::new(tokio::sync::Semaphore::new(cfg.max_parallel_downloads)),
                 readiness: tokio::sync::Mutex::new(None),
+                wings: cfg.wings.clone(),
+                restore_stop_timeout: cfg.restore_stop_timeout,
+                restore_kill_after_timeout: cfg.restore_kill_after_timeout,
             }),
         }
     }

@@ -1,14 +1,67 @@
-//! `POST /api/servers/{uuid}/backups/restic/{id}/restore`: a safety snapshot
-//! first, then the server directory's content becomes the snapshot's, swapped
-//! in crash-safely (see [`crate::swap`]).
+//! `POST /api/servers/{uuid}/backups/restic/{id}/restore`: the game server
+//! is stopped through Wings (when the agent has Wings' settings and the
+//! request does not say `stop_server: false`), a safety snapshot is taken,
+//! the server directory's content becomes the snapshot's, swapped in
+//! crash-safely (see [`crate::swap`]), and the game server is started again
+//! if it was running.
 
-use api::agent::JobKind;
+use std::time::{Duration, Instant};
+
+use api::agent::{JobKind, JobPhase, RestoreRequest};
 use api::{JobId, Secret, ServerUuid, SnapshotRef};
 
 use super::{Agent, JobCtx};
 use crate::AgentError;
 use crate::index::PRE_RESTORE_TAG;
 use crate::swap::Swap;
+use crate::wings::{PowerAction, PowerState, Wings};
+
+/// How often the game server's state is asked while it stops.
+const POLL_EVERY: Duration = Duration::from_millis(250);
+/// How long a killed game server may take to read `offline`.
+const KILL_WAIT: Duration = Duration::from_secs(30);
+
+/// What happened to the game server before the restore (the job's
+/// `result.game_server.stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopOutcome {
+    /// The request said `stop_server: false`.
+    NotRequested,
+    /// The agent has no Wings settings (no Wings `config.yml` with a token).
+    NoWings,
+    AlreadyOffline,
+    Stopped,
+    /// It did not stop in time and `restore_kill_after_timeout` allowed a kill.
+    Killed,
+}
+
+impl StopOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            StopOutcome::NotRequested => "not_requested",
+            StopOutcome::NoWings => "no_wings",
+            StopOutcome::AlreadyOffline => "already_offline",
+            StopOutcome::Stopped => "stopped",
+            StopOutcome::Killed => "killed",
+        }
+    }
+}
+
+/// A restore that failed, and whether the server directory may have been
+/// touched (then the game server is not started on it).
+struct Failed {
+    error: AgentError,
+    swap_began: bool,
+}
+
+impl<E: Into<AgentError>> From<E> for Failed {
+    fn from(e: E) -> Self {
+        Failed {
+            error: e.into(),
+            swap_began: false,
+        }
+    }
+}
 
 impl Agent {
     pub async fn restore(
@@ -16,8 +69,9 @@ impl Agent {
         server: &ServerUuid,
         key: &Secret,
         snapshot: &SnapshotRef,
-        truncate: bool,
+        request: &RestoreRequest,
     ) -> Result<JobId, AgentError> {
+        let truncate = request.truncate;
         let dir = self.inner.layout.existing_server_dir(server)?;
         // Checked now so the client hears at once, not after a safety snapshot.
         let (layout, who) = (self.inner.layout.clone(), server.clone());
@@ -31,11 +85,24 @@ impl Agent {
             .resolve(snapshot)?
             .id
             .clone();
+        // Wings must answer before anything starts: a restore that should
+        // stop the game server and cannot is refused with nothing changed.
+        let wings = match (&self.inner.wings, request.stop_server) {
+            (Some(link), true) => {
+                let wings = Wings::connect(link)?;
+                wings.state(server).await?;
+                Ok(wings)
+            }
+            (Some(_), false) => Err(StopOutcome::NotRequested),
+            (None, _) => Err(StopOutcome::NoWings),
+        };
         let claim = self.claim(server, &slot, JobKind::Restore)?;
         Ok(
             self.spawn_job(server, slot, key, claim, move |ctx| async move {
                 let agent = ctx.agent.clone();
-                agent.run_restore(&ctx, &dir, &target, truncate).await
+                agent
+                    .run_restore(&ctx, &dir, &target, truncate, wings)
+                    .await
             }),
         )
     }
@@ -46,7 +113,131 @@ impl Agent {
         dir: &std::path::Path,
         target: &api::SnapshotId,
         truncate: bool,
+        wings: Result<Wings, StopOutcome>,
     ) -> Result<serde_json::Value, AgentError> {
+        let (wings, stopped, was_running) = match wings {
+            Ok(wings) => {
+                self.inner.jobs.phase(&ctx.job, JobPhase::Stopping);
+                let (stopped, was_running) = self.stop_game_server(ctx, &wings).await?;
+                (Some(wings), stopped, was_running)
+            }
+            Err(why) => (None, why, false),
+        };
+
+        let outcome = self
+            .restore_files(ctx, dir, target, truncate, wings.as_ref())
+            .await;
+
+        // Started again only if it ran before, and never on a directory a
+        // failed swap may have left changed.
+        let start = match &outcome {
+            Ok(_) => was_running,
+            Err(Failed {
+                error: AgentError::ServerNotStopped,
+                ..
+            }) => false,
+            Err(f) => was_running && !f.swap_began,
+        };
+        let mut started = None;
+        if let (true, Some(wings)) = (start, &wings) {
+            self.inner.jobs.phase(&ctx.job, JobPhase::Starting);
+            started = Some(wings.power(&ctx.server, PowerAction::Start).await);
+            match &started {
+                Some(Ok(())) => {
+                    tracing::info!(server = %ctx.server, "game server started again after the restore")
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(server = %ctx.server, error = %e, "could not start the game server again after the restore")
+                }
+                None => {}
+            }
+        } else if was_running {
+            tracing::warn!(server = %ctx.server, "the game server is left stopped: the restore failed after its swap began");
+        }
+
+        let mut result = outcome.map_err(|f| f.error)?;
+        let mut game = serde_json::json!({
+            "stop": stopped.as_str(),
+            "started_again": matches!(started, Some(Ok(()))),
+        });
+        if let Some(Err(e)) = started {
+            game["start_error"] = e.public_message().into();
+        }
+        result["game_server"] = game;
+        Ok(result)
+    }
+
+    /// Stops the game server and waits for `offline`; returns how, and
+    /// whether it was running (or starting) before.
+    async fn stop_game_server(
+        &self,
+        ctx: &JobCtx,
+        wings: &Wings,
+    ) -> Result<(StopOutcome, bool), AgentError> {
+        let server = &ctx.server;
+        let before = wings.state(server).await?;
+        if before == PowerState::Offline {
+            return Ok((StopOutcome::AlreadyOffline, false));
+        }
+        // A server already `stopping` is asked too: its stop may be a
+        // restart's, which would start it again.
+        wings.power(server, PowerAction::Stop).await?;
+        tracing::info!(server = %server, state = ?before, "asked Wings to stop the game server for a restore");
+        let timeout = self.inner.restore_stop_timeout;
+        if self.wait_offline(wings, server, timeout).await? {
+            tracing::info!(server = %server, "the game server is offline");
+            return Ok((StopOutcome::Stopped, before.is_running()));
+        }
+        if !self.inner.restore_kill_after_timeout {
+            tracing::warn!(server = %server, seconds = timeout.as_secs(), "the game server did not stop in time; restore refused");
+            return Err(AgentError::ServerStopTimeout {
+                seconds: timeout.as_secs(),
+            });
+        }
+        tracing::warn!(server = %server, seconds = timeout.as_secs(), "the game server did not stop in time; killing it (restore_kill_after_timeout)");
+        wings.power(server, PowerAction::Kill).await?;
+        if self.wait_offline(wings, server, KILL_WAIT).await? {
+            return Ok((StopOutcome::Killed, before.is_running()));
+        }
+        Err(AgentError::ServerStopTimeout {
+            seconds: (timeout + KILL_WAIT).as_secs(),
+        })
+    }
+
+    /// Polls the state until `offline` (true) or `within` has passed (false).
+    async fn wait_offline(
+        &self,
+        wings: &Wings,
+        server: &ServerUuid,
+        within: Duration,
+    ) -> Result<bool, AgentError> {
+        let deadline = Instant::now() + within;
+        loop {
+            if wings.state(server).await? == PowerState::Offline {
+                return Ok(true);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            tokio::select! {
+                () = self.inner.shutdown.cancelled() => return Err(AgentError::ShuttingDown),
+                () = tokio::time::sleep(POLL_EVERY.min(left)) => {}
+            }
+        }
+    }
+
+    /// The safety snapshot, restic's restore into the work folder and the
+    /// swap. With `wings`, the game server must still be offline right
+    /// before the swap.
+    async fn restore_files(
+        &self,
+        ctx: &JobCtx,
+        dir: &std::path::Path,
+        target: &api::SnapshotId,
+        truncate: bool,
+        wings: Option<&Wings>,
+    ) -> Result<serde_json::Value, Failed> {
         // Resolve again under the writer lock: the snapshot may have been
         // re-tagged (new current ID) since the request.
         let entry = self
@@ -58,8 +249,10 @@ impl Agent {
 
         // The safety snapshot comes first, of the tree as it is (files the
         // game wrote since an earlier failed swap included)…
+        self.inner.jobs.phase(&ctx.job, JobPhase::SafetySnapshot);
         let (safety, _) = self.snapshot(ctx, dir, &[], &[PRE_RESTORE_TAG]).await?;
         tracing::info!(server = %ctx.server, safety = %safety.id.short(), "safety snapshot taken before restore");
+        self.inner.jobs.phase(&ctx.job, JobPhase::Restoring);
         // …then a swap an earlier restore left half way is finished.
         let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
         let pending = tokio::task::spawn_blocking(move || {
@@ -68,7 +261,11 @@ impl Agent {
                 .map_err(AgentError::from)
         })
         .await
-        .map_err(|e| AgentError::Internal(e.to_string()))??;
+        .map_err(|e| AgentError::Internal(e.to_string()))?;
+        let pending = pending.map_err(|error| Failed {
+            error,
+            swap_began: true,
+        })?;
         if let Some(phase) = pending {
             tracing::warn!(server = %ctx.server, ?phase, "finished an earlier restore's swap first");
         }
@@ -86,7 +283,20 @@ impl Agent {
             .repo(&ctx.server, &ctx.key)
             .restore(&entry.current, &swap.new_dir(), Some(&self.inner.shutdown))
             .await;
-        if let Err(e) = restored {
+        // The game server must not have come back meanwhile (started from
+        // the panel, a schedule): it would write into the new files.
+        let still_offline = match (&restored, wings) {
+            (Ok(_), Some(wings)) => match wings.state(&ctx.server).await {
+                Ok(PowerState::Offline) => Ok(()),
+                Ok(state) => {
+                    tracing::warn!(server = %ctx.server, ?state, "the game server came back during the restore; not swapping");
+                    Err(AgentError::ServerNotStopped)
+                }
+                Err(e) => Err(e),
+            },
+            _ => Ok(()),
+        };
+        if let Err(e) = restored.map_err(AgentError::from).and(still_offline) {
             let abandon = swap.clone();
             let _ = tokio::task::spawn_blocking(move || abandon.abandon()).await;
             return Err(e.into());
@@ -117,7 +327,12 @@ impl Agent {
             })
         })
         .await
-        .map_err(|e| AgentError::Internal(e.to_string()))??;
+        .map_err(|e| AgentError::Internal(e.to_string()))
+        .and_then(|r| r.map_err(AgentError::from))
+        .map_err(|error| Failed {
+            error,
+            swap_began: true,
+        })?;
         tracing::info!(server = %ctx.server, snapshot = %entry.id.short(), truncate, "restore finished");
         Ok(serde_json::json!({
             "restored": entry.id.to_string(),

@@ -26,13 +26,22 @@ pub fn status_of(e: &AgentError) -> StatusCode {
         | AgentError::AllBackupsLocked
         | AgentError::JobInProgress { .. }
         | AgentError::RepoLocked
-        | AgentError::RestoreUnsupported => StatusCode::CONFLICT,
+        | AgentError::RestoreUnsupported
+        | AgentError::ServerNotStopped => StatusCode::CONFLICT,
         AgentError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         AgentError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         AgentError::TooManyDownloads => StatusCode::TOO_MANY_REQUESTS,
-        AgentError::ResticUnavailable | AgentError::ShuttingDown | AgentError::Interrupted => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        // Wings is a service the restore depends on; 503 (not 502) so the
+        // panel passes the code on to the user instead of calling the
+        // node unavailable.
+        AgentError::ResticUnavailable
+        | AgentError::ShuttingDown
+        | AgentError::Interrupted
+        | AgentError::WingsUnavailable
+        | AgentError::WingsRefused
+        | AgentError::WingsFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        // Only ever a job's outcome, never an answer to a request.
+        AgentError::ServerStopTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         AgentError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

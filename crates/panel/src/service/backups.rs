@@ -1,6 +1,8 @@
 //! Backups of one server, proxied to its node's agent.
 
-use api::agent::{BackupItem, CreateBackupRequest, JobAccepted, JobView, LockState, RepoStats};
+use api::agent::{
+    BackupItem, CreateBackupRequest, JobAccepted, JobView, LockState, RepoStats, RestoreRequest,
+};
 use api::download::DownloadFormat;
 use api::panel::{PanelBackupList, ServerSummary};
 use api::{JobId, SnapshotRef};
@@ -144,11 +146,11 @@ impl Panel {
         &self,
         auth: &Authorized<Restore>,
         id: &SnapshotRef,
-        truncate: bool,
+        request: &RestoreRequest,
     ) -> Result<JobAccepted, PanelError> {
         let t = self.target(auth.server()).await?;
         Ok(t.client
-            .restore(&auth.server().uuid, &t.key, id, truncate)
+            .restore(&auth.server().uuid, &t.key, id, request)
             .await?)
     }
 

@@ -128,6 +128,7 @@ fn render(p: Page<'_>, content: Markup) -> Markup {
                     form method="dialog" {
                         h2 id="confirm-title" {}
                         p id="confirm-text" {}
+                        div id="confirm-extra" {}
                         div.dialog-buttons {
                             button type="submit" value="cancel" class="secondary" { "Cancel" }
                             button type="submit" value="ok" id="confirm-ok" class="danger" { "Confirm" }

@@ -18,6 +18,7 @@ pub mod panel;
 pub mod ptero_world;
 pub mod pterodactyl;
 pub mod webdriver;
+pub mod wings;
 
 pub const TOKEN: &str = "test-node-token-6f1d2c3b4a59";
 
@@ -183,9 +184,10 @@ impl TestAgent {
         cmd.arg("agent")
             .arg("--config")
             .arg(&config)
-            .envs(env.iter().copied())
-            // A stray Wings config on the test machine must not leak in.
-            .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null");
+            // A stray Wings config on the test machine must not leak in
+            // (a test may name its own, below).
+            .env("RESTIC_BACKUPS_AGENT_WINGS_CONFIG", "/dev/null")
+            .envs(env.iter().copied());
         let (child, log, url) = spawn_service(cmd, "agent listening on ");
         TestAgent {
             dir,
@@ -456,7 +458,20 @@ pub fn tar_list(archive: &Path, flags: &[&str]) -> String {
 
 /// A self-signed certificate for 127.0.0.1 and localhost (PEM cert, key).
 pub fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    make_cert_named(dir, "localhost", "IP:127.0.0.1,DNS:localhost")
+}
+
+/// A self-signed certificate with common name `cn` and the names `san`
+/// (`DNS:node.example.com`, …), as `<cn>.pem` and `<cn>.key.pem`.
+pub fn make_cert_named(dir: &Path, cn: &str, san: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = if cn == "localhost" {
+        (dir.join("cert.pem"), dir.join("key.pem"))
+    } else {
+        (
+            dir.join(format!("{cn}.pem")),
+            dir.join(format!("{cn}.key.pem")),
+        )
+    };
     let out = Command::new("openssl")
         .args([
             "req",
@@ -469,12 +484,10 @@ pub fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
             "-days",
             "2",
         ])
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ])
+        .arg("-subj")
+        .arg(format!("/CN={cn}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName={san}"))
         .arg("-keyout")
         .arg(&key)
         .arg("-out")

@@ -115,12 +115,16 @@
     return Math.floor(m / 60) + " h " + (m % 60) + " min";
   }
 
-  /** Asks for confirmation in the page's dialog; resolves to true/false. */
-  function confirmDialog(title, text, okLabel) {
+  /**
+   * Asks for confirmation in the page's dialog; resolves to true/false.
+   * `extra` (optional) is a node shown under the text, such as an option.
+   */
+  function confirmDialog(title, text, okLabel, extra) {
     const dialog = $("confirm");
     $("confirm-title").textContent = title;
     $("confirm-text").textContent = text;
     $("confirm-ok").textContent = okLabel || "Confirm";
+    $("confirm-extra").replaceChildren(...(extra ? [extra] : []));
     return new Promise((resolve) => {
       dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
       dialog.returnValue = "cancel";
@@ -441,19 +445,30 @@
 
     async function restore(b) {
       closeMenus();
+      // Checked by default: a running game server would overwrite the
+      // restored files with its next save.
+      const stop = h("input", { type: "checkbox", id: "confirm-stop-server", checked: true });
+      const option = h(
+        "label",
+        { class: "check" },
+        stop,
+        " Stop the server during the restore",
+        h("span", { class: "muted" }, " (it is started again afterwards if it was running)")
+      );
       const ok = await confirmDialog(
         "Restore this backup?",
         "The server's files will be replaced by backup " +
           b.short_id +
           " from " +
           localTime(b.time) +
-          ". Files made since then are removed. A safety snapshot of the current files is taken first, so this can be undone. Stop the server before restoring.",
-        "Restore"
+          ". Files made since then are removed. A safety snapshot of the current files is taken first, so this can be undone.",
+        "Restore",
+        option
       );
       if (!ok) return;
       clearError();
       try {
-        const job = await api("POST", base + "/" + b.id + "/restore", { truncate: true });
+        const job = await api("POST", base + "/" + b.id + "/restore", { truncate: true, stop_server: stop.checked });
         watchJob(job.job_id, "Restoring");
       } catch (e) {
         showError(e);
@@ -479,6 +494,14 @@
       await refresh();
     }
 
+    /** The steps of a restore (`progress.phase`), as the bar names them. */
+    const PHASES = {
+      stopping: "stopping the game server",
+      safety_snapshot: "safety snapshot",
+      restoring: "restoring files",
+      starting: "starting the game server",
+    };
+
     function setProgress(kind, view) {
       const box = $("progress");
       box.hidden = false;
@@ -495,6 +518,8 @@
       } else if (view && view.status === "running") {
         text = "working…";
       }
+      const phase = PHASES[p.phase];
+      if (phase && view.status === "running") text = phase + (typeof p.percent === "number" ? " · " + text : "…");
       $("progress-text").textContent = text;
     }
 
@@ -520,6 +545,10 @@
           if (view.status === "succeeded" || view.status === "failed") {
             if (view.status === "failed") {
               showError(kind + " failed: " + (view.error ? view.error.message : "unknown error"));
+            }
+            const game = view.result && view.result.game_server;
+            if (game && game.start_error) {
+              showError("The files were restored, but the game server could not be started again: " + game.start_error);
             }
             break;
           }

@@ -1,5 +1,8 @@
-//! `POST /api/servers/{server}/backups/restic/{id}/restore` `{"truncate": true}`
-//! → 202 `{"job_id"}`. A safety snapshot tagged `pre-restore` comes first.
+//! `POST /api/servers/{server}/backups/restic/{id}/restore`
+//! `{"truncate": true, "stop_server": true}` → 202 `{"job_id"}`. With Wings'
+//! settings the game server is stopped first (503 `wings_unavailable`,
+//! `wings_refused` or `wings_error` when Wings does not answer as it should,
+//! and nothing happens); a safety snapshot tagged `pre-restore` comes first.
 
 use api::agent::{JobAccepted, RestoreRequest};
 use axum::Json;
@@ -17,10 +20,7 @@ pub async fn handler(
     RepoKey(key): RepoKey,
     JsonBody(body): JsonBody<RestoreRequest>,
 ) -> Result<(StatusCode, Json<JobAccepted>), AgentError> {
-    let job = state
-        .agent
-        .restore(&server, &key, &id, body.truncate)
-        .await?;
+    let job = state.agent.restore(&server, &key, &id, &body).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(JobAccepted {

@@ -1,4 +1,7 @@
-//! `POST /extensions/resticbackups/servers/{server}/backups/restic/{id}/restore`.
+//! `POST /extensions/resticbackups/servers/{server}/backups/restic/{id}/restore`
+//! `{"truncate": true, "stop_server": true}` → 202 `{"job_id"}`; both are
+//! passed to the node's agent as they came (`stop_server: false` restores
+//! without stopping the game server through Wings).
 
 use api::agent::{JobAccepted, RestoreRequest};
 use axum::Json;
@@ -16,6 +19,6 @@ pub async fn restore(
     Snapshot(id): Snapshot,
     JsonBody(body): JsonBody<RestoreRequest>,
 ) -> Result<(StatusCode, Json<JobAccepted>), PanelError> {
-    let job = state.panel.restore(&p, &id, body.truncate).await?;
+    let job = state.panel.restore(&p, &id, &body).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
