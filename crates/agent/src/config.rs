@@ -103,8 +103,9 @@ pub enum WingsTrust {
 
 /// Bounds of `restore_stop_timeout` (seconds). Wings itself kills a server
 /// whose stop takes 10 minutes (`environment/docker/power.go`
-/// `WaitForStop`, called with `time.Minute*10` by `server/power.go`).
-const STOP_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=900;
+/// `WaitForStop`, called with `time.Minute*10` by `server/power.go`), so
+/// the wait ends well before: a kill happens only if the admin allowed it.
+const STOP_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=540;
 const DEFAULT_STOP_TIMEOUT_SECS: u64 = 60;
 
 impl std::fmt::Debug for AgentConfig {
@@ -300,7 +301,7 @@ impl AgentConfig {
             return Err(invalid(
                 "restore_stop_timeout",
                 format!(
-                    "must be between {} and {} seconds (Wings itself kills a server whose stop takes 10 minutes)",
+                    "must be between {} and {} seconds (Wings itself kills a server whose stop takes 10 minutes; the wait ends before that)",
                     STOP_TIMEOUT_SECS.start(),
                     STOP_TIMEOUT_SECS.end()
                 ),

@@ -8,6 +8,9 @@ pub enum AgentError {
     /// Bad input; `code` is a stable snake_case word, `message` is safe to show.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    /// The request is fine but the state on disk does not allow it (409).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("no node token was presented")]
     MissingToken,
     #[error("the node token is not valid")]
@@ -61,7 +64,7 @@ pub enum AgentError {
     #[error("Wings answered HTTP {status} ({detail}); nothing was restored")]
     WingsFailed { status: u16, detail: String },
     #[error(
-        "the game server did not stop within {seconds} s, so nothing was restored; Wings may still stop it: start it again from the panel if it stays offline"
+        "the game server did not stop within {seconds} s, so nothing was restored; if Wings stops it later, the agent starts it again"
     )]
     ServerStopTimeout { seconds: u64 },
     #[error(
@@ -115,7 +118,7 @@ impl AgentError {
     /// The stable snake_case code clients can branch on.
     pub fn code(&self) -> &'static str {
         match self {
-            AgentError::BadRequest { code, .. } => code,
+            AgentError::BadRequest { code, .. } | AgentError::Conflict { code, .. } => code,
             AgentError::MissingToken => "missing_token",
             AgentError::InvalidToken => "invalid_token",
             AgentError::WrongKey => "wrong_key",

@@ -169,20 +169,26 @@ impl Swap {
         }
         let new = self.new_dir();
         let mut dir = new.clone();
-        for part in &parts {
+        for (depth, part) in parts.iter().enumerate() {
             let mut names = Vec::new();
             for e in fs::read_dir(&dir)? {
                 names.push(e?.file_name());
                 if names.len() > 1 {
-                    return Ok(false);
+                    break;
                 }
             }
-            if names.len() != 1 || names[0] != std::ffi::OsStr::new(part) {
+            dir.push(part);
+            let named = names.len() == 1 && names[0] == std::ffi::OsStr::new(part);
+            if !named && depth == 0 {
+                // Not the layout at all: the snapshot's files are at its root.
                 return Ok(false);
             }
-            dir.push(part);
-            if !fs::symlink_metadata(&dir)?.is_dir() {
-                return Ok(false);
+            if !named || !fs::symlink_metadata(&dir)?.is_dir() {
+                // Half the layout: swapping it in would put the server's
+                // files in the wrong place.
+                return Err(std::io::Error::other(format!(
+                    "the snapshot holds its files under {nested} but not only there; restore it by hand with restic"
+                )));
             }
         }
         // The chain moves aside first, so a restored entry named like its
@@ -647,6 +653,67 @@ mod tests {
             swap.work.join("old/old.txt"),
         )
         .unwrap();
+    }
+
+    /// A swap whose restored tree is `files` (in place of `setup`'s).
+    fn restored(files: &[(&str, &str)]) -> (tempfile::TempDir, Swap) {
+        let (t, _l, swap) = setup(true);
+        remove_all(&swap.new_dir()).unwrap();
+        fs::create_dir(swap.new_dir()).unwrap();
+        tree(&swap.new_dir(), files);
+        (t, swap)
+    }
+
+    #[test]
+    fn a_snapshot_of_an_absolute_folder_is_hoisted_to_the_root() {
+        let nested = "/var/lib/pterodactyl/volumes/0a1b2c3d";
+        // The server's files include a folder named like the chain's first.
+        let (_t, swap) = restored(&[
+            (
+                "var/lib/pterodactyl/volumes/0a1b2c3d/server.properties",
+                "motd",
+            ),
+            ("var/lib/pterodactyl/volumes/0a1b2c3d/var/own.txt", "mine"),
+        ]);
+        assert!(swap.hoist_nested(nested).unwrap());
+        assert_eq!(
+            read_tree(&swap.new_dir()),
+            [
+                ("server.properties".into(), "motd".into()),
+                ("var/".into(), String::new()),
+                ("var/own.txt".into(), "mine".into())
+            ]
+        );
+        assert!(!swap.work.join("nested").exists());
+        swap.commit().unwrap();
+        assert_eq!(
+            fs::read_to_string(swap.server_dir.join("server.properties")).unwrap(),
+            "motd"
+        );
+    }
+
+    #[test]
+    fn a_tree_at_the_root_is_left_and_half_the_layout_is_refused() {
+        let nested = "/var/lib/pterodactyl/volumes/0a1b2c3d";
+        let (_t, swap) = restored(&[("world/level.dat", "x"), ("var/y", "y")]);
+        assert!(!swap.hoist_nested(nested).unwrap());
+        assert_eq!(read_tree(&swap.new_dir()).len(), 4);
+        // The chain, then something else beside its folder.
+        let (_t, swap) = restored(&[
+            ("var/lib/pterodactyl/volumes/0a1b2c3d/a", "a"),
+            ("var/lib/other", "b"),
+        ]);
+        assert!(swap.hoist_nested(nested).is_err());
+        // The chain's last part is a symlink: refused, not followed.
+        let (_t, swap) = restored(&[("var/lib/pterodactyl/keep", "k")]);
+        std::os::unix::fs::symlink("/etc", swap.new_dir().join("var/lib/pterodactyl/volumes"))
+            .unwrap();
+        fs::remove_file(swap.new_dir().join("var/lib/pterodactyl/keep")).unwrap();
+        assert!(swap.hoist_nested(nested).is_err());
+        for odd in ["/", "", "/var/../etc"] {
+            let (_t, swap) = restored(&[("a", "a")]);
+            assert!(!swap.hoist_nested(odd).unwrap(), "{odd}");
+        }
     }
 
     #[test]

@@ -145,6 +145,7 @@ pub fn plan(source: &ExtensionSource, known: &HashSet<ServerUuid>, now: i64) -> 
     };
     let mut global = Vec::new();
 
+    let mut seen_keys = HashSet::new();
     if let Some(t) = source.table("restic") {
         for row in &t.rows {
             let Some(uuid) = route(get(row, "server_uuid"), "restic", &mut global) else {
@@ -152,7 +153,13 @@ pub fn plan(source: &ExtensionSource, known: &HashSet<ServerUuid>, now: i64) -> 
             };
             let p = servers
                 .entry(uuid.clone())
-                .or_insert_with(|| ServerPlan::new(uuid));
+                .or_insert_with(|| ServerPlan::new(uuid.clone()));
+            if !seen_keys.insert(uuid) {
+                p.key = None;
+                p.problems
+                    .push("restic: more than one key for this server; none imported".into());
+                continue;
+            }
             match get(row, "encryption_key").map(|k| Secret::new(k.trim())) {
                 Some(Ok(key)) => {
                     let at = time_of(row, "updated_at").or_else(|| time_of(row, "created_at"));
@@ -207,17 +214,25 @@ pub fn plan(source: &ExtensionSource, known: &HashSet<ServerUuid>, now: i64) -> 
             let p = servers
                 .entry(uuid.clone())
                 .or_insert_with(|| ServerPlan::new(uuid.clone()));
+            if !with_policy.insert(uuid) {
+                p.policy = None;
+                p.problems.push(
+                    "restic_policies: more than one row for this server; no schedule imported"
+                        .into(),
+                );
+                continue;
+            }
             let fields = Fields::read(row, POLICY_COLUMNS);
             p.policy = Some(MappedPolicy {
                 policy: map_policy(&fields, now, &mut p.problems),
                 from: PolicyFrom::Policies,
             });
-            with_policy.insert(uuid);
         }
     }
 
     // The legacy tables count only for servers without a `restic_policies` row.
     let mut legacy: BTreeMap<ServerUuid, Fields> = BTreeMap::new();
+    let mut legacy_rows: BTreeMap<(ServerUuid, &str), Vec<(&SourceRow, Columns)>> = BTreeMap::new();
     for (name, columns) in [
         ("restic_schedules", SCHEDULE_COLUMNS),
         ("restic_pruning", PRUNING_COLUMNS),
@@ -239,10 +254,26 @@ pub fn plan(source: &ExtensionSource, known: &HashSet<ServerUuid>, now: i64) -> 
             if with_policy.contains(&uuid) {
                 continue;
             }
+            legacy_rows
+                .entry((uuid, name))
+                .or_default()
+                .push((row, columns));
+        }
+    }
+    for ((uuid, table), rows) in legacy_rows {
+        if let [(row, columns)] = rows.as_slice() {
             legacy
                 .entry(uuid)
                 .or_default()
                 .merge(Fields::read(row, columns));
+        } else {
+            let p = servers
+                .entry(uuid.clone())
+                .or_insert_with(|| ServerPlan::new(uuid));
+            p.problems.push(format!(
+                "{table}: {} rows for this server; which one counts is unclear, so none was imported",
+                rows.len()
+            ));
         }
     }
     for (uuid, fields) in legacy {
@@ -287,6 +318,12 @@ pub fn plan(source: &ExtensionSource, known: &HashSet<ServerUuid>, now: i64) -> 
                     "restic_backup_notes: the note on {} was cut to {MAX_NOTE_CHARS} characters",
                     &id[..8]
                 ));
+            }
+            if p.notes.iter().any(|(known, _)| *known == id) {
+                p.problems.push(format!(
+                    "restic_backup_notes: more than one note on {id}; the first was kept"
+                ));
+                continue;
             }
             p.notes.push((id, note));
         }
@@ -520,13 +557,23 @@ impl Fields {
             .map(|(c, v)| (c.as_str(), v.as_str()))
     }
 
-    fn flag(&self, f: Field) -> Option<bool> {
-        self.get(f).map(|(_, v)| {
-            !matches!(
-                v.to_ascii_lowercase().as_str(),
-                "0" | "false" | "no" | "off"
-            )
-        })
+    /// A yes/no column: only values that plainly say yes or no count (a
+    /// `BIT(1)` arrives as a byte); anything else is reported and read as
+    /// no, so nothing is switched on by a guess.
+    fn flag(&self, f: Field, problems: &mut Vec<String>) -> bool {
+        let Some((column, v)) = self.get(f) else {
+            return false;
+        };
+        match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "y" | "on" | "\u{1}" => true,
+            "0" | "false" | "no" | "n" | "off" | "\u{0}" => false,
+            other => {
+                problems.push(format!(
+                    "{column} = {other:?} is neither yes nor no; read as no"
+                ));
+                false
+            }
+        }
     }
 }
 
@@ -559,7 +606,7 @@ fn interval_of(f: &Fields) -> Result<Interval, String> {
 /// 24 hours, so its retention rules are not lost and nothing runs that the
 /// extension would not have run.
 fn map_policy(f: &Fields, now: i64, problems: &mut Vec<String>) -> Policy {
-    let wanted = f.flag(Field::Enabled).unwrap_or(false);
+    let wanted = f.flag(Field::Enabled, problems);
     let (interval, enabled) = match interval_of(f) {
         Ok(i) => (i, wanted),
         Err(e) => {
@@ -594,7 +641,7 @@ fn map_policy(f: &Fields, now: i64, problems: &mut Vec<String>) -> Policy {
         (Field::KeepMonthly, &mut p.keep_monthly),
         (Field::KeepYearly, &mut p.keep_yearly),
     ];
-    let pruning = f.flag(Field::PruneEnabled).unwrap_or(false);
+    let pruning = f.flag(Field::PruneEnabled, problems);
     let mut any_rule = false;
     for (field, slot) in rules {
         let Some((column, v)) = f.get(field) else {
@@ -898,6 +945,98 @@ mod tests {
         assert_eq!(mapped.from, PolicyFrom::Policies);
         assert_eq!(mapped.policy.interval_unit, "days");
         assert_eq!(mapped.policy.keep_daily, None);
+    }
+
+    #[test]
+    fn only_plain_yes_or_no_switches_anything_on() {
+        let policy = |enabled: &str, pruning: &str| {
+            let s = source(vec![table(
+                "restic_policies",
+                vec![row(&[
+                    ("server_uuid", Some(A)),
+                    ("interval_value", Some("6")),
+                    ("interval_unit", Some("hours")),
+                    ("schedule_enabled", Some(enabled)),
+                    ("keep_last", Some("3")),
+                    ("pruning_enabled", Some(pruning)),
+                ])],
+            )]);
+            let plan = plan(&s, &known(), NOW);
+            let server = plan.servers[0].clone();
+            let p = server.policy.unwrap().policy;
+            (p.enabled, p.keep_last, server.problems.join("\n"))
+        };
+        assert!(policy("1", "\u{1}").0);
+        assert_eq!(policy("1", "\u{1}").1, Some(3));
+        // BIT(1) zero, an ENUM, words: never read as yes.
+        let (on, keep, problems) = policy("\u{0}", "N");
+        assert_eq!((on, keep), (false, None));
+        assert!(!problems.contains("neither"), "{problems}");
+        let (on, keep, problems) = policy("disabled", "maybe");
+        assert_eq!((on, keep), (false, None));
+        assert!(
+            problems.contains("\"disabled\" is neither yes nor no"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn duplicate_rows_are_reported_not_chosen_between() {
+        let k = "ab".repeat(32);
+        let s = source(vec![
+            table(
+                "restic",
+                vec![
+                    row(&[
+                        ("server_uuid", Some(A)),
+                        ("encryption_key", Some(k.as_str())),
+                    ]),
+                    row(&[
+                        ("server_uuid", Some(&A.to_uppercase())),
+                        ("encryption_key", Some("cd".repeat(32).as_str())),
+                    ]),
+                ],
+            ),
+            table(
+                "restic_schedules",
+                vec![
+                    row(&[
+                        ("server_uuid", Some(A)),
+                        ("enabled", Some("1")),
+                        ("interval_hours", Some("6")),
+                    ]),
+                    row(&[
+                        ("server_uuid", Some(A)),
+                        ("enabled", Some("0")),
+                        ("interval_hours", Some("1")),
+                    ]),
+                ],
+            ),
+            table(
+                "restic_backup_notes",
+                vec![
+                    row(&[
+                        ("server_uuid", Some(A)),
+                        ("backup_id", Some("abcdef12")),
+                        ("note", Some("one")),
+                    ]),
+                    row(&[
+                        ("server_uuid", Some(A)),
+                        ("backup_id", Some("ABCDEF12")),
+                        ("note", Some("two")),
+                    ]),
+                ],
+            ),
+        ]);
+        let plan = plan(&s, &known(), NOW);
+        let p = &plan.servers[0];
+        assert_eq!(p.key, None);
+        assert_eq!(p.policy, None);
+        assert_eq!(p.notes, vec![("abcdef12".to_owned(), "one".to_owned())]);
+        let all = p.problems.join("\n");
+        assert!(all.contains("more than one key"), "{all}");
+        assert!(all.contains("restic_schedules: 2 rows"), "{all}");
+        assert!(all.contains("more than one note"), "{all}");
     }
 
     #[test]

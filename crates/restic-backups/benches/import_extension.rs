@@ -159,7 +159,7 @@ async fn main() {
     let (mut read, mut dry, mut full, mut again) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let started = Instant::now();
-        let source = panel::storage::extension::read_extension(&url, Some(&password))
+        let source = panel::storage::extension::read_extension(&url, Some(&password), false)
             .await
             .unwrap();
         read.push(started.elapsed());

@@ -32,6 +32,11 @@ pub enum ImportCommand {
         /// write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Allow a database on another host: the connection has no TLS, so
+        /// the password and keys cross the network readable (prefer an SSH
+        /// tunnel to 127.0.0.1).
+        #[arg(long)]
+        mysql_insecure_transport: bool,
     },
 }
 
@@ -63,11 +68,16 @@ pub async fn run(panel: &Panel, cmd: ImportCommand) -> Result<(), String> {
         mysql_password_file,
         mysql_password_stdin,
         dry_run,
+        mysql_insecure_transport,
     } = cmd;
     let password = password(mysql_password_file, mysql_password_stdin)?;
-    let source = panel::storage::extension::read_extension(&mysql_url, password.as_ref())
-        .await
-        .map_err(|e| e.to_string())?;
+    let source = panel::storage::extension::read_extension(
+        &mysql_url,
+        password.as_ref(),
+        mysql_insecure_transport,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let report = panel
         .import_extension(&Operator::at_the_host_shell(), &source, dry_run)
         .await
@@ -95,8 +105,16 @@ fn key_text(k: &KeyOutcome, dry_run: bool) -> String {
         }
         KeyOutcome::ImportedNoRepository => "key imported (no repository yet)".into(),
         KeyOutcome::WrongKey => "KEY DOES NOT OPEN THE REPOSITORY: not imported".into(),
-        KeyOutcome::Unchecked(why) => format!("key not checked ({why}): not imported"),
+        KeyOutcome::Unchecked(why) => format!("key not checked ({}): not imported", shown(why)),
     }
+}
+
+/// Text from the databases, for a terminal: control characters (which
+/// could rewrite what the operator sees) become `?`.
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// The report as printed: one block per server, then the summary table.
@@ -113,7 +131,7 @@ pub fn render(r: &ImportReport) -> String {
         let _ = writeln!(o, "  {t}: {n} rows");
     }
     for s in &r.servers {
-        let _ = writeln!(o, "server {} ({})", s.uuid, s.name);
+        let _ = writeln!(o, "server {} ({})", s.uuid, shown(&s.name));
         let _ = writeln!(o, "  {}", key_text(&s.key, r.dry_run));
         if s.history_added > 0 {
             let _ = writeln!(o, "  earlier keys: {will} {}", s.history_added);
@@ -141,19 +159,19 @@ pub fn render(r: &ImportReport) -> String {
             let _ = writeln!(o, "  job history: {will} {} runs", s.jobs_written);
         }
         for p in &s.problems {
-            let _ = writeln!(o, "  problem: {p}");
+            let _ = writeln!(o, "  problem: {}", shown(p));
         }
     }
     for u in &r.unknown {
         let _ = writeln!(
             o,
             "unknown server {} ({}): not imported; sync Pterodactyl or `server add` it, then import again",
-            u.uuid,
+            shown(&u.uuid),
             u.rows.join(", ")
         );
     }
     for p in &r.problems {
-        let _ = writeln!(o, "problem: {p}");
+        let _ = writeln!(o, "problem: {}", shown(p));
     }
 
     let count = |f: &dyn Fn(&panel::service::import::ServerReport) -> bool| {

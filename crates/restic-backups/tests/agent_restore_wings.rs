@@ -322,6 +322,12 @@ async fn a_server_that_does_not_stop_in_time_is_left_alone_and_nothing_is_restor
     assert_eq!(wings.state_of(&server), Some("stopping"));
     assert_eq!(manifest(&dir), before);
     assert_eq!(safety_snapshots(&agent, &server).await, 0);
+    // When Wings' own stop finally ends, the server that ran is started
+    // again: a refused restore does not leave it down.
+    wings.set_mode(Mode::Up);
+    wings.force_state(&server, "offline");
+    wait_state(&wings, &server, "running").await;
+    assert_eq!(manifest(&dir), before);
 }
 
 #[tokio::test]

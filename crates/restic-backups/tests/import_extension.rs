@@ -444,6 +444,22 @@ async fn bad_sources_are_refused_clearly() {
         "{out}"
     );
 
+    // Another host: refused without TLS unless the operator says so.
+    let (ok, out) = run_cli(
+        &config,
+        &[
+            "import",
+            "extension",
+            "--mysql-url",
+            "mysql://u@db.example.net:3306/panel",
+        ],
+        "",
+    );
+    assert!(
+        !ok && out.contains("without TLS") && out.contains("SSH tunnel"),
+        "{out}"
+    );
+
     // Nothing listens there.
     let (ok, out) = run_cli(
         &config,

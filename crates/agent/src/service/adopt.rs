@@ -46,19 +46,30 @@ impl Agent {
 
         let prefix = format!("{}+", server.as_str());
         let mut candidates = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(&root) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let Some(owner) = name.strip_prefix(&prefix) else {
-                    continue;
-                };
-                // `file_type` does not follow symlinks.
-                if owner_name(owner) && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    candidates.push(name);
+        // Folders that look like the extension's but cannot be used: a
+        // symlink (it could point anywhere), a name out of the owner set.
+        let mut unusable = Vec::new();
+        match std::fs::read_dir(&root) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let Some(owner) = name.strip_prefix(&prefix) else {
+                        continue;
+                    };
+                    // `file_type` does not follow symlinks.
+                    if owner_name(owner) && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        candidates.push(name);
+                    } else {
+                        unusable.push(name);
+                    }
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
         }
         candidates.sort();
+        unusable.sort();
 
         if std::fs::symlink_metadata(&target).is_ok() {
             return match open(target).await {
@@ -74,25 +85,39 @@ impl Agent {
                 Err(e) => Err(e.into()),
             };
         }
-        let mut opened = None;
-        let mut tried = false;
+        if !unusable.is_empty() {
+            return Err(AgentError::Conflict {
+                code: "unusable_repository",
+                message: format!(
+                    "repository folders of this server that are not plain folders with an owner name were left alone: {}; move them yourself",
+                    unusable.join(", ")
+                ),
+            });
+        }
+        // Every candidate is tried: two that open with the same key leave
+        // no way to tell which is the current owner's.
+        let mut opened = Vec::new();
         for name in &candidates {
-            tried = true;
             match open(root.join(name)).await {
-                Ok(()) => {
-                    opened = Some(name.clone());
-                    break;
-                }
+                Ok(()) => opened.push(name.clone()),
                 Err(EngineError::WrongKey | EngineError::RepoNotFound) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        let Some(from) = opened else {
-            return Err(if tried {
-                AgentError::WrongKey
-            } else {
-                AgentError::RepoNotFound
-            });
+        let from = match opened.as_slice() {
+            [] if candidates.is_empty() => return Err(AgentError::RepoNotFound),
+            [] => return Err(AgentError::WrongKey),
+            [one] => one.clone(),
+            several => {
+                return Err(AgentError::Conflict {
+                    code: "ambiguous_repository",
+                    message: format!(
+                        "the key opens more than one of this server's repositories ({}); move the right one to {} yourself",
+                        several.join(", "),
+                        server.as_str()
+                    ),
+                });
+            }
         };
         if !dry_run {
             std::fs::rename(root.join(&from), &target).map_err(|e| {

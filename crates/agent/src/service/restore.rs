@@ -20,6 +20,9 @@ use crate::wings::{PowerAction, PowerState, Wings};
 const POLL_EVERY: Duration = Duration::from_millis(250);
 /// How long a killed game server may take to read `offline`.
 const KILL_WAIT: Duration = Duration::from_secs(30);
+/// How long a given-up restore waits for the game server it asked to stop
+/// before starting it again (Wings kills a stop after 10 minutes).
+const BRING_BACK_WITHIN: Duration = Duration::from_secs(11 * 60);
 
 /// What happened to the game server before the restore (the job's
 /// `result.game_server.stop`).
@@ -118,7 +121,16 @@ impl Agent {
         let (wings, stopped, was_running) = match wings {
             Ok(wings) => {
                 self.inner.jobs.phase(&ctx.job, JobPhase::Stopping);
-                let (stopped, was_running) = self.stop_game_server(ctx, &wings).await?;
+                let (stopped, was_running) = match self.stop_game_server(ctx, &wings).await {
+                    Ok(done) => done,
+                    Err((e, true)) => {
+                        // The stop was sent to a running server and the
+                        // restore is off: it runs again once it is down.
+                        self.start_when_offline(&ctx.server, wings);
+                        return Err(e);
+                    }
+                    Err((e, false)) => return Err(e),
+                };
                 (Some(wings), stopped, was_running)
             }
             Err(why) => (None, why, false),
@@ -167,15 +179,54 @@ impl Agent {
         Ok(result)
     }
 
+    /// After a restore was given up once a running game server was asked
+    /// to stop: waits (in the background, up to Wings' own 10 minute stop)
+    /// for it to be offline and starts it again, so a refused restore does
+    /// not leave it down.
+    fn start_when_offline(&self, server: &ServerUuid, wings: Wings) {
+        let (agent, server) = (self.clone(), server.clone());
+        tokio::spawn(async move {
+            match agent.wait_offline(&wings, &server, BRING_BACK_WITHIN).await {
+                Ok(true) => match wings.power(&server, PowerAction::Start).await {
+                    Ok(()) => {
+                        tracing::info!(server = %server, "game server started again after the restore was given up")
+                    }
+                    Err(e) => {
+                        tracing::warn!(server = %server, error = %e, "could not start the game server again after the restore was given up")
+                    }
+                },
+                Ok(false) => {
+                    tracing::warn!(server = %server, "the game server did not stop; it was not started again")
+                }
+                Err(e) => {
+                    tracing::warn!(server = %server, error = %e, "lost Wings while waiting to start the game server again")
+                }
+            }
+        });
+    }
+
     /// Stops the game server and waits for `offline`; returns how, and
-    /// whether it was running (or starting) before.
+    /// whether it was running (or starting) before. An error says whether
+    /// a stop was sent to a server that was running.
     async fn stop_game_server(
         &self,
         ctx: &JobCtx,
         wings: &Wings,
+    ) -> Result<(StopOutcome, bool), (AgentError, bool)> {
+        let before = wings.state(&ctx.server).await.map_err(|e| (e, false))?;
+        let running = before.is_running();
+        self.stop_from(ctx, wings, before)
+            .await
+            .map_err(|e| (e, running))
+    }
+
+    async fn stop_from(
+        &self,
+        ctx: &JobCtx,
+        wings: &Wings,
+        before: PowerState,
     ) -> Result<(StopOutcome, bool), AgentError> {
         let server = &ctx.server;
-        let before = wings.state(server).await?;
         if before == PowerState::Offline {
             return Ok((StopOutcome::AlreadyOffline, false));
         }

@@ -10,6 +10,7 @@ use crate::AgentError;
 pub fn status_of(e: &AgentError) -> StatusCode {
     match e {
         AgentError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        AgentError::Conflict { .. } => StatusCode::CONFLICT,
         AgentError::MissingToken => StatusCode::UNAUTHORIZED,
         AgentError::InvalidToken
         | AgentError::WrongKey

@@ -64,6 +64,25 @@ pub struct ServerReport {
     pub problems: Vec<String>,
 }
 
+impl ServerReport {
+    fn failed(uuid: String, name: String, e: PanelError) -> Self {
+        tracing::warn!(server = %uuid, error = %e, "a server's import failed");
+        Self {
+            uuid,
+            name,
+            key: KeyOutcome::None,
+            history_added: 0,
+            policy: PolicyOutcome::None,
+            policy_text: None,
+            notes_written: 0,
+            jobs_written: 0,
+            problems: vec![format!(
+                "nothing was imported for this server ({e}); run the import again"
+            )],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportReport {
     pub dry_run: bool,
@@ -200,13 +219,18 @@ impl Panel {
             let (panel, limit) = (self.clone(), limit.clone());
             tasks.spawn(async move {
                 let _slot = limit.acquire_owned().await;
-                panel.import_server(&server, p, dry_run, at).await
+                let (uuid, name) = (server.uuid.to_string(), server.name.clone());
+                // One server's failure is reported with it; the others go on.
+                panel
+                    .import_server(&server, p, dry_run, at)
+                    .await
+                    .unwrap_or_else(|e| ServerReport::failed(uuid, name, e))
             });
         }
         while let Some(done) = tasks.join_next().await {
             match done {
-                Ok(r) => report.servers.push(r?),
-                Err(e) => return Err(PanelError::Internal(format!("an import task failed: {e}"))),
+                Ok(r) => report.servers.push(r),
+                Err(e) => report.problems.push(format!("an import task stopped: {e}")),
             }
         }
         report.servers.sort_by(|a, b| a.uuid.cmp(&b.uuid));
@@ -259,6 +283,9 @@ impl Panel {
             Some(sealed) => Some(self.admin().open_server_key(server, &sealed)?),
             None => None,
         };
+        // Notes or finished runs mean the extension had a repository.
+        let had_repository =
+            !plan.notes.is_empty() || plan.jobs.iter().any(|j| j.status == "succeeded");
         let mut new_current: Option<&SourceKey> = None;
         if let Some(k) = &plan.key {
             out.key = if current.as_ref() == Some(&k.key) {
@@ -266,6 +293,11 @@ impl Panel {
             } else {
                 self.check_key(server, &k.key, dry_run).await
             };
+            if out.key == KeyOutcome::ImportedNoRepository && had_repository {
+                out.key = KeyOutcome::Unchecked(
+                    "the extension has notes or runs for this server but its node has no repository for it: is `repo_root` where the extension kept them?".into(),
+                );
+            }
             if matches!(
                 out.key,
                 KeyOutcome::Imported { .. } | KeyOutcome::ImportedNoRepository

@@ -31,8 +31,9 @@ pub const TABLES: [&str; 7] = [
 /// One row: column name → value as text (`None` for SQL NULL).
 pub type SourceRow = BTreeMap<String, Option<String>>;
 
-/// One table as it was found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// One table as it was found. Its `Debug` names columns and counts rows:
+/// the rows hold repository keys.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SourceTable {
     pub name: String,
     /// Columns in their order in the table.
@@ -40,6 +41,17 @@ pub struct SourceTable {
     pub rows: Vec<SourceRow>,
     /// Columns whose names cannot be quoted safely, left unread.
     pub odd_columns: Vec<String>,
+}
+
+impl std::fmt::Debug for SourceTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceTable")
+            .field("name", &self.name)
+            .field("columns", &self.columns)
+            .field("rows", &self.rows.len())
+            .field("odd_columns", &self.odd_columns)
+            .finish()
+    }
 }
 
 /// What the extension's database holds; a table the install never had is
@@ -66,10 +78,22 @@ fn db_error(url: &str, e: sqlx::Error) -> StorageError {
     StorageError::Database(format!("{}: {e}", redact_url(url)))
 }
 
+/// Whether a MySQL host is this machine (the connection then never
+/// crosses a network).
+fn local_host(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]")
+}
+
 /// Reads the extension's tables from the database at `url`
 /// (`mysql://user@host:port/database`), with `password` given apart so it
-/// never sits in the URL, a command line or a log.
-pub async fn read_extension(url: &str, password: Option<&Secret>) -> Result<ExtensionSource> {
+/// never sits in the URL, a command line or a log. The connection has no
+/// TLS, so a database on another host is refused unless
+/// `allow_plaintext` (an SSH tunnel to `127.0.0.1` is the safe way).
+pub async fn read_extension(
+    url: &str,
+    password: Option<&Secret>,
+    allow_plaintext: bool,
+) -> Result<ExtensionSource> {
     if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
         return Err(StorageError::Database(
             "the extension's database URL must start with mysql://".into(),
@@ -95,6 +119,12 @@ pub async fn read_extension(url: &str, password: Option<&Secret>) -> Result<Exte
         return Err(StorageError::Database(
             "name Pterodactyl's database in the URL (mysql://user@host/panel)".into(),
         ));
+    }
+    let host = opts.get_host().to_owned();
+    if !local_host(&host) && opts.get_socket().is_none() && !allow_plaintext {
+        return Err(StorageError::Database(format!(
+            "the importer talks to MySQL without TLS; {host} is not this machine: run it on the database host, or through an SSH tunnel to 127.0.0.1, or pass --mysql-insecure-transport on a network you trust"
+        )));
     }
     if let Some(p) = password {
         opts = opts.password(p.expose());
