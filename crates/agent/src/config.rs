@@ -258,7 +258,7 @@ impl AgentConfig {
             None => None,
         };
         let wings: WingsConfig = match wings {
-            Some(text) => serde_yaml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            Some(text) => serde_saphyr::from_str(&text).map_err(|e| ConfigError::Syntax {
                 path: f
                     .wings_config
                     .clone()

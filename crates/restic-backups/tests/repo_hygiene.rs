@@ -181,3 +181,97 @@ fn the_layer_check_sees_a_violation() {
     let found = naming("crates/panel/src/storage", &["sqlx::"]);
     assert!(!found.is_empty(), "the scan found no sqlx in storage");
 }
+
+/// The names under `[dependencies]` of a crate's manifest, but those after
+/// a `# feature-only:` comment (declared to choose a feature of another
+/// crate's dependency, named by no code).
+fn dependencies(manifest: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut exempt = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == "[dependencies]";
+            continue;
+        }
+        if line.starts_with("# feature-only:") {
+            exempt = true;
+            continue;
+        }
+        if std::mem::take(&mut exempt) {
+            continue;
+        }
+        if inside && !line.is_empty() && !line.starts_with('#') {
+            let name = line
+                .split(['.', '=', ' '])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The dependencies `manifest` declares that `text` never names.
+fn unused_in(manifest: &str, text: &str) -> Vec<String> {
+    dependencies(manifest)
+        .into_iter()
+        .filter(|name| {
+            let ident = name.replace('-', "_");
+            ![
+                format!("{ident}::"),
+                format!("use {ident}"),
+                format!("{ident} as "),
+            ]
+            .iter()
+            .any(|needle| text.contains(needle.as_str()))
+        })
+        .collect()
+}
+
+/// Dependencies a crate declares and its sources never name.
+fn unused_dependencies(dir: &str) -> Vec<String> {
+    let manifest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(dir)
+            .join("Cargo.toml"),
+    )
+    .unwrap();
+    let text: String = sources(&format!("{dir}/src"))
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    unused_in(&manifest, &text)
+        .into_iter()
+        .map(|name| format!("{dir} declares {name} and never uses it"))
+        .collect()
+}
+
+#[test]
+fn every_declared_dependency_is_used() {
+    let mut unused = Vec::new();
+    for dir in [
+        "crates/api",
+        "crates/settings",
+        "crates/httpd",
+        "crates/engine",
+        "crates/agent",
+        "crates/panel",
+        "crates/restic-backups",
+    ] {
+        unused.extend(unused_dependencies(dir));
+    }
+    assert!(unused.is_empty(), "{unused:#?}");
+}
+
+#[test]
+fn the_dependency_check_sees_an_unused_one() {
+    let manifest = "[package]\nname = \"x\"\n\n[dependencies]\napi.workspace = true\n# feature-only: picks a backend\nflate2.workspace = true\nrustix = { workspace = true, features = [\"process\"] }\n\n[dev-dependencies]\ntempfile.workspace = true\n";
+    assert_eq!(dependencies(manifest), ["api", "rustix"]);
+    // A declared dependency no source names is found; one named is not.
+    let text = "use api::Secret;\nfn f() { rustix::process::getpid(); }";
+    assert_eq!(unused_in(manifest, text), Vec::<String>::new());
+    assert_eq!(unused_in(manifest, "use api::Secret;"), ["rustix"]);
+}
