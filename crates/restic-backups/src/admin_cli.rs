@@ -2,6 +2,7 @@
 //! and subusers. Secrets (passwords, node tokens) are read from standard
 //! input, never from the command line.
 
+use anyhow::Context;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -94,38 +95,35 @@ pub enum KeyCommand {
 }
 
 /// Opens the panel's database with the panel's settings.
-pub async fn admin(config: Option<&std::path::Path>) -> Result<Admin, String> {
+pub async fn admin(config: Option<&std::path::Path>) -> anyhow::Result<Admin> {
     let env = |k: &str| std::env::var(k).ok();
-    let cfg = PanelConfig::load(config, &env).map_err(|e| e.to_string())?;
+    let cfg = PanelConfig::load(config, &env)?;
     // These commands run at the host's shell, with the panel's settings and
     // secret key: the operator's authority.
     panel::open_operator(&cfg, &Operator::at_the_host_shell())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(anyhow::Error::from)
 }
 
 /// One line of standard input, without its line end.
-fn read_secret(what: &str) -> Result<String, String> {
+fn read_secret(what: &str) -> anyhow::Result<String> {
     let mut raw = String::new();
     std::io::stdin()
         .take(4096)
         .read_to_string(&mut raw)
-        .map_err(|e| format!("could not read the {what} from standard input: {e}"))?;
+        .with_context(|| format!("could not read the {what} from standard input"))?;
     let line = raw.lines().next().unwrap_or("").to_owned();
     if line.is_empty() {
-        return Err(format!("give the {what} on standard input"));
+        return Err(anyhow::anyhow!("give the {what} on standard input"));
     }
     Ok(line)
 }
 
-pub async fn user(admin: &Admin, cmd: UserCommand) -> Result<(), String> {
+pub async fn user(admin: &Admin, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add { email, admin: root } => {
             let password = read_secret("password")?;
-            let user = admin
-                .add_user(&email, &password, root)
-                .await
-                .map_err(|e| e.to_string())?;
+            let user = admin.add_user(&email, &password, root).await?;
             println!(
                 "user {} added (id {}{})",
                 user.email,
@@ -134,7 +132,7 @@ pub async fn user(admin: &Admin, cmd: UserCommand) -> Result<(), String> {
             );
         }
         UserCommand::List => {
-            for user in admin.users().await.map_err(|e| e.to_string())? {
+            for user in admin.users().await? {
                 println!(
                     "{}\t{}{}",
                     user.id,
@@ -147,7 +145,7 @@ pub async fn user(admin: &Admin, cmd: UserCommand) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn node(admin: &Admin, cmd: NodeCommand) -> Result<(), String> {
+pub async fn node(admin: &Admin, cmd: NodeCommand) -> anyhow::Result<()> {
     match cmd {
         NodeCommand::Add {
             name,
@@ -155,37 +153,35 @@ pub async fn node(admin: &Admin, cmd: NodeCommand) -> Result<(), String> {
             ca_file,
             no_browser_downloads,
         } => {
-            let token = Secret::new(read_secret("node token")?).map_err(|e| e.to_string())?;
+            let token = Secret::new(read_secret("node token")?)?;
             let ca = match ca_file {
                 Some(path) => Some(
                     std::fs::read_to_string(&path)
-                        .map_err(|e| format!("could not read {}: {e}", path.display()))?,
+                        .with_context(|| format!("could not read {}", path.display()))?,
                 ),
                 None => None,
             };
             let node = admin
                 .add_node(&name, &url, &token, ca, !no_browser_downloads)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             println!("node {} added (id {}, {})", node.name, node.id, node.url);
         }
         NodeCommand::Test { name } => {
             let node = admin
                 .node_by_name(&name)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no node named {name}"))?;
-            let token = admin.node_token(&node).map_err(|e| e.to_string())?;
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no node named {name}"))?;
+            let token = admin.node_token(&node)?;
             let client = panel::agent_client::AgentClient::new(&panel::agent_client::NodeConn {
                 url: node.url.clone(),
                 token,
                 ca_pem: node.ca_pem.clone(),
             })
-            .map_err(|e| format!("node {name}: {e}"))?;
+            .with_context(|| format!("node {name}"))?;
             client
                 .probe()
                 .await
-                .map_err(|why| format!("node {name} ({}): {why}", node.url))?;
+                .map_err(|why| anyhow::anyhow!("node {name} ({}): {why}", node.url))?;
             let tls = if node.url.starts_with("https://") {
                 "TLS verified, "
             } else {
@@ -197,7 +193,7 @@ pub async fn node(admin: &Admin, cmd: NodeCommand) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn server(admin: &Admin, cmd: ServerCommand) -> Result<(), String> {
+pub async fn server(admin: &Admin, cmd: ServerCommand) -> anyhow::Result<()> {
     match cmd {
         ServerCommand::Add {
             uuid,
@@ -206,11 +202,10 @@ pub async fn server(admin: &Admin, cmd: ServerCommand) -> Result<(), String> {
             node,
             backup_limit,
         } => {
-            let uuid = ServerUuid::parse(&uuid).map_err(|e| e.to_string())?;
+            let uuid = ServerUuid::parse(&uuid)?;
             let server = admin
                 .add_server(&uuid, &name, &owner, &node, backup_limit)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             println!(
                 "server {} added ({}), with a new repository key",
                 server.name, server.uuid
@@ -220,32 +215,29 @@ pub async fn server(admin: &Admin, cmd: ServerCommand) -> Result<(), String> {
     Ok(())
 }
 
-pub async fn subuser(admin: &Admin, cmd: SubuserCommand) -> Result<(), String> {
+pub async fn subuser(admin: &Admin, cmd: SubuserCommand) -> anyhow::Result<()> {
     match cmd {
         SubuserCommand::Set {
             server,
             email,
             permissions,
         } => {
-            let uuid = ServerUuid::parse(&server).map_err(|e| e.to_string())?;
-            admin
-                .set_subuser(&uuid, &email, &permissions)
-                .await
-                .map_err(|e| e.to_string())?;
+            let uuid = ServerUuid::parse(&server)?;
+            admin.set_subuser(&uuid, &email, &permissions).await?;
             println!("{email} on {uuid}: {}", permissions.join(", "));
         }
     }
     Ok(())
 }
 
-pub async fn key(admin: &Admin, cmd: KeyCommand) -> Result<(), String> {
+pub async fn key(admin: &Admin, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
         KeyCommand::Export => {
-            let (lines, problems) = admin.export_keys().await.map_err(|e| e.to_string())?;
+            let (lines, problems) = admin.export_keys().await?;
             let mut out = std::io::stdout().lock();
             for line in lines {
                 use std::io::Write;
-                writeln!(out, "{line}").map_err(|e| format!("could not write the keys: {e}"))?;
+                writeln!(out, "{line}").context("could not write the keys")?;
             }
             // A disaster-recovery tool prints every key it can, then says
             // which it could not.
@@ -253,7 +245,7 @@ pub async fn key(admin: &Admin, cmd: KeyCommand) -> Result<(), String> {
                 eprintln!("could not export: {p}");
             }
             if !problems.is_empty() {
-                return Err(format!(
+                return Err(anyhow::anyhow!(
                     "{} keys could not be exported (listed above)",
                     problems.len()
                 ));

@@ -4,6 +4,7 @@
 //! sample game-server files. Started again on the same directory it keeps
 //! everything (and the same logins).
 
+use anyhow::Context;
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -45,9 +46,9 @@ fn random_uuid() -> String {
     )
 }
 
-fn load_or_create_secrets(path: &Path) -> Result<DemoSecrets, String> {
+fn load_or_create_secrets(path: &Path) -> anyhow::Result<DemoSecrets> {
     if let Ok(text) = std::fs::read_to_string(path) {
-        return toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()));
+        return toml::from_str(&text).with_context(|| format!("{}", path.display()));
     }
     let s = DemoSecrets {
         panel_secret: random_hex(64),
@@ -57,16 +58,16 @@ fn load_or_create_secrets(path: &Path) -> Result<DemoSecrets, String> {
         subuser_password: random_hex(16),
         server_uuid: random_uuid(),
     };
-    let text = toml::to_string(&s).map_err(|e| e.to_string())?;
+    let text = toml::to_string(&s)?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts
         .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .with_context(|| format!("{}", path.display()))?;
     f.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .with_context(|| format!("{}", path.display()))?;
     Ok(s)
 }
 
@@ -127,58 +128,40 @@ async fn seed(
     s: &DemoSecrets,
     agent_url: &str,
     uuid: &ServerUuid,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     // The demo seeds its data as the host's operator would, from the shell.
     let admin = p.operator(&panel::permissions::Operator::at_the_host_shell());
-    let e = |e: panel::admin::AdminError| e.to_string();
     for (email, pass, root) in [
         (ADMIN_EMAIL, &s.admin_password, true),
         (OWNER_EMAIL, &s.owner_password, false),
         (SUBUSER_EMAIL, &s.subuser_password, false),
     ] {
-        let exists = admin
-            .user_by_email(email)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some();
+        let exists = admin.user_by_email(email).await?.is_some();
         if !exists {
-            admin.add_user(email, pass, root).await.map_err(e)?;
+            admin.add_user(email, pass, root).await?;
         }
     }
-    let token = Secret::new(s.node_token.clone()).map_err(|e| e.to_string())?;
-    match admin
-        .node_by_name(NODE_NAME)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    let token = Secret::new(s.node_token.clone())?;
+    match admin.node_by_name(NODE_NAME).await? {
         // The agent gets a new port on every start.
         Some(node) => {
             admin
                 .update_node(&node, Some(agent_url), Some(&token), None, None)
-                .await
-                .map_err(e)?;
+                .await?;
         }
         None => {
             admin
                 .add_node(NODE_NAME, agent_url, &token, None, true)
-                .await
-                .map_err(e)?;
+                .await?;
         }
     }
-    if admin
-        .server_by_uuid(uuid)
-        .await
-        .map_err(|e| e.to_string())?
-        .is_none()
-    {
+    if admin.server_by_uuid(uuid).await?.is_none() {
         admin
             .add_server(uuid, "Survival (demo)", OWNER_EMAIL, NODE_NAME, 10)
-            .await
-            .map_err(e)?;
+            .await?;
         admin
             .set_subuser(uuid, SUBUSER_EMAIL, &["backup.read".to_owned()])
-            .await
-            .map_err(e)?;
+            .await?;
     }
     Ok(())
 }
@@ -190,22 +173,21 @@ pub async fn run(
     listen: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(&DemoLines),
-) -> Result<(), String> {
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
     let dir = dir
         .canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+        .with_context(|| format!("{}", dir.display()))?;
     let secrets = load_or_create_secrets(&dir.join("demo-secrets.toml"))?;
-    let uuid = ServerUuid::parse(&secrets.server_uuid).map_err(|e| e.to_string())?;
+    let uuid = ServerUuid::parse(&secrets.server_uuid)?;
     let server_dir = dir.join("servers").join(uuid.as_str());
     if !server_dir.exists() {
-        write_sample_files(&server_dir).map_err(|e| format!("sample files: {e}"))?;
+        write_sample_files(&server_dir).context("sample files")?;
     }
 
     // The agent, on a free loopback port.
-    let agent_listener =
-        httpd::bind("127.0.0.1:0".parse().expect("literal")).map_err(|e| format!("agent: {e}"))?;
-    let agent_addr = agent_listener.local_addr().map_err(|e| e.to_string())?;
+    let agent_listener = httpd::bind("127.0.0.1:0".parse().expect("literal")).context("agent")?;
+    let agent_addr = agent_listener.local_addr()?;
     let vars: HashMap<String, String> = [
         ("TOKEN", secrets.node_token.clone()),
         ("DATA_DIR", dir.join("servers").display().to_string()),
@@ -224,17 +206,17 @@ pub async fn run(
                 .flatten()
         })
     })
-    .map_err(|e| format!("agent settings: {e}"))?;
+    .context("agent settings")?;
 
     // The panel.
     let panel_listener =
-        httpd::bind(listen).map_err(|e| format!("could not listen on {listen}: {e}"))?;
-    let panel_addr = panel_listener.local_addr().map_err(|e| e.to_string())?;
+        httpd::bind(listen).with_context(|| format!("could not listen on {listen}"))?;
+    let panel_addr = panel_listener.local_addr()?;
     let panel_cfg = PanelConfig {
         listen: panel_addr,
         database_url: format!("sqlite://{}", dir.join("panel.db").display()),
         state_dir: dir.clone(),
-        secret_key: Secret::new(secrets.panel_secret.clone()).map_err(|e| e.to_string())?,
+        secret_key: Secret::new(secrets.panel_secret.clone())?,
         session_idle: std::time::Duration::from_secs(120 * 60),
         session_absolute: std::time::Duration::from_secs(24 * 3600),
         tls: None,
@@ -244,7 +226,7 @@ pub async fn run(
         base_path: "/".to_owned(),
         pterodactyl: None,
     };
-    let p = panel::open(&panel_cfg).await.map_err(|e| e.to_string())?;
+    let p = panel::open(&panel_cfg).await?;
     seed(&p, &secrets, &format!("http://{agent_addr}"), &uuid).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -276,19 +258,19 @@ pub async fn run(
         });
     }
     // Whichever half ends first (on shutdown, or failing) stops the other.
-    let flat = |r: Result<Result<(), String>, tokio::task::JoinError>| {
-        r.map_err(|e| e.to_string()).and_then(|x| x)
+    let flat = |r: Result<anyhow::Result<()>, tokio::task::JoinError>| {
+        r.map_err(anyhow::Error::from).and_then(|x| x)
     };
     let (first, second) = tokio::select! {
         a = &mut agent_task => {
             let _ = stop_tx.send(true);
-            let a = flat(a.map(|r| r.map_err(|e| format!("agent: {e}"))));
-            (a, flat(panel_task.await.map(|r| r.map_err(|e| format!("panel: {e}")))))
+            let a = flat(a.map(|r| r.context("agent")));
+            (a, flat(panel_task.await.map(|r| r.context("panel"))))
         }
         p = &mut panel_task => {
             let _ = stop_tx.send(true);
-            let p = flat(p.map(|r| r.map_err(|e| format!("panel: {e}"))));
-            (p, flat(agent_task.await.map(|r| r.map_err(|e| format!("agent: {e}")))))
+            let p = flat(p.map(|r| r.context("panel")));
+            (p, flat(agent_task.await.map(|r| r.context("agent"))))
         }
     };
     first.and(second)

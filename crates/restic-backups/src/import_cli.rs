@@ -2,6 +2,7 @@
 //! Pterodactyl's MySQL/MariaDB database, and prints what it did (or, with
 //! `--dry-run`, would do) and a summary table.
 
+use anyhow::Context;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -40,15 +41,15 @@ pub enum ImportCommand {
     },
 }
 
-fn first_line(raw: &str, what: &str) -> Result<Secret, String> {
+fn first_line(raw: &str, what: &str) -> anyhow::Result<Secret> {
     let line = raw.lines().next().unwrap_or("");
-    Secret::new(line).map_err(|e| format!("the {what}: {e}"))
+    Secret::new(line).with_context(|| format!("the {what}"))
 }
 
-fn password(file: Option<PathBuf>, stdin: bool) -> Result<Option<Secret>, String> {
+fn password(file: Option<PathBuf>, stdin: bool) -> anyhow::Result<Option<Secret>> {
     if let Some(path) = file {
         let raw = std::fs::read_to_string(&path)
-            .map_err(|e| format!("could not read {}: {e}", path.display()))?;
+            .with_context(|| format!("could not read {}", path.display()))?;
         return first_line(&raw, "password file").map(Some);
     }
     if stdin {
@@ -56,13 +57,13 @@ fn password(file: Option<PathBuf>, stdin: bool) -> Result<Option<Secret>, String
         std::io::stdin()
             .take(4096)
             .read_to_string(&mut raw)
-            .map_err(|e| format!("could not read the password from standard input: {e}"))?;
+            .context("could not read the password from standard input")?;
         return first_line(&raw, "password on standard input").map(Some);
     }
     Ok(None)
 }
 
-pub async fn run(panel: &Panel, cmd: ImportCommand) -> Result<(), String> {
+pub async fn run(panel: &Panel, cmd: ImportCommand) -> anyhow::Result<()> {
     let ImportCommand::Extension {
         mysql_url,
         mysql_password_file,
@@ -76,16 +77,14 @@ pub async fn run(panel: &Panel, cmd: ImportCommand) -> Result<(), String> {
         password.as_ref(),
         mysql_insecure_transport,
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let report = panel
         .import_extension(&Operator::at_the_host_shell(), &source, dry_run)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     print!("{}", render(&report));
     let problems = report.problem_count();
     if problems > 0 {
-        return Err(format!("{problems} problems (listed above)"));
+        return Err(anyhow::anyhow!("{problems} problems (listed above)"));
     }
     Ok(())
 }

@@ -179,32 +179,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result: Result<(), String> = runtime.block_on(async {
+    let result: anyhow::Result<()> = runtime.block_on(async {
         match cli.command {
             Command::Agent { config } => {
                 let env = |k: &str| std::env::var(k).ok();
-                let cfg =
-                    agent::AgentConfig::load(config.as_deref(), &env).map_err(|e| e.to_string())?;
+                let cfg = agent::AgentConfig::load(config.as_deref(), &env)?;
                 agent::run(cfg, shutdown_signal())
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(anyhow::Error::from)
             }
             Command::Panel { config } => {
                 let env = |k: &str| std::env::var(k).ok();
-                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)
-                    .map_err(|e| e.to_string())?;
+                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)?;
                 panel::run(cfg, shutdown_signal())
                     .await
-                    .map_err(|e| e.to_string())
+                    .map_err(anyhow::Error::from)
             }
             Command::Schedule {
                 config,
                 command: ScheduleCommand::RunDue { at },
             } => {
                 let env = |k: &str| std::env::var(k).ok();
-                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)
-                    .map_err(|e| e.to_string())?;
-                let p = panel::open(&cfg).await.map_err(|e| e.to_string())?;
+                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)?;
+                let p = panel::open(&cfg).await?;
                 let scheduler = match at {
                     None => panel::scheduler::Scheduler::new(p),
                     Some(t) => {
@@ -212,10 +209,10 @@ fn main() -> ExitCode {
                         panel::scheduler::Scheduler::with(p, runner, std::sync::Arc::new(move || t))
                     }
                 };
-                let (n, failed) = scheduler.run_due().await.map_err(|e| e.to_string())?;
+                let (n, failed) = scheduler.run_due().await?;
                 println!("scheduled backups run: {n}");
                 if failed > 0 {
-                    return Err(format!("{failed} of {n} scheduled backups failed"));
+                    return Err(anyhow::anyhow!("{failed} of {n} scheduled backups failed"));
                 }
                 Ok(())
             }
@@ -248,24 +245,18 @@ fn main() -> ExitCode {
                 command: PterodactylCommand::Sync { allow_mass_removal },
             } => {
                 let env = |k: &str| std::env::var(k).ok();
-                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)
-                    .map_err(|e| e.to_string())?;
+                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)?;
                 if cfg.pterodactyl.is_none() {
-                    return Err(
-                        "no [pterodactyl] url is configured: the panel runs stand-alone".into(),
-                    );
+                    anyhow::bail!("no [pterodactyl] url is configured: the panel runs stand-alone");
                 }
-                let p = panel::open(&cfg).await.map_err(|e| e.to_string())?;
+                let p = panel::open(&cfg).await?;
                 let operator = panel::permissions::Operator::at_the_host_shell();
                 let origin = if allow_mass_removal {
                     panel::pterodactyl::SyncOrigin::operator_allowing_mass_removal(&operator)
                 } else {
                     panel::pterodactyl::SyncOrigin::operator(&operator)
                 };
-                let report = p
-                    .sync_pterodactyl(origin)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let report = p.sync_pterodactyl(origin).await?;
                 println!(
                     "synced in {} ms: {}; {} rows written",
                     report.duration_ms,
@@ -278,14 +269,16 @@ fn main() -> ExitCode {
                 if report.ok {
                     Ok(())
                 } else {
-                    Err(format!("{} problems (listed above)", report.errors.len()))
+                    Err(anyhow::anyhow!(
+                        "{} problems (listed above)",
+                        report.errors.len()
+                    ))
                 }
             }
             Command::Import { config, command } => {
                 let env = |k: &str| std::env::var(k).ok();
-                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)
-                    .map_err(|e| e.to_string())?;
-                let p = panel::open(&cfg).await.map_err(|e| e.to_string())?;
+                let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)?;
+                let p = panel::open(&cfg).await?;
                 import_cli::run(&p, command).await
             }
             Command::Subuser { config, command } => {
@@ -296,8 +289,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
