@@ -41,6 +41,8 @@ pub struct AgentConfig {
     pub prune_after_forgets: u64,
     /// Bounds on the connections clients hold open.
     pub connections: settings::ConnectionLimits,
+    /// `text` (default) or `json` log lines.
+    pub log_format: settings::LogFormat,
     /// Downloads (`restic dump`s) running at once on this node; more get
     /// 429 with `Retry-After`.
     pub max_parallel_downloads: usize,
@@ -122,6 +124,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("max_parallel_jobs", &self.max_parallel_jobs)
             .field("prune_after_forgets", &self.prune_after_forgets)
             .field("connections", &self.connections)
+            .field("log_format", &self.log_format)
             .field("max_parallel_downloads", &self.max_parallel_downloads)
             .field("wings", &self.wings)
             .field("restore_stop_timeout", &self.restore_stop_timeout)
@@ -137,6 +140,7 @@ impl std::fmt::Debug for AgentConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    log_format: Option<String>,
     listen: Option<String>,
     token: Option<String>,
     token_file: Option<PathBuf>,
@@ -324,6 +328,7 @@ impl AgentConfig {
         if max_parallel_downloads == 0 {
             return Err(invalid("max_parallel_downloads", "must be at least 1"));
         }
+        let log_format = settings::LogFormat::load(&env, f.log_format.as_deref())?;
         let connections = settings::ConnectionLimits::load(
             &env,
             f.header_timeout_secs,
@@ -346,6 +351,7 @@ impl AgentConfig {
             max_parallel_jobs,
             prune_after_forgets: f.prune_after_forgets.unwrap_or(10).max(1),
             connections,
+            log_format,
             max_parallel_downloads,
             wings: wings_link,
             restore_stop_timeout: Duration::from_secs(stop_secs),

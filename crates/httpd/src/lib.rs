@@ -360,10 +360,40 @@ async fn serve_connection<S>(
     }
 }
 
-/// Middleware: one debug line per request with method, route pattern,
-/// status and time. Never the query string or headers (tokens and keys
-/// travel there).
+/// A request's ID: the caller's `X-Request-Id` when it is a plain token (a
+/// proxy in front may have set it), else a new one. Echoed on the answer
+/// and carried by every log line the request causes.
+fn request_id(req: &Request) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let given = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        });
+    match given {
+        Some(id) => id.to_owned(),
+        None => {
+            use std::hash::BuildHasher;
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let seed = SEED.get_or_init(std::collections::hash_map::RandomState::new);
+            format!("{:016x}", seed.hash_one(n))
+        }
+    }
+}
+
+/// Middleware: a request ID (see [`request_id`]) on the answer and on every
+/// log line of the request, and one line per request with method, route
+/// pattern, status and time: INFO, but DEBUG for health checks. Never the
+/// query string or headers (tokens and keys travel there).
 pub async fn log_request(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let id = request_id(&req);
     let method = req.method().clone();
     let route = req
         .extensions()
@@ -371,14 +401,20 @@ pub async fn log_request(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "(unmatched)".to_owned());
     let started = Instant::now();
-    let res = next.run(req).await;
-    tracing::debug!(
-        %method,
-        route,
-        status = res.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut res = next.run(req).instrument(span.clone()).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    let status = res.status().as_u16();
+    let ms = started.elapsed().as_millis() as u64;
+    let _in = span.enter();
+    // Their own target, so `RUST_LOG=info,request=warn` silences them.
+    if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(target: "request", %method, route, status, ms, "request");
+    } else {
+        tracing::info!(target: "request", %method, route, status, ms, "request");
+    }
     res
 }
 

@@ -34,6 +34,8 @@ pub struct PanelConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Bounds on the connections clients hold open.
     pub connections: settings::ConnectionLimits,
+    /// `text` (default) or `json` log lines.
+    pub log_format: settings::LogFormat,
     /// The path every page, asset, API route and cookie lives under
     /// (`/` or, e.g., `/extensions/resticbackups`, without a trailing `/`).
     pub base_path: String,
@@ -97,6 +99,7 @@ impl std::fmt::Debug for PanelConfig {
             .field("scheduler", &self.scheduler)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("connections", &self.connections)
+            .field("log_format", &self.log_format)
             .field("base_path", &self.base_path)
             .field("pterodactyl", &self.pterodactyl)
             .finish()
@@ -106,6 +109,7 @@ impl std::fmt::Debug for PanelConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    log_format: Option<String>,
     listen: Option<String>,
     database_url: Option<String>,
     state_dir: Option<PathBuf>,
@@ -195,6 +199,7 @@ impl PanelConfig {
                     "must be IP addresses or CIDR ranges such as 10.0.0.0/8",
                 )
             })?;
+        let log_format = settings::LogFormat::load(&env, f.log_format.as_deref())?;
         let connections = settings::ConnectionLimits::load(
             &env,
             f.header_timeout_secs,
@@ -251,6 +256,7 @@ impl PanelConfig {
             scheduler: f.scheduler.unwrap_or(true),
             trusted_proxies,
             connections,
+            log_format,
             base_path,
             pterodactyl,
         })

@@ -223,6 +223,7 @@ pub async fn run(
         scheduler: true,
         trusted_proxies: Vec::new(),
         connections: panel::config::ConnectionLimits::default(),
+        log_format: settings::LogFormat::Text,
         base_path: "/".to_owned(),
         pterodactyl: None,
     };

@@ -132,16 +132,18 @@ enum ScheduleCommand {
     },
 }
 
-fn init_logging() {
+fn init_logging(format: settings::LogFormat) {
     // PostgreSQL's notices ("relation already exists, skipping" at every
     // start) are not news to an operator.
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        settings::LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).init(),
+        settings::LogFormat::Json => fmt.json().with_current_span(true).init(),
+    }
 }
 
 async fn shutdown_signal() {
@@ -168,7 +170,11 @@ async fn shutdown_signal() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // The servers log in the format their settings ask for, once those are
+    // read; every other command logs text from the start.
+    if !matches!(cli.command, Command::Agent { .. } | Command::Panel { .. }) {
+        init_logging(settings::LogFormat::Text);
+    }
     // Everything this program creates (databases, state, job records,
     // repositories) is its user's alone; restic restores set their own modes.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
@@ -184,6 +190,7 @@ fn main() -> ExitCode {
             Command::Agent { config } => {
                 let env = |k: &str| std::env::var(k).ok();
                 let cfg = agent::AgentConfig::load(config.as_deref(), &env)?;
+                init_logging(cfg.log_format);
                 agent::run(cfg, shutdown_signal())
                     .await
                     .map_err(anyhow::Error::from)
@@ -191,6 +198,7 @@ fn main() -> ExitCode {
             Command::Panel { config } => {
                 let env = |k: &str| std::env::var(k).ok();
                 let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)?;
+                init_logging(cfg.log_format);
                 panel::run(cfg, shutdown_signal())
                     .await
                     .map_err(anyhow::Error::from)

@@ -97,6 +97,27 @@ pub fn secret(key: &str, inline: Option<String>, file: Option<&Path>) -> Result<
 }
 
 /// An environment made of fixed pairs (tests, embedding).
+/// How log lines are written (`log_format` in both settings files).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// The file's value, overridden by the environment's `LOG_FORMAT`.
+    pub fn load(env: &Env<'_>, file: Option<&str>) -> Result<Self> {
+        match env.get("log_format").as_deref().or(file) {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(_) => Err(invalid("log_format", "must be \"text\" or \"json\"")),
+        }
+    }
+}
+
 /// How a web server bounds the connections clients hold open (the keys
 /// `header_timeout_secs`, `max_connections`, `max_connections_per_address`
 /// in both settings files).

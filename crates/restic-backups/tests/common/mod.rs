@@ -87,7 +87,9 @@ pub fn spawn_service(mut cmd: Command, marker: &str) -> (Child, Arc<Mutex<String
             if let Some(rest) = line.split(marker.as_str()).nth(1)
                 && let Some(tx) = tx.take()
             {
-                let _ = tx.send(rest.trim().to_owned());
+                // In JSON logs the URL ends at the message's closing quote.
+                let url = rest.split('"').next().unwrap_or(rest);
+                let _ = tx.send(url.trim().to_owned());
             }
             let mut l = sink.lock().unwrap();
             l.push_str(&line);
