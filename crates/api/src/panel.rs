@@ -285,7 +285,8 @@ pub struct ScheduleRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RunRecord {
     pub kind: String,
-    /// `schedule` (more origins may follow).
+    /// `schedule`, `manual` (a person started it) or `imported` (from the
+    /// PHP extension).
     pub origin: String,
     pub status: String,
     pub snapshot_id: Option<String>,

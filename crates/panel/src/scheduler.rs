@@ -274,8 +274,11 @@ impl Scheduler {
                 None => Ok(snapshot.as_deref()),
                 Some(e) => Err(e.as_str()),
             };
-            // -1: never a stored next-run time, so the schedule stays put.
-            storage.finish_run(server.id, outcome, -1, -1).await?;
+            // Only scheduled runs are the schedule's last result. -1: never
+            // a stored next-run time, so the schedule stays put.
+            if row.origin == "schedule" {
+                storage.finish_run(server.id, outcome, -1, -1).await?;
+            }
             tracing::warn!(server = %server.uuid, status, "a run left by a stopped panel was settled");
             settled += 1;
         }

@@ -425,3 +425,49 @@ async fn runs_of_a_stopped_panel_are_settled_and_failures_fail_run_due() {
     assert_eq!(interrupted.status, "failed");
     assert!(interrupted.error.unwrap().contains("interrupted"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_backups_and_restores_are_in_the_history() {
+    let (_agent, _panel, mut owner, servers) = setup(Db::Sqlite, 1).await;
+    let b = backups(&servers[0]);
+    let snapshot = owner.backup(&servers[0]).await;
+    let (s, r) = owner
+        .post(
+            &format!("{b}/{snapshot}/restore"),
+            json!({"truncate": false}),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let view = owner
+        .wait_job(&servers[0], r["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    // A restore refused at once is no job, and not in the history.
+    let (s, _) = owner
+        .post(&format!("{b}/{}/restore", "f".repeat(64)), json!({}))
+        .await;
+    assert_eq!(s, 404);
+
+    let (s, h) = owner.get(&format!("{b}/schedule/history")).await;
+    assert_eq!(s, 200, "{h}");
+    let runs = h["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{h}");
+    let restore = &runs[0];
+    assert_eq!(
+        (&restore["kind"], &restore["origin"], &restore["status"]),
+        (&json!("restore"), &json!("manual"), &json!("succeeded")),
+        "{h}"
+    );
+    assert_eq!(restore["snapshot_id"], snapshot);
+    assert!(restore["finished_at"].is_string());
+    let backup = &runs[1];
+    assert_eq!(
+        (&backup["kind"], &backup["origin"], &backup["status"]),
+        (&json!("backup"), &json!("manual"), &json!("succeeded")),
+        "{h}"
+    );
+    assert_eq!(backup["snapshot_id"], snapshot);
+    // A manual run is not the schedule's last result.
+    let (_, v) = owner.get(&format!("{b}/schedule")).await;
+    assert!(v["last_result"].is_null(), "{v}");
+}

@@ -14,7 +14,7 @@ use crate::error::Missing;
 use crate::permissions::{
     Authorized, Create, Delete, Download, Read, Restore, allowed_permissions,
 };
-use crate::storage::User;
+use crate::storage::{Server, User};
 
 /// The agent's answer for a server that was never backed up.
 pub(super) fn no_repository(e: &ClientError) -> bool {
@@ -123,7 +123,53 @@ impl Panel {
 
     pub async fn job(&self, auth: &Authorized<Read>, job: &JobId) -> Result<JobView, PanelError> {
         let node = self.node(auth.server().node_id).await?;
-        Ok(self.client(&node)?.job(&auth.server().uuid, job).await?)
+        let view = self.client(&node)?.job(&auth.server().uuid, job).await?;
+        if view.status.is_finished() {
+            self.settle_manual_job(auth.server(), job, &view).await;
+        }
+        Ok(view)
+    }
+
+    /// Puts a job the panel started for a person into the job history
+    /// (`origin = manual`). Failing to record it never fails the request.
+    async fn record_manual_job(&self, server: &Server, kind: &str, accepted: &JobAccepted) {
+        if let Err(e) = self
+            .storage()
+            .record_job(server.id, kind, "manual", &accepted.job_id, now())
+            .await
+        {
+            tracing::warn!(server = %server.uuid, error = %e, "a manual job was not recorded in the history");
+        }
+    }
+
+    /// Records how a manual job ended, once someone looked at it finished
+    /// (the scheduler's reconciliation settles the ones nobody looked at).
+    async fn settle_manual_job(&self, server: &Server, job: &JobId, view: &JobView) {
+        let row = match self.storage().running_job_of(server.id, job.as_str()).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(server = %server.uuid, error = %e, "job history not read");
+                return;
+            }
+        };
+        let ok = view.status == api::agent::JobStatus::Succeeded;
+        let snapshot = view
+            .result
+            .as_ref()
+            .and_then(|r| r["snapshot"]["id"].as_str().or(r["restored"].as_str()))
+            .map(str::to_owned);
+        let error = view.error.as_ref().map(|e| e.message.clone());
+        let end = crate::storage::JobEnd {
+            status: if ok { "succeeded" } else { "failed" },
+            agent_job_id: Some(job.as_str()),
+            snapshot_id: snapshot.as_deref(),
+            error: error.as_deref(),
+            now: now(),
+        };
+        if let Err(e) = self.storage().settle_job(row, &end).await {
+            tracing::warn!(server = %server.uuid, error = %e, "job history not updated");
+        }
     }
 
     /// Starts a backup; the server's `backup_limit` goes along as `max_backups`.
@@ -139,7 +185,9 @@ impl Panel {
             max_backups,
             ignore,
         };
-        Ok(t.client.create_backup(&server.uuid, &t.key, &body).await?)
+        let accepted = t.client.create_backup(&server.uuid, &t.key, &body).await?;
+        self.record_manual_job(server, "backup", &accepted).await;
+        Ok(accepted)
     }
 
     pub async fn restore(
@@ -149,9 +197,13 @@ impl Panel {
         request: &RestoreRequest,
     ) -> Result<JobAccepted, PanelError> {
         let t = self.target(auth.server()).await?;
-        Ok(t.client
+        let accepted = t
+            .client
             .restore(&auth.server().uuid, &t.key, id, request)
-            .await?)
+            .await?;
+        self.record_manual_job(auth.server(), "restore", &accepted)
+            .await;
+        Ok(accepted)
     }
 
     pub async fn set_locked(

@@ -68,6 +68,44 @@ impl Storage {
         .try_get("id")?)
     }
 
+    /// Records a job the agent already accepted (a manual backup or
+    /// restore), as running.
+    pub async fn record_job(
+        &self,
+        server_id: i64,
+        kind: &str,
+        origin: &str,
+        agent_job_id: &str,
+        now: i64,
+    ) -> Result<i64> {
+        Ok(sqlx::query(
+            "INSERT INTO job_history (server_id, kind, origin, agent_job_id, status, started_at) \
+             VALUES ($1, $2, $3, $4, 'running', $5) RETURNING id",
+        )
+        .bind(server_id)
+        .bind(kind)
+        .bind(origin)
+        .bind(agent_job_id)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("id")?)
+    }
+
+    /// The running history row of a server's agent job, if any.
+    pub async fn running_job_of(&self, server_id: i64, agent_job_id: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query(
+            "SELECT id FROM job_history WHERE server_id = $1 AND agent_job_id = $2 \
+             AND status = 'running'",
+        )
+        .bind(server_id)
+        .bind(agent_job_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.try_get("id"))
+        .transpose()?)
+    }
+
     pub async fn finish_job(
         &self,
         id: i64,

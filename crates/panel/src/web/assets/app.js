@@ -623,12 +623,13 @@
               "li",
               {},
               h("span", { class: "status-" + r.status }, r.status),
+              " · " + (r.origin === "schedule" ? "scheduled" : r.origin) + " " + r.kind,
               " · " + localTime(r.started_at) + (r.snapshot_id ? " · " + r.snapshot_id.slice(0, 8) : ""),
               r.error ? h("span", { class: "rel" }, r.error) : null
             )
           )
         );
-        if (hist.runs.length === 0) runs.append(h("li", { class: "muted" }, "No scheduled runs yet."));
+        if (hist.runs.length === 0) runs.append(h("li", { class: "muted" }, "No runs yet."));
       } catch (e) {
         showError(e);
       }
