@@ -17,7 +17,7 @@ use crate::agent_client::ClientError;
 use crate::import::{self, MappedPolicy, PolicyFrom, ServerPlan, SourceKey, UnknownServer};
 use crate::permissions::Operator;
 use crate::storage::extension::ExtensionSource;
-use crate::storage::{ImportWritten, KeyRow, Policy, Server, ServerImportWrite};
+use crate::storage::{ImportState, ImportWritten, KeyRow, Policy, Server, ServerImportWrite};
 
 /// Agents asked at once while keys are checked.
 const KEY_CHECKS_AT_ONCE: usize = 16;
@@ -210,19 +210,20 @@ impl Panel {
             ..ImportReport::default()
         };
 
+        let known = Arc::new(self.storage().import_state().await?);
         let limit = Arc::new(tokio::sync::Semaphore::new(KEY_CHECKS_AT_ONCE));
         let mut tasks = tokio::task::JoinSet::new();
         for p in plan.servers {
             let Some(server) = servers.get(&p.uuid).cloned() else {
                 continue;
             };
-            let (panel, limit) = (self.clone(), limit.clone());
+            let (panel, limit, known) = (self.clone(), limit.clone(), known.clone());
             tasks.spawn(async move {
                 let _slot = limit.acquire_owned().await;
                 let (uuid, name) = (server.uuid.to_string(), server.name.clone());
                 // One server's failure is reported with it; the others go on.
                 panel
-                    .import_server(&server, p, dry_run, at)
+                    .import_server(&server, p, &known, dry_run, at)
                     .await
                     .unwrap_or_else(|e| ServerReport::failed(uuid, name, e))
             });
@@ -251,6 +252,7 @@ impl Panel {
         &self,
         server: &Server,
         plan: ServerPlan,
+        known: &ImportState,
         dry_run: bool,
         at: i64,
     ) -> Result<ServerReport, PanelError> {
@@ -271,16 +273,17 @@ impl Panel {
         };
 
         // Keys: what this panel holds, opened, to compare with.
-        let rows = self.storage().key_rows(server.id).await?;
+        let no_rows = Vec::new();
+        let rows = known.key_rows.get(&server.id).unwrap_or(&no_rows);
         let mut held: Vec<Secret> = Vec::new();
-        for r in &rows {
+        for r in rows {
             match self.admin().open_server_key(server, &r.key_enc) {
                 Ok(k) => held.push(k),
                 Err(e) => return Err(e.into()),
             }
         }
-        let current = match self.storage().server_key(server.id).await? {
-            Some(sealed) => Some(self.admin().open_server_key(server, &sealed)?),
+        let current = match known.current_keys.get(&server.id) {
+            Some(sealed) => Some(self.admin().open_server_key(server, sealed)?),
             None => None,
         };
         // Notes or finished runs mean the extension had a repository.
@@ -353,8 +356,8 @@ impl Panel {
                 ..policy
             };
             out.policy_text = Some(policy_text(&policy));
-            out.policy = match self.storage().policy(server.id).await? {
-                Some(ours) if same_settings(&ours, &policy) => PolicyOutcome::Unchanged,
+            out.policy = match known.policies.get(&server.id) {
+                Some(ours) if same_settings(ours, &policy) => PolicyOutcome::Unchanged,
                 Some(_) => PolicyOutcome::KeptOurs,
                 None => {
                     write.policy = Some(policy);
@@ -364,13 +367,15 @@ impl Panel {
         }
 
         // Notes and jobs: only what is new or changed.
-        let notes = self.storage().snapshot_notes(server.id).await?;
+        let no_notes = HashMap::new();
+        let notes = known.notes.get(&server.id).unwrap_or(&no_notes);
         write.notes = plan
             .notes
             .into_iter()
             .filter(|(id, note)| notes.get(id) != Some(note))
             .collect();
-        let refs = self.storage().imported_job_refs(server.id).await?;
+        let no_refs = HashSet::new();
+        let refs = known.job_refs.get(&server.id).unwrap_or(&no_refs);
         write.jobs = plan
             .jobs
             .into_iter()

@@ -63,26 +63,77 @@ impl ImportWritten {
     }
 }
 
+/// What the panel already holds of every server, read at once so an
+/// import of thousands of servers costs a handful of queries, not five per
+/// server. Keyed by server id.
+#[derive(Debug, Default)]
+pub struct ImportState {
+    pub key_rows: HashMap<i64, Vec<KeyRow>>,
+    pub current_keys: HashMap<i64, String>,
+    pub policies: HashMap<i64, Policy>,
+    pub notes: HashMap<i64, HashMap<String, String>>,
+    pub job_refs: HashMap<i64, HashSet<String>>,
+}
+
 impl Storage {
-    /// A server's key history with owners, oldest first.
-    pub async fn key_rows(&self, server_id: i64) -> Result<Vec<KeyRow>> {
-        sqlx::query(
-            "SELECT encryption_key_enc, created_at, retired_at, owner_username \
-             FROM restic_key_history WHERE server_id = $1 ORDER BY created_at, id",
+    /// Everything an import compares with, for all servers.
+    pub async fn import_state(&self) -> Result<ImportState> {
+        let mut st = ImportState::default();
+        for r in sqlx::query(
+            "SELECT server_id, encryption_key_enc, created_at, retired_at, owner_username \
+             FROM restic_key_history ORDER BY server_id, created_at, id",
         )
-        .bind(server_id)
         .fetch_all(&self.pool)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(KeyRow {
-                key_enc: r.try_get("encryption_key_enc")?,
-                created_at: r.try_get("created_at")?,
-                retired_at: r.try_get("retired_at")?,
-                owner_username: r.try_get("owner_username")?,
-            })
-        })
-        .collect()
+        {
+            st.key_rows
+                .entry(r.try_get("server_id")?)
+                .or_default()
+                .push(KeyRow {
+                    key_enc: r.try_get("encryption_key_enc")?,
+                    created_at: r.try_get("created_at")?,
+                    retired_at: r.try_get("retired_at")?,
+                    owner_username: r.try_get("owner_username")?,
+                });
+        }
+        for r in sqlx::query("SELECT server_id, encryption_key_enc FROM restic")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            st.current_keys
+                .insert(r.try_get("server_id")?, r.try_get("encryption_key_enc")?);
+        }
+        for r in sqlx::query(&format!(
+            "SELECT {} FROM restic_policies",
+            super::policies::POLICY_COLS
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let p = super::policies::policy_of(&r)?;
+            st.policies.insert(p.server_id, p);
+        }
+        for r in sqlx::query("SELECT server_id, snapshot_id, note FROM snapshot_notes")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            st.notes
+                .entry(r.try_get("server_id")?)
+                .or_default()
+                .insert(r.try_get("snapshot_id")?, r.try_get("note")?);
+        }
+        for r in sqlx::query(
+            "SELECT server_id, import_ref FROM job_history WHERE import_ref IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            st.job_refs
+                .entry(r.try_get("server_id")?)
+                .or_default()
+                .insert(r.try_get("import_ref")?);
+        }
+        Ok(st)
     }
 
     /// Applies one server's import in one transaction.
@@ -174,17 +225,6 @@ impl Storage {
         }
         tx.commit().await?;
         Ok(n)
-    }
-
-    /// Where a server's imported runs came from.
-    pub async fn imported_job_refs(&self, server_id: i64) -> Result<HashSet<String>> {
-        let rows = sqlx::query(
-            "SELECT import_ref FROM job_history WHERE server_id = $1 AND import_ref IS NOT NULL",
-        )
-        .bind(server_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("import_ref")?)).collect()
     }
 
     /// A server's notes: snapshot ID (full or short) → note.

@@ -20,7 +20,7 @@ mod subusers;
 mod users;
 
 pub use archived_keys::{ArchivedKey, ArchivedKeyGeneration};
-pub use import::{ImportWritten, ImportedJob, KeyRow, ServerImportWrite};
+pub use import::{ImportState, ImportWritten, ImportedJob, KeyRow, ServerImportWrite};
 pub use jobs::{JobEnd, JobRecord};
 pub use nodes::{NewNode, Node};
 pub use policies::Policy;
