@@ -384,22 +384,11 @@ pub fn parse_time(raw: &str) -> Option<i64> {
     if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
         return raw.parse::<i64>().ok().filter(|t| *t > 0);
     }
-    let (date, clock) = raw.split_once([' ', 'T'])?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, mo, da) = (d.next()??, d.next()??, d.next()??);
-    let clock = clock.split('.').next()?.trim_end_matches('Z');
-    let mut c = clock.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (h, mi, s) = (c.next()??, c.next()??, c.next().flatten().unwrap_or(0));
-    let month = time::Month::try_from(u8::try_from(mo).ok()?).ok()?;
-    let date =
-        time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(da).ok()?)
-            .ok()?;
-    let t = date
-        .with_hms(
-            u8::try_from(h).ok()?,
-            u8::try_from(mi).ok()?,
-            u8::try_from(s).ok()?,
-        )
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    let text = raw.trim_end_matches('Z').replacen('T', " ", 1);
+    let t = time::PrimitiveDateTime::parse(&text, format)
         .ok()?
         .assume_utc()
         .unix_timestamp();

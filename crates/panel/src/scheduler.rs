@@ -244,17 +244,12 @@ impl Scheduler {
                             if now - ended < UNRECORDED_AFTER_SECS {
                                 continue;
                             }
-                            if view.status == api::agent::JobStatus::Succeeded {
-                                let snapshot = view
-                                    .result
-                                    .as_ref()
-                                    .and_then(|r| r["snapshot"]["id"].as_str())
-                                    .map(str::to_owned);
-                                ("succeeded", snapshot, None)
-                            } else {
-                                let why = view.error.map(|e| e.message);
-                                ("failed", None, why.or(Some(interrupted.to_owned())))
-                            }
+                            let (status, snapshot, why) = crate::service::job_outcome(&view);
+                            let why = match status {
+                                "failed" => why.or(Some(interrupted.to_owned())),
+                                _ => why,
+                            };
+                            (status, snapshot, why)
                         }
                     }
                 }

@@ -21,6 +21,25 @@ pub(super) fn no_repository(e: &ClientError) -> bool {
     matches!(e, ClientError::Agent { code, .. } if code == "repository_not_found")
 }
 
+/// How a finished agent job goes into the job history: its status, the
+/// snapshot it made or restored, and the agent's error message.
+pub(crate) fn job_outcome(view: &JobView) -> (&'static str, Option<String>, Option<String>) {
+    if view.status == api::agent::JobStatus::Succeeded {
+        let snapshot = view
+            .result
+            .as_ref()
+            .and_then(|r| r["snapshot"]["id"].as_str().or(r["restored"].as_str()))
+            .map(str::to_owned);
+        ("succeeded", snapshot, None)
+    } else {
+        (
+            "failed",
+            None,
+            view.error.as_ref().map(|e| e.message.clone()),
+        )
+    }
+}
+
 /// How a download reaches the browser.
 pub enum DownloadAnswer {
     /// A one-time link straight to the agent.
@@ -153,15 +172,9 @@ impl Panel {
                 return;
             }
         };
-        let ok = view.status == api::agent::JobStatus::Succeeded;
-        let snapshot = view
-            .result
-            .as_ref()
-            .and_then(|r| r["snapshot"]["id"].as_str().or(r["restored"].as_str()))
-            .map(str::to_owned);
-        let error = view.error.as_ref().map(|e| e.message.clone());
+        let (status, snapshot, error) = job_outcome(view);
         let end = crate::storage::JobEnd {
-            status: if ok { "succeeded" } else { "failed" },
+            status,
             agent_job_id: Some(job.as_str()),
             snapshot_id: snapshot.as_deref(),
             error: error.as_deref(),

@@ -65,8 +65,8 @@ pub struct ServerReport {
 }
 
 impl ServerReport {
-    fn failed(uuid: String, name: String, e: PanelError) -> Self {
-        tracing::warn!(server = %uuid, error = %e, "a server's import failed");
+    /// A report with nothing done yet but `problems`.
+    fn new(uuid: String, name: String, problems: Vec<String>) -> Self {
         Self {
             uuid,
             name,
@@ -76,10 +76,14 @@ impl ServerReport {
             policy_text: None,
             notes_written: 0,
             jobs_written: 0,
-            problems: vec![format!(
-                "nothing was imported for this server ({e}); run the import again"
-            )],
+            problems,
         }
+    }
+
+    fn failed(uuid: String, name: String, e: PanelError) -> Self {
+        tracing::warn!(server = %uuid, error = %e, "a server's import failed");
+        let why = format!("nothing was imported for this server ({e}); run the import again");
+        Self::new(uuid, name, vec![why])
     }
 }
 
@@ -256,17 +260,8 @@ impl Panel {
         dry_run: bool,
         at: i64,
     ) -> Result<ServerReport, PanelError> {
-        let mut out = ServerReport {
-            uuid: server.uuid.to_string(),
-            name: server.name.clone(),
-            key: KeyOutcome::None,
-            history_added: 0,
-            policy: PolicyOutcome::None,
-            policy_text: None,
-            notes_written: 0,
-            jobs_written: 0,
-            problems: plan.problems,
-        };
+        let mut out =
+            ServerReport::new(server.uuid.to_string(), server.name.clone(), plan.problems);
         let mut write = ServerImportWrite {
             server_id: server.id,
             ..ServerImportWrite::default()

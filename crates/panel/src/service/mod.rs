@@ -23,6 +23,7 @@ use crate::seal::Sealer;
 use crate::storage::{Node, Server, Storage};
 
 pub use backups::DownloadAnswer;
+pub(crate) use backups::job_outcome;
 pub use schedule::ScheduledRun;
 pub(crate) use schedule::interval_of;
 
