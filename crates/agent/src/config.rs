@@ -25,8 +25,15 @@ pub struct AgentConfig {
     pub token: Secret,
     /// Root of the server directories (`<data_dir>/<server uuid>`).
     pub data_dir: PathBuf,
-    /// Root of the repositories (`<repo_root>/<server uuid>`).
+    /// Root of the local repositories (`<repo_root>/<server uuid>`) and the
+    /// default parent of the cache and state folders.
     pub repo_root: PathBuf,
+    /// Where repositories live (`repository`: local folders or a remote
+    /// store's template).
+    pub store: crate::store::Store,
+    /// How old a remote repository's listing may be before a request lists
+    /// the store again (`remote_recheck_secs`, 1–3600, default 30).
+    pub remote_recheck: Duration,
     /// The restic binary.
     pub restic_bin: PathBuf,
     /// restic's cache (speeds up listing and statistics).
@@ -117,6 +124,8 @@ impl std::fmt::Debug for AgentConfig {
             .field("token", &self.token)
             .field("data_dir", &self.data_dir)
             .field("repo_root", &self.repo_root)
+            .field("store", &self.store.shown())
+            .field("remote_recheck", &self.remote_recheck)
             .field("restic_bin", &self.restic_bin)
             .field("cache_dir", &self.cache_dir)
             .field("state_dir", &self.state_dir)
@@ -146,6 +155,17 @@ struct FileConfig {
     token_file: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     repo_root: Option<PathBuf>,
+    repository: Option<String>,
+    remote_recheck_secs: Option<u64>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
+    s3_secret_access_key_file: Option<PathBuf>,
+    s3_region: Option<String>,
+    sftp_key_file: Option<PathBuf>,
+    sftp_known_hosts_file: Option<PathBuf>,
+    rest_username: Option<String>,
+    rest_password: Option<String>,
+    rest_password_file: Option<PathBuf>,
     restic_bin: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     state_dir: Option<PathBuf>,
@@ -226,7 +246,17 @@ impl AgentConfig {
             tls_key,
             wings_config,
             wings_url,
-            wings_ca_file
+            wings_ca_file,
+            repository,
+            s3_access_key_id,
+            s3_secret_access_key,
+            s3_secret_access_key_file,
+            s3_region,
+            sftp_key_file,
+            sftp_known_hosts_file,
+            rest_username,
+            rest_password,
+            rest_password_file
         );
         if let Some(n) = env.number("restore_stop_timeout")? {
             f.restore_stop_timeout = Some(n);
@@ -242,6 +272,9 @@ impl AgentConfig {
                     ));
                 }
             });
+        }
+        if let Some(n) = env.number("remote_recheck_secs")? {
+            f.remote_recheck_secs = Some(n);
         }
         if let Some(n) = env.number("prune_after_forgets")? {
             f.prune_after_forgets = Some(n);
@@ -299,6 +332,32 @@ impl AgentConfig {
         let repo_root = f
             .repo_root
             .unwrap_or_else(|| "/var/lib/pterodactyl/restic".into());
+        let creds = crate::store::Credentials {
+            s3_access_key_id: f.s3_access_key_id,
+            s3_secret_access_key: settings::secret(
+                "s3_secret_access_key",
+                f.s3_secret_access_key,
+                f.s3_secret_access_key_file.as_deref(),
+            )?,
+            s3_region: f.s3_region,
+            sftp_key_file: f.sftp_key_file,
+            sftp_known_hosts_file: f.sftp_known_hosts_file,
+            rest_username: f.rest_username,
+            rest_password: settings::secret(
+                "rest_password",
+                f.rest_password,
+                f.rest_password_file.as_deref(),
+            )?,
+        };
+        let store =
+            crate::store::Store::parse("repository", f.repository.as_deref(), &repo_root, &creds)?;
+        let recheck = f.remote_recheck_secs.unwrap_or(30);
+        if !(1..=3600).contains(&recheck) {
+            return Err(invalid(
+                "remote_recheck_secs",
+                "must be between 1 and 3600 seconds",
+            ));
+        }
         let wings_link = wings_link(&wings, wings_token, f.wings_url.as_deref(), f.wings_ca_file)?;
         let stop_secs = f.restore_stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_SECS);
         if !STOP_TIMEOUT_SECS.contains(&stop_secs) {
@@ -346,6 +405,8 @@ impl AgentConfig {
             cache_dir: f.cache_dir.unwrap_or_else(|| repo_root.join(".cache")),
             state_dir: f.state_dir.unwrap_or_else(|| repo_root.join(".agent")),
             repo_root,
+            store,
+            remote_recheck: Duration::from_secs(recheck),
             restic_bin: f.restic_bin.unwrap_or_else(|| "restic".into()),
             tls,
             max_parallel_jobs,

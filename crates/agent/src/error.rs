@@ -43,6 +43,10 @@ pub enum AgentError {
     PayloadTooLarge,
     #[error("restic is not available on this node")]
     ResticUnavailable,
+    /// The repository's store failed (remote store down, credentials
+    /// refused, bucket missing, full).
+    #[error("{0}; the node's operator can check the store and its settings")]
+    Store(engine::StoreFailure),
     #[error("the operation was interrupted because the agent is shutting down")]
     ShuttingDown,
     #[error("the agent stopped while this job ran; the job did not finish")]
@@ -98,6 +102,7 @@ impl From<EngineError> for AgentError {
             EngineError::WrongKey => AgentError::WrongKey,
             EngineError::RepoLocked => AgentError::RepoLocked,
             EngineError::SnapshotNotFound => AgentError::BackupNotFound,
+            EngineError::Store(failure) => AgentError::Store(failure),
             EngineError::ResticMissing { .. }
             | EngineError::ResticTooOld { .. }
             | EngineError::UnknownVersion { .. }
@@ -135,6 +140,13 @@ impl AgentError {
             AgentError::RepoLocked => "repository_locked",
             AgentError::PayloadTooLarge => "payload_too_large",
             AgentError::ResticUnavailable => "restic_unavailable",
+            AgentError::Store(failure) => match failure {
+                engine::StoreFailure::Unreachable => "store_unreachable",
+                engine::StoreFailure::AccessDenied => "store_access_denied",
+                engine::StoreFailure::HostKeyMismatch => "store_host_key_mismatch",
+                engine::StoreFailure::BucketMissing => "store_bucket_missing",
+                engine::StoreFailure::Full => "store_full",
+            },
             AgentError::ShuttingDown => "shutting_down",
             AgentError::Interrupted => "interrupted",
             AgentError::RestoreUnsupported => "restore_unsupported",

@@ -1,7 +1,10 @@
 //! The per-repository snapshot index. Listing reads this index; restic runs
-//! only when the repository changed. A change is noticed by listing the file
-//! names in the repository's `snapshots/`, `index/` and `keys/` folders (cheap,
-//! needs no key), so snapshots made or removed by hand with restic show up too.
+//! only when the repository changed. A change is noticed by looking at the
+//! repository's `snapshots/`, `index/` and `keys/` folders (cheap, needs no
+//! key), so snapshots made or removed by hand with restic show up too. A
+//! remote repository's `snapshots/` is listed by restic instead, at most
+//! every `remote_recheck_secs` and after each change the agent
+//! makes (see [`Fingerprint`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,16 +21,28 @@ use crate::AgentError;
 /// The tag that marks a snapshot as locked.
 pub const LOCKED_TAG: &str = "locked";
 
-/// The state of one repository folder, cheap to take: its identity and
-/// modification time. Adding, removing or renaming an entry moves a folder's
-/// mtime, so that is enough, except while the mtime is recent (a second change
-/// in the same timestamp tick would not move it): then the names are hashed
-/// too, as `git` does for racy entries.
+/// The state of one part of a repository, cheap to take.
+///
+/// For a local repository, a folder's identity and modification time.
+/// Adding, removing or renaming an entry moves a folder's mtime, so that is
+/// enough, except while the mtime is recent (a second change in the same
+/// timestamp tick would not move it): then the names are hashed too, as
+/// `git` does for racy entries.
+///
+/// For a remote repository, a hash of what a listing of the store returned
+/// (and of the agent's own changes since), taken at most every
+/// `remote_recheck_secs`.
 #[derive(Debug, Clone)]
-pub struct Fingerprint {
-    dir: PathBuf,
-    stat: [u8; 32],
-    names: Option<[u8; 32]>,
+pub struct Fingerprint(Kind);
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Folder {
+        dir: PathBuf,
+        stat: [u8; 32],
+        names: Option<[u8; 32]>,
+    },
+    Listed([u8; 32]),
 }
 
 /// An mtime this recent (ns) may still be shared by a later change.
@@ -66,24 +81,55 @@ impl Fingerprint {
             racy = OffsetDateTime::now_utc().unix_timestamp_nanos() - mtime < RACY_NANOS;
         }
         let names = if racy { Some(names_hash(&dir)?) } else { None };
-        Ok(Self {
+        Ok(Self(Kind::Folder {
             stat: h.finalize().into(),
             names,
             dir,
-        })
+        }))
     }
 
-    /// Whether the folder is unchanged since `old` was taken. Reads the names
-    /// only when `old` was taken while the folder was racy.
-    pub fn same_as(&self, old: &Fingerprint) -> bool {
-        if self.stat != old.stat {
-            return false;
+    /// A fingerprint of listed names (a remote store's `snapshots/`) and
+    /// of counters; the names in any order.
+    pub fn listed<S: AsRef<str>>(names: &[S], counters: &[u64]) -> Self {
+        let mut sorted: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        let mut h = Sha256::new();
+        for n in sorted {
+            h.update(n.as_bytes());
+            h.update([0]);
         }
-        match (&self.names, &old.names) {
-            (Some(a), Some(b)) => a == b,
-            // `old` was taken when the mtime was already settled.
-            (_, None) => true,
-            (None, Some(b)) => names_hash(&self.dir).is_ok_and(|a| &a == b),
+        for c in counters {
+            h.update(c.to_le_bytes());
+        }
+        Self(Kind::Listed(h.finalize().into()))
+    }
+
+    /// Whether the part is unchanged since `old` was taken. Reads a
+    /// folder's names only when `old` was taken while the folder was racy.
+    pub fn same_as(&self, old: &Fingerprint) -> bool {
+        match (&self.0, &old.0) {
+            (Kind::Listed(a), Kind::Listed(b)) => a == b,
+            (
+                Kind::Folder {
+                    dir, stat, names, ..
+                },
+                Kind::Folder {
+                    stat: old_stat,
+                    names: old_names,
+                    ..
+                },
+            ) => {
+                if stat != old_stat {
+                    return false;
+                }
+                match (names, old_names) {
+                    (Some(a), Some(b)) => a == b,
+                    // `old` was taken when the mtime was already settled.
+                    (_, None) => true,
+                    (None, Some(b)) => names_hash(dir).is_ok_and(|a| &a == b),
+                }
+            }
+            _ => false,
         }
     }
 }
@@ -107,6 +153,16 @@ impl RepoFingerprints {
             data: Fingerprint::read(repo.join("index"))?,
             keys: Fingerprint::read(repo.join("keys"))?,
         })
+    }
+
+    /// A remote repository's: the IDs in its `snapshots/` and the count of
+    /// changes this agent made (any change may have touched data or keys).
+    pub fn listed(snapshot_ids: &[String], changes: u64) -> Self {
+        Self {
+            snapshots: Fingerprint::listed(snapshot_ids, &[]),
+            data: Fingerprint::listed(snapshot_ids, &[changes]),
+            keys: Fingerprint::listed::<&str>(&[], &[changes]),
+        }
     }
 }
 
@@ -443,20 +499,34 @@ mod tests {
         assert!(!after.same_as(&before));
         // Racy now: the names decide, so a rename is noticed even if the
         // mtime did not move.
-        assert!(after.names.is_some());
-        let mut forged = after.clone();
-        forged.names = Some([7; 32]);
+        let with_names = |fp: &Fingerprint, n: Option<[u8; 32]>| match &fp.0 {
+            Kind::Folder { dir, stat, .. } => Fingerprint(Kind::Folder {
+                dir: dir.clone(),
+                stat: *stat,
+                names: n,
+            }),
+            Kind::Listed(_) => panic!("a folder's fingerprint expected"),
+        };
+        assert!(matches!(after.0, Kind::Folder { names: Some(_), .. }));
+        let forged = with_names(&after, Some([7; 32]));
         assert!(!after.same_as(&forged));
         // A settled folder compares by stat alone.
-        let settled = Fingerprint {
-            names: None,
-            ..after.clone()
-        };
+        let settled = with_names(&after, None);
         assert!(
             settled.same_as(&after),
             "same stat, names re-read and equal"
         );
         assert!(after.same_as(&settled));
+    }
+
+    #[test]
+    fn listed_fingerprints_compare_names_in_any_order_and_counters() {
+        let a = Fingerprint::listed(&["b", "a"], &[1]);
+        assert!(a.same_as(&Fingerprint::listed(&["a", "b"], &[1])));
+        assert!(!a.same_as(&Fingerprint::listed(&["a", "b"], &[2])));
+        assert!(!a.same_as(&Fingerprint::listed(&["a"], &[1])));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!a.same_as(&Fingerprint::read(dir.path().to_owned()).unwrap()));
     }
 
     fn index(snaps: Vec<Snapshot>) -> RepoIndex {

@@ -4,23 +4,31 @@
 use std::path::{Path, PathBuf};
 
 use api::ServerUuid;
+use engine::Location;
 
 use crate::AgentError;
+use crate::store::Store;
 
 #[derive(Debug, Clone)]
 pub struct Layout {
     data_dir: PathBuf,
     repo_root: PathBuf,
     state_dir: PathBuf,
+    store: Store,
 }
 
 impl Layout {
-    pub fn new(data_dir: PathBuf, repo_root: PathBuf, state_dir: PathBuf) -> Self {
+    pub fn new(data_dir: PathBuf, repo_root: PathBuf, state_dir: PathBuf, store: Store) -> Self {
         Self {
             data_dir,
             repo_root,
             state_dir,
+            store,
         }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The server's files (`<data_dir>/<uuid>`).
@@ -38,9 +46,10 @@ impl Layout {
         }
     }
 
-    /// The server's repository (`<repo_root>/<uuid>`).
-    pub fn repo(&self, server: &ServerUuid) -> PathBuf {
-        self.repo_root.join(server.as_str())
+    /// The server's repository (`<repo_root>/<uuid>`, or the remote
+    /// template filled in).
+    pub fn repo(&self, server: &ServerUuid) -> Location {
+        self.store.location(server)
     }
 
     pub fn repo_root(&self) -> &PathBuf {
@@ -52,9 +61,14 @@ impl Layout {
         self.state_dir.join("jobs")
     }
 
-    /// Archived repositories of deleted servers.
+    /// Archived local repositories of deleted servers.
     pub fn archive_root(&self) -> PathBuf {
         self.repo_root.join("archive")
+    }
+
+    /// Records of remote repositories archived in place.
+    pub fn remote_archive_dir(&self) -> PathBuf {
+        self.state_dir.join("archived")
     }
 
     /// Where restores stage their files and journals: beside the server
@@ -70,17 +84,19 @@ impl Layout {
     }
 
     /// Which of the node's folders can not be used now: the server
-    /// directories must be readable, repositories and agent state writable.
+    /// directories must be readable, local repositories and agent state
+    /// writable.
     pub fn unusable(&self) -> Vec<&'static str> {
         let mut failing = Vec::new();
         if std::fs::read_dir(&self.data_dir).is_err() {
             failing.push("data_dir");
         }
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        for (name, dir) in [
-            ("repo_root", &self.repo_root),
-            ("state_dir", &self.state_dir),
-        ] {
+        let mut writable = vec![("state_dir", &self.state_dir)];
+        if !self.store.is_remote() {
+            writable.insert(0, ("repo_root", &self.repo_root));
+        }
+        for (name, dir) in writable {
             // Never created here: a missing folder (an unmounted disk) is
             // not ready, rather than filled on the disk beneath.
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

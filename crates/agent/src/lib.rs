@@ -12,6 +12,7 @@ mod jobs;
 mod layout;
 mod retention;
 mod service;
+pub mod store;
 mod swap;
 pub mod web;
 mod wings;

@@ -620,6 +620,9 @@ mod tests {
             t.path().join("volumes"),
             t.path().join("restic"),
             t.path().join("state"),
+            crate::store::Store::Local {
+                root: t.path().join("restic"),
+            },
         )
     }
 

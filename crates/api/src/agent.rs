@@ -232,12 +232,17 @@ pub struct KeyRotated {
 /// One archived repository (`GET /api/restic/archive`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ArchivedRepo {
-    /// Folder name under `<repo_root>/archive`: `<uuid>-<YYYYMMDDTHHMMSSZ>`.
+    /// `<uuid>-<YYYYMMDDTHHMMSSZ>`: the folder under `<repo_root>/archive`,
+    /// or the record of a remote repository archived in place.
     pub name: String,
     pub server_uuid: String,
     pub size_bytes: u64,
     /// RFC 3339.
     pub archived_at: String,
+    /// A remote repository archived in place: where it is (no secrets).
+    /// `None`: a folder on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -97,6 +97,9 @@ pub struct PanelArchivedRepo {
     /// gone), `missing` (recorded, but its node no longer has it).
     #[serde(default)]
     pub location: String,
+    /// A remote repository archived in place: where it is (no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     /// The key that opens it; `None` for archives made before keys were
     /// kept with archives.
     #[serde(default)]

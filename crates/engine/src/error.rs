@@ -22,6 +22,8 @@ pub enum EngineError {
     RepoLocked,
     #[error("the snapshot was not found in the repository")]
     SnapshotNotFound,
+    #[error("{0}")]
+    Store(StoreFailure),
     #[error("restic did not finish within {seconds} s and was interrupted")]
     Timeout { seconds: u64 },
     #[error("the restic run was cancelled")]
@@ -34,6 +36,81 @@ pub enum EngineError {
     Io(#[from] std::io::Error),
 }
 
+/// Why a repository's store (a remote one, or the disk) failed restic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum StoreFailure {
+    /// Connection refused, name not found, timed out, connection lost.
+    #[error("the repository's store could not be reached")]
+    Unreachable,
+    /// Wrong S3 keys or REST password, an SSH key the server refuses.
+    #[error("the repository's store refused the credentials")]
+    AccessDenied,
+    /// The SSH server's host key is not the one in known_hosts.
+    #[error("the SFTP server's host key does not match the known_hosts file")]
+    HostKeyMismatch,
+    /// The S3 bucket does not exist.
+    #[error("the S3 bucket does not exist")]
+    BucketMissing,
+    /// Quota exceeded, disk full.
+    #[error("the repository's store is full (quota exceeded or no space left)")]
+    Full,
+}
+
+impl StoreFailure {
+    /// Recognises a store's failure in restic's error output (restic 0.14
+    /// to 0.18 word them the same: they are the backends' own messages).
+    fn of(stderr: &str) -> Option<Self> {
+        let lower = stderr.to_ascii_lowercase();
+        let has = |needle: &str| lower.contains(needle);
+        if has("host key verification failed")
+            || has("remote host identification has changed")
+            || has("no ed25519 host key is known")
+            || has("host key is known for")
+        {
+            Some(Self::HostKeyMismatch)
+        } else if has("nosuchbucket") || has("the specified bucket does not exist") {
+            Some(Self::BucketMissing)
+        } else if has("quotaexceeded")
+            || has("quota exceeded")
+            || has("no space left on device")
+            || has("disk quota")
+            || has("insufficient storage")
+            || has("(507)")
+        {
+            Some(Self::Full)
+        } else if has("permission denied (publickey")
+            || has("(401)")
+            || has("(403)")
+            || has("401 unauthorized")
+            || has("403 forbidden")
+            || has("access denied")
+            || has("accessdenied")
+            || has("invalidaccesskeyid")
+            || has("signaturedoesnotmatch")
+            || has("access key id you provided does not exist")
+            || has("too many authentication failures")
+        {
+            Some(Self::AccessDenied)
+        } else if has("connection refused")
+            || has("no such host")
+            || has("could not resolve hostname")
+            || has("i/o timeout")
+            || has("network is unreachable")
+            || has("no route to host")
+            || has("connection reset by peer")
+            || has("connection timed out")
+            || has("tls handshake timeout")
+            || has("server closed idle connection")
+            || has("connection closed by")
+            || has("connection lost")
+        {
+            Some(Self::Unreachable)
+        } else {
+            None
+        }
+    }
+}
+
 /// Decides what a failed run means from its exit code and stderr. restic 0.17
 /// added distinct exit codes (10 no repository, 11 lock failed, 12 wrong
 /// password); 0.14 only says it in words, so both are checked.
@@ -41,6 +118,10 @@ pub fn classify(code: Option<i32>, stderr: &str) -> EngineError {
     let has = |needle: &str| stderr.contains(needle);
     if code == Some(12) || has("wrong password or no key found") {
         EngineError::WrongKey
+    } else if let Some(failure) = StoreFailure::of(stderr) {
+        // Before "no repository": restic adds "Is there a repository at
+        // the following location?" to whatever failed to open the config.
+        EngineError::Store(failure)
     } else if code == Some(10)
         || has("Is there a repository at the following location?")
         || has("unable to open config file")

@@ -7,6 +7,7 @@
 //! child's environment only.
 
 mod error;
+mod location;
 mod output;
 mod process;
 mod repo;
@@ -20,10 +21,11 @@ use std::time::Duration;
 /// agent shutting down): tokio-util's token, cloneable, cancelling any clone
 /// cancels all.
 pub type Cancel = tokio_util::sync::CancellationToken;
-pub use error::EngineError;
+pub use error::{EngineError, StoreFailure};
+pub use location::{Access, Location, Remote};
 pub use output::{BackupEvent, BackupStatus, BackupSummary, Snapshot, StatsOutput};
 pub use process::OutputStream;
-pub use repo::{BackupRequest, DumpFormat, KeyInfo, Repo, StatsMode};
+pub use repo::{BackupRequest, ChangeHook, DumpFormat, KeyInfo, Repo, StatsMode};
 pub use version::Version;
 
 /// Time limits for restic runs.
@@ -136,9 +138,9 @@ impl Restic {
         matches!(status, Ok(Ok(s)) if s.success())
     }
 
-    /// A handle on the repository at `path`, opened with `key`.
-    pub fn repo(&self, path: impl Into<PathBuf>, key: api::Secret) -> Repo {
-        Repo::new(self.clone(), path.into(), key)
+    /// A handle on the repository at `location`, opened with `key`.
+    pub fn repo(&self, location: impl Into<Location>, key: api::Secret) -> Repo {
+        Repo::new(self.clone(), location.into(), key)
     }
 
     pub(crate) fn timeouts(&self) -> Timeouts {

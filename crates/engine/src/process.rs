@@ -53,7 +53,7 @@ impl OutputPipes {
 }
 
 use crate::error::classify;
-use crate::{Cancel, EngineError, Restic};
+use crate::{Cancel, EngineError, Location, Restic};
 
 /// How much of stderr is kept for classification and logs.
 const STDERR_KEEP: usize = 16 * 1024;
@@ -231,7 +231,7 @@ enum Ending {
 impl Restic {
     fn command(
         &self,
-        repo: &Path,
+        repo: &Location,
         key: &Secret,
         inv: &Invocation<'_>,
         pipes: &OutputPipes,
@@ -243,8 +243,11 @@ impl Restic {
                 cmd.env(var, v);
             }
         }
-        cmd.env("RESTIC_REPOSITORY", repo);
+        cmd.env("RESTIC_REPOSITORY", repo.repository());
         cmd.env("RESTIC_PASSWORD", key.expose());
+        for (k, v) in repo.env() {
+            cmd.env(k, v.expose());
+        }
         for (k, v) in &inv.env {
             cmd.env(k, v);
         }
@@ -252,6 +255,9 @@ impl Restic {
             Some(dir) => cmd.arg("--cache-dir").arg(dir),
             None => cmd.arg("--no-cache"),
         };
+        for option in repo.options() {
+            cmd.arg("-o").arg(option);
+        }
         cmd.args(&inv.args);
         if let Some(cwd) = inv.cwd {
             cmd.current_dir(cwd);
@@ -301,7 +307,7 @@ impl Restic {
 
     fn spawn(
         &self,
-        repo: &Path,
+        repo: &Location,
         key: &Secret,
         inv: &Invocation<'_>,
     ) -> Result<Spawned, EngineError> {
@@ -353,7 +359,7 @@ impl Restic {
     /// (`restic dump`). See [`OutputStream`].
     pub(crate) fn stream(
         &self,
-        repo: &Path,
+        repo: &Location,
         key: &Secret,
         inv: Invocation<'_>,
     ) -> Result<OutputStream, EngineError> {
@@ -399,7 +405,7 @@ impl Restic {
     /// Errors are classified; the key is only ever in the child's environment.
     pub(crate) async fn run(
         &self,
-        repo: &Path,
+        repo: &Location,
         key: &Secret,
         inv: Invocation<'_>,
         on_line: &mut (dyn FnMut(&str) + Send),

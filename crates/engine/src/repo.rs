@@ -1,21 +1,34 @@
 //! The restic commands the product uses, on one repository.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use api::{Secret, SnapshotId};
 
 use crate::output::{self, BackupEvent, BackupSummary, Snapshot, StatsOutput};
 use crate::process::Invocation;
-use crate::{Cancel, EngineError, Restic};
+use crate::{Cancel, EngineError, Location, Restic};
 
 /// A repository and the key that opens it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Repo {
     restic: Restic,
-    path: PathBuf,
+    location: Location,
     key: Secret,
+    on_change: Option<ChangeHook>,
 }
+
+impl std::fmt::Debug for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repo")
+            .field("location", &self.location.display())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Called after every command that may have changed the repository
+/// (whether it succeeded or not), e.g. to mark a cached listing stale.
+pub type ChangeHook = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// `restic stats --mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,23 +74,43 @@ where
 fn ignore_line(_: &str) {}
 
 impl Repo {
-    pub(crate) fn new(restic: Restic, path: PathBuf, key: Secret) -> Self {
-        Self { restic, path, key }
+    pub(crate) fn new(restic: Restic, location: Location, key: Secret) -> Self {
+        Self {
+            restic,
+            location,
+            key,
+            on_change: None,
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Calls `hook` after each command that may change the repository.
+    pub fn on_change(mut self, hook: ChangeHook) -> Self {
+        self.on_change = Some(hook);
+        self
     }
 
-    pub fn exists(&self) -> bool {
-        crate::repo_exists(&self.path)
+    fn changed(&self) {
+        if let Some(hook) = &self.on_change {
+            hook();
+        }
+    }
+
+    /// Runs a command that changes the repository, output ignored.
+    async fn change(&self, inv: Invocation<'_>) -> Result<(), EngineError> {
+        let result = self.quietly(inv).await;
+        self.changed();
+        result
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// Runs a command that prints one JSON document and returns all stdout.
     async fn capture(&self, inv: Invocation<'_>) -> Result<String, EngineError> {
         let mut out = String::new();
         self.restic
-            .run(&self.path, &self.key, inv, &mut |line: &str| {
+            .run(&self.location, &self.key, inv, &mut |line: &str| {
                 out.push_str(line);
                 out.push('\n');
             })
@@ -87,7 +120,7 @@ impl Repo {
 
     async fn quietly(&self, inv: Invocation<'_>) -> Result<(), EngineError> {
         self.restic
-            .run(&self.path, &self.key, inv, &mut ignore_line)
+            .run(&self.location, &self.key, inv, &mut ignore_line)
             .await
             .map(|_| ())
     }
@@ -98,7 +131,7 @@ impl Repo {
 
     /// Creates the repository (format v2, so compression is on).
     pub async fn init(&self) -> Result<(), EngineError> {
-        self.quietly(self.quick(args(["init", "--repository-version=2"])))
+        self.change(self.quick(args(["init", "--repository-version=2"])))
             .await
     }
 
@@ -106,6 +139,21 @@ impl Repo {
     pub async fn check_key(&self) -> Result<(), EngineError> {
         self.quietly(self.quick(args(["cat", "config", "--no-lock"])))
             .await
+    }
+
+    /// The IDs of the files in the repository's `snapshots/` (one listing of
+    /// the store, no snapshot read): how a remote repository's change is
+    /// noticed cheaply. Proves the key too.
+    pub async fn snapshot_files(&self) -> Result<Vec<String>, EngineError> {
+        let out = self
+            .capture(self.quick(args(["list", "snapshots", "--no-lock"])))
+            .await?;
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned)
+            .collect())
     }
 
     /// All snapshots, as restic lists them (oldest first).
@@ -135,7 +183,7 @@ impl Repo {
     /// a new ID and keeps the first ID in `original`.
     pub async fn tag(&self, id: &SnapshotId, tag: &str, add: bool) -> Result<(), EngineError> {
         let flag = if add { "--add=" } else { "--remove=" };
-        self.quietly(self.quick(args([
+        self.change(self.quick(args([
             "tag".to_owned(),
             format!("{flag}{tag}"),
             "--".to_owned(),
@@ -151,13 +199,13 @@ impl Repo {
         }
         let mut a = args(["forget", "--"]);
         a.extend(ids.iter().map(|s| OsString::from(s.as_str())));
-        self.quietly(self.quick(a)).await
+        self.change(self.quick(a)).await
     }
 
     /// Removes locks left by restic processes that died (restic only removes
     /// stale ones without `--remove-all`).
     pub async fn unlock_stale(&self) -> Result<(), EngineError> {
-        self.quietly(self.quick(args(["unlock"]))).await
+        self.change(self.quick(args(["unlock"]))).await
     }
 
     /// Backs up `req.source`. Progress lines go to `on_event`; the summary is
@@ -194,21 +242,20 @@ impl Repo {
         inv.ok_codes = &[3];
         inv.env.push(("RESTIC_PROGRESS_FPS", "2".to_owned()));
         let mut summary = None;
-        let finished = self
-            .restic
-            .run(
-                &self.path,
-                &self.key,
-                inv,
-                &mut |line: &str| match output::parse_backup_line(line) {
-                    Some(BackupEvent::Summary(s)) => summary = Some(s),
-                    Some(event) => on_event(event),
-                    None => {}
-                },
-            )
-            .await?;
+        let finished =
+            self.restic
+                .run(&self.location, &self.key, inv, &mut |line: &str| {
+                    match output::parse_backup_line(line) {
+                        Some(BackupEvent::Summary(s)) => summary = Some(s),
+                        Some(event) => on_event(event),
+                        None => {}
+                    }
+                })
+                .await;
+        self.changed();
+        let finished = finished?;
         if finished.code == 3 {
-            tracing::warn!(repo = %self.path.display(), "backup finished, but some files could not be read");
+            tracing::warn!(repo = %self.location.display(), "backup finished, but some files could not be read");
         }
         summary.ok_or_else(|| EngineError::Parse("restic backup printed no summary".into()))
     }
@@ -272,7 +319,7 @@ impl Repo {
             args(["dump", archive, "--", id.as_str(), "/"]),
             self.restic.timeouts().long,
         );
-        self.restic.stream(&self.path, &self.key, inv)
+        self.restic.stream(&self.location, &self.key, inv)
     }
 
     /// The repository's keys; `current` marks the one this handle opens.
@@ -301,7 +348,7 @@ impl Repo {
     pub async fn add_key(&self, new: &Secret) -> Result<(), EngineError> {
         let mut inv = self.quick(args(["key", "add", "--new-password-file=/dev/stdin"]));
         inv.stdin = Some(new.expose().as_bytes().to_vec());
-        self.quietly(inv).await
+        self.change(inv).await
     }
 
     /// Removes the key with this ID (not the one this handle opens with).
@@ -309,7 +356,7 @@ impl Repo {
         if !key_id_ok(id) {
             return Err(EngineError::Parse(format!("not a key ID: {id:?}")));
         }
-        self.quietly(self.quick(args(["key", "remove", "--", id])))
+        self.change(self.quick(args(["key", "remove", "--", id])))
             .await
     }
 
@@ -317,6 +364,6 @@ impl Repo {
     pub async fn prune(&self, cancel: Option<&Cancel>) -> Result<(), EngineError> {
         let mut inv = Invocation::new(args(["prune"]), self.restic.timeouts().long);
         inv.cancel = cancel;
-        self.quietly(inv).await
+        self.change(inv).await
     }
 }

@@ -88,7 +88,7 @@ async fn classifies_missing_repository_wrong_key_and_works_with_the_right_one() 
         Err(EngineError::RepoNotFound)
     ));
     repo.init().await.unwrap();
-    assert!(repo.exists());
+    assert!(engine::repo_exists(&path));
     assert!(repo.snapshots().await.unwrap().is_empty());
     repo.check_key().await.unwrap();
 
@@ -205,7 +205,11 @@ async fn cancelling_a_backup_interrupts_restic_and_leaves_no_lock() {
         .await;
     assert!(saw_status, "restic reported no progress before finishing");
     assert!(matches!(result, Err(EngineError::Cancelled)), "{result:?}");
-    assert_eq!(locks(repo.path()), 0, "restic left its lock behind");
+    assert_eq!(
+        locks(repo.location().local_path().unwrap()),
+        0,
+        "restic left its lock behind"
+    );
     assert!(repo.snapshots().await.unwrap().is_empty());
 }
 
@@ -227,7 +231,11 @@ async fn a_timeout_interrupts_restic_and_leaves_no_lock() {
         matches!(result, Err(EngineError::Timeout { .. })),
         "{result:?}"
     );
-    assert_eq!(locks(repo.path()), 0, "restic left its lock behind");
+    assert_eq!(
+        locks(repo.location().local_path().unwrap()),
+        0,
+        "restic left its lock behind"
+    );
 }
 
 #[tokio::test]
@@ -259,13 +267,13 @@ async fn dropping_a_running_backup_interrupts_restic() {
         }
     }
     assert!(
-        locks(repo.path()) > 0,
+        locks(repo.location().local_path().unwrap()) > 0,
         "restic holds no lock while backing up"
     );
     task.abort();
     let _ = task.await;
     for _ in 0..500 {
-        if locks(repo.path()) == 0 {
+        if locks(repo.location().local_path().unwrap()) == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

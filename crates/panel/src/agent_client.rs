@@ -308,7 +308,11 @@ impl AgentClient {
         }
     }
 
-    pub async fn delete_archive(&self, name: &str) -> Result<(), ClientError> {
+    pub async fn delete_archive(
+        &self,
+        name: &str,
+        key: Option<&Secret>,
+    ) -> Result<(), ClientError> {
         // Names are validated by the caller against the agent's own listing;
         // encoding keeps any odd byte inside the one path segment.
         let name: String = name
@@ -321,7 +325,7 @@ impl AgentClient {
             })
             .collect();
         let url = format!("{}/api/restic/archive/{name}", self.base);
-        self.send(self.request(Method::DELETE, &url, None))
+        self.send(self.request(Method::DELETE, &url, key))
             .await
             .map(|_| ())
     }

@@ -136,11 +136,11 @@ async fn every_agent_call_works_through_the_client() {
     let archives = client.archives().await.unwrap().archives;
     assert_eq!(archives.len(), 1);
     assert_eq!(archives[0].name, name);
-    match client.delete_archive("../../etc").await {
+    match client.delete_archive("../../etc", None).await {
         Err(ClientError::Agent { status: 400, .. }) => {}
         other => panic!("expected a refusal, got {other:?}"),
     }
-    client.delete_archive(&name).await.unwrap();
+    client.delete_archive(&name, None).await.unwrap();
     assert!(client.archives().await.unwrap().archives.is_empty());
 
     // A wrong node token is the agent's refusal, not an outage.

@@ -37,7 +37,7 @@ impl Agent {
         let slot = self.slot(server);
         let _writer = self.writer(&slot).await?;
         let root = self.inner.layout.repo_root().clone();
-        let target = self.inner.layout.repo(server);
+        let location = self.inner.layout.repo(server);
         let restic = self.inner.restic.clone();
         let open = |path: std::path::PathBuf| {
             let repo = restic.repo(path, key.clone());
@@ -71,6 +71,27 @@ impl Agent {
         candidates.sort();
         unusable.sort();
 
+        let Some(target) = location.local_path().map(ToOwned::to_owned) else {
+            // A remote store: the key must open the repository there; the
+            // extension's folders on this disk are never moved to it.
+            return match self.repo(server, key).check_key().await {
+                Ok(()) => Ok(AdoptAnswer {
+                    adopted_from: None,
+                    left: candidates,
+                }),
+                Err(EngineError::RepoNotFound) if !candidates.is_empty() => {
+                    Err(AgentError::Conflict {
+                        code: "repository_not_in_store",
+                        message: format!(
+                            "this node keeps repositories in {}, but this server's is on the node's disk ({}); copy it there with `restic copy` first",
+                            location.display(),
+                            candidates.join(", ")
+                        ),
+                    })
+                }
+                Err(e) => Err(e.into()),
+            };
+        };
         if std::fs::symlink_metadata(&target).is_ok() {
             return match open(target).await {
                 Ok(()) => Ok(AdoptAnswer {

@@ -1,15 +1,21 @@
 //! Archiving a deleted server's repository, and the archive browser.
 //!
 //! `POST /api/servers/{uuid}/backups/restic/archive` takes a final snapshot
-//! tagged `archived` + `locked` and moves the repository to
-//! `<repo_root>/archive/<uuid>-<UTC YYYYMMDDTHHMMSSZ>`. Archived repositories
-//! are listed and deleted by name; a name is only used after it matched an
-//! entry that exists.
+//! tagged `archived` + `locked` and moves a local repository to
+//! `<repo_root>/archive/<uuid>-<UTC YYYYMMDDTHHMMSSZ>`. A remote repository
+//! is archived in place: it stays where it is (its snapshots tagged by the
+//! final one), and a record `<state_dir>/archived/<name>.json` says where it
+//! is. Archived repositories are listed and deleted by name; a name is only
+//! used after it matched an entry that exists. Deleting a remote one
+//! forgets all its snapshots and prunes (restic can not remove a
+//! repository; its `config` and `keys/`, a few KB, stay), so it needs the
+//! key.
 
 use std::path::Path;
 
 use api::agent::{ArchivedRepo, JobKind};
 use api::{JobId, Secret, ServerUuid};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -60,15 +66,25 @@ fn dir_size(path: &Path) -> u64 {
     total
 }
 
+/// The record of a remote repository archived in place.
+#[derive(Debug, Serialize, Deserialize)]
+struct RemoteArchive {
+    server_uuid: String,
+    /// Where the repository is (no secrets).
+    store: String,
+    archived_at: String,
+    size_bytes: u64,
+}
+
 impl Agent {
     pub async fn archive(&self, server: &ServerUuid, key: &Secret) -> Result<JobId, AgentError> {
         let layout = &self.inner.layout;
         let dir = layout.existing_server_dir(server).ok();
-        let has_repo = engine::repo_exists(&layout.repo(server));
+        let slot = self.slot(server);
+        let has_repo = self.repo_exists(server, &slot, key).await?;
         if dir.is_none() && !has_repo {
             return Err(AgentError::RepoNotFound);
         }
-        let slot = self.slot(server);
         if has_repo {
             // Proves the key before a job is queued.
             drop(self.fresh(server, &slot, key).await?);
@@ -96,21 +112,54 @@ impl Agent {
             None => None,
         };
         let layout = &self.inner.layout;
-        let root = layout.archive_root();
+        let location = layout.repo(&ctx.server);
+        let remote = location.local_path().is_none();
+        let root = if remote {
+            layout.remote_archive_dir()
+        } else {
+            layout.archive_root()
+        };
         tokio::fs::create_dir_all(&root).await?;
-        let stamp = OffsetDateTime::now_utc()
+        let now = OffsetDateTime::now_utc();
+        let stamp = now
             .format(STAMP)
             .map_err(|e| AgentError::Internal(e.to_string()))?;
+        let file = |name: &str| {
+            if remote {
+                root.join(format!("{name}.json"))
+            } else {
+                root.join(name)
+            }
+        };
         let mut name = format!("{}-{stamp}", ctx.server);
         let mut n = 1;
-        while tokio::fs::try_exists(root.join(&name))
-            .await
-            .unwrap_or(true)
-        {
+        while tokio::fs::try_exists(file(&name)).await.unwrap_or(true) {
             name = format!("{}-{stamp}-{n}", ctx.server);
             n += 1;
         }
-        tokio::fs::rename(layout.repo(&ctx.server), root.join(&name)).await?;
+        match location.local_path() {
+            Some(path) => tokio::fs::rename(path, file(&name)).await?,
+            None => {
+                let size_bytes = self
+                    .repo(&ctx.server, &ctx.key)
+                    .stats(engine::StatsMode::RawData, &[])
+                    .await
+                    .map(|s| s.total_size)
+                    .unwrap_or(0);
+                let record = RemoteArchive {
+                    server_uuid: ctx.server.to_string(),
+                    store: location.display(),
+                    archived_at: rfc3339(now),
+                    size_bytes,
+                };
+                let bytes = serde_json::to_vec_pretty(&record)
+                    .map_err(|e| AgentError::Internal(e.to_string()))?;
+                let path = file(&name);
+                tokio::task::spawn_blocking(move || crate::layout::write_atomically(&path, &bytes))
+                    .await
+                    .map_err(|e| AgentError::Internal(e.to_string()))??;
+            }
+        }
         for file in [
             layout.sizes_file(&ctx.server),
             layout.prune_file(&ctx.server),
@@ -124,15 +173,14 @@ impl Agent {
         }))
     }
 
-    /// `GET /api/restic/archive`, newest first.
+    /// `GET /api/restic/archive`, newest first: folders under
+    /// `<repo_root>/archive` and records of remote repositories.
     pub async fn archives(&self) -> Result<Vec<ArchivedRepo>, AgentError> {
         let root = self.inner.layout.archive_root();
+        let records = self.inner.layout.remote_archive_dir();
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
-            let Ok(rd) = std::fs::read_dir(&root) else {
-                return out;
-            };
-            for entry in rd.flatten() {
+            for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let Some((uuid, at)) = parse_name(&name) else {
                     continue;
@@ -145,6 +193,30 @@ impl Agent {
                     name,
                     server_uuid: uuid.to_string(),
                     archived_at: rfc3339(at),
+                    store: None,
+                });
+            }
+            for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                let Some(name) = file.strip_suffix(".json") else {
+                    continue;
+                };
+                let Some((uuid, at)) = parse_name(name) else {
+                    continue;
+                };
+                let record: Option<RemoteArchive> = std::fs::read(entry.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                let Some(record) = record.filter(|r| r.server_uuid == uuid.as_str()) else {
+                    tracing::warn!(record = %file, "ignoring an unreadable archive record");
+                    continue;
+                };
+                out.push(ArchivedRepo {
+                    size_bytes: record.size_bytes,
+                    name: name.to_owned(),
+                    server_uuid: uuid.to_string(),
+                    archived_at: rfc3339(at),
+                    store: Some(record.store),
                 });
             }
             out.sort_by(|a, b| b.archived_at.cmp(&a.archived_at).then(a.name.cmp(&b.name)));
@@ -155,7 +227,9 @@ impl Agent {
     }
 
     /// `DELETE /api/restic/archive/{name}`: only names that exist are used.
-    pub async fn delete_archive(&self, name: &str) -> Result<(), AgentError> {
+    /// A remote repository needs `key`: its snapshots are forgotten and the
+    /// repository pruned, then its record goes.
+    pub async fn delete_archive(&self, name: &str, key: Option<&Secret>) -> Result<(), AgentError> {
         if parse_name(name).is_none() {
             return Err(AgentError::bad_request(
                 "invalid_archive_name",
@@ -168,9 +242,55 @@ impl Agent {
             .into_iter()
             .find(|a| a.name == name)
             .ok_or(AgentError::ArchiveNotFound)?;
+        if found.store.is_some() {
+            return self.delete_remote_archive(&found, key).await;
+        }
         let path = self.inner.layout.archive_root().join(&found.name);
         tokio::fs::remove_dir_all(&path).await?;
         tracing::info!(archive = %found.name, "archived repository deleted");
+        Ok(())
+    }
+}
+
+impl Agent {
+    async fn delete_remote_archive(
+        &self,
+        found: &ArchivedRepo,
+        key: Option<&Secret>,
+    ) -> Result<(), AgentError> {
+        let key = key.ok_or_else(|| {
+            AgentError::bad_request(
+                "missing_key",
+                "a remote archived repository is emptied with its key: send it in X-Restic-Password",
+            )
+        })?;
+        let server = ServerUuid::parse(&found.server_uuid)
+            .map_err(|e| AgentError::Internal(e.to_string()))?;
+        let slot = self.slot(&server);
+        let _writer = self.writer(&slot).await?;
+        let repo = self.repo(&server, key);
+        match repo.snapshot_files().await {
+            Ok(ids) => {
+                let ids: Vec<api::SnapshotId> = ids
+                    .iter()
+                    .filter_map(|id| api::SnapshotId::parse(id).ok())
+                    .collect();
+                for chunk in ids.chunks(100) {
+                    repo.forget(&chunk.iter().collect::<Vec<_>>()).await?;
+                }
+                repo.prune(Some(&self.inner.shutdown)).await?;
+            }
+            // Already gone (removed by hand): only the record is left.
+            Err(engine::EngineError::RepoNotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let record = self
+            .inner
+            .layout
+            .remote_archive_dir()
+            .join(format!("{}.json", found.name));
+        tokio::fs::remove_file(&record).await?;
+        tracing::info!(archive = %found.name, store = ?found.store, "archived remote repository emptied and its record deleted");
         Ok(())
     }
 }

@@ -86,7 +86,7 @@ impl Agent {
         // can not be met), but snapshots are only forgotten after the new one
         // exists, so a failed backup never costs an old one.
         if let Some(max) = max
-            && self.repo(&ctx.server, &ctx.key).exists()
+            && self.repo_exists(&ctx.server, &ctx.slot, &ctx.key).await?
         {
             let idx = self.fresh(&ctx.server, &ctx.slot, &ctx.key).await?;
             plan_removals(idx.entries(), max, 1, OffsetDateTime::now_utc())?;
@@ -143,10 +143,15 @@ impl Agent {
         tags: &[&str],
     ) -> Result<(Entry, BackupSummary), AgentError> {
         let repo = self.repo(&ctx.server, &ctx.key);
-        if !repo.exists() {
-            tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
+        // A remote store is asked afresh: the repository may have been
+        // made by hand since the last listing.
+        ctx.slot.forget_remote_listing();
+        if !self.repo_exists(&ctx.server, &ctx.slot, &ctx.key).await? {
+            if repo.location().local_path().is_some() {
+                tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
+            }
             repo.init().await?;
-            tracing::info!(server = %ctx.server, "repository created");
+            tracing::info!(server = %ctx.server, repository = %repo.location().display(), "repository created");
         }
         let jobs = &self.inner.jobs;
         let request = BackupRequest {

@@ -36,7 +36,11 @@ impl Agent {
                 "the new key equals the current one",
             ));
         }
-        if !engine::repo_exists(&self.inner.layout.repo(server)) {
+        // A remote repository that is not there answers the same from
+        // `restic key list` below.
+        if let Some(path) = self.inner.layout.repo(server).local_path()
+            && !engine::repo_exists(path)
+        {
             return Err(AgentError::RepoNotFound);
         }
         let slot = self.slot(server);

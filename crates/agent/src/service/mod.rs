@@ -14,7 +14,7 @@ mod retention;
 pub use download::Download;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,9 +56,28 @@ struct RepoSlot {
     prune_queued: AtomicBool,
     /// Serialises read-modify-write of the persisted prune state.
     prune_state: Mutex<()>,
+    /// Commands run that may have changed the repository.
+    changes: AtomicU64,
+    /// A remote repository's last listing (see `Inner::remote_recheck`).
+    remote_seen: Mutex<Option<RemoteSeen>>,
+}
+
+/// What a listing of a remote repository's `snapshots/` found.
+#[derive(Clone)]
+struct RemoteSeen {
+    at: std::time::Instant,
+    /// `changes` when the listing was taken.
+    changes: u64,
+    /// The snapshot file IDs, or `None`: no repository there.
+    snapshot_ids: Option<Vec<String>>,
 }
 
 impl RepoSlot {
+    /// The next look at a remote repository lists the store again.
+    fn forget_remote_listing(&self) {
+        *self.remote_seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     fn active_job(&self) -> Option<JobId> {
         self.active_job
             .lock()
@@ -117,6 +136,10 @@ struct Inner {
     wings: Option<crate::config::WingsLink>,
     restore_stop_timeout: Duration,
     restore_kill_after_timeout: bool,
+    /// How old a remote repository's listing may be before a request lists
+    /// the store again: a snapshot made or removed by hand on a remote
+    /// store shows within this time (changes the agent makes show at once).
+    remote_recheck: Duration,
 }
 
 /// The agent's service object. Cheap to clone.
@@ -133,6 +156,7 @@ impl Agent {
             cfg.data_dir.clone(),
             cfg.repo_root.clone(),
             cfg.state_dir.clone(),
+            cfg.store.clone(),
         );
         let (jobs, interrupted) = Jobs::load(cfg.max_parallel_jobs, layout.jobs_dir());
         // Restores a crash interrupted are completed or rolled back before
@@ -165,6 +189,7 @@ impl Agent {
                 wings: cfg.wings.clone(),
                 restore_stop_timeout: cfg.restore_stop_timeout,
                 restore_kill_after_timeout: cfg.restore_kill_after_timeout,
+                remote_recheck: cfg.remote_recheck,
             }),
         }
     }
@@ -227,9 +252,19 @@ impl Agent {
     }
 
     fn repo(&self, server: &ServerUuid, key: &Secret) -> Repo {
-        self.inner
+        let repo = self
+            .inner
             .restic
-            .repo(self.inner.layout.repo(server), key.clone())
+            .repo(self.inner.layout.repo(server), key.clone());
+        if self.inner.layout.store().is_remote() {
+            // A remote listing taken before a change is stale after it.
+            let slot = self.slot(server);
+            repo.on_change(Arc::new(move || {
+                slot.changes.fetch_add(1, Ordering::SeqCst);
+            }))
+        } else {
+            repo
+        }
     }
 
     fn mac(&self, key: &Secret) -> [u8; 32] {
@@ -239,16 +274,88 @@ impl Agent {
         mac.finalize().into_bytes().into()
     }
 
-    async fn fingerprints(&self, server: &ServerUuid) -> Result<RepoFingerprints, AgentError> {
-        let path = self.inner.layout.repo(server);
+    /// The repository's fingerprints, and whether `key` was just proven by
+    /// taking them (a remote listing runs restic with it).
+    async fn fingerprints(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+    ) -> Result<(RepoFingerprints, bool), AgentError> {
+        let location = self.inner.layout.repo(server);
+        let Some(path) = location.local_path().map(ToOwned::to_owned) else {
+            return self.remote_fingerprints(server, slot, key).await;
+        };
         tokio::task::spawn_blocking(move || {
             if !engine::repo_exists(&path) {
                 return Err(AgentError::RepoNotFound);
             }
-            RepoFingerprints::read(&path).map_err(AgentError::from)
+            RepoFingerprints::read(&path)
+                .map(|fp| (fp, false))
+                .map_err(AgentError::from)
         })
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))?
+    }
+
+    /// A remote repository's fingerprints: its listing, reused while it
+    /// is younger than `remote_recheck` and no change was made since.
+    async fn remote_fingerprints(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+    ) -> Result<(RepoFingerprints, bool), AgentError> {
+        let changes = slot.changes.load(Ordering::SeqCst);
+        let cached = slot
+            .remote_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|seen| {
+                seen.changes == changes && seen.at.elapsed() < self.inner.remote_recheck
+            });
+        let (seen, proven) = match cached {
+            Some(seen) => (seen, false),
+            None => {
+                let at = std::time::Instant::now();
+                let snapshot_ids = match self.repo(server, key).snapshot_files().await {
+                    Ok(ids) => Some(ids),
+                    Err(engine::EngineError::RepoNotFound) => None,
+                    Err(e) => return Err(e.into()),
+                };
+                let seen = RemoteSeen {
+                    at,
+                    changes,
+                    snapshot_ids,
+                };
+                *slot.remote_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(seen.clone());
+                let proven = seen.snapshot_ids.is_some();
+                (seen, proven)
+            }
+        };
+        match seen.snapshot_ids {
+            Some(ids) => Ok((RepoFingerprints::listed(&ids, seen.changes), proven)),
+            None => Err(AgentError::RepoNotFound),
+        }
+    }
+
+    /// Whether the server's repository exists (a remote one is asked, or
+    /// its recent listing reused).
+    async fn repo_exists(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+    ) -> Result<bool, AgentError> {
+        match self.inner.layout.repo(server).local_path() {
+            Some(path) => Ok(engine::repo_exists(path)),
+            None => match self.remote_fingerprints(server, slot, key).await {
+                Ok(_) => Ok(true),
+                Err(AgentError::RepoNotFound) => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     /// The repository's index, brought up to date if the repository changed
@@ -259,7 +366,7 @@ impl Agent {
         slot: &'a RepoSlot,
         key: &Secret,
     ) -> Result<MutexGuard<'a, RepoIndex>, AgentError> {
-        let fp = self.fingerprints(server).await?;
+        let (fp, proven) = self.fingerprints(server, slot, key).await?;
         let mac = self.mac(key);
         let mut idx = slot.index.lock().await;
         if !idx.sizes_loaded {
@@ -267,6 +374,9 @@ impl Agent {
             idx.sizes_loaded = true;
         }
         idx.observe_keys(&fp.keys);
+        if proven {
+            idx.set_verified_key(mac);
+        }
         if idx.is_fresh(&fp, &mac) {
             return Ok(idx);
         }
@@ -356,7 +466,7 @@ impl Agent {
         let slot = self.slot(server);
         let fp = {
             let mut idx = self.fresh(server, &slot, key).await?;
-            let fp = self.fingerprints(server).await?;
+            let (fp, _) = self.fingerprints(server, &slot, key).await?;
             if let Some(stats) = idx.cached_stats(&fp) {
                 return Ok(stats);
             }
@@ -460,9 +570,7 @@ impl Agent {
         slot: &RepoSlot,
         key: &Secret,
     ) -> Result<(), AgentError> {
-        if slot.needs_unlock.load(Ordering::SeqCst)
-            && engine::repo_exists(&self.inner.layout.repo(server))
-        {
+        if slot.needs_unlock.load(Ordering::SeqCst) && self.repo_exists(server, slot, key).await? {
             self.repo(server, key).unlock_stale().await?;
             slot.needs_unlock.store(false, Ordering::SeqCst);
             tracing::info!(server = %server, "stale restic locks cleared");
@@ -471,9 +579,10 @@ impl Agent {
     }
 
     /// Notes a failed change: a `repository_locked` answer may come from a
-    /// stale lock, which the next change clears.
+    /// stale lock, and a restic cut off from its store could not remove
+    /// its own; the next change clears them.
     fn note_failure(slot: &RepoSlot, e: &AgentError) {
-        if matches!(e, AgentError::RepoLocked) {
+        if matches!(e, AgentError::RepoLocked | AgentError::Store(_)) {
             slot.needs_unlock.store(true, Ordering::SeqCst);
         }
     }

@@ -32,10 +32,11 @@ pub fn status_of(e: &AgentError) -> StatusCode {
         AgentError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         AgentError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         AgentError::TooManyDownloads => StatusCode::TOO_MANY_REQUESTS,
-        // Wings is a service the restore depends on; 503 (not 502) so the
-        // panel passes the code on to the user instead of calling the
-        // node unavailable.
+        // Wings and the repository's store are services the operation
+        // depends on; 503 (not 502) so the panel passes the code on to the
+        // user instead of calling the node unavailable.
         AgentError::ResticUnavailable
+        | AgentError::Store(_)
         | AgentError::ShuttingDown
         | AgentError::Interrupted
         | AgentError::WingsUnavailable

@@ -96,6 +96,27 @@ impl<S: Send + Sync> FromRequestParts<S> for RepoKey {
     }
 }
 
+/// The repository key when the request carries one (`X-Restic-Password`;
+/// an empty header counts as none).
+pub struct MaybeRepoKey(pub Option<Secret>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeRepoKey {
+    type Rejection = AgentError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AgentError> {
+        if parts
+            .headers
+            .get(PASSWORD_HEADER)
+            .is_some_and(|v| !v.is_empty())
+        {
+            let RepoKey(key) = RepoKey::from_request_parts(parts, state).await?;
+            Ok(MaybeRepoKey(Some(key)))
+        } else {
+            Ok(MaybeRepoKey(None))
+        }
+    }
+}
+
 /// A JSON body; an empty body counts as `{}` (so all-optional bodies may be
 /// left out). Error messages never echo the body (it may hold a key).
 pub struct JsonBody<T>(pub T);

@@ -2,6 +2,7 @@
 //! for root admins. The panel keeps a deleted server's keys (see
 //! `storage::archived_keys`); this joins them with what each node lists.
 
+use api::Secret;
 use api::panel::{PanelArchiveList, PanelArchivedRepo};
 
 use super::Panel;
@@ -77,6 +78,7 @@ impl Panel {
                     size_bytes: a.size_bytes,
                     archived_at: a.archived_at,
                     location: ON_NODE.into(),
+                    store: a.store,
                     key: None,
                     other_keys: Vec::new(),
                 };
@@ -108,6 +110,7 @@ impl Panel {
                 size_bytes: 0,
                 archived_at: super::schedule::rfc3339(r.archived_at),
                 location: location.into(),
+                store: None,
                 key: None,
                 other_keys: Vec::new(),
             };
@@ -190,7 +193,17 @@ impl Panel {
                     .node_by_name(&hit.repo.node)
                     .await?
                     .ok_or(PanelError::NotFound(Missing::Node))?;
-                self.client(&node)?.delete_archive(&hit.repo.name).await?;
+                // A remote repository archived in place is emptied with
+                // its key; a folder on the node needs none.
+                let key = match (&hit.repo.store, &hit.repo.key) {
+                    (Some(_), Some(k)) => Some(Secret::new(k.clone()).map_err(|e| {
+                        PanelError::Internal(format!("archived key unusable: {e}"))
+                    })?),
+                    _ => None,
+                };
+                self.client(&node)?
+                    .delete_archive(&hit.repo.name, key.as_ref())
+                    .await?;
             }
             NODE_UNAVAILABLE => return Err(PanelError::NodeUnavailable),
             _ => {}

@@ -17,6 +17,7 @@ pub mod mariadb;
 pub mod panel;
 pub mod ptero_world;
 pub mod pterodactyl;
+pub mod stores;
 pub mod webdriver;
 pub mod wings;
 

@@ -1,0 +1,381 @@
+//! Repositories on remote stores (issue 15): the agent keeps each server's
+//! repository on a real S3 server (Garage), an SFTP server (OpenSSH) or a
+//! restic REST server (rclone), and every feature works there. Each test
+//! runs its story on all three.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::TestAgent;
+use common::stores::{self, Kind, TestStore};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const KEY: &str = "offsite-key-4f3e2d1c0b";
+const NEW_KEY: &str = "offsite-rotated-9a8b7c6d5e";
+
+fn agent_on(store: &TestStore, extra: &[&str]) -> TestAgent {
+    let mut lines: Vec<&str> = store.agent_toml.iter().map(String::as_str).collect();
+    lines.extend_from_slice(extra);
+    TestAgent::start_with(&lines)
+}
+
+async fn job(agent: &TestAgent, server: &str, res: &Value) -> Value {
+    agent
+        .wait_job(server, res["job_id"].as_str().expect("a job"))
+        .await
+}
+
+fn snapshot_count(store: &TestStore, server: &str, key: &str) -> usize {
+    let out = store.restic(server, key, None, &["snapshots", "--json", "--no-lock"]);
+    serde_json::from_str::<Vec<Value>>(&out).unwrap().len()
+}
+
+fn restic_runs(agent: &TestAgent) -> usize {
+    agent.log().matches("running restic").count()
+}
+
+/// The whole story on one store.
+async fn story(kind: Kind) {
+    let store = TestStore::start(kind);
+    let agent = agent_on(&store, &["remote_recheck_secs = 5"]);
+    let server = agent.add_server();
+    let base = agent.backups_url(&server);
+    let dir = agent.data_dir().join(&server);
+
+    // Nothing yet: the repository is created by the first backup.
+    let (status, code) = agent.refusal(Method::GET, &base, KEY, None).await;
+    assert_eq!((status, code.as_str()), (404, "repository_not_found"));
+    let first = agent.backup(&server, KEY).await;
+    assert_eq!(snapshot_count(&store, &server, KEY), 1, "{kind:?}");
+    assert!(
+        !agent.repo_root().join(&server).exists(),
+        "nothing on the node's disk"
+    );
+
+    // Lock, refused delete, unlock.
+    let (status, body) = agent
+        .call(Method::POST, &format!("{base}/{first}/lock"), KEY, None)
+        .await;
+    assert_eq!((status, &body["locked"]), (200, &json!(true)), "{body}");
+    let list = agent.list(&server, KEY).await;
+    assert_eq!(list["backups"][0]["locked"], true, "{list}");
+    let (status, code) = agent
+        .refusal(Method::DELETE, &format!("{base}/{first}"), KEY, None)
+        .await;
+    assert_eq!((status, code.as_str()), (409, "backup_locked"));
+    let (status, _) = agent
+        .call(Method::POST, &format!("{base}/{first}/unlock"), KEY, None)
+        .await;
+    assert_eq!(status, 200);
+
+    // A second backup of changed files; stats.
+    std::fs::write(dir.join("server.properties"), "motd=changed\n").unwrap();
+    let second = agent.backup(&server, KEY).await;
+    let (status, stats) = agent
+        .call(Method::GET, &format!("{base}/stats"), KEY, None)
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["snapshots_count"], 2, "{stats}");
+    assert!(stats["total_size"].as_u64().unwrap() > 0, "{stats}");
+
+    // The list is served without asking the store again...
+    agent.list(&server, KEY).await;
+    let runs = restic_runs(&agent);
+    for _ in 0..5 {
+        agent.list(&server, KEY).await;
+    }
+    assert_eq!(restic_runs(&agent), runs, "a fresh list asked the store");
+    // ...and a snapshot made by hand shows within remote_recheck_secs.
+    store.restic(
+        &server,
+        KEY,
+        Some(&dir),
+        &["backup", "--host", "by-hand", "."],
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if agent.list(&server, KEY).await["total"] == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "hand-made snapshot never listed");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Download the first snapshot and find the original file in it.
+    let res = agent
+        .req(
+            Method::GET,
+            &format!("{base}/{first}/download?format=tar.gz"),
+            KEY,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let unpacked = tempfile::tempdir().unwrap();
+    let archive = unpacked.path().join("backup.tar.gz");
+    std::fs::write(&archive, res.bytes().await.unwrap()).unwrap();
+    let ok = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(unpacked.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert_eq!(
+        std::fs::read_to_string(unpacked.path().join("server.properties")).unwrap(),
+        "motd=A test server\nmax-players=20\n"
+    );
+
+    // Restore the first snapshot in place.
+    let (status, res) = agent
+        .call(
+            Method::POST,
+            &format!("{base}/{first}/restore"),
+            KEY,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{res}");
+    let view = job(&agent, &server, &res).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("server.properties")).unwrap(),
+        "motd=A test server\nmax-players=20\n"
+    );
+
+    // Retention keeps the newest; safety snapshots and locked ones stay.
+    let (status, res) = agent
+        .call(
+            Method::POST,
+            &format!("{base}/retention"),
+            KEY,
+            Some(json!({"keep_last": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{res}");
+    let after = agent.list(&server, KEY).await;
+    let ids: Vec<&str> = after["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&second.as_str()), "{after}");
+    assert_eq!(
+        after["total"].as_u64().unwrap() as usize,
+        snapshot_count(&store, &server, KEY)
+    );
+
+    // Key rotation: the new key opens it, the old one no longer does.
+    let (status, res) = agent
+        .call(
+            Method::POST,
+            &format!("{base}/key"),
+            KEY,
+            Some(json!({"new_password": NEW_KEY})),
+        )
+        .await;
+    assert_eq!(status, 200, "{res}");
+    agent.list(&server, NEW_KEY).await;
+    let (status, code) = agent.refusal(Method::GET, &base, KEY, None).await;
+    assert_eq!((status, code.as_str()), (403, "wrong_key"));
+
+    // Archive on server deletion: in place, listed with where it is, and
+    // emptied when deleted.
+    let (status, res) = agent
+        .call(Method::POST, &format!("{base}/archive"), NEW_KEY, None)
+        .await;
+    assert_eq!(status, 202, "{res}");
+    let view = job(&agent, &server, &res).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let archives_url = format!("{}/api/restic/archive", agent.url);
+    let (_, list) = agent.call(Method::GET, &archives_url, "", None).await;
+    let archived = &list["archives"][0];
+    assert_eq!(archived["server_uuid"], server.as_str(), "{list}");
+    let shown = archived["store"].as_str().unwrap();
+    assert!(
+        shown.starts_with(store.name()) && shown.contains(&server),
+        "{shown}"
+    );
+    for secret in &store.secrets {
+        assert!(!list.to_string().contains(secret.as_str()));
+    }
+    let name = archived["name"].as_str().unwrap().to_owned();
+    let (status, code) = agent
+        .refusal(Method::DELETE, &format!("{archives_url}/{name}"), "", None)
+        .await;
+    assert_eq!((status, code.as_str()), (400, "missing_key"));
+    let delete = agent
+        .http
+        .delete(format!("{archives_url}/{name}"))
+        .bearer_auth(common::TOKEN)
+        .header("X-Restic-Password", NEW_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    assert_eq!(snapshot_count(&store, &server, NEW_KEY), 0);
+    let (_, list) = agent.call(Method::GET, &archives_url, "", None).await;
+    assert_eq!(list["archives"], json!([]));
+
+    // No secret of the store in the agent's log.
+    let log = agent.log();
+    for secret in &store.secrets {
+        assert!(!log.contains(secret.as_str()), "{kind:?} secret in the log");
+    }
+}
+
+#[tokio::test]
+async fn every_feature_works_on_s3() {
+    story(Kind::S3).await;
+}
+
+#[tokio::test]
+async fn every_feature_works_on_sftp() {
+    story(Kind::Sftp).await;
+}
+
+#[tokio::test]
+async fn every_feature_works_on_a_rest_server() {
+    story(Kind::Rest).await;
+}
+
+/// Fills a server with incompressible data so a backup takes a while.
+fn fill(dir: &Path, mib: usize) {
+    let big = dir.join("world/region");
+    for i in 0..mib / 8 {
+        std::fs::write(
+            big.join(format!("r.{i}.0.mca")),
+            common::pseudo_random(100 + i as u64, 8 << 20),
+        )
+        .unwrap();
+    }
+}
+
+/// The store dies during a backup: the job fails with a clear code, and
+/// once the store is back the next backup succeeds and no lock is left.
+async fn outage(kind: Kind) {
+    let mut store = TestStore::start(kind);
+    let agent = agent_on(&store, &[]);
+    let server = agent.add_server();
+    agent.backup(&server, KEY).await;
+    fill(&agent.data_dir().join(&server), 160);
+
+    let job_id = agent.start_backup(&server, KEY, json!({})).await;
+    let url = format!("{}/jobs/{job_id}", agent.backups_url(&server));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, view) = agent.call(Method::GET, &url, "", None).await;
+        if view["status"] == "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "backup never ran: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    store.stop();
+    let view = agent.wait_job(&server, &job_id).await;
+    assert_eq!(view["status"], "failed", "{kind:?}: {view}");
+    assert_eq!(
+        view["error"]["code"], "store_unreachable",
+        "{kind:?}: {view}"
+    );
+
+    store.restart();
+    let id = agent.backup(&server, KEY).await;
+    let list = agent.list(&server, KEY).await;
+    assert_eq!(list["backups"][0]["id"], id.as_str());
+    let locks = store.restic(&server, KEY, None, &["list", "locks", "--no-lock"]);
+    assert_eq!(locks.trim(), "", "{kind:?}: a stale lock was left");
+}
+
+#[tokio::test]
+async fn a_store_lost_mid_backup_fails_the_job_and_leaves_no_lock_s3() {
+    outage(Kind::S3).await;
+}
+
+#[tokio::test]
+async fn a_store_lost_mid_backup_fails_the_job_and_leaves_no_lock_sftp() {
+    outage(Kind::Sftp).await;
+}
+
+#[tokio::test]
+async fn a_store_lost_mid_backup_fails_the_job_and_leaves_no_lock_rest() {
+    outage(Kind::Rest).await;
+}
+
+/// Wrong credentials and a store that is down: clear codes, on requests
+/// and on jobs, for every kind.
+#[tokio::test]
+async fn wrong_credentials_and_a_down_store_give_clear_codes() {
+    for kind in stores::ALL {
+        let mut store = TestStore::start(kind);
+        let wrong = store.agent_toml_with_wrong_secret();
+        let lines: Vec<&str> = wrong.iter().map(String::as_str).collect();
+        let agent = TestAgent::start_with(&lines);
+        let server = agent.add_server();
+        let base = agent.backups_url(&server);
+        let (status, code) = agent.refusal(Method::GET, &base, KEY, None).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (503, "store_access_denied"),
+            "{kind:?}"
+        );
+        let job_id = agent.start_backup(&server, KEY, json!({})).await;
+        let view = agent.wait_job(&server, &job_id).await;
+        assert_eq!(view["status"], "failed", "{kind:?}: {view}");
+        assert_eq!(view["error"]["code"], "store_access_denied", "{kind:?}");
+        for secret in &store.secrets {
+            assert!(!agent.log().contains(secret.as_str()));
+        }
+        drop(agent);
+
+        store.stop();
+        let agent = agent_on(&store, &[]);
+        let (status, code) = agent
+            .refusal(Method::GET, &base_of(&agent, &server), KEY, None)
+            .await;
+        assert_eq!(
+            (status, code.as_str()),
+            (503, "store_unreachable"),
+            "{kind:?}"
+        );
+    }
+}
+
+fn base_of(agent: &TestAgent, server: &str) -> String {
+    agent.backups_url(server)
+}
+
+/// S3 only: a bucket that is not there, and a bucket over its quota.
+#[tokio::test]
+async fn a_missing_bucket_and_a_full_one_are_named() {
+    let store = TestStore::start(Kind::S3);
+    let lines: Vec<String> = store
+        .agent_toml
+        .iter()
+        .map(|l| l.replace("/restic/node1/", "/no-such-bucket/node1/"))
+        .collect();
+    let agent = TestAgent::start_with(&lines.iter().map(String::as_str).collect::<Vec<_>>());
+    let server = agent.add_server();
+    let (status, code) = agent
+        .refusal(Method::GET, &agent.backups_url(&server), KEY, None)
+        .await;
+    assert_eq!((status, code.as_str()), (503, "store_bucket_missing"));
+    drop(agent);
+
+    let agent = agent_on(&store, &[]);
+    let server = agent.add_server();
+    agent.backup(&server, KEY).await;
+    store.set_quota("1MiB");
+    fill(&agent.data_dir().join(&server), 16);
+    let job_id = agent.start_backup(&server, KEY, json!({})).await;
+    let view = agent.wait_job(&server, &job_id).await;
+    assert_eq!(view["status"], "failed", "{view}");
+    assert_eq!(view["error"]["code"], "store_full", "{view}");
+}
