@@ -222,7 +222,7 @@ impl RemoteStore {
             shown,
             access: Arc::new(Access {
                 env,
-                options: Vec::new(),
+                ..Access::default()
             }),
         })
     }
@@ -323,6 +323,7 @@ impl RemoteStore {
             access: Arc::new(Access {
                 env: Vec::new(),
                 options: vec![format!("sftp.command={}", command.join(" "))],
+                probe: Some(command),
             }),
         })
     }

@@ -245,6 +245,19 @@ pub struct ArchivedRepo {
     pub store: Option<String>,
 }
 
+/// `GET /api/restic/node`: where this node keeps repositories (no secrets).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// `local`, `s3`, `sftp` or `rest`.
+    pub store: String,
+    /// `local` or the template with `{server_uuid}`, without credentials.
+    pub repository: String,
+    /// The installed restic.
+    pub restic_version: String,
+    /// This agent's version.
+    pub agent_version: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ArchiveList {
     pub archives: Vec<ArchivedRepo>,

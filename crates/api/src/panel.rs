@@ -155,6 +155,11 @@ pub struct NodeView {
     pub url: String,
     pub has_ca: bool,
     pub browser_downloads: bool,
+    /// Where the node keeps repositories (`local` or a remote template
+    /// without credentials), as its agent says; `None` when it did not
+    /// answer just now (the list only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -59,7 +59,7 @@ pub enum StoreFailure {
 impl StoreFailure {
     /// Recognises a store's failure in restic's error output (restic 0.14
     /// to 0.18 word them the same: they are the backends' own messages).
-    fn of(stderr: &str) -> Option<Self> {
+    pub(crate) fn of(stderr: &str) -> Option<Self> {
         let lower = stderr.to_ascii_lowercase();
         let has = |needle: &str| lower.contains(needle);
         if has("host key verification failed")
@@ -68,10 +68,16 @@ impl StoreFailure {
             || has("host key is known for")
         {
             Some(Self::HostKeyMismatch)
-        } else if has("nosuchbucket") || has("the specified bucket does not exist") {
+        } else if has("nosuchbucket")
+            || has("the specified bucket does not exist")
+            // restic creates a missing bucket at `init`; keys that may
+            // not create one are refused.
+            || has("client.makebucket")
+        {
             Some(Self::BucketMissing)
         } else if has("quotaexceeded")
             || has("quota exceeded")
+            || has("quota is reached")
             || has("no space left on device")
             || has("disk quota")
             || has("insufficient storage")
@@ -88,6 +94,7 @@ impl StoreFailure {
             || has("invalidaccesskeyid")
             || has("signaturedoesnotmatch")
             || has("access key id you provided does not exist")
+            || has("signature we calculated does not match")
             || has("too many authentication failures")
         {
             Some(Self::AccessDenied)
@@ -184,6 +191,54 @@ mod tests {
                 "Fatal: no matching ID found for prefix \"deadbeef\"\n"
             ),
             EngineError::SnapshotNotFound
+        ));
+    }
+
+    // Recorded from restic 0.14.0 against Garage, OpenSSH and rclone.
+    #[test]
+    fn classifies_store_failures() {
+        for (stderr, failure) in [
+            (
+                "Fatal: unable to open config file: client.Head: Head \"http://u:***@127.0.0.1:48124/srv1/config\": dial tcp 127.0.0.1:48124: connect: connection refused\nIs there a repository at the following location?\n",
+                StoreFailure::Unreachable,
+            ),
+            (
+                "Fatal: unable to open config file: unexpected HTTP response (401): 401 Unauthorized\nIs there a repository at the following location?\n",
+                StoreFailure::AccessDenied,
+            ),
+            (
+                "subprocess ssh: root@127.0.0.1: Permission denied (publickey).\nFatal: unable to open repository at sftp:root@127.0.0.1:/r: unable to start the sftp session, error: read |0: file already closed\n",
+                StoreFailure::AccessDenied,
+            ),
+            (
+                "subprocess ssh: Host key verification failed.\nFatal: unable to open repository at sftp:x: unable to start the sftp session, error: EOF\n",
+                StoreFailure::HostKeyMismatch,
+            ),
+            (
+                "subprocess ssh: ssh: connect to host 127.0.0.1 port 48223: Connection refused\nFatal: unable to open repository at sftp:x: unable to start the sftp session, error: EOF\n",
+                StoreFailure::Unreachable,
+            ),
+            (
+                "Fatal: create repository at s3:http://127.0.0.1:47900/nobucket/x failed: client.MakeBucket: Forbidden: Access key GK1 is not allowed to create buckets\n",
+                StoreFailure::BucketMissing,
+            ),
+            (
+                "Fatal: unable to save snapshot: client.PutObject: Forbidden: Bucket size quota is reached, maximum total size of objects for this bucket: 1048576.\n",
+                StoreFailure::Full,
+            ),
+        ] {
+            match classify(Some(1), stderr) {
+                EngineError::Store(f) => assert_eq!(f, failure, "{stderr}"),
+                other => panic!("{stderr}: {other:?}"),
+            }
+        }
+        // A missing repository on a store that answers is still that.
+        assert!(matches!(
+            classify(
+                Some(1),
+                "Fatal: unable to open config file: Stat: The specified key does not exist.\nIs there a repository at the following location?\n"
+            ),
+            EngineError::RepoNotFound
         ));
     }
 

@@ -36,6 +36,11 @@ pub struct Remote {
 pub struct Access {
     pub env: Vec<(&'static str, Secret)>,
     pub options: Vec<String>,
+    /// A command (argv, no shell) that reaches the store the way restic
+    /// does, run when restic's own words do not say why it could not:
+    /// restic 0.14 may exit before relaying ssh's reason, so the SSH
+    /// command is run once more on its own and its stderr read.
+    pub probe: Option<Vec<String>>,
 }
 
 impl Remote {
@@ -86,6 +91,13 @@ impl Location {
         match self {
             Location::Local(_) => &[],
             Location::Remote(r) => &r.access.env,
+        }
+    }
+
+    pub(crate) fn probe(&self) -> Option<&[String]> {
+        match self {
+            Location::Local(_) => None,
+            Location::Remote(r) => r.access.probe.as_deref(),
         }
     }
 

@@ -461,9 +461,41 @@ impl Restic {
             }
             return Ok(Finished { code });
         }
-        let err = classify(code, &stderr);
+        let mut err = classify(code, &stderr);
+        if matches!(err, EngineError::Failed { .. })
+            && stderr.contains("unable to start the sftp session")
+            && let Some(probe) = repo.probe()
+        {
+            err = EngineError::Store(probe_store(probe).await);
+        }
         tracing::debug!(?code, stderr = %stderr.trim(), error = %err, "restic failed");
         Err(err)
+    }
+}
+
+/// Runs a store's probe command (stdin closed, 20 s at most) and reads why
+/// it fails; a store that says nothing more counts as unreachable.
+async fn probe_store(argv: &[String]) -> crate::StoreFailure {
+    let Some((bin, args)) = argv.split_first() else {
+        return crate::StoreFailure::Unreachable;
+    };
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for var in ["PATH", "HOME"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output()).await;
+    match out {
+        Ok(Ok(out)) => crate::error::StoreFailure::of(&String::from_utf8_lossy(&out.stderr))
+            .unwrap_or(crate::StoreFailure::Unreachable),
+        _ => crate::StoreFailure::Unreachable,
     }
 }
 

@@ -268,6 +268,13 @@ impl AgentClient {
         self.json(req).await
     }
 
+    /// Where the node keeps repositories.
+    pub async fn node_info(&self) -> Result<api::agent::NodeInfo, ClientError> {
+        let url = format!("{}/api/restic/node", self.base);
+        let req = self.request(Method::GET, &url, None);
+        self.json(req.timeout(READ_TIMEOUT)).await
+    }
+
     pub async fn archives(&self) -> Result<ArchiveList, ClientError> {
         let url = format!("{}/api/restic/archive", self.base);
         let req = self.request(Method::GET, &url, None);

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::TestAgent;
+use common::panel::{Db, World};
 use common::stores::{self, Kind, TestStore};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -245,6 +246,65 @@ async fn every_feature_works_on_a_rest_server() {
     story(Kind::Rest).await;
 }
 
+/// Through the panel: the nodes page says where repositories live, a
+/// deleted server's remote repository is archived in place and listed with
+/// its store and key, and deleting the archive empties it with that key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panel_shows_the_store_and_archives_in_place() {
+    const API: &str = "/extensions/resticbackups";
+    let store = TestStore::start(Kind::Rest);
+    let agent = agent_on(&store, &[]);
+    let mut w = World::with_agent(Db::Sqlite, agent, 1, 0).await;
+    let server = w.servers[0].clone();
+    w.owner.backup(&server).await;
+    let key = w.panel.key_of(&w.admin, &server).await;
+    assert_eq!(snapshot_count(&store, &server, &key), 1);
+
+    let (s, nodes) = w.admin.get(&format!("{API}/admin/nodes")).await;
+    assert_eq!(s, 200, "{nodes}");
+    // The template as configured (with the trailing slash restic's REST
+    // backend wants), no credentials.
+    let template = store.agent_toml[0]
+        .trim_start_matches("repository = \"")
+        .trim_end_matches('"')
+        .to_owned()
+        + "/";
+    assert_eq!(nodes[0]["repository"], template.as_str(), "{nodes}");
+
+    let (s, v) = w
+        .admin
+        .send(
+            Method::DELETE,
+            &format!("{API}/admin/servers/{server}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let (_, list) = w.admin.get(&format!("{API}/admin/archived-repos")).await;
+    let archive = &list["archives"][0];
+    assert_eq!(archive["server_uuid"], server.as_str(), "{list}");
+    assert_eq!(archive["key"], key.as_str());
+    let shown = archive["store"].as_str().unwrap();
+    assert!(shown.starts_with("rest:http://127.0.0.1:") && shown.contains(&server));
+    assert!(!list.to_string().contains(store.secrets[0].as_str()));
+    // Archived in place: the final snapshot is there, tagged.
+    assert_eq!(snapshot_count(&store, &server, &key), 2);
+
+    let name = archive["name"].as_str().unwrap().to_owned();
+    let (s, v) = w
+        .admin
+        .send(
+            Method::DELETE,
+            &format!("{API}/admin/archived-repos/{name}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    assert_eq!(snapshot_count(&store, &server, &key), 0);
+    let (_, list) = w.admin.get(&format!("{API}/admin/archived-repos")).await;
+    assert_eq!(list["archives"], json!([]));
+}
+
 /// Fills a server with incompressible data so a backup takes a while.
 fn fill(dir: &Path, mib: usize) {
     let big = dir.join("world/region");
@@ -324,12 +384,19 @@ async fn wrong_credentials_and_a_down_store_give_clear_codes() {
         assert_eq!(
             (status, code.as_str()),
             (503, "store_access_denied"),
-            "{kind:?}"
+            "{kind:?}: {}",
+            agent.log()
         );
-        let job_id = agent.start_backup(&server, KEY, json!({})).await;
-        let view = agent.wait_job(&server, &job_id).await;
-        assert_eq!(view["status"], "failed", "{kind:?}: {view}");
-        assert_eq!(view["error"]["code"], "store_access_denied", "{kind:?}");
+        // A backup is refused before a job is queued.
+        let (status, code) = agent
+            .refusal(Method::POST, &base, KEY, Some(json!({})))
+            .await;
+        assert_eq!(
+            (status, code.as_str()),
+            (503, "store_access_denied"),
+            "{kind:?}: {}",
+            agent.log()
+        );
         for secret in &store.secrets {
             assert!(!agent.log().contains(secret.as_str()));
         }
@@ -363,10 +430,16 @@ async fn a_missing_bucket_and_a_full_one_are_named() {
         .collect();
     let agent = TestAgent::start_with(&lines.iter().map(String::as_str).collect::<Vec<_>>());
     let server = agent.add_server();
+    // S3 answers a look at a missing bucket's object like a missing object:
+    // no repository, until a backup tries to create one.
     let (status, code) = agent
         .refusal(Method::GET, &agent.backups_url(&server), KEY, None)
         .await;
-    assert_eq!((status, code.as_str()), (503, "store_bucket_missing"));
+    assert_eq!((status, code.as_str()), (404, "repository_not_found"));
+    let job_id = agent.start_backup(&server, KEY, json!({})).await;
+    let view = agent.wait_job(&server, &job_id).await;
+    assert_eq!(view["status"], "failed", "{view}");
+    assert_eq!(view["error"]["code"], "store_bucket_missing", "{view}");
     drop(agent);
 
     let agent = agent_on(&store, &[]);

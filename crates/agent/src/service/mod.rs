@@ -224,6 +224,17 @@ impl Agent {
         failing
     }
 
+    /// `GET /api/restic/node`.
+    pub fn node_info(&self) -> api::agent::NodeInfo {
+        let store = self.inner.layout.store();
+        api::agent::NodeInfo {
+            store: store.kind().to_owned(),
+            repository: store.shown(),
+            restic_version: self.inner.restic.version().to_string(),
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+
     pub fn restic(&self) -> &Restic {
         &self.inner.restic
     }

@@ -37,6 +37,7 @@ fn node_view(n: Node) -> NodeView {
         url: n.url,
         has_ca: n.ca_pem.is_some(),
         browser_downloads: n.browser_downloads,
+        repository: None,
     }
 }
 
@@ -112,14 +113,28 @@ impl Panel {
 
     // ---- nodes ----
 
+    /// The nodes, each with where it keeps repositories (every agent asked
+    /// at once; one that does not answer shows none).
     pub async fn nodes(&self, _: &RootAdmin) -> Result<Vec<NodeView>, PanelError> {
-        Ok(self
-            .storage()
-            .nodes()
-            .await?
-            .into_iter()
-            .map(node_view)
-            .collect())
+        let nodes = self.storage().nodes().await?;
+        let mut asked = tokio::task::JoinSet::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let client = self.client(node);
+            asked.spawn(async move {
+                let info = match client {
+                    Ok(c) => c.node_info().await.ok(),
+                    Err(_) => None,
+                };
+                (i, info)
+            });
+        }
+        let mut views: Vec<NodeView> = nodes.into_iter().map(node_view).collect();
+        while let Some(answer) = asked.join_next().await {
+            if let Ok((i, Some(info))) = answer {
+                views[i].repository = Some(info.repository);
+            }
+        }
+        Ok(views)
     }
 
     pub async fn create_node(

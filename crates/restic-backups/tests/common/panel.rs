@@ -411,7 +411,11 @@ pub struct World {
 
 impl World {
     pub async fn new(db: Db, servers: usize, limit: i64) -> Self {
-        let agent = TestAgent::start();
+        Self::with_agent(db, TestAgent::start(), servers, limit).await
+    }
+
+    /// The same stage around an agent started with its own settings.
+    pub async fn with_agent(db: Db, agent: TestAgent, servers: usize, limit: i64) -> Self {
         let panel = TestPanel::start(db);
         let admin = panel.admin().await;
         panel.add_node(&admin, "node-1", &agent).await;

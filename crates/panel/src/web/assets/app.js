@@ -802,13 +802,14 @@
       const browser = h("input", { type: "checkbox", id: "node-browser", checked: true });
       root.replaceChildren(
         table(
-          ["Name", "URL", "Custom CA", "Downloads", ""],
+          ["Name", "URL", "Repositories", "Custom CA", "Downloads", ""],
           nodes.map((n) =>
             h(
               "tr",
               {},
               h("td", {}, n.name),
               h("td", { class: "mono" }, n.url),
+              h("td", { class: "mono" }, n.repository == null ? "(node not answering)" : n.repository === "local" ? "on the node's disk" : n.repository),
               h("td", {}, n.has_ca ? "yes" : "no"),
               h("td", {}, n.browser_downloads ? "direct from node" : "through the panel"),
               h(
