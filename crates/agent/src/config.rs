@@ -31,6 +31,8 @@ pub struct AgentConfig {
     /// Where repositories live (`repository`: local folders or a remote
     /// store's template).
     pub store: crate::store::Store,
+    /// Where a second copy of each repository goes (`copy_to`), if anywhere.
+    pub copy: Option<crate::store::Store>,
     /// How old a remote repository's listing may be before a request lists
     /// the store again (`remote_recheck_secs`, 1–3600, default 30).
     pub remote_recheck: Duration,
@@ -125,6 +127,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("data_dir", &self.data_dir)
             .field("repo_root", &self.repo_root)
             .field("store", &self.store.shown())
+            .field("copy", &self.copy.as_ref().map(|c| c.shown()))
             .field("remote_recheck", &self.remote_recheck)
             .field("restic_bin", &self.restic_bin)
             .field("cache_dir", &self.cache_dir)
@@ -156,6 +159,16 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     repo_root: Option<PathBuf>,
     repository: Option<String>,
+    copy_to: Option<String>,
+    copy_s3_access_key_id: Option<String>,
+    copy_s3_secret_access_key: Option<String>,
+    copy_s3_secret_access_key_file: Option<PathBuf>,
+    copy_s3_region: Option<String>,
+    copy_sftp_key_file: Option<PathBuf>,
+    copy_sftp_known_hosts_file: Option<PathBuf>,
+    copy_rest_username: Option<String>,
+    copy_rest_password: Option<String>,
+    copy_rest_password_file: Option<PathBuf>,
     remote_recheck_secs: Option<u64>,
     s3_access_key_id: Option<String>,
     s3_secret_access_key: Option<String>,
@@ -256,7 +269,17 @@ impl AgentConfig {
             sftp_known_hosts_file,
             rest_username,
             rest_password,
-            rest_password_file
+            rest_password_file,
+            copy_to,
+            copy_s3_access_key_id,
+            copy_s3_secret_access_key,
+            copy_s3_secret_access_key_file,
+            copy_s3_region,
+            copy_sftp_key_file,
+            copy_sftp_known_hosts_file,
+            copy_rest_username,
+            copy_rest_password,
+            copy_rest_password_file
         );
         if let Some(n) = env.number("restore_stop_timeout")? {
             f.restore_stop_timeout = Some(n);
@@ -351,6 +374,37 @@ impl AgentConfig {
         };
         let store =
             crate::store::Store::parse("repository", f.repository.as_deref(), &repo_root, &creds)?;
+        let copy = match f.copy_to.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(template) => {
+                // The copy's own credentials, else the repository's.
+                let copy_creds = crate::store::Credentials {
+                    s3_access_key_id: f.copy_s3_access_key_id.or(creds.s3_access_key_id.clone()),
+                    s3_secret_access_key: settings::secret(
+                        "copy_s3_secret_access_key",
+                        f.copy_s3_secret_access_key,
+                        f.copy_s3_secret_access_key_file.as_deref(),
+                    )?
+                    .or(creds.s3_secret_access_key.clone()),
+                    s3_region: f.copy_s3_region.or(creds.s3_region.clone()),
+                    sftp_key_file: f.copy_sftp_key_file.or(creds.sftp_key_file.clone()),
+                    sftp_known_hosts_file: f
+                        .copy_sftp_known_hosts_file
+                        .or(creds.sftp_known_hosts_file.clone()),
+                    rest_username: f.copy_rest_username.or(creds.rest_username.clone()),
+                    rest_password: settings::secret(
+                        "copy_rest_password",
+                        f.copy_rest_password,
+                        f.copy_rest_password_file.as_deref(),
+                    )?
+                    .or(creds.rest_password.clone()),
+                };
+                let copy =
+                    crate::store::Store::parse("copy_to", Some(template), &repo_root, &copy_creds)?;
+                store.check_copy(&copy)?;
+                Some(copy)
+            }
+        };
         let recheck = f.remote_recheck_secs.unwrap_or(30);
         if !(1..=3600).contains(&recheck) {
             return Err(invalid(
@@ -406,6 +460,7 @@ impl AgentConfig {
             state_dir: f.state_dir.unwrap_or_else(|| repo_root.join(".agent")),
             repo_root,
             store,
+            copy,
             remote_recheck: Duration::from_secs(recheck),
             restic_bin: f.restic_bin.unwrap_or_else(|| "restic".into()),
             tls,

@@ -197,6 +197,7 @@ impl Entry {
             tags: self.tags.clone(),
             locked: self.locked(),
             note: None,
+            copied: None,
         }
     }
 

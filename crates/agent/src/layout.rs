@@ -15,6 +15,7 @@ pub struct Layout {
     repo_root: PathBuf,
     state_dir: PathBuf,
     store: Store,
+    copy: Option<Store>,
 }
 
 impl Layout {
@@ -24,7 +25,23 @@ impl Layout {
             repo_root,
             state_dir,
             store,
+            copy: None,
         }
+    }
+
+    /// Where second copies go (`copy_to`).
+    pub fn with_copy(mut self, copy: Option<Store>) -> Self {
+        self.copy = copy;
+        self
+    }
+
+    /// The server's second copy, if the node keeps one.
+    pub fn copy_repo(&self, server: &ServerUuid) -> Option<Location> {
+        self.copy.as_ref().map(|c| c.location(server))
+    }
+
+    pub fn copy_store(&self) -> Option<&Store> {
+        self.copy.as_ref()
     }
 
     pub fn store(&self) -> &Store {

@@ -123,6 +123,82 @@ impl Store {
     pub fn is_remote(&self) -> bool {
         matches!(self, Store::Remote(_))
     }
+
+    /// Checks that `copy` can be the second copy of this store: restic
+    /// copies in one process, which has one SSH command and one set of S3
+    /// keys for both sides.
+    pub fn check_copy(&self, copy: &Store) -> Result<(), ConfigError> {
+        let Store::Remote(c) = copy else {
+            return Err(invalid(
+                "copy_to",
+                "must be a remote store's template (s3:, sftp: or rest:)",
+            ));
+        };
+        if self.shown() == copy.shown() {
+            return Err(invalid(
+                "copy_to",
+                "must be another place than `repository`",
+            ));
+        }
+        if let Store::Remote(p) = self {
+            match (p.kind, c.kind) {
+                (StoreKind::Sftp, StoreKind::Sftp) => {
+                    return Err(invalid(
+                        "copy_to",
+                        "an SFTP copy of an SFTP repository is not possible (restic gives both one SSH command): use S3 or a REST server for one side",
+                    ));
+                }
+                (StoreKind::S3, StoreKind::S3) => {
+                    let same = p.access.env.len() == c.access.env.len()
+                        && p.access
+                            .env
+                            .iter()
+                            .zip(&c.access.env)
+                            .all(|((k1, v1), (k2, v2))| k1 == k2 && v1.expose() == v2.expose());
+                    if !same {
+                        return Err(invalid(
+                            "copy_s3_access_key_id",
+                            "an S3 copy of an S3 repository must use the same keys and region (restic copies in one process with one set)",
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The path part of a template: plain characters only (no `%`, `?`, `#`,
+/// which restic would decode or drop), no `.` or `..` segments, and the
+/// placeholder as a whole segment, so each server's repository is its own
+/// folder under the prefix and no two servers can share one.
+fn check_path(key: &str, path: &str) -> Result<(), ConfigError> {
+    let plain = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if !plain || segments.iter().any(|s| *s == "." || *s == "..") || !segments.contains(&MARKER) {
+        return Err(invalid(
+            key,
+            "the path may hold letters, digits, `.`, `_`, `-` and `/` (no `.` or `..` segments), with {server_uuid} as a folder of its own",
+        ));
+    }
+    Ok(())
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986), for
+/// a URL's user and password.
+fn userinfo(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn has_bad_chars(s: &str) -> bool {
@@ -179,6 +255,7 @@ impl RemoteStore {
         if !url.path().contains(MARKER) {
             return Err(bad("{server_uuid} must be in the path"));
         }
+        check_path(key, url.path())?;
         Ok(url)
     }
 
@@ -221,6 +298,7 @@ impl RemoteStore {
             repository: secret_of(&shown)?,
             shown,
             access: Arc::new(Access {
+                scrub: vec![secret.clone()],
                 env,
                 ..Access::default()
             }),
@@ -260,6 +338,7 @@ impl RemoteStore {
         if !name_ok(user) || user.contains(':') || !name_ok(host) || !path.contains(PLACEHOLDER) {
             return Err(form());
         }
+        check_path(key, &path.replace(PLACEHOLDER, MARKER))?;
         let (Some(key_file), Some(known_hosts)) =
             (&creds.sftp_key_file, &creds.sftp_known_hosts_file)
         else {
@@ -324,6 +403,7 @@ impl RemoteStore {
                 env: Vec::new(),
                 options: vec![format!("sftp.command={}", command.join(" "))],
                 probe: Some(command),
+                scrub: Vec::new(),
             }),
         })
     }
@@ -337,9 +417,10 @@ impl RemoteStore {
         let shown = format!("rest:{url}").replace(MARKER, PLACEHOLDER);
         match (&creds.rest_username, &creds.rest_password) {
             (Some(user), Some(password)) => {
-                url.set_username(user)
+                // Encoded here: the URL type leaves `%` as it is.
+                url.set_username(&userinfo(user))
                     .map_err(|_| invalid("rest_username", "can not be used in a URL"))?;
-                url.set_password(Some(password.expose()))
+                url.set_password(Some(&userinfo(password.expose())))
                     .map_err(|_| invalid("rest_password", "can not be used in a URL"))?;
             }
             (None, None) => {}
@@ -351,11 +432,18 @@ impl RemoteStore {
             }
         }
         let repository = format!("rest:{url}").replace(MARKER, PLACEHOLDER);
+        let scrub = match (url.password(), &creds.rest_password) {
+            (Some(encoded), Some(raw)) => vec![secret_of(encoded)?, raw.clone()],
+            _ => Vec::new(),
+        };
         Ok(Self {
             kind: StoreKind::Rest,
             repository: secret_of(&repository)?,
             shown,
-            access: Arc::new(Access::default()),
+            access: Arc::new(Access {
+                scrub,
+                ..Access::default()
+            }),
         })
     }
 
@@ -441,6 +529,12 @@ mod tests {
             ("s3:https://h/b/{server_uuid} -o x", "spaces"),
             ("sftp:host:/p/{server_uuid}", "SFTP template"),
             ("sftp:-oProxyCommand=x@h:/p/{server_uuid}", "SFTP template"),
+            ("sftp:u@h:/srv/{server_uuid}/../shared", "no `.` or `..`"),
+            ("sftp:u@h:/srv/x#{server_uuid}", "folder of its own"),
+            ("sftp://u@h//srv/y?{server_uuid}", "folder of its own"),
+            ("sftp:u@h:/srv/{server_uuid}%2F..%2Fz", "folder of its own"),
+            ("s3:https://h/b/{server_uuid}%2F..", "folder of its own"),
+            ("s3:https://h/b/x{server_uuid}", "folder of its own"),
         ] {
             let e = parse(t, &c).unwrap_err().to_string();
             assert!(e.contains(why), "{t}: {e}");
@@ -455,7 +549,7 @@ mod tests {
     fn rest_credentials_go_into_the_secret_repository_string_only() {
         let c = Credentials {
             rest_username: Some("node 1".into()),
-            rest_password: Some(Secret::new("p@ss:word/x").unwrap()),
+            rest_password: Some(Secret::new("p@ss:word/x%41").unwrap()),
             ..Credentials::default()
         };
         let s = parse("rest:https://backup.example.com:8000/{server_uuid}", &c).unwrap();
@@ -471,6 +565,12 @@ mod tests {
             "rest:https://backup.example.com:8000/1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/"
         );
         assert!(!format!("{r:?}").contains("p@ss"));
+        // Every reserved character encoded, `%` too.
+        let Store::Remote(rs) = &s else { panic!() };
+        assert_eq!(
+            rs.repository.expose(),
+            "rest:https://node%201:p%40ss%3Aword%2Fx%2541@backup.example.com:8000/{server_uuid}/"
+        );
         let e = parse(
             "rest:https://h/{server_uuid}",
             &Credentials {
@@ -481,6 +581,49 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("go together"), "{e}");
+    }
+
+    #[test]
+    fn a_second_copy_must_be_usable_by_one_restic_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        let c = Credentials {
+            sftp_key_file: Some(file.clone()),
+            sftp_known_hosts_file: Some(file),
+            ..s3_creds()
+        };
+        let s3 = parse("s3:https://h/b/{server_uuid}", &c).unwrap();
+        let sftp = parse("sftp:u@h:/p/{server_uuid}", &c).unwrap();
+        let rest = parse("rest:https://h/{server_uuid}/", &c).unwrap();
+        let local = Store::parse("repository", None, Path::new("/r"), &c).unwrap();
+        s3.check_copy(&sftp).unwrap();
+        sftp.check_copy(&rest).unwrap();
+        local.check_copy(&s3).unwrap();
+        for (primary, copy, why) in [
+            (&s3, &local, "remote store"),
+            (&s3, &s3, "another place"),
+            (
+                &sftp,
+                &parse("sftp:u@other:/p/{server_uuid}", &c).unwrap(),
+                "SSH command",
+            ),
+            (
+                &s3,
+                &parse(
+                    "s3:https://other/b/{server_uuid}",
+                    &Credentials {
+                        s3_access_key_id: Some("GK999".into()),
+                        ..s3_creds()
+                    },
+                )
+                .unwrap(),
+                "same keys",
+            ),
+        ] {
+            let e = primary.check_copy(copy).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

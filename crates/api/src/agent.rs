@@ -40,6 +40,10 @@ pub struct BackupItem {
     /// The owner's note on it; set by the panel, never by the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Whether the node's second copy (`copy_to`) holds it; absent without
+    /// one, or while the copy's store can not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied: Option<bool>,
 }
 
 /// `GET /api/servers/{uuid}/backups/restic`
@@ -252,6 +256,9 @@ pub struct NodeInfo {
     pub store: String,
     /// `local` or the template with `{server_uuid}`, without credentials.
     pub repository: String,
+    /// The second copy's template (`copy_to`), if the node keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_to: Option<String>,
     /// The installed restic.
     pub restic_version: String,
     /// This agent's version.

@@ -160,6 +160,9 @@ pub struct NodeView {
     /// answer just now (the list only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// Where the node's second copies go (`copy_to`), if it keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -118,23 +118,58 @@ impl StoreFailure {
     }
 }
 
+/// The lines of restic's stderr that are restic's own words: per-file
+/// messages (JSON lines of `backup --json`, `error: …`, `ignoring error
+/// for …`) name files a tenant chose and must not decide anything.
+fn own_lines(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with('{') && !l.starts_with("error: ") && !l.starts_with("ignoring error")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Lines that report why a store failed: restic's fatal line, ssh's
+/// relayed messages and the retry notes of its backends.
+fn store_lines(own: &str) -> String {
+    own.lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("Fatal:")
+                || l.starts_with("subprocess ssh:")
+                || l.contains("returned error, retrying after")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Decides what a failed run means from its exit code and stderr. restic 0.17
 /// added distinct exit codes (10 no repository, 11 lock failed, 12 wrong
 /// password); 0.14 only says it in words, so both are checked.
+///
+/// "No repository" needs positive evidence: restic 0.14 adds "Is there a
+/// repository at the following location?" to every failure to open the
+/// config, so a store that answers 500 or a broken certificate would
+/// otherwise read as a missing repository (and a backup would `init` over
+/// it). Without such evidence a failure to open the config is the store's.
 pub fn classify(code: Option<i32>, stderr: &str) -> EngineError {
-    let has = |needle: &str| stderr.contains(needle);
+    let own = own_lines(stderr);
+    let has = |needle: &str| own.contains(needle);
+    let opening = has("unable to open config file") || has("Is there a repository at");
+    let missing = has("no such file or directory")
+        || has("does not exist")
+        || has("repository does not exist");
     if code == Some(12) || has("wrong password or no key found") {
         EngineError::WrongKey
-    } else if let Some(failure) = StoreFailure::of(stderr) {
-        // Before "no repository": restic adds "Is there a repository at
-        // the following location?" to whatever failed to open the config.
+    } else if let Some(failure) = StoreFailure::of(&store_lines(&own)) {
         EngineError::Store(failure)
-    } else if code == Some(10)
-        || has("Is there a repository at the following location?")
-        || has("unable to open config file")
-        || has("repository does not exist")
-    {
+    } else if code == Some(10) || (opening && missing) {
         EngineError::RepoNotFound
+    } else if opening {
+        EngineError::Store(StoreFailure::Unreachable)
     } else if code == Some(11)
         || has("repository is already locked")
         || has("unable to create lock")
@@ -232,6 +267,23 @@ mod tests {
                 other => panic!("{stderr}: {other:?}"),
             }
         }
+        // A store that fails in a way restic does not explain is not a
+        // missing repository (a backup would create one over it).
+        assert!(matches!(
+            classify(
+                Some(1),
+                "Fatal: unable to open config file: unexpected HTTP response (500): 500 Internal Server Error\nIs there a repository at the following location?\nrest:http://h/r/\n"
+            ),
+            EngineError::Store(StoreFailure::Unreachable)
+        ));
+        // File names a tenant chose decide nothing.
+        assert!(matches!(
+            classify(
+                Some(1),
+                "{\"message_type\":\"error\",\"error\":{},\"during\":\"archival\",\"item\":\"/srv/no space left on device wrong password or no key found\"}\nFatal: unable to save snapshot: disk on fire\n"
+            ),
+            EngineError::Failed { .. }
+        ));
         // A missing repository on a store that answers is still that.
         assert!(matches!(
             classify(

@@ -41,6 +41,9 @@ pub struct Access {
     /// restic 0.14 may exit before relaying ssh's reason, so the SSH
     /// command is run once more on its own and its stderr read.
     pub probe: Option<Vec<String>>,
+    /// Secrets that could show up in restic's messages (a REST password
+    /// restic failed to hide): removed from them before they are read.
+    pub scrub: Vec<Secret>,
 }
 
 impl Remote {
@@ -91,6 +94,20 @@ impl Location {
         match self {
             Location::Local(_) => &[],
             Location::Remote(r) => &r.access.env,
+        }
+    }
+
+    /// `text` without the store's secrets.
+    pub(crate) fn scrub(&self, text: String) -> String {
+        match self {
+            Location::Local(_) => text,
+            Location::Remote(r) => r.access.scrub.iter().fold(text, |t, s| {
+                if s.expose().is_empty() {
+                    t
+                } else {
+                    t.replace(s.expose(), "***")
+                }
+            }),
         }
     }
 

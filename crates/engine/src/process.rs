@@ -70,6 +70,9 @@ pub(crate) struct Invocation<'a> {
     pub ok_codes: &'static [i32],
     /// Extra environment, e.g. `RESTIC_PROGRESS_FPS`.
     pub env: Vec<(&'static str, String)>,
+    /// The source repository of `copy` and `init --copy-chunker-params`
+    /// and its key: `RESTIC_FROM_REPOSITORY` / `RESTIC_FROM_PASSWORD`.
+    pub from: Option<(&'a Location, &'a Secret)>,
 }
 
 impl<'a> Invocation<'a> {
@@ -82,6 +85,7 @@ impl<'a> Invocation<'a> {
             cancel: None,
             ok_codes: &[],
             env: Vec::new(),
+            from: None,
         }
     }
 }
@@ -248,6 +252,21 @@ impl Restic {
         for (k, v) in repo.env() {
             cmd.env(k, v.expose());
         }
+        let mut options: Vec<&String> = repo.options().iter().collect();
+        if let Some((from, from_key)) = inv.from {
+            cmd.env("RESTIC_FROM_REPOSITORY", from.repository());
+            cmd.env("RESTIC_FROM_PASSWORD", from_key.expose());
+            // Both stores' access; the agent's settings refuse pairs that
+            // would need two different values of one variable or option.
+            for (k, v) in from.env() {
+                cmd.env(k, v.expose());
+            }
+            for option in from.options() {
+                if !options.contains(&option) {
+                    options.push(option);
+                }
+            }
+        }
         for (k, v) in &inv.env {
             cmd.env(k, v);
         }
@@ -255,7 +274,7 @@ impl Restic {
             Some(dir) => cmd.arg("--cache-dir").arg(dir),
             None => cmd.arg("--no-cache"),
         };
-        for option in repo.options() {
+        for option in options {
             cmd.arg("-o").arg(option);
         }
         cmd.args(&inv.args);
@@ -374,6 +393,7 @@ impl Restic {
         let grace = self.inner.grace;
         let abandoned = abandon.clone();
         let timeout = inv.timeout;
+        let repo = repo.clone();
         tokio::spawn(async move {
             let status = tokio::select! {
                 status = child.wait() => status.ok(),
@@ -387,10 +407,10 @@ impl Restic {
                     None
                 }
             };
-            let stderr = match stderr_task {
+            let stderr = repo.scrub(match stderr_task {
                 Some(task) => task.await.unwrap_or_default(),
                 None => String::new(),
-            };
+            });
             let _ = exit_tx.send((status, stderr));
         });
         Ok(OutputStream {
@@ -450,10 +470,10 @@ impl Restic {
             }
         };
         guard.disarm();
-        let stderr = match stderr_task {
+        let stderr = repo.scrub(match stderr_task {
             Some(task) => task.await.unwrap_or_default(),
             None => String::new(),
-        };
+        });
         let code = status.code();
         if let Some(code) = code.filter(|c| *c == 0 || inv.ok_codes.contains(c)) {
             if !stderr.trim().is_empty() {

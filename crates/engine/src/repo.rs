@@ -26,6 +26,15 @@ impl std::fmt::Debug for Repo {
     }
 }
 
+/// Runs the change hook when dropped.
+struct Changed<'a>(&'a Repo);
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        self.0.changed();
+    }
+}
+
 /// Called after every command that may have changed the repository
 /// (whether it succeeded or not), e.g. to mark a cached listing stale.
 pub type ChangeHook = std::sync::Arc<dyn Fn() + Send + Sync>;
@@ -95,11 +104,12 @@ impl Repo {
         }
     }
 
-    /// Runs a command that changes the repository, output ignored.
+    /// Runs a command that changes the repository, output ignored. The
+    /// hook runs however it ends, also when the future is dropped (restic,
+    /// interrupted, may still have finished the change).
     async fn change(&self, inv: Invocation<'_>) -> Result<(), EngineError> {
-        let result = self.quietly(inv).await;
-        self.changed();
-        result
+        let _changed = Changed(self);
+        self.quietly(inv).await
     }
 
     pub fn location(&self) -> &Location {
@@ -133,6 +143,31 @@ impl Repo {
     pub async fn init(&self) -> Result<(), EngineError> {
         self.change(self.quick(args(["init", "--repository-version=2"])))
             .await
+    }
+
+    /// Creates this repository as the copy of `source`, with its chunker
+    /// parameters, so copied data deduplicates as it does there.
+    pub async fn init_copy_of(&self, source: &Repo) -> Result<(), EngineError> {
+        let mut inv = self.quick(args([
+            "init",
+            "--repository-version=2",
+            "--copy-chunker-params",
+        ]));
+        inv.from = Some((&source.location, &source.key));
+        self.change(inv).await
+    }
+
+    /// Copies every snapshot of `source` this repository does not hold yet
+    /// (`restic copy`; restic skips those copied before).
+    pub async fn copy_from(
+        &self,
+        source: &Repo,
+        cancel: Option<&Cancel>,
+    ) -> Result<(), EngineError> {
+        let mut inv = Invocation::new(args(["copy"]), self.restic.timeouts().long);
+        inv.from = Some((&source.location, &source.key));
+        inv.cancel = cancel;
+        self.change(inv).await
     }
 
     /// Proves the key opens the repository, without taking a lock.
@@ -242,6 +277,7 @@ impl Repo {
         inv.ok_codes = &[3];
         inv.env.push(("RESTIC_PROGRESS_FPS", "2".to_owned()));
         let mut summary = None;
+        let changed = Changed(self);
         let finished =
             self.restic
                 .run(&self.location, &self.key, inv, &mut |line: &str| {
@@ -252,7 +288,7 @@ impl Repo {
                     }
                 })
                 .await;
-        self.changed();
+        drop(changed);
         let finished = finished?;
         if finished.code == 3 {
             tracing::warn!(repo = %self.location.display(), "backup finished, but some files could not be read");

@@ -305,6 +305,98 @@ async fn the_panel_shows_the_store_and_archives_in_place() {
     assert_eq!(list["archives"], json!([]));
 }
 
+/// A second copy (3-2-1): SFTP primary, REST copy. Each backup copies its
+/// snapshot there (the copy made with the primary's chunker parameters),
+/// the list says which snapshots are copied, and a key rotation rotates
+/// both.
+#[tokio::test]
+async fn backups_are_copied_to_a_second_store() {
+    let primary = TestStore::start(Kind::Sftp);
+    let copy = TestStore::start(Kind::Rest);
+    let copy_lines = copy.copy_toml();
+    let mut extra: Vec<&str> = copy_lines.iter().map(String::as_str).collect();
+    extra.push("remote_recheck_secs = 2");
+    let agent = agent_on(&primary, &extra);
+    let server = agent.add_server();
+    let base = agent.backups_url(&server);
+    let dir = agent.data_dir().join(&server);
+
+    let job_id = agent.start_backup(&server, KEY, json!({})).await;
+    let view = agent.wait_job(&server, &job_id).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["result"]["copy"], json!({"ok": true}), "{view}");
+    let first = view["result"]["snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(snapshot_count(&copy, &server, KEY), 1);
+    let chunker = |store: &TestStore| {
+        let config: Value =
+            serde_json::from_str(&store.restic(&server, KEY, None, &["cat", "config"])).unwrap();
+        config["chunker_polynomial"].clone()
+    };
+    assert_eq!(chunker(&primary), chunker(&copy), "same chunker parameters");
+    let list = agent.list(&server, KEY).await;
+    assert_eq!(list["backups"][0]["copied"], true, "{list}");
+
+    // A snapshot made by hand on the primary is not copied until the next
+    // backup copies it along.
+    primary.restic(
+        &server,
+        KEY,
+        Some(&dir),
+        &["backup", "--host", "by-hand", "."],
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let list = agent.list(&server, KEY).await;
+    let by_hand = list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] != first.as_str())
+        .expect("hand-made snapshot listed")
+        .clone();
+    assert_eq!(by_hand["copied"], false, "{list}");
+    agent.backup(&server, KEY).await;
+    let list = agent.list(&server, KEY).await;
+    assert!(
+        list["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["copied"] == true),
+        "{list}"
+    );
+    assert_eq!(snapshot_count(&copy, &server, KEY), 3);
+
+    // Key rotation covers the copy.
+    let (status, res) = agent
+        .call(
+            Method::POST,
+            &format!("{base}/key"),
+            KEY,
+            Some(json!({"new_password": NEW_KEY})),
+        )
+        .await;
+    assert_eq!(status, 200, "{res}");
+    assert_eq!(snapshot_count(&copy, &server, NEW_KEY), 3);
+
+    // The copy down: the backup still succeeds and says the copy failed;
+    // the list does not say whether snapshots are copied.
+    drop(copy);
+    let job_id = agent.start_backup(&server, NEW_KEY, json!({})).await;
+    let view = agent.wait_job(&server, &job_id).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["result"]["copy"]["ok"], false, "{view}");
+    assert_eq!(
+        view["result"]["copy"]["error"]["code"], "store_unreachable",
+        "{view}"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let list = agent.list(&server, NEW_KEY).await;
+    assert!(list["backups"][0].get("copied").is_none(), "{list}");
+}
+
 /// Fills a server with incompressible data so a backup takes a while.
 fn fill(dir: &Path, mib: usize) {
     let big = dir.join("world/region");

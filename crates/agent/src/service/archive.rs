@@ -137,6 +137,19 @@ impl Agent {
             name = format!("{}-{stamp}-{n}", ctx.server);
             n += 1;
         }
+        if remote {
+            // Archived before (a retried server deletion): the old record
+            // goes, so there is one, stamped after the newest snapshot.
+            for existing in self.archives().await? {
+                if existing.server_uuid == ctx.server.as_str()
+                    && existing.store.as_deref() == Some(&location.display())
+                {
+                    let old = root.join(format!("{}.json", existing.name));
+                    let _ = tokio::fs::remove_file(old).await;
+                    tracing::info!(server = %ctx.server, archive = %existing.name, "earlier archive record replaced");
+                }
+            }
+        }
         match location.local_path() {
             Some(path) => tokio::fs::rename(path, file(&name)).await?,
             None => {
@@ -266,17 +279,42 @@ impl Agent {
         })?;
         let server = ServerUuid::parse(&found.server_uuid)
             .map_err(|e| AgentError::Internal(e.to_string()))?;
+        let location = self.inner.layout.repo(&server);
+        if Some(location.display()) != found.store {
+            return Err(AgentError::Conflict {
+                code: "archive_elsewhere",
+                message: format!(
+                    "this node's repository template changed since the archive was made; it is at {}: empty it there by hand, nothing was deleted",
+                    found.store.as_deref().unwrap_or("?")
+                ),
+            });
+        }
+        let archived_at = time::OffsetDateTime::parse(
+            &found.archived_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map_err(|e| AgentError::Internal(e.to_string()))?;
         let slot = self.slot(&server);
+        if let Some(job) = slot.active_job() {
+            return Err(AgentError::JobInProgress {
+                job_id: Some(job.to_string()),
+            });
+        }
         let _writer = self.writer(&slot).await?;
         let repo = self.repo(&server, key);
-        match repo.snapshot_files().await {
-            Ok(ids) => {
-                let ids: Vec<api::SnapshotId> = ids
-                    .iter()
-                    .filter_map(|id| api::SnapshotId::parse(id).ok())
-                    .collect();
+        match repo.snapshots().await {
+            Ok(snapshots) => {
+                // The archive's stamp is taken after its final snapshot:
+                // anything newer was made since (the server added again?).
+                if snapshots.iter().any(|s| s.time > archived_at) {
+                    return Err(AgentError::Conflict {
+                        code: "archive_in_use",
+                        message: "this repository has snapshots newer than the archive (is the server back?); nothing was deleted".into(),
+                    });
+                }
+                let ids: Vec<&api::SnapshotId> = snapshots.iter().map(|s| &s.id).collect();
                 for chunk in ids.chunks(100) {
-                    repo.forget(&chunk.iter().collect::<Vec<_>>()).await?;
+                    repo.forget(chunk).await?;
                 }
                 repo.prune(Some(&self.inner.shutdown)).await?;
             }

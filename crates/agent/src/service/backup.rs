@@ -113,6 +113,7 @@ impl Agent {
             }
         }
         self.prune_if_due(&ctx.server, &ctx.key);
+        let copy = self.copy_after_backup(ctx).await;
         tracing::info!(
             server = %ctx.server,
             snapshot = %snapshot.id.short(),
@@ -129,7 +130,45 @@ impl Agent {
             "files_unmodified": summary.files_unmodified,
             "data_added": summary.data_added,
             "duration_seconds": summary.total_duration,
+            "copy": copy,
         }))
+    }
+
+    /// After a successful backup: copies new snapshots to the second copy
+    /// (`copy_to`), creating it with the repository's chunker parameters
+    /// on first use. The backup stands whatever happens here; the answer
+    /// says how the copy went (`null` without `copy_to`).
+    async fn copy_after_backup(&self, ctx: &JobCtx) -> serde_json::Value {
+        let Some(copy) = self.copy_repo(&ctx.server, &ctx.key) else {
+            return serde_json::Value::Null;
+        };
+        let source = self.repo(&ctx.server, &ctx.key);
+        let result = async {
+            match copy.check_key().await {
+                Ok(()) => {}
+                Err(engine::EngineError::RepoNotFound) => {
+                    copy.init_copy_of(&source).await?;
+                    tracing::info!(server = %ctx.server, copy = %copy.location().display(), "second copy created");
+                }
+                Err(e) => return Err(e),
+            }
+            copy.copy_from(&source, Some(&self.inner.shutdown)).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tracing::info!(server = %ctx.server, "snapshots copied to the second copy");
+                serde_json::json!({"ok": true})
+            }
+            Err(e) => {
+                let e = AgentError::from(e);
+                tracing::warn!(server = %ctx.server, error = %e, "second copy not made");
+                serde_json::json!({
+                    "ok": false,
+                    "error": {"code": e.code(), "message": e.public_message()},
+                })
+            }
+        }
     }
 
     /// Takes one snapshot of `dir` (creating the repository on first use),

@@ -57,6 +57,7 @@ impl Agent {
                     other => other.into(),
                 })?;
                 let id = current_key_id(&keys)?;
+                self.rotate_copy(server, current, new).await?;
                 tracing::info!(server = %server, "key rotation was already complete");
                 return Ok(KeyRotated { key_id: id });
             }
@@ -87,8 +88,45 @@ impl Agent {
             .remove_key(&old_id)
             .await
             .map_err(|e| Self::failed_change(&slot, e))?;
+        self.rotate_copy(server, current, new).await?;
         tracing::info!(server = %server, key = %new_id, "repository key rotated");
         Ok(KeyRotated { key_id: new_id })
+    }
+
+    /// The same rotation on the second copy (`copy_to`), if there is one:
+    /// it keeps the repository's key. A failure fails the request; a retry
+    /// with the same keys finishes both.
+    async fn rotate_copy(
+        &self,
+        server: &ServerUuid,
+        current: &Secret,
+        new: &Secret,
+    ) -> Result<(), AgentError> {
+        let (Some(old), Some(next)) =
+            (self.copy_repo(server, current), self.copy_repo(server, new))
+        else {
+            return Ok(());
+        };
+        let old_keys = match old.keys().await {
+            Ok(keys) => keys,
+            // No copy yet: the next backup creates it with the new key.
+            Err(EngineError::RepoNotFound) => return Ok(()),
+            // Rotated already.
+            Err(EngineError::WrongKey) => return next.check_key().await.map_err(Into::into),
+            Err(e) => return Err(e.into()),
+        };
+        let old_id = current_key_id(&old_keys)?;
+        match next.check_key().await {
+            Ok(()) => {}
+            Err(EngineError::WrongKey) => old.add_key(new).await?,
+            Err(e) => return Err(e.into()),
+        }
+        let new_id = current_key_id(&next.keys().await?)?;
+        if new_id != old_id {
+            next.remove_key(&old_id).await?;
+        }
+        tracing::info!(server = %server, "second copy's key rotated");
+        Ok(())
     }
 }
 

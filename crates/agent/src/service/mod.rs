@@ -60,6 +60,19 @@ struct RepoSlot {
     changes: AtomicU64,
     /// A remote repository's last listing (see `Inner::remote_recheck`).
     remote_seen: Mutex<Option<RemoteSeen>>,
+    /// Commands run that may have changed the second copy.
+    copy_changes: AtomicU64,
+    /// The stable IDs of the snapshots the second copy holds, when read.
+    copy_seen: Mutex<Option<CopySeen>>,
+}
+
+/// What the second copy held when last read.
+#[derive(Clone)]
+struct CopySeen {
+    at: std::time::Instant,
+    changes: u64,
+    /// Stable IDs (`original`, else the ID) of the copied snapshots.
+    originals: Arc<std::collections::HashSet<String>>,
 }
 
 /// What a listing of a remote repository's `snapshots/` found.
@@ -157,7 +170,8 @@ impl Agent {
             cfg.repo_root.clone(),
             cfg.state_dir.clone(),
             cfg.store.clone(),
-        );
+        )
+        .with_copy(cfg.copy.clone());
         let (jobs, interrupted) = Jobs::load(cfg.max_parallel_jobs, layout.jobs_dir());
         // Restores a crash interrupted are completed or rolled back before
         // anything else touches the server directories.
@@ -230,6 +244,7 @@ impl Agent {
         api::agent::NodeInfo {
             store: store.kind().to_owned(),
             repository: store.shown(),
+            copy_to: self.inner.layout.copy_store().map(|c| c.shown()),
             restic_version: self.inner.restic.version().to_string(),
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         }
@@ -276,6 +291,60 @@ impl Agent {
         } else {
             repo
         }
+    }
+
+    /// The server's second copy (`copy_to`), opened with `key`.
+    fn copy_repo(&self, server: &ServerUuid, key: &Secret) -> Option<Repo> {
+        let location = self.inner.layout.copy_repo(server)?;
+        let slot = self.slot(server);
+        Some(
+            self.inner
+                .restic
+                .repo(location, key.clone())
+                .on_change(Arc::new(move || {
+                    slot.copy_changes.fetch_add(1, Ordering::SeqCst);
+                })),
+        )
+    }
+
+    /// Which snapshots (stable IDs) the second copy holds, read at most
+    /// every `remote_recheck` and after each change; `None` without a
+    /// copy, or when the copy's store can not be read now.
+    async fn copied(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+    ) -> Option<Arc<std::collections::HashSet<String>>> {
+        let copy = self.copy_repo(server, key)?;
+        let changes = slot.copy_changes.load(Ordering::SeqCst);
+        let cached = slot
+            .copy_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|seen| {
+                seen.changes == changes && seen.at.elapsed() < self.inner.remote_recheck
+            });
+        if let Some(seen) = cached {
+            return Some(seen.originals);
+        }
+        let at = std::time::Instant::now();
+        let originals = match copy.snapshots().await {
+            Ok(snaps) => snaps.iter().map(|s| s.stable_id().to_string()).collect(),
+            Err(engine::EngineError::RepoNotFound) => std::collections::HashSet::new(),
+            Err(e) => {
+                tracing::debug!(server = %server, error = %e, "second copy not readable now");
+                return None;
+            }
+        };
+        let originals = Arc::new(originals);
+        *slot.copy_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(CopySeen {
+            at,
+            changes,
+            originals: originals.clone(),
+        });
+        Some(originals)
     }
 
     fn mac(&self, key: &Secret) -> [u8; 32] {
@@ -468,8 +537,14 @@ impl Agent {
         cursor: Option<&Cursor>,
     ) -> Result<BackupList, AgentError> {
         let slot = self.slot(server);
-        let idx = self.fresh(server, &slot, key).await?;
-        Ok(idx.page(limit, cursor))
+        let mut page = self.fresh(server, &slot, key).await?.page(limit, cursor);
+        if self.inner.layout.copy_store().is_some() {
+            let copied = self.copied(server, &slot, key).await;
+            for item in &mut page.backups {
+                item.copied = copied.as_ref().map(|c| c.contains(&item.id));
+            }
+        }
+        Ok(page)
     }
 
     /// `GET …/backups/restic/stats`, cached until the repository changes.

@@ -38,6 +38,7 @@ fn node_view(n: Node) -> NodeView {
         has_ca: n.ca_pem.is_some(),
         browser_downloads: n.browser_downloads,
         repository: None,
+        copy_to: None,
     }
 }
 
@@ -132,6 +133,7 @@ impl Panel {
         while let Some(answer) = asked.join_next().await {
             if let Ok((i, Some(info))) = answer {
                 views[i].repository = Some(info.repository);
+                views[i].copy_to = info.copy_to;
             }
         }
         Ok(views)

@@ -373,6 +373,17 @@ impl TestStore {
         run(&mut cmd)
     }
 
+    /// Agent settings that make this store the second copy (`copy_to`).
+    pub fn copy_toml(&self) -> Vec<String> {
+        self.agent_toml
+            .iter()
+            .map(|line| match line.strip_prefix("repository") {
+                Some(rest) => format!("copy_to{rest}"),
+                None => format!("copy_{line}"),
+            })
+            .collect()
+    }
+
     /// Agent settings with another secret than the store's (a wrong one).
     pub fn agent_toml_with_wrong_secret(&self) -> Vec<String> {
         self.agent_toml

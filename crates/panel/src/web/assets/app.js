@@ -809,7 +809,12 @@
               {},
               h("td", {}, n.name),
               h("td", { class: "mono" }, n.url),
-              h("td", { class: "mono" }, n.repository == null ? "(node not answering)" : n.repository === "local" ? "on the node's disk" : n.repository),
+              h(
+                "td",
+                { class: "mono" },
+                n.repository == null ? "(node not answering)" : n.repository === "local" ? "on the node's disk" : n.repository,
+                n.copy_to ? h("div", { class: "muted" }, "copy: " + n.copy_to) : null
+              ),
               h("td", {}, n.has_ca ? "yes" : "no"),
               h("td", {}, n.browser_downloads ? "direct from node" : "through the panel"),
               h(
