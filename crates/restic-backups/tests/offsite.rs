@@ -311,7 +311,7 @@ async fn the_panel_shows_the_store_and_archives_in_place() {
 /// both.
 #[tokio::test]
 async fn backups_are_copied_to_a_second_store() {
-    let primary = TestStore::start(Kind::Sftp);
+    let mut primary = TestStore::start(Kind::Sftp);
     let copy = TestStore::start(Kind::Rest);
     let copy_lines = copy.copy_toml();
     let mut extra: Vec<&str> = copy_lines.iter().map(String::as_str).collect();
@@ -380,6 +380,49 @@ async fn backups_are_copied_to_a_second_store() {
         .await;
     assert_eq!(status, 200, "{res}");
     assert_eq!(snapshot_count(&copy, &server, NEW_KEY), 3);
+
+    // The primary down: listing says so, but download and restore read the
+    // copy (the restore's safety snapshot goes there too).
+    primary.stop();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, code) = agent.refusal(Method::GET, &base, NEW_KEY, None).await;
+    assert_eq!((status, code.as_str()), (503, "store_unreachable"));
+    let res = agent
+        .req(
+            Method::GET,
+            &format!("{base}/{first}/download?format=zip"),
+            NEW_KEY,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let zip = res.bytes().await.unwrap();
+    assert!(zip.starts_with(b"PK"), "a zip from the copy");
+    std::fs::write(dir.join("server.properties"), "motd=broken\n").unwrap();
+    let (status, res) = agent
+        .call(
+            Method::POST,
+            &format!("{base}/{first}/restore"),
+            NEW_KEY,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{res}");
+    let view = job(&agent, &server, &res).await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["result"]["from_copy"], true, "{view}");
+    assert_eq!(view["result"]["safety_snapshot"]["in_copy"], true, "{view}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("server.properties")).unwrap(),
+        "motd=A test server\nmax-players=20\n"
+    );
+    assert_eq!(
+        snapshot_count(&copy, &server, NEW_KEY),
+        4,
+        "safety snapshot in the copy"
+    );
+    primary.restart();
 
     // The copy down: the backup still succeeds and says the copy failed;
     // the list does not say whether snapshots are copied.

@@ -73,12 +73,10 @@ impl Agent {
         let mut attempt = 0;
         let (entry, stream) = loop {
             attempt += 1;
-            let entry = self
-                .fresh(server, &slot, key)
-                .await?
-                .resolve(snapshot)?
-                .clone();
-            let mut stream = self.repo(server, key).dump(&entry.current, dump)?;
+            let (entry, repo, _) = self
+                .readable(server, &slot, key, |idx| idx.resolve(snapshot).cloned())
+                .await?;
+            let mut stream = repo.dump(&entry.current, dump)?;
             let mut first = vec![0u8; PIPE_BUF];
             match stream.read(&mut first).await {
                 Ok(n) => {

@@ -347,6 +347,42 @@ impl Agent {
         Some(originals)
     }
 
+    /// The snapshot `pick` finds and the repository to read it from: the
+    /// server's repository, or, when its store fails, the second copy if
+    /// that holds it (`true` then). Restore and download read this way.
+    async fn readable(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+        pick: impl Fn(&RepoIndex) -> Result<Entry, AgentError>,
+    ) -> Result<(Entry, Repo, bool), AgentError> {
+        let failure = match self.fresh(server, slot, key).await {
+            Ok(idx) => return Ok((pick(&idx)?, self.repo(server, key), false)),
+            Err(AgentError::Store(failure)) => failure,
+            Err(e) => return Err(e),
+        };
+        let Some(copy) = self.copy_repo(server, key) else {
+            return Err(AgentError::Store(failure));
+        };
+        let snapshots = match copy.snapshots().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(server = %server, error = %e, "second copy not readable either");
+                return Err(AgentError::Store(failure));
+            }
+        };
+        let mut idx = RepoIndex::default();
+        idx.replace(
+            snapshots,
+            &crate::index::Fingerprint::listed::<&str>(&[], &[]),
+            server.as_str(),
+        );
+        let entry = pick(&idx)?;
+        tracing::warn!(server = %server, error = %failure, snapshot = %entry.id.short(), "the repository's store fails; reading from the second copy");
+        Ok((entry, copy, true))
+    }
+
     fn mac(&self, key: &Secret) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.mac_key)
             .expect("HMAC accepts any key length");
@@ -626,8 +662,11 @@ impl Agent {
             let _permit = jobs.slot().await;
             let _writer = slot.writer.lock().await;
             jobs.start(&id);
+            // A store that fails now is the work's to report (a restore
+            // may read from the second copy meanwhile); its stale locks are
+            // cleared at the next change that reaches it.
             let outcome = match agent.clear_stale_locks(&ctx.server, &slot, &ctx.key).await {
-                Ok(()) => work(ctx).await,
+                Ok(()) | Err(AgentError::Store(_)) => work(ctx).await,
                 Err(e) => Err(e),
             };
             if let Err(e) = &outcome {

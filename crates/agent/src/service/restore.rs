@@ -82,12 +82,12 @@ impl Agent {
             .await
             .map_err(|e| AgentError::Internal(e.to_string()))??;
         let slot = self.slot(server);
+        // From the second copy if the repository's store fails now.
         let target = self
-            .fresh(server, &slot, key)
+            .readable(server, &slot, key, |idx| idx.resolve(snapshot).cloned())
             .await?
-            .resolve(snapshot)?
-            .id
-            .clone();
+            .0
+            .id;
         // Wings must answer before anything starts: a restore that should
         // stop the game server and cannot is refused with nothing changed.
         let wings = match (&self.inner.wings, request.stop_server) {
@@ -290,19 +290,42 @@ impl Agent {
         wings: Option<&Wings>,
     ) -> Result<serde_json::Value, Failed> {
         // Resolve again under the writer lock: the snapshot may have been
-        // re-tagged (new current ID) since the request.
-        let entry = self
-            .fresh(&ctx.server, &ctx.slot, &ctx.key)
-            .await?
-            .by_stable_id(target)
-            .cloned()
-            .ok_or(AgentError::BackupNotFound)?;
+        // re-tagged (new current ID) since the request. When the
+        // repository's store fails, the second copy is read instead.
+        let (entry, source, from_copy) = self
+            .readable(&ctx.server, &ctx.slot, &ctx.key, |idx| {
+                idx.by_stable_id(target)
+                    .cloned()
+                    .ok_or(AgentError::BackupNotFound)
+            })
+            .await?;
 
         // The safety snapshot comes first, of the tree as it is (files the
-        // game wrote since an earlier failed swap included)…
+        // game wrote since an earlier failed swap included)… into the
+        // repository the restore reads (the second copy while the
+        // repository's store fails).
         self.inner.jobs.phase(&ctx.job, JobPhase::SafetySnapshot);
-        let (safety, _) = self.snapshot(ctx, dir, &[], &[PRE_RESTORE_TAG]).await?;
-        tracing::info!(server = %ctx.server, safety = %safety.id.short(), "safety snapshot taken before restore");
+        let safety = if from_copy {
+            let request = engine::BackupRequest {
+                source: dir,
+                host: ctx.server.as_str(),
+                tags: &[PRE_RESTORE_TAG],
+                excludes: &[],
+            };
+            let summary = source
+                .backup(&request, Some(&self.inner.shutdown), &mut |_| {})
+                .await?;
+            serde_json::json!({
+                "id": summary.snapshot_id,
+                "tags": [PRE_RESTORE_TAG],
+                "in_copy": true,
+            })
+        } else {
+            let (safety, _) = self.snapshot(ctx, dir, &[], &[PRE_RESTORE_TAG]).await?;
+            serde_json::to_value(safety.to_item())
+                .map_err(|e| AgentError::Internal(e.to_string()))?
+        };
+        tracing::info!(server = %ctx.server, safety = %safety["id"], from_copy, "safety snapshot taken before restore");
         self.inner.jobs.phase(&ctx.job, JobPhase::Restoring);
         // …then a swap an earlier restore left half way is finished.
         let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
@@ -330,8 +353,7 @@ impl Agent {
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))??;
 
-        let restored = self
-            .repo(&ctx.server, &ctx.key)
+        let restored = source
             .restore(&entry.current, &swap.new_dir(), Some(&self.inner.shutdown))
             .await;
         // The game server must not have come back meanwhile (started from
@@ -387,8 +409,9 @@ impl Agent {
         tracing::info!(server = %ctx.server, snapshot = %entry.id.short(), truncate, "restore finished");
         Ok(serde_json::json!({
             "restored": entry.id.to_string(),
-            "safety_snapshot": safety.to_item(),
+            "safety_snapshot": safety,
             "truncate": truncate,
+            "from_copy": from_copy,
         }))
     }
 }
