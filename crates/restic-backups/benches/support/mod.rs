@@ -92,12 +92,21 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(root: &Path) -> Self {
+        Self::start_with(root, &[])
+    }
+
+    /// With extra TOML lines (a remote `repository`, ...).
+    pub fn start_with(root: &Path, extra: &[String]) -> Self {
         let config = root.join("agent.toml");
-        let toml = format!(
+        let mut toml = format!(
             "listen = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\ndata_dir = \"{}\"\nrepo_root = \"{}\"\n",
             root.join("volumes").display(),
             root.join("restic").display(),
         );
+        for line in extra {
+            toml.push_str(line);
+            toml.push('\n');
+        }
         std::fs::write(&config, toml).expect("write agent config");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_restic-backups"));
         cmd.arg("agent")
