@@ -182,13 +182,13 @@ impl Agent {
         tags: &[&str],
     ) -> Result<(Entry, BackupSummary), AgentError> {
         let repo = self.repo(&ctx.server, &ctx.key);
-        // A remote store is asked afresh: the repository may have been
-        // made by hand since the last listing.
-        ctx.slot.forget_remote_listing();
-        if !self.repo_exists(&ctx.server, &ctx.slot, &ctx.key).await? {
-            if repo.location().local_path().is_some() {
-                tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
-            }
+        // A local repository is looked for (a file); a remote one is not
+        // asked first: the backup itself says when there is none (restic's
+        // positive word, see `engine::error::classify`), and only then is
+        // it created.
+        let remote = repo.location().local_path().is_none();
+        if !remote && !self.repo_exists(&ctx.server, &ctx.slot, &ctx.key).await? {
+            tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
             repo.init().await?;
             tracing::info!(server = %ctx.server, repository = %repo.location().display(), "repository created");
         }
@@ -215,7 +215,7 @@ impl Agent {
                 );
             }
         };
-        let mut retried = false;
+        let (mut retried, mut created) = (false, false);
         let summary = loop {
             match repo
                 .backup(&request, Some(&self.inner.shutdown), &mut on_event)
@@ -226,6 +226,11 @@ impl Agent {
                     repo.unlock_stale().await?;
                     tracing::info!(server = %ctx.server, "repository was locked; stale locks cleared, trying again");
                     retried = true;
+                }
+                Err(engine::EngineError::RepoNotFound) if remote && !created => {
+                    repo.init().await?;
+                    tracing::info!(server = %ctx.server, repository = %repo.location().display(), "repository created");
+                    created = true;
                 }
                 other => break other?,
             }

@@ -86,11 +86,6 @@ struct RemoteSeen {
 }
 
 impl RepoSlot {
-    /// The next look at a remote repository lists the store again.
-    fn forget_remote_listing(&self) {
-        *self.remote_seen.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
     fn active_job(&self) -> Option<JobId> {
         self.active_job
             .lock()
@@ -456,6 +451,54 @@ impl Agent {
         }
     }
 
+    /// A remote repository the agent changed since its last listing (or
+    /// never listed): `restic snapshots` at once, which gives the listing
+    /// and the index in one run (the cheap `restic list` would only say
+    /// what is known: it changed). `None` when the listing is current or
+    /// only old (then [`Agent::fingerprints`] checks it cheaply), and for
+    /// local repositories.
+    async fn remote_load(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+    ) -> Result<Option<(RepoFingerprints, Vec<engine::Snapshot>)>, AgentError> {
+        if !self.inner.layout.store().is_remote() {
+            return Ok(None);
+        }
+        let changes = slot.changes.load(Ordering::SeqCst);
+        let changed = slot
+            .remote_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_none_or(|seen| seen.changes != changes);
+        if !changed {
+            return Ok(None);
+        }
+        let at = std::time::Instant::now();
+        let found = match self.repo(server, key).snapshots().await {
+            Ok(snapshots) => Some(snapshots),
+            Err(engine::EngineError::RepoNotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let snapshot_ids = found
+            .as_ref()
+            .map(|snaps| snaps.iter().map(|s| s.id.to_string()).collect::<Vec<_>>());
+        let fp = snapshot_ids
+            .as_ref()
+            .map(|ids| RepoFingerprints::listed(ids, changes));
+        *slot.remote_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(RemoteSeen {
+            at,
+            changes,
+            snapshot_ids,
+        });
+        match (fp, found) {
+            (Some(fp), Some(snapshots)) => Ok(Some((fp, snapshots))),
+            _ => Err(AgentError::RepoNotFound),
+        }
+    }
+
     /// Whether the server's repository exists (a remote one is asked, or
     /// its recent listing reused).
     async fn repo_exists(
@@ -482,7 +525,13 @@ impl Agent {
         slot: &'a RepoSlot,
         key: &Secret,
     ) -> Result<MutexGuard<'a, RepoIndex>, AgentError> {
-        let (fp, proven) = self.fingerprints(server, slot, key).await?;
+        let (fp, proven, loaded) = match self.remote_load(server, slot, key).await? {
+            Some((fp, snapshots)) => (fp, true, Some(snapshots)),
+            None => {
+                let (fp, proven) = self.fingerprints(server, slot, key).await?;
+                (fp, proven, None)
+            }
+        };
         let mac = self.mac(key);
         let mut idx = slot.index.lock().await;
         if !idx.sizes_loaded {
@@ -493,10 +542,13 @@ impl Agent {
         if proven {
             idx.set_verified_key(mac);
         }
-        if idx.is_fresh(&fp, &mac) {
+        if loaded.is_none() && idx.is_fresh(&fp, &mac) {
             return Ok(idx);
         }
-        let snapshots = self.repo(server, key).snapshots().await?;
+        let snapshots = match loaded {
+            Some(snapshots) => snapshots,
+            None => self.repo(server, key).snapshots().await?,
+        };
         idx.replace(snapshots, &fp.snapshots, server.as_str());
         idx.set_verified_key(mac);
         if !idx.without_size().is_empty() {

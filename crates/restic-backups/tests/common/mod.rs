@@ -306,7 +306,9 @@ impl TestAgent {
     /// Polls a job until it finished and returns its final view.
     pub async fn wait_job(&self, server: &str, job: &str) -> Value {
         let url = format!("{}/jobs/{job}", self.backups_url(server));
-        let deadline = Instant::now() + Duration::from_secs(300);
+        // Generous: a backup cut off from a remote store ends only when
+        // restic gave up retrying (minutes, by restic's own backoff).
+        let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let (status, view) = self.call(reqwest::Method::GET, &url, "unused", None).await;
             assert_eq!(status, 200, "job lookup failed: {view}");
