@@ -333,7 +333,17 @@
         { "data-id": b.id },
         h("td", {}, h("time", { datetime: b.time }, localTime(b.time)), h("span", { class: "rel" }, relative(when)), b.note ? h("span", { class: "note", title: "Note" }, b.note) : null),
         h("td", {}, b.size === null ? "measuring…" : bytes(b.size)),
-        h("td", { class: "mono" }, b.short_id, b.tags.includes("pre-restore") ? h("span", { class: "rel" }, "safety snapshot") : null),
+        h(
+          "td",
+          { class: "mono" },
+          b.short_id,
+          b.tags.includes("pre-restore") ? h("span", { class: "rel" }, "safety snapshot") : null,
+          b.copied === true
+            ? h("span", { class: "rel", title: "The node's second copy holds this backup" }, "copied")
+            : b.copied === false
+              ? h("span", { class: "rel", title: "Not in the node's second copy yet: the next backup copies it" }, "not copied yet")
+              : null
+        ),
         h("td", { class: "lockcell" }, b.locked ? h("span", { class: "lock", role: "img", "aria-label": "Locked", title: "Locked" }, "🔒") : null),
         h("td", { class: "actions" }, actionsMenu(b))
       );
