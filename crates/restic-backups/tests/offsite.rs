@@ -56,6 +56,28 @@ async fn story(kind: Kind) {
         "nothing on the node's disk"
     );
 
+    // The importer's key check works on the store: the key opens it, a
+    // wrong one is refused, nothing is moved.
+    let (status, res) = agent
+        .call(
+            Method::POST,
+            &format!("{base}/adopt"),
+            KEY,
+            Some(json!({"dry_run": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{res}");
+    assert_eq!(res["adopted_from"], Value::Null, "{res}");
+    let (status, code) = agent
+        .refusal(
+            Method::POST,
+            &format!("{base}/adopt"),
+            "not-the-key-123456",
+            Some(json!({"dry_run": true})),
+        )
+        .await;
+    assert_eq!((status, code.as_str()), (403, "wrong_key"));
+
     // Lock, refused delete, unlock.
     let (status, body) = agent
         .call(Method::POST, &format!("{base}/{first}/lock"), KEY, None)
