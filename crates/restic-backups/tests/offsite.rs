@@ -346,7 +346,7 @@ async fn backups_are_copied_to_a_second_store() {
     let job_id = agent.start_backup(&server, KEY, json!({})).await;
     let view = agent.wait_job(&server, &job_id).await;
     assert_eq!(view["status"], "succeeded", "{view}");
-    assert_eq!(view["result"]["copy"], json!({"ok": true}), "{view}");
+    assert_eq!(view["result"]["copy"]["ok"], true, "{view}");
     let first = view["result"]["snapshot"]["id"]
         .as_str()
         .unwrap()
@@ -390,6 +390,26 @@ async fn backups_are_copied_to_a_second_store() {
         "{list}"
     );
     assert_eq!(snapshot_count(&copy, &server, KEY), 3);
+
+    // A backup deleted through the agent is forgotten in the copy after the
+    // next copy run (one deleted by hand on the repository would stay).
+    let (status, _) = agent
+        .call(Method::DELETE, &format!("{base}/{first}"), KEY, None)
+        .await;
+    assert_eq!(status, 204);
+    let job_id = agent.start_backup(&server, KEY, json!({})).await;
+    let view = agent.wait_job(&server, &job_id).await;
+    assert_eq!(view["result"]["copy"]["forgotten"], 1, "{view}");
+    let copied: Vec<Value> = serde_json::from_str(&copy.restic(
+        &server,
+        KEY,
+        None,
+        &["snapshots", "--json", "--no-lock"],
+    ))
+    .unwrap();
+    assert_eq!(copied.len(), 3);
+    assert!(copied.iter().all(|s| s["original"] != first.as_str()));
+    let first = by_hand["id"].as_str().unwrap().to_owned();
 
     // Key rotation covers the copy.
     let (status, res) = agent

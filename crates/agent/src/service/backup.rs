@@ -109,7 +109,7 @@ impl Agent {
                     .forget(&removals.iter().map(|e| &e.current).collect::<Vec<_>>())
                     .await?;
                 forgotten = removals.iter().map(|e| e.id.to_string()).collect();
-                self.note_forgotten(&ctx.server, forgotten.len());
+                self.note_forgotten(&ctx.server, &forgotten);
             }
         }
         self.prune_if_due(&ctx.server, &ctx.key);
@@ -158,7 +158,17 @@ impl Agent {
         match result {
             Ok(()) => {
                 tracing::info!(server = %ctx.server, "snapshots copied to the second copy");
-                serde_json::json!({"ok": true})
+                match self.forget_in_copy(&ctx.server, &copy).await {
+                    Ok(forgotten) => serde_json::json!({"ok": true, "forgotten": forgotten}),
+                    Err(e) => {
+                        let e = AgentError::from(e);
+                        tracing::warn!(server = %ctx.server, error = %e, "second copy: forgotten snapshots not forgotten there yet");
+                        serde_json::json!({
+                            "ok": true,
+                            "forget_error": {"code": e.code(), "message": e.public_message()},
+                        })
+                    }
+                }
             }
             Err(e) => {
                 let e = AgentError::from(e);

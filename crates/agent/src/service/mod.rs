@@ -862,7 +862,7 @@ impl Agent {
         })
         .await?;
         tracing::info!(server = %server, snapshot = %entry.id.short(), "backup deleted");
-        self.note_forgotten(server, 1);
+        self.note_forgotten(server, &[entry.id.to_string()]);
         self.prune_if_due(server, key);
         Ok(())
     }

@@ -19,13 +19,54 @@ use crate::AgentError;
 const DAY_SECS: i64 = 24 * 60 * 60;
 
 /// Persisted per repository in `<state_dir>/prune/<uuid>.json`.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct PruneState {
     pub pending_forgets: u64,
     pub last_prune_unix: Option<i64>,
+    /// Stable IDs of snapshots the agent forgot (deleted, retention, the
+    /// backup limit) that the second copy still has to forget. Only these:
+    /// a snapshot gone from the repository otherwise (by hand, a lost
+    /// store) stays in the copy, which is what the copy is for.
+    #[serde(default)]
+    pub copy_forgets: Vec<String>,
 }
 
 impl Agent {
+    /// After a copy run: forgets in the second copy the snapshots the
+    /// agent forgot in the repository (matched by the `original` restic
+    /// copy records). Returns how many; the list is emptied of what was
+    /// handled (also IDs the copy never had).
+    pub(super) async fn forget_in_copy(
+        &self,
+        server: &ServerUuid,
+        copy: &engine::Repo,
+    ) -> Result<usize, engine::EngineError> {
+        let pending = self.prune_state(server).copy_forgets;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let gone: Vec<api::SnapshotId> = copy
+            .snapshots()
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.original
+                    .as_ref()
+                    .is_some_and(|o| pending.iter().any(|p| p == o.as_str()))
+            })
+            .map(|s| s.id)
+            .collect();
+        for chunk in gone.chunks(100) {
+            copy.forget(&chunk.iter().collect::<Vec<_>>()).await?;
+        }
+        let slot = self.slot(server);
+        let _guard = slot.prune_state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.prune_state(server);
+        state.copy_forgets.retain(|id| !pending.contains(id));
+        self.save_prune_state(server, state);
+        Ok(gone.len())
+    }
+
     fn prune_state(&self, server: &ServerUuid) -> PruneState {
         let path = self.inner.layout.prune_file(server);
         std::fs::read(path)
@@ -44,12 +85,16 @@ impl Agent {
         }
     }
 
-    /// Counts forgotten snapshots towards the next prune.
-    pub(super) fn note_forgotten(&self, server: &ServerUuid, count: usize) {
+    /// Counts forgotten snapshots (their stable IDs) towards the next
+    /// prune, and for the second copy to forget too.
+    pub(super) fn note_forgotten(&self, server: &ServerUuid, ids: &[String]) {
         let slot = self.slot(server);
         let _guard = slot.prune_state.lock().unwrap_or_else(|p| p.into_inner());
         let mut state = self.prune_state(server);
-        state.pending_forgets += count as u64;
+        state.pending_forgets += ids.len() as u64;
+        if self.inner.layout.copy_store().is_some() {
+            state.copy_forgets.extend(ids.iter().cloned());
+        }
         // The daily rule counts from the first forget of a repository never
         // pruned, not from the epoch.
         state
@@ -109,7 +154,19 @@ impl Agent {
         state.pending_forgets = state.pending_forgets.saturating_sub(pending);
         state.last_prune_unix = Some(OffsetDateTime::now_utc().unix_timestamp());
         self.save_prune_state(server, state);
+        drop(_guard);
         tracing::info!(server = %server, forgets = pending, "repository pruned");
-        Ok(serde_json::json!({ "forgets_pruned": pending }))
+        // The second copy's forgotten snapshots go with the same batch.
+        let copy_pruned = match self.copy_repo(server, key) {
+            None => None,
+            Some(copy) => match copy.prune(Some(&self.inner.shutdown)).await {
+                Ok(()) | Err(engine::EngineError::RepoNotFound) => Some(true),
+                Err(e) => {
+                    tracing::warn!(server = %server, error = %e, "second copy not pruned");
+                    Some(false)
+                }
+            },
+        };
+        Ok(serde_json::json!({ "forgets_pruned": pending, "copy_pruned": copy_pruned }))
     }
 }

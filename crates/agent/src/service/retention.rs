@@ -34,7 +34,13 @@ impl Agent {
                 async move { repo.forget(&ids.iter().collect::<Vec<_>>()).await }
             })
             .await?;
-            self.note_forgotten(server, removals.len());
+            self.note_forgotten(
+                server,
+                &removals
+                    .iter()
+                    .map(|e| e.id.to_string())
+                    .collect::<Vec<_>>(),
+            );
             tracing::info!(server = %server, forgotten = removals.len(), "retention applied");
         }
         self.prune_if_due(server, key);
