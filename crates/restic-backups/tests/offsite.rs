@@ -516,7 +516,9 @@ async fn outage(kind: Kind) {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     store.stop();
-    let view = agent.wait_job(&server, &job_id).await;
+    let view = agent
+        .wait_job_within(&server, &job_id, Duration::from_secs(900))
+        .await;
     assert_eq!(view["status"], "failed", "{kind:?}: {view}");
     assert_eq!(
         view["error"]["code"], "store_unreachable",

@@ -305,10 +305,16 @@ impl TestAgent {
 
     /// Polls a job until it finished and returns its final view.
     pub async fn wait_job(&self, server: &str, job: &str) -> Value {
+        self.wait_job_within(server, job, Duration::from_secs(300))
+            .await
+    }
+
+    /// [`TestAgent::wait_job`] with its own bound: a backup cut off from a
+    /// remote store ends only when restic gave up retrying (minutes, by
+    /// restic's and its S3 client's own backoff).
+    pub async fn wait_job_within(&self, server: &str, job: &str, within: Duration) -> Value {
         let url = format!("{}/jobs/{job}", self.backups_url(server));
-        // Generous: a backup cut off from a remote store ends only when
-        // restic gave up retrying (minutes, by restic's own backoff).
-        let deadline = Instant::now() + Duration::from_secs(600);
+        let deadline = Instant::now() + within;
         loop {
             let (status, view) = self.call(reqwest::Method::GET, &url, "unused", None).await;
             assert_eq!(status, 200, "job lookup failed: {view}");
