@@ -158,7 +158,10 @@ impl Agent {
         match result {
             Ok(()) => {
                 tracing::info!(server = %ctx.server, "snapshots copied to the second copy");
-                match self.forget_in_copy(&ctx.server, &copy).await {
+                let forgotten = self.forget_in_copy(&ctx.server, &copy).await;
+                // The list's `copied` flags are current right after.
+                self.refresh_copied(&ctx.server, &ctx.slot, &ctx.key).await;
+                match forgotten {
                     Ok(forgotten) => serde_json::json!({"ok": true, "forgotten": forgotten}),
                     Err(e) => {
                         let e = AgentError::from(e);

@@ -64,6 +64,8 @@ struct RepoSlot {
     copy_changes: AtomicU64,
     /// The stable IDs of the snapshots the second copy holds, when read.
     copy_seen: Mutex<Option<CopySeen>>,
+    /// A background reading of the second copy is running.
+    copy_refreshing: AtomicBool,
 }
 
 /// What the second copy held when last read.
@@ -71,8 +73,9 @@ struct RepoSlot {
 struct CopySeen {
     at: std::time::Instant,
     changes: u64,
-    /// Stable IDs (`original`, else the ID) of the copied snapshots.
-    originals: Arc<std::collections::HashSet<String>>,
+    /// Stable IDs (`original`, else the ID) of the copied snapshots;
+    /// `None`: the copy could not be read.
+    originals: Option<Arc<std::collections::HashSet<String>>>,
 }
 
 /// What a listing of a remote repository's `snapshots/` found.
@@ -302,44 +305,60 @@ impl Agent {
         )
     }
 
-    /// Which snapshots (stable IDs) the second copy holds, read at most
-    /// every `remote_recheck` and after each change; `None` without a
-    /// copy, or when the copy's store can not be read now.
-    async fn copied(
+    /// Which snapshots (stable IDs) the second copy holds, as last read
+    /// (`None` without a copy, before its first reading, or when it could
+    /// not be read). Never waits for the copy's store: a reading older
+    /// than `remote_recheck` (or made before a change) is answered and
+    /// renewed in the background; a copy run renews it at once.
+    fn copied(
         &self,
         server: &ServerUuid,
-        slot: &RepoSlot,
+        slot: &Arc<RepoSlot>,
         key: &Secret,
     ) -> Option<Arc<std::collections::HashSet<String>>> {
-        let copy = self.copy_repo(server, key)?;
+        self.inner.layout.copy_store()?;
         let changes = slot.copy_changes.load(Ordering::SeqCst);
-        let cached = slot
+        let seen = slot
             .copy_seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .filter(|seen| {
-                seen.changes == changes && seen.at.elapsed() < self.inner.remote_recheck
+            .clone();
+        let current = seen
+            .as_ref()
+            .is_some_and(|s| s.changes == changes && s.at.elapsed() < self.inner.remote_recheck);
+        if !current && !slot.copy_refreshing.swap(true, Ordering::SeqCst) {
+            let (agent, server, key, slot) =
+                (self.clone(), server.clone(), key.clone(), slot.clone());
+            tokio::spawn(async move {
+                agent.refresh_copied(&server, &slot, &key).await;
+                slot.copy_refreshing.store(false, Ordering::SeqCst);
             });
-        if let Some(seen) = cached {
-            return Some(seen.originals);
         }
+        seen.and_then(|s| s.originals)
+    }
+
+    /// Reads which snapshots the second copy holds and keeps the answer.
+    async fn refresh_copied(&self, server: &ServerUuid, slot: &RepoSlot, key: &Secret) {
+        let Some(copy) = self.copy_repo(server, key) else {
+            return;
+        };
+        let changes = slot.copy_changes.load(Ordering::SeqCst);
         let at = std::time::Instant::now();
         let originals = match copy.snapshots().await {
-            Ok(snaps) => snaps.iter().map(|s| s.stable_id().to_string()).collect(),
-            Err(engine::EngineError::RepoNotFound) => std::collections::HashSet::new(),
+            Ok(snaps) => Some(Arc::new(
+                snaps.iter().map(|s| s.stable_id().to_string()).collect(),
+            )),
+            Err(engine::EngineError::RepoNotFound) => Some(Arc::default()),
             Err(e) => {
                 tracing::debug!(server = %server, error = %e, "second copy not readable now");
-                return None;
+                None
             }
         };
-        let originals = Arc::new(originals);
         *slot.copy_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(CopySeen {
             at,
             changes,
-            originals: originals.clone(),
+            originals,
         });
-        Some(originals)
     }
 
     /// The snapshot `pick` finds and the repository to read it from: the
@@ -627,7 +646,7 @@ impl Agent {
         let slot = self.slot(server);
         let mut page = self.fresh(server, &slot, key).await?.page(limit, cursor);
         if self.inner.layout.copy_store().is_some() {
-            let copied = self.copied(server, &slot, key).await;
+            let copied = self.copied(server, &slot, key);
             for item in &mut page.backups {
                 item.copied = copied.as_ref().map(|c| c.contains(&item.id));
             }
