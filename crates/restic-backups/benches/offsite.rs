@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use stores::{Kind, TestStore};
-use support::{Agent, KEY, TOKEN, bench_dir, env_num, ms, restic_version, run};
+use support::{Agent, KEY, TOKEN, bench_dir, env_num, ms, noise, restic_version, run};
 
 /// For `stores`: reproducible bytes (its secrets) and signals (its stop).
 pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
@@ -31,20 +31,6 @@ pub fn signal(pid: u32, sig: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
         let _ = rustix::process::kill_process(pid, sig);
     }
-}
-
-/// xorshift bytes: fast, reproducible, not compressible.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Region files (half structured, half noise) and small configs.

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{
-    Agent, KEY, Panel, Session, TOKEN, bench_dir, env_num, mib, ms, prepare_snapshots, restic,
-    restic_version, rss_of, run,
+    Agent, KEY, Panel, Session, TOKEN, bench_dir, env_num, mib, ms, noise, prepare_snapshots,
+    restic, restic_version, rss_of, run,
 };
 
 const API: &str = "/extensions/resticbackups";
@@ -55,20 +55,6 @@ fn dir_size(path: &Path) -> u64 {
         }
     }
     total
-}
-
-/// xorshift bytes: fast, reproducible, not compressible.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// A Minecraft-like world: region files (half structured, half noise, like
