@@ -12,18 +12,15 @@
 //! `TEST_MYSQL_URL=mysql://user:password@127.0.0.1:3306 BENCH_SERVERS=5000 \
 //!  cargo bench -p restic-backups --bench import_extension`
 
-#[allow(dead_code)]
-#[path = "../tests/common/mariadb.rs"]
-mod mariadb;
 mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use api::{Secret, ServerUuid};
-use mariadb::Maria;
 use panel::permissions::Operator;
 use support::{Agent, TOKEN, env_num, ms};
+use testkit::mariadb::Maria;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -11,16 +11,13 @@
 
 mod support;
 
-#[path = "../tests/common/stores.rs"]
-mod stores;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stores::{Kind, TestStore};
 use support::{Agent, KEY, TOKEN, bench_dir, env_num, ms, noise, restic_version, run};
+use testkit::stores::{Kind, TestStore};
 
 /// For `stores`: reproducible bytes (its secrets) and signals (its stop).
 pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {

@@ -10,17 +10,14 @@
 //! `BENCH_USERS=20000 BENCH_NODES=2000 BENCH_SERVERS=10000 BENCH_ROUNDS=3 \
 //!  cargo bench -p restic-backups --bench pterodactyl_sync`
 
-#[allow(dead_code)]
-#[path = "../tests/common/pterodactyl.rs"]
-mod pterodactyl;
 mod support;
 
 use std::time::{Duration, Instant};
 
 use panel::permissions::Operator;
 use panel::pterodactyl::{ApplicationClient, SyncOrigin};
-use pterodactyl::{Node, Pterodactyl, Server, User};
 use support::{env_num, ms};
+use testkit::pterodactyl::{Node, Pterodactyl, Server, User};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

@@ -1,0 +1,457 @@
+//! The web UI in a real headless Chromium (Debian's `chromium` through
+//! `chromedriver`) against the real binary, agent and restic. Screenshots go
+//! to `target/ui-screenshots/`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use testkit::panel::{Db, PASSWORD, TestPanel, World};
+use testkit::webdriver::Browser;
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots")
+}
+
+async fn log_in(b: &Browser, panel: &TestPanel, email: &str, password: &str) {
+    b.goto(&format!("{}/login", panel.url)).await;
+    b.fill("#email", email).await;
+    b.fill("#password", password).await;
+    b.click("#login-submit").await;
+    b.wait_for("#logout").await;
+}
+
+async fn log_out(b: &Browser) {
+    b.click("#logout").await;
+    b.wait_for("#login-form").await;
+}
+
+/// Opens the actions menu of the first backup row and clicks `action`.
+async fn row_action(b: &Browser, action: &str) {
+    b.click("#rows tr:first-child .menu-button").await;
+    b.click(&format!("#rows tr:first-child [data-action=\"{action}\"]"))
+        .await;
+}
+
+fn rows_count_js() -> &'static str {
+    "return document.querySelectorAll('#rows tr').length"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_subuser_and_admin_use_the_backups_pages() {
+    let World {
+        agent,
+        panel,
+        admin: admin_api,
+        servers,
+        ..
+    } = World::new(Db::Sqlite, 1, 0).await;
+    let server = servers[0].clone();
+    panel.add_user(&admin_api, "reader@example.com").await;
+    // Some weight, so the backup shows progress for a moment.
+    std::fs::write(
+        agent
+            .data_dir()
+            .join(&server)
+            .join("world/region/r.1.0.mca"),
+        testkit::pseudo_random(7, 48 * 1024 * 1024),
+    )
+    .unwrap();
+    panel
+        .set_subuser(&admin_api, &server, "reader@example.com", &["backup.read"])
+        .await;
+    let downloads = tempfile::tempdir().unwrap();
+    let b = Browser::start(downloads.path()).await;
+    let shots = screenshots();
+
+    // --- the owner ---
+    log_in(&b, &panel, "owner@example.com", PASSWORD).await;
+    b.wait_until(
+        "my servers",
+        "return document.querySelector('#server-list a')",
+        json!([]),
+    )
+    .await;
+    b.click("#server-list a").await;
+    b.wait_for("#create-backup").await;
+    b.wait_for("#empty").await;
+    assert!(b.text("#empty").await.contains("No backups yet"));
+
+    // Create: the progress bar shows, then the new row and fresh stats.
+    b.js(
+        "window.__progress = []; const p = document.getElementById('progress');
+         new MutationObserver(() => { if (!p.hidden) window.__progress.push(document.getElementById('progress-text').textContent); })
+           .observe(p, {attributes: true, subtree: true, childList: true, characterData: true});",
+        json!([]),
+    )
+    .await;
+    b.click("#create-backup").await;
+    b.wait_until("a backup row", rows_count_js(), json!([]))
+        .await;
+    b.wait_until(
+        "the progress bar to go away",
+        "return document.getElementById('progress').hidden",
+        json!([]),
+    )
+    .await;
+    let seen = b.js("return window.__progress", json!([])).await;
+    assert!(
+        !seen.as_array().unwrap().is_empty(),
+        "the progress bar was never shown"
+    );
+    b.wait_until(
+        "stats",
+        "return document.getElementById('stat-count').textContent === '1'",
+        json!([]),
+    )
+    .await;
+    assert!(b.text("#stat-size").await.contains("MiB"));
+    assert!(
+        b.text("#rows tr:first-child .rel").await.len() > 3,
+        "relative time"
+    );
+    b.screenshot(&shots.join("backups-desktop.png")).await;
+
+    // Lock: the icon shows and Delete is disabled; then unlock.
+    row_action(&b, "lock").await;
+    b.wait_until(
+        "the lock icon",
+        "return document.querySelector('#rows tr:first-child:not([aria-busy]) .lock')",
+        json!([]),
+    )
+    .await;
+    b.click("#rows tr:first-child .menu-button").await;
+    let delete_disabled = b
+        .js(
+            "return document.querySelector('#rows tr:first-child [data-action=\"delete\"]').disabled",
+            json!([]),
+        )
+        .await;
+    assert_eq!(delete_disabled, json!(true));
+    b.click("#rows tr:first-child [data-action=\"unlock\"]")
+        .await;
+    b.wait_until(
+        "the lock icon to go",
+        "return !document.querySelector('#rows tr:first-child .lock') && document.querySelector('#rows tr:first-child:not([aria-busy]) [data-action=\"lock\"]')",
+        json!([]),
+    )
+    .await;
+
+    // Download: the file arrives and is a valid archive.
+    row_action(&b, "download").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let archive = loop {
+        let done: Vec<PathBuf> = std::fs::read_dir(downloads.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+            .collect();
+        if let Some(p) = done.first() {
+            break p.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no download arrived: {:?} (page error: {})",
+            std::fs::read_dir(downloads.path())
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect::<Vec<_>>(),
+            b.text("#error").await,
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(testkit::tar_list(&archive, &["-tzf"]).contains("server.properties"));
+
+    // Restore: the confirmation says what happens; the changed file comes back.
+    let props = agent.data_dir().join(&server).join("server.properties");
+    let original = std::fs::read_to_string(&props).unwrap();
+    std::fs::write(&props, "motd=griefed\n").unwrap();
+    row_action(&b, "restore").await;
+    b.wait_for("#confirm[open]").await;
+    let text = b.text("#confirm-text").await;
+    assert!(
+        text.contains("replaced") && text.contains("safety snapshot"),
+        "{text}"
+    );
+    // The owner chooses whether the game server is stopped; yes by default.
+    assert!(
+        b.text("#confirm-extra")
+            .await
+            .contains("Stop the server during the restore"),
+        "{}",
+        b.text("#confirm-extra").await
+    );
+    assert_eq!(
+        b.js(
+            "return document.getElementById('confirm-stop-server').checked",
+            json!([])
+        )
+        .await,
+        json!(true)
+    );
+    b.click("#confirm-ok").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_to_string(&props).unwrap_or_default() != original {
+        assert!(Instant::now() < deadline, "the file did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.wait_until(
+        "the restore to finish",
+        "return document.getElementById('progress').hidden && document.getElementById('stat-count').textContent === '2'",
+        json!([]),
+    )
+    .await;
+    assert!(
+        b.text("#error").await.is_empty() || !b.exists("#error:not([hidden])").await,
+        "an error was shown: {}",
+        b.text("#error").await
+    );
+
+    // Schedule: save, then read back after a reload.
+    b.click("#tab-schedule").await;
+    b.wait_for("#schedule-save").await;
+    b.js(
+        "document.getElementById('s-enabled').checked = true",
+        json!([]),
+    )
+    .await;
+    b.fill("#s-value", "2").await;
+    b.js(
+        "document.getElementById('s-unit').value = 'hours'",
+        json!([]),
+    )
+    .await;
+    b.fill("#s-keep_last", "5").await;
+    b.fill("#s-keep_within", "7d").await;
+    b.click("#schedule-save").await;
+    b.wait_for("#schedule-saved").await;
+    assert_ne!(b.text("#s-next").await, "not scheduled");
+    b.js("location.reload()", json!([])).await;
+    b.click("#tab-schedule").await;
+    b.wait_until(
+        "the saved schedule",
+        "return document.getElementById('s-keep_last').value === '5' && document.getElementById('s-value').value === '2' && document.getElementById('s-enabled').checked && document.getElementById('s-keep_within').value === '7d'",
+        json!([]),
+    )
+    .await;
+    b.click("#tab-backups").await;
+
+    // Keyboard: the tabs move with the arrow keys.
+    b.keys("#tab-backups", "\u{E014}").await; // ArrowRight
+    b.wait_until(
+        "the schedule tab by keyboard",
+        "return document.getElementById('tab-schedule').getAttribute('aria-selected') === 'true'",
+        json!([]),
+    )
+    .await;
+    b.click("#tab-backups").await;
+
+    // 375 px wide.
+    b.set_width(Some(375)).await;
+    b.js("location.reload()", json!([])).await;
+    b.wait_until("rows at 375 px", rows_count_js(), json!([]))
+        .await;
+    let overflow = b
+        .js(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        overflow,
+        json!(false),
+        "the page scrolls sideways at 375 px"
+    );
+    b.screenshot(&shots.join("backups-375px.png")).await;
+    b.set_width(None).await;
+    log_out(&b).await;
+
+    // --- the backup.read-only subuser ---
+    log_in(&b, &panel, "reader@example.com", PASSWORD).await;
+    b.goto(&format!("{}/servers/{server}", panel.url)).await;
+    b.wait_until("rows", rows_count_js(), json!([])).await;
+    for css in [
+        "#create-backup",
+        ".menu-button",
+        "[data-action=\"download\"]",
+        "[data-action=\"restore\"]",
+        "[data-action=\"delete\"]",
+        "#schedule-save",
+    ] {
+        assert!(!b.exists(css).await, "a read-only subuser sees {css}");
+    }
+    log_out(&b).await;
+
+    // --- the admin: regenerate the key ---
+    log_in(&b, &panel, testkit::panel::ADMIN, PASSWORD).await;
+    b.goto(&format!("{}/admin/keys", panel.url)).await;
+    let key_css = format!("[data-key=\"{server}\"]");
+    b.wait_for(&key_css).await;
+    let before = b.text(&key_css).await;
+    assert_eq!(before.len(), 64);
+    b.screenshot(&shots.join("admin-keys.png")).await;
+    b.click(&format!(
+        "tr[data-server=\"{server}\"] [data-action=\"regenerate\"]"
+    ))
+    .await;
+    b.wait_for("#confirm[open]").await;
+    b.click("#confirm-ok").await;
+    b.wait_until(
+        "a new key",
+        "const e = document.querySelector(arguments[0]); return e && e.textContent.length === 64 && e.textContent !== arguments[1]",
+        json!([key_css, before]),
+    )
+    .await;
+    // The other admin pages render.
+    for section in ["nodes", "servers", "users", "archived-repos"] {
+        b.goto(&format!("{}/admin/{section}", panel.url)).await;
+        b.wait_until(
+            section,
+            "return !document.querySelector('#admin-content .muted') || document.querySelector('#admin-content table, #admin-content .empty')",
+            json!([]),
+        )
+        .await;
+        assert!(
+            !b.exists("#error:not([hidden])").await,
+            "{section}: {}",
+            b.text("#error").await
+        );
+    }
+    b.goto(&format!("{}/admin/users", panel.url)).await;
+    b.wait_for("[data-perm=\"backup.read\"]").await;
+    log_out(&b).await;
+
+    // The owner's list still loads with the new key.
+    log_in(&b, &panel, "owner@example.com", PASSWORD).await;
+    b.goto(&format!("{}/servers/{server}", panel.url)).await;
+    b.wait_until(
+        "rows after the key change",
+        "return document.querySelectorAll('#rows tr').length === 2",
+        json!([]),
+    )
+    .await;
+    assert!(
+        !b.exists("#error:not([hidden])").await,
+        "{}",
+        b.text("#error").await
+    );
+    b.quit().await;
+}
+
+/// Pterodactyl mode in the browser, mounted under `base_path` as beside
+/// Pterodactyl: a visitor who carries Pterodactyl's session cookie is signed
+/// in without a password and sees their server; a Pterodactyl admin runs a
+/// sync from the admin page and sees its result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pterodactyl_users_arrive_signed_in() {
+    const BASE: &str = "/extensions/resticbackups";
+    let agent = testkit::TestAgent::start();
+    let (ptero, uuid) = testkit::ptero_world::stage(&agent).await;
+    let (panel, _key_dir) =
+        testkit::ptero_world::panel_under(Db::Sqlite, &ptero, &agent, Some(BASE), &[]);
+    // Nothing outside the base path but the health checks; the session
+    // cookie is scoped to it.
+    let root = panel.url.strip_suffix(BASE).unwrap().to_owned();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, want) in [
+        ("/login", 404),
+        ("/healthz", 200),
+        (&format!("{BASE}/login") as &str, 200),
+    ] {
+        let r = http.get(format!("{root}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), want, "{path}");
+    }
+    let mut admin = panel.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, b) = admin
+            .get("/extensions/resticbackups/admin/pterodactyl/sync")
+            .await;
+        if b["last"]["ok"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sync at start: {b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // (After the first sync, which brought the owner's account.)
+    let r = http
+        .get(format!("{}/auth/session", panel.url))
+        .header(
+            "Cookie",
+            format!("{}={}", ptero.cookie_name(), ptero.add_session(2, false)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains(&format!("Path={BASE};")), "{cookie}");
+    let downloads = tempfile::tempdir().unwrap();
+    let b = Browser::start(downloads.path()).await;
+
+    // The owner: Pterodactyl's cookie (the browser sends it to the panel's
+    // host, as under Pterodactyl's own domain) is all it takes.
+    b.goto(&format!("{}/login", panel.url)).await;
+    b.wait_for("#pterodactyl-login").await;
+    let cookie = ptero.add_session(2, false);
+    b.js(
+        "document.cookie = arguments[0] + '=' + arguments[1] + '; path=/'",
+        json!([ptero.cookie_name(), cookie]),
+    )
+    .await;
+    b.goto(&format!("{}/", panel.url)).await;
+    b.wait_until(
+        "the owner's server listed",
+        "return document.getElementById('server-list')?.textContent.includes(arguments[0])",
+        json!(["Survival"]),
+    )
+    .await;
+    b.goto(&format!("{}/servers/{uuid}", panel.url)).await;
+    b.wait_for("#create-backup").await;
+    // The switch shows Pterodactyl's own backups, and stays on.
+    ptero.add_backup(1, testkit::pterodactyl::Backup::new(1));
+    b.click("#show-ptero").await;
+    let shows_ptero_backup =
+        "return document.getElementById('ptero-list')?.textContent.includes('Backup 1')";
+    b.wait_until("Pterodactyl's backups", shows_ptero_backup, json!([]))
+        .await;
+    b.goto(&format!("{}/servers/{uuid}", panel.url)).await;
+    b.wait_until("the switch remembered", shows_ptero_backup, json!([]))
+        .await;
+    b.screenshot(&screenshots().join("pterodactyl-owner.png"))
+        .await;
+
+    // A Pterodactyl root admin in the same browser (after logging out
+    // here): the sync page and its button.
+    b.js(
+        "document.cookie = arguments[0] + '=' + arguments[1] + '; path=/'",
+        json!([ptero.cookie_name(), ptero.add_session(1, false)]),
+    )
+    .await;
+    b.click("#logout").await;
+    // Logged out here, the login page signs the browser in again through
+    // Pterodactyl (now as the admin) and moves on to the start page.
+    b.wait_until(
+        "signed in again through Pterodactyl",
+        "return location.pathname === arguments[0] && document.readyState === 'complete' \
+         && document.getElementById('server-list')?.textContent.includes('Survival')",
+        json!([format!("{BASE}/")]),
+    )
+    .await;
+    ptero.edit(|s| s.server_mut(1).unwrap().name = "Survival (renamed)".into());
+    b.goto(&format!("{}/admin/pterodactyl", panel.url)).await;
+    b.wait_for("#pterodactyl-sync").await;
+    b.click("#pterodactyl-sync").await;
+    b.wait_until(
+        "the sync's result",
+        "return document.getElementById('admin-content')?.textContent.includes('servers +0 ~1 -0')",
+        json!([]),
+    )
+    .await;
+    b.screenshot(&screenshots().join("pterodactyl-sync.png"))
+        .await;
+    b.quit().await;
+    assert!(ptero.writes().is_empty());
+}
