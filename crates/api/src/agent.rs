@@ -74,14 +74,7 @@ pub struct LockState {
     pub locked: bool,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    Backup,
-    Restore,
-    Archive,
-    Prune,
-}
+pub use crate::vocab::JobKind;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

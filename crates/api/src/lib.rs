@@ -8,6 +8,8 @@ pub mod hex;
 pub mod ids;
 pub mod panel;
 pub mod secret;
+pub mod vocab;
 
 pub use ids::{IdError, JobId, ServerUuid, SnapshotId, SnapshotRef};
 pub use secret::{Secret, SecretError};
+pub use vocab::{IntervalUnit, Permission, RunOrigin, RunStatus, UnknownWord};

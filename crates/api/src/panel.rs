@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::agent::BackupItem;
+use crate::vocab::{IntervalUnit, Permission, RunOrigin, RunStatus};
 
 /// `GET /auth/session`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub struct ServerSummary {
     pub name: String,
     pub backup_limit: i64,
     /// The backup permissions this user holds on it.
-    pub permissions: Vec<String>,
+    pub permissions: Vec<Permission>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -230,7 +231,7 @@ pub struct UpdateServerRequest {
 pub struct SubuserView {
     pub user_id: i64,
     pub email: String,
-    pub permissions: Vec<String>,
+    pub permissions: Vec<Permission>,
 }
 
 /// `PUT .../admin/servers/{server}/subusers`: exactly these permissions.
@@ -238,6 +239,9 @@ pub struct SubuserView {
 #[serde(deny_unknown_fields)]
 pub struct SetSubuserRequest {
     pub email: String,
+    /// Words, checked by the panel into [`Permission`]s, so an unknown one
+    /// is answered `invalid_input` naming the known ones (a body that does
+    /// not parse gets only a generic message, which never echoes input).
     pub permissions: Vec<String>,
 }
 
@@ -246,8 +250,7 @@ pub struct SetSubuserRequest {
 /// What a schedule's last run came to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LastResult {
-    /// `running`, `succeeded` or `failed`.
-    pub status: String,
+    pub status: RunStatus,
     pub message: Option<String>,
     pub snapshot_id: Option<String>,
 }
@@ -257,8 +260,7 @@ pub struct LastResult {
 pub struct ScheduleView {
     pub enabled: bool,
     pub interval_value: i64,
-    /// `minutes`, `hours` or `days`.
-    pub interval_unit: String,
+    pub interval_unit: IntervalUnit,
     pub keep_last: Option<i64>,
     pub keep_daily: Option<i64>,
     pub keep_weekly: Option<i64>,
@@ -295,11 +297,11 @@ pub struct ScheduleRequest {
 /// One run in `GET .../schedule/history`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RunRecord {
+    /// A [`crate::agent::JobKind`], or the PHP extension's own job type for
+    /// imported runs (shown as it was).
     pub kind: String,
-    /// `schedule`, `manual` (a person started it) or `imported` (from the
-    /// PHP extension).
-    pub origin: String,
-    pub status: String,
+    pub origin: RunOrigin,
+    pub status: RunStatus,
     pub snapshot_id: Option<String>,
     pub error: Option<String>,
     pub started_at: String,

@@ -73,7 +73,7 @@ async fn main() {
         server_id: id,
         enabled: true,
         interval_value: 24,
-        interval_unit: "hours".into(),
+        interval_unit: api::IntervalUnit::Hours,
         keep_last: Some(7),
         anchor_at: Some(next),
         next_run_at: Some(next),

@@ -1,12 +1,11 @@
 //! Administration: users, nodes, servers and subusers, with validation and
 //! sealing of secrets. Used by the CLI admin commands (and the admin API).
 
-use api::{Secret, ServerUuid};
+use api::{Permission, Secret, ServerUuid};
 use thiserror::Error;
 
 use crate::error::Missing;
 use crate::password;
-use crate::permissions::ALL_PERMISSIONS;
 use crate::seal::{SealError, Sealer, random_secret};
 use crate::storage::{NewNode, NewServer, Node, Server, Storage, StorageError, User};
 
@@ -334,14 +333,11 @@ impl Admin {
         email: &str,
         permissions: &[String],
     ) -> Result<(), AdminError> {
-        for p in permissions {
-            if !ALL_PERMISSIONS.contains(&p.as_str()) {
-                return Err(bad(format!(
-                    "unknown permission {p:?}; known: {}",
-                    ALL_PERMISSIONS.join(", ")
-                )));
-            }
-        }
+        let permissions = permissions
+            .iter()
+            .map(|p| p.parse::<Permission>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
         let server = self
             .storage
             .server_by_uuid(uuid)
@@ -357,7 +353,7 @@ impl Admin {
         }
         Ok(self
             .storage
-            .set_subuser(server.id, user.id, permissions)
+            .set_subuser(server.id, user.id, &permissions)
             .await?)
     }
 

@@ -585,7 +585,7 @@ fn interval_of(f: &Fields) -> Result<Interval, String> {
     let Some((unit_column, unit)) = f.get(Field::IntervalUnit) else {
         return Err("no interval unit is set".into());
     };
-    let unit = Unit::parse(&unit.to_ascii_lowercase())
+    let unit = schedule::parse_unit(&unit.to_ascii_lowercase())
         .map_err(|_| format!("{unit_column} = {unit:?} is not minutes, hours or days"))?;
     Interval::new(value, unit).map_err(|e| format!("every {value} {}: {e}", unit.as_str()))
 }
@@ -616,7 +616,7 @@ fn map_policy(f: &Fields, now: i64, problems: &mut Vec<String>) -> Policy {
     let mut p = Policy {
         enabled,
         interval_value: interval.value as i64,
-        interval_unit: interval.unit.as_str().to_owned(),
+        interval_unit: interval.unit,
         anchor_at: Some(base),
         next_run_at: enabled.then(|| continue_from(base, interval, now)),
         last_run_at: last_run,
@@ -698,9 +698,9 @@ fn map_job(row: &SourceRow) -> Result<ImportedJob, String> {
         .trim()
         .to_ascii_lowercase();
     let status = match raw_status.as_str() {
-        "failed" | "failure" | "error" | "errored" => "failed",
+        "failed" | "failure" | "error" | "errored" => api::RunStatus::Failed,
         "succeeded" | "success" | "successful" | "completed" | "complete" | "done" | "ok" => {
-            "succeeded"
+            api::RunStatus::Succeeded
         }
         other => {
             return Err(format!(
@@ -726,7 +726,7 @@ fn map_job(row: &SourceRow) -> Result<ImportedJob, String> {
         } else {
             kind
         },
-        status: status.to_owned(),
+        status,
         error,
         started_at,
         finished_at: time_of(row, "finished_at"),
@@ -932,7 +932,7 @@ mod tests {
         let plan = super::plan(&s, &known(), NOW);
         let mapped = plan.servers[0].policy.as_ref().unwrap();
         assert_eq!(mapped.from, PolicyFrom::Policies);
-        assert_eq!(mapped.policy.interval_unit, "days");
+        assert_eq!(mapped.policy.interval_unit, api::IntervalUnit::Days);
         assert_eq!(mapped.policy.keep_daily, None);
     }
 

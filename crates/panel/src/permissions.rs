@@ -8,7 +8,7 @@
 
 use std::marker::PhantomData;
 
-use api::ServerUuid;
+use api::{Permission, ServerUuid};
 use thiserror::Error;
 
 use crate::storage::{Server, Storage, StorageError, User};
@@ -16,39 +16,30 @@ use crate::storage::{Server, Storage, StorageError, User};
 /// One kind of action on a server's backups.
 pub trait Action {
     /// The subuser permission it needs.
-    const PERMISSION: &'static str;
+    const PERMISSION: Permission;
 }
 
 macro_rules! actions {
-    ($($(#[$doc:meta])* $name:ident => $perm:literal),* $(,)?) => {$(
+    ($($(#[$doc:meta])* $name:ident => $perm:expr),* $(,)?) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy)]
         pub struct $name;
         impl Action for $name {
-            const PERMISSION: &'static str = $perm;
+            const PERMISSION: Permission = $perm;
         }
     )*};
 }
 
 actions! {
     /// List, stats, schedule read, job status.
-    Read => "backup.read",
+    Read => Permission::BackupRead,
     /// Create a backup, write the schedule.
-    Create => "backup.create",
-    Download => "backup.download",
-    Restore => "backup.restore",
+    Create => Permission::BackupCreate,
+    Download => Permission::BackupDownload,
+    Restore => Permission::BackupRestore,
     /// Delete, lock, unlock.
-    Delete => "backup.delete",
+    Delete => Permission::BackupDelete,
 }
-
-/// Every permission string a subuser can hold.
-pub const ALL_PERMISSIONS: [&str; 5] = [
-    Read::PERMISSION,
-    Create::PERMISSION,
-    Download::PERMISSION,
-    Restore::PERMISSION,
-    Delete::PERMISSION,
-];
 
 #[derive(Debug, Error)]
 pub enum Denied {
@@ -100,14 +91,14 @@ async fn may(
     storage: &Storage,
     user: &User,
     server: &Server,
-    permission: &str,
+    permission: Permission,
 ) -> Result<bool, Denied> {
     if user.root_admin || server.owner_id == user.id {
         return Ok(true);
     }
     match storage.subuser_permissions(server.id, user.id).await? {
         None => Err(Denied::NotFound),
-        Some(perms) => Ok(perms.iter().any(|p| p == permission)),
+        Some(perms) => Ok(perms.contains(&permission)),
     }
 }
 
@@ -176,19 +167,11 @@ pub async fn allowed_permissions(
     storage: &Storage,
     user: &User,
     server: &Server,
-) -> Result<Option<Vec<&'static str>>, StorageError> {
+) -> Result<Option<Vec<Permission>>, StorageError> {
     if user.root_admin || server.owner_id == user.id {
-        return Ok(Some(ALL_PERMISSIONS.to_vec()));
+        return Ok(Some(Permission::ALL.to_vec()));
     }
-    Ok(storage
-        .subuser_permissions(server.id, user.id)
-        .await?
-        .map(|held| {
-            ALL_PERMISSIONS
-                .into_iter()
-                .filter(|p| held.iter().any(|h| h == p))
-                .collect()
-        }))
+    storage.subuser_permissions(server.id, user.id).await
 }
 
 #[cfg(test)]
@@ -234,7 +217,7 @@ mod tests {
             )
             .await
             .unwrap();
-        db.set_subuser(server.id, sub.id, &["backup.read".into()])
+        db.set_subuser(server.id, sub.id, &[Permission::BackupRead])
             .await
             .unwrap();
 
@@ -264,7 +247,7 @@ mod tests {
 
         assert_eq!(
             allowed_permissions(&db, &sub, &server).await.unwrap(),
-            Some(vec!["backup.read"])
+            Some(vec![Permission::BackupRead])
         );
         assert_eq!(
             allowed_permissions(&db, &owner, &server)

@@ -26,37 +26,18 @@ pub enum ScheduleError {
     KeepWithin,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Minutes,
-    Hours,
-    Days,
+pub use api::IntervalUnit as Unit;
+
+/// Reads an interval unit (`minutes`, `hours`, `days`).
+pub fn parse_unit(raw: &str) -> Result<Unit, ScheduleError> {
+    raw.parse().map_err(|_| ScheduleError::Unit)
 }
 
-impl Unit {
-    pub fn parse(raw: &str) -> Result<Self, ScheduleError> {
-        match raw {
-            "minutes" => Ok(Unit::Minutes),
-            "hours" => Ok(Unit::Hours),
-            "days" => Ok(Unit::Days),
-            _ => Err(ScheduleError::Unit),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unit::Minutes => "minutes",
-            Unit::Hours => "hours",
-            Unit::Days => "days",
-        }
-    }
-
-    fn seconds(self) -> i64 {
-        match self {
-            Unit::Minutes => 60,
-            Unit::Hours => 3600,
-            Unit::Days => 86_400,
-        }
+fn unit_seconds(unit: Unit) -> i64 {
+    match unit {
+        Unit::Minutes => 60,
+        Unit::Hours => 3600,
+        Unit::Days => 86_400,
     }
 }
 
@@ -69,7 +50,7 @@ pub struct Interval {
 
 impl Interval {
     pub fn new(value: u32, unit: Unit) -> Result<Self, ScheduleError> {
-        let secs = value as i64 * unit.seconds();
+        let secs = value as i64 * unit_seconds(unit);
         if !(MIN_INTERVAL_SECS..=MAX_INTERVAL_SECS).contains(&secs) {
             return Err(ScheduleError::Interval);
         }
@@ -77,7 +58,7 @@ impl Interval {
     }
 
     pub fn seconds(self) -> i64 {
-        self.value as i64 * self.unit.seconds()
+        self.value as i64 * unit_seconds(self.unit)
     }
 }
 
@@ -161,8 +142,8 @@ mod tests {
         assert!(Interval::new(30, Unit::Minutes).is_ok());
         assert!(Interval::new(0, Unit::Days).is_err());
         assert!(Interval::new(367, Unit::Days).is_err());
-        assert_eq!(Unit::parse("weeks"), Err(ScheduleError::Unit));
-        assert_eq!(Unit::parse("hours").unwrap().as_str(), "hours");
+        assert_eq!(parse_unit("weeks"), Err(ScheduleError::Unit));
+        assert_eq!(parse_unit("hours").unwrap().as_str(), "hours");
     }
 
     #[test]

@@ -13,6 +13,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use api::agent::JobKind;
+use api::{RunOrigin, RunStatus};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -149,7 +151,7 @@ impl Scheduler {
             return Ok(true); // deleted meanwhile
         };
         let job = storage
-            .start_job(server.id, "backup", "schedule", claimed_at)
+            .start_job(server.id, JobKind::Backup, RunOrigin::Schedule, claimed_at)
             .await?;
         self.in_flight_set().insert(job);
         tracing::info!(server = %server.uuid, "scheduled backup started");
@@ -170,7 +172,7 @@ impl Scheduler {
                 storage
                     .finish_job(
                         job,
-                        "succeeded",
+                        RunStatus::Succeeded,
                         Some(&run.agent_job_id),
                         run.snapshot_id.as_deref(),
                         run.retention_error.as_deref(),
@@ -186,7 +188,7 @@ impl Scheduler {
                     .finish_run(server.id, Err(&message), claimed_next, retry)
                     .await?;
                 storage
-                    .finish_job(job, "failed", None, None, Some(&message), now)
+                    .finish_job(job, RunStatus::Failed, None, None, Some(&message), now)
                     .await?;
                 tracing::warn!(server = %server.uuid, error = %message, failures, "scheduled backup failed");
             }
@@ -217,7 +219,7 @@ impl Scheduler {
             let interrupted = "interrupted: the panel stopped during this run";
             let (status, snapshot, error) = match row.agent_job_id.as_deref() {
                 None if now - row.started_at < UNACCEPTED_AFTER_SECS => continue,
-                None => ("failed", None, Some(interrupted.to_owned())),
+                None => (RunStatus::Failed, None, Some(interrupted.to_owned())),
                 Some(agent_job) => {
                     let Ok(id) = api::JobId::parse(agent_job) else {
                         continue;
@@ -227,7 +229,7 @@ impl Scheduler {
                             tracing::debug!(server = %server.uuid, error = %e, "run not reconciled yet");
                             continue;
                         }
-                        Ok(None) => ("failed", None, Some(interrupted.to_owned())),
+                        Ok(None) => (RunStatus::Failed, None, Some(interrupted.to_owned())),
                         Ok(Some(view)) if !view.status.is_finished() => continue,
                         Ok(Some(view)) => {
                             let ended = view
@@ -246,8 +248,8 @@ impl Scheduler {
                             }
                             let (status, snapshot, why) = crate::service::job_outcome(&view);
                             let why = match status {
-                                "failed" => why.or(Some(interrupted.to_owned())),
-                                _ => why,
+                                RunStatus::Failed => why.or(Some(interrupted.to_owned())),
+                                RunStatus::Running | RunStatus::Succeeded => why,
                             };
                             (status, snapshot, why)
                         }
@@ -271,10 +273,10 @@ impl Scheduler {
             };
             // Only scheduled runs are the schedule's last result. -1: never
             // a stored next-run time, so the schedule stays put.
-            if row.origin == "schedule" {
+            if row.origin == RunOrigin::Schedule {
                 storage.finish_run(server.id, outcome, -1, -1).await?;
             }
-            tracing::warn!(server = %server.uuid, status, "a run left by a stopped panel was settled");
+            tracing::warn!(server = %server.uuid, status = %status, "a run left by a stopped panel was settled");
             settled += 1;
         }
         Ok(settled)

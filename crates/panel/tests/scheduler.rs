@@ -148,7 +148,7 @@ async fn timing_rules(url: Option<String>) {
     }
     let p = w.policy(0).await;
     assert_eq!(p.next_run_at, Some(T0 + 101 * 6 * HOUR));
-    assert_eq!(p.last_status.as_deref(), Some("succeeded"));
+    assert_eq!(p.last_status, Some(api::RunStatus::Succeeded));
     assert!(p.last_snapshot_id.is_some());
     assert_eq!(w.runner.runs.lock().unwrap().len(), 100);
 
@@ -164,7 +164,7 @@ async fn timing_rules(url: Option<String>) {
     assert_eq!(w.tick_at(slot).await, 1);
     let p = w.policy(0).await;
     assert_eq!((p.failures, p.next_run_at), (1, Some(slot + 60)));
-    assert_eq!(p.last_status.as_deref(), Some("failed"));
+    assert_eq!(p.last_status, Some(api::RunStatus::Failed));
     assert_eq!(p.last_snapshot_id, None, "a failed run shows no snapshot");
     assert!(p.last_message.unwrap().contains("unavailable"));
     assert_eq!(w.tick_at(slot + 59).await, 0);
@@ -180,8 +180,8 @@ async fn timing_rules(url: Option<String>) {
 
     // Every run is in the history, newest first, with its outcome.
     let history = w.storage.recent_jobs(w.servers[0].0.id, 5).await.unwrap();
-    assert_eq!(history[0].status, "succeeded");
-    assert_eq!(history[1].status, "failed");
+    assert_eq!(history[0].status, api::RunStatus::Succeeded);
+    assert_eq!(history[1].status, api::RunStatus::Failed);
     assert!(history[1].error.as_deref().unwrap().contains("unavailable"));
 
     // Disabled: nothing runs.

@@ -108,18 +108,18 @@ async fn story(db: &Storage) {
     db.set_subuser(
         server.id,
         sub.id,
-        &["backup.read".into(), "backup.create".into()],
+        &[api::Permission::BackupRead, api::Permission::BackupCreate],
     )
     .await
     .unwrap();
     assert_eq!(db.servers_of_user(sub.id).await.unwrap().len(), 1);
     assert!(db.servers_of_user(stranger.id).await.unwrap().is_empty());
-    db.set_subuser(server.id, sub.id, &["backup.read".into()])
+    db.set_subuser(server.id, sub.id, &[api::Permission::BackupRead])
         .await
         .unwrap();
     assert_eq!(
         db.subuser_permissions(server.id, sub.id).await.unwrap(),
-        Some(vec!["backup.read".to_owned()])
+        Some(vec![api::Permission::BackupRead])
     );
     assert_eq!(
         db.subuser_permissions(server.id, stranger.id)

@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use api::Secret;
 use api::panel::{PteroSync, PteroSyncStatus, SyncChange};
+use api::{Permission, Secret};
 use serde::Serialize;
 
 use super::{ApplicationClient, ClientApi, PteroError, PteroNode, PteroServer, PteroUser};
@@ -24,7 +24,7 @@ use crate::PanelError;
 use crate::admin::normalize_email;
 use crate::config::{PterodactylConfig, ZeroBackupLimit};
 use crate::error::Missing;
-use crate::permissions::{ALL_PERMISSIONS, Operator, RootAdmin};
+use crate::permissions::{Operator, RootAdmin};
 use crate::storage::{NewServer, SyncNode, SyncRecord, SyncServer, SyncUser};
 
 /// How long one request to Pterodactyl may take.
@@ -636,7 +636,7 @@ impl Sync<'_> {
         let users = ptero_ids(storage.users().await?.iter().map(|u| (u.ptero_id, u.id)));
         let synced = ptero_ids(storage.servers().await?.iter().map(|s| (s.ptero_id, s.id)));
         let synced_ids: HashSet<i64> = synced.values().copied().collect();
-        let mut want: HashMap<(i64, i64), String> = HashMap::new();
+        let mut want: HashMap<(i64, i64), Vec<Permission>> = HashMap::new();
         for ps in servers {
             let Some(&server_id) = synced.get(&id_of(ps.id, "server")?) else {
                 continue;
@@ -645,17 +645,17 @@ impl Sync<'_> {
                 let Some(&user_id) = users.get(&id_of(su.user_id, "user")?) else {
                     continue;
                 };
-                let perms: Vec<&str> = ALL_PERMISSIONS
+                let perms: Vec<Permission> = Permission::ALL
                     .iter()
                     .copied()
-                    .filter(|p| su.has(p))
+                    .filter(|p| su.has(p.as_str()))
                     .collect();
                 if !perms.is_empty() {
-                    want.insert((server_id, user_id), perms.join(" "));
+                    want.insert((server_id, user_id), perms);
                 }
             }
         }
-        let mut current: HashMap<(i64, i64), String> = HashMap::new();
+        let mut current: HashMap<(i64, i64), Vec<Permission>> = HashMap::new();
         for (server_id, user_id, perms) in storage.all_subusers().await? {
             if synced_ids.contains(&server_id) {
                 current.insert((server_id, user_id), perms);

@@ -1,11 +1,12 @@
 //! Backups of one server, proxied to its node's agent.
 
 use api::agent::{
-    BackupItem, CreateBackupRequest, JobAccepted, JobView, LockState, RepoStats, RestoreRequest,
+    BackupItem, CreateBackupRequest, JobAccepted, JobKind, JobView, LockState, RepoStats,
+    RestoreRequest,
 };
 use api::download::DownloadFormat;
 use api::panel::{PanelBackupList, ServerSummary};
-use api::{JobId, SnapshotRef};
+use api::{JobId, RunOrigin, RunStatus, SnapshotRef};
 
 use super::{Panel, now};
 use crate::PanelError;
@@ -23,17 +24,17 @@ pub(super) fn no_repository(e: &ClientError) -> bool {
 
 /// How a finished agent job goes into the job history: its status, the
 /// snapshot it made or restored, and the agent's error message.
-pub(crate) fn job_outcome(view: &JobView) -> (&'static str, Option<String>, Option<String>) {
+pub(crate) fn job_outcome(view: &JobView) -> (RunStatus, Option<String>, Option<String>) {
     if view.status == api::agent::JobStatus::Succeeded {
         let snapshot = view
             .result
             .as_ref()
             .and_then(|r| r["snapshot"]["id"].as_str().or(r["restored"].as_str()))
             .map(str::to_owned);
-        ("succeeded", snapshot, None)
+        (RunStatus::Succeeded, snapshot, None)
     } else {
         (
-            "failed",
+            RunStatus::Failed,
             None,
             view.error.as_ref().map(|e| e.message.clone()),
         )
@@ -63,7 +64,7 @@ impl Panel {
                     uuid: s.uuid.to_string(),
                     name: s.name,
                     backup_limit: s.backup_limit,
-                    permissions: perms.into_iter().map(str::to_owned).collect(),
+                    permissions: perms,
                 });
             }
         }
@@ -76,7 +77,7 @@ impl Panel {
         &self,
         user: &User,
         uuid: &api::ServerUuid,
-    ) -> Result<Option<(crate::storage::Server, Vec<&'static str>)>, PanelError> {
+    ) -> Result<Option<(crate::storage::Server, Vec<api::Permission>)>, PanelError> {
         let Some(server) = self.storage().server_by_uuid(uuid).await? else {
             return Ok(None);
         };
@@ -151,10 +152,10 @@ impl Panel {
 
     /// Puts a job the panel started for a person into the job history
     /// (`origin = manual`). Failing to record it never fails the request.
-    async fn record_manual_job(&self, server: &Server, kind: &str, accepted: &JobAccepted) {
+    async fn record_manual_job(&self, server: &Server, kind: JobKind, accepted: &JobAccepted) {
         if let Err(e) = self
             .storage()
-            .record_job(server.id, kind, "manual", &accepted.job_id, now())
+            .record_job(server.id, kind, RunOrigin::Manual, &accepted.job_id, now())
             .await
         {
             tracing::warn!(server = %server.uuid, error = %e, "a manual job was not recorded in the history");
@@ -199,7 +200,8 @@ impl Panel {
             ignore,
         };
         let accepted = t.client.create_backup(&server.uuid, &t.key, &body).await?;
-        self.record_manual_job(server, "backup", &accepted).await;
+        self.record_manual_job(server, JobKind::Backup, &accepted)
+            .await;
         Ok(accepted)
     }
 
@@ -214,7 +216,7 @@ impl Panel {
             .client
             .restore(&auth.server().uuid, &t.key, id, request)
             .await?;
-        self.record_manual_job(auth.server(), "restore", &accepted)
+        self.record_manual_job(auth.server(), JobKind::Restore, &accepted)
             .await;
         Ok(accepted)
     }

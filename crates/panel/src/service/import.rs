@@ -282,8 +282,11 @@ impl Panel {
             None => None,
         };
         // Notes or finished runs mean the extension had a repository.
-        let had_repository =
-            !plan.notes.is_empty() || plan.jobs.iter().any(|j| j.status == "succeeded");
+        let had_repository = !plan.notes.is_empty()
+            || plan
+                .jobs
+                .iter()
+                .any(|j| j.status == api::RunStatus::Succeeded);
         let mut new_current: Option<&SourceKey> = None;
         if let Some(k) = &plan.key {
             out.key = if current.as_ref() == Some(&k.key) {

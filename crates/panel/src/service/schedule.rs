@@ -30,7 +30,7 @@ fn view(p: &Policy) -> ScheduleView {
     ScheduleView {
         enabled: p.enabled,
         interval_value: p.interval_value,
-        interval_unit: p.interval_unit.clone(),
+        interval_unit: p.interval_unit,
         keep_last: p.keep_last,
         keep_daily: p.keep_daily,
         keep_weekly: p.keep_weekly,
@@ -39,8 +39,8 @@ fn view(p: &Policy) -> ScheduleView {
         keep_within: p.keep_within.clone(),
         next_run_at: p.next_run_at.filter(|_| p.enabled).map(rfc3339),
         last_run_at: p.last_run_at.map(rfc3339),
-        last_result: p.last_status.as_ref().map(|status| LastResult {
-            status: status.clone(),
+        last_result: p.last_status.map(|status| LastResult {
+            status,
             message: p.last_message.clone(),
             snapshot_id: p.last_snapshot_id.clone(),
         }),
@@ -53,15 +53,14 @@ fn default_policy(server_id: i64) -> Policy {
         server_id,
         enabled: false,
         interval_value: 24,
-        interval_unit: "hours".into(),
+        interval_unit: Unit::Hours,
         ..Policy::default()
     }
 }
 
 /// The interval a stored policy runs at.
 pub(crate) fn interval_of(p: &Policy) -> Result<Interval, PanelError> {
-    let unit = Unit::parse(&p.interval_unit)
-        .map_err(|e| PanelError::Internal(format!("stored schedule: {e}")))?;
+    let unit = p.interval_unit;
     let value = u32::try_from(p.interval_value)
         .map_err(|_| PanelError::Internal("stored schedule: interval out of range".into()))?;
     Interval::new(value, unit).map_err(|e| PanelError::Internal(format!("stored schedule: {e}")))
@@ -100,7 +99,8 @@ impl Panel {
         req: ScheduleRequest,
         now: i64,
     ) -> Result<ScheduleView, PanelError> {
-        let unit = Unit::parse(&req.interval_unit).map_err(|e| bad("invalid_interval", e))?;
+        let unit =
+            schedule::parse_unit(&req.interval_unit).map_err(|e| bad("invalid_interval", e))?;
         let value = u32::try_from(req.interval_value)
             .map_err(|_| bad("invalid_interval", schedule::ScheduleError::Interval))?;
         let interval = Interval::new(value, unit).map_err(|e| bad("invalid_interval", e))?;
@@ -147,7 +147,7 @@ impl Panel {
             server_id,
             enabled: req.enabled,
             interval_value: interval.value as i64,
-            interval_unit: interval.unit.as_str().to_owned(),
+            interval_unit: interval.unit,
             keep_last: req.keep_last.filter(|v| *v > 0),
             keep_daily: req.keep_daily.filter(|v| *v > 0),
             keep_weekly: req.keep_weekly.filter(|v| *v > 0),

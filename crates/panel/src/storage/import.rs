@@ -26,7 +26,7 @@ pub struct ImportedJob {
     /// Where it came from (`extension:<id>`); unique per server.
     pub import_ref: String,
     pub kind: String,
-    pub status: String,
+    pub status: api::RunStatus,
     pub error: Option<String>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
@@ -176,7 +176,7 @@ impl Storage {
             .bind(w.server_id)
             .bind(p.enabled as i64)
             .bind(p.interval_value)
-            .bind(&p.interval_unit)
+            .bind(p.interval_unit.as_str())
             .bind(p.keep_last)
             .bind(p.keep_daily)
             .bind(p.keep_weekly)
@@ -209,16 +209,17 @@ impl Storage {
         for j in &w.jobs {
             let done = sqlx::query(
                 "INSERT INTO job_history (server_id, kind, origin, status, error, started_at, \
-                 finished_at, import_ref) VALUES ($1, $2, 'imported', $3, $4, $5, $6, $7) \
+                 finished_at, import_ref) VALUES ($1, $2, $8, $3, $4, $5, $6, $7) \
                  ON CONFLICT (server_id, import_ref) DO NOTHING",
             )
             .bind(w.server_id)
             .bind(&j.kind)
-            .bind(&j.status)
+            .bind(j.status.as_str())
             .bind(j.error.as_deref())
             .bind(j.started_at)
             .bind(j.finished_at)
             .bind(&j.import_ref)
+            .bind(api::RunOrigin::Imported.as_str())
             .execute(&mut *tx)
             .await?;
             n.jobs += done.rows_affected();

@@ -1,5 +1,7 @@
 //! `job_history`: every run, manual or scheduled.
 
+use api::agent::JobKind;
+use api::{RunOrigin, RunStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -8,7 +10,7 @@ use super::{Result, Storage};
 /// How a run in the job history ended.
 #[derive(Debug, Clone, Copy)]
 pub struct JobEnd<'a> {
-    pub status: &'a str,
+    pub status: RunStatus,
     pub agent_job_id: Option<&'a str>,
     pub snapshot_id: Option<&'a str>,
     pub error: Option<&'a str>,
@@ -20,10 +22,12 @@ pub struct JobEnd<'a> {
 pub struct JobRecord {
     pub id: i64,
     pub server_id: i64,
+    /// A [`JobKind`] for runs of this panel; the extension's own job type
+    /// for imported ones (an open set, shown as it was).
     pub kind: String,
-    pub origin: String,
+    pub origin: RunOrigin,
     pub agent_job_id: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub snapshot_id: Option<String>,
     pub error: Option<String>,
     pub started_at: i64,
@@ -37,9 +41,9 @@ pub(super) fn job_of(r: &AnyRow) -> Result<JobRecord> {
         id: r.try_get("id")?,
         server_id: r.try_get("server_id")?,
         kind: r.try_get("kind")?,
-        origin: r.try_get("origin")?,
+        origin: super::word(r, "origin")?,
         agent_job_id: r.try_get("agent_job_id")?,
-        status: r.try_get("status")?,
+        status: super::word(r, "status")?,
         snapshot_id: r.try_get("snapshot_id")?,
         error: r.try_get("error")?,
         started_at: r.try_get("started_at")?,
@@ -51,17 +55,18 @@ impl Storage {
     pub async fn start_job(
         &self,
         server_id: i64,
-        kind: &str,
-        origin: &str,
+        kind: JobKind,
+        origin: RunOrigin,
         now: i64,
     ) -> Result<i64> {
         Ok(sqlx::query(
             "INSERT INTO job_history (server_id, kind, origin, status, started_at) \
-             VALUES ($1, $2, $3, 'running', $4) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(server_id)
-        .bind(kind)
-        .bind(origin)
+        .bind(kind.as_str())
+        .bind(origin.as_str())
+        .bind(RunStatus::Running.as_str())
         .bind(now)
         .fetch_one(&self.pool)
         .await?
@@ -73,19 +78,20 @@ impl Storage {
     pub async fn record_job(
         &self,
         server_id: i64,
-        kind: &str,
-        origin: &str,
+        kind: JobKind,
+        origin: RunOrigin,
         agent_job_id: &str,
         now: i64,
     ) -> Result<i64> {
         Ok(sqlx::query(
             "INSERT INTO job_history (server_id, kind, origin, agent_job_id, status, started_at) \
-             VALUES ($1, $2, $3, $4, 'running', $5) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(server_id)
-        .bind(kind)
-        .bind(origin)
+        .bind(kind.as_str())
+        .bind(origin.as_str())
         .bind(agent_job_id)
+        .bind(RunStatus::Running.as_str())
         .bind(now)
         .fetch_one(&self.pool)
         .await?
@@ -96,10 +102,11 @@ impl Storage {
     pub async fn running_job_of(&self, server_id: i64, agent_job_id: &str) -> Result<Option<i64>> {
         Ok(sqlx::query(
             "SELECT id FROM job_history WHERE server_id = $1 AND agent_job_id = $2 \
-             AND status = 'running'",
+             AND status = $3",
         )
         .bind(server_id)
         .bind(agent_job_id)
+        .bind(RunStatus::Running.as_str())
         .fetch_optional(&self.pool)
         .await?
         .map(|r| r.try_get("id"))
@@ -109,7 +116,7 @@ impl Storage {
     pub async fn finish_job(
         &self,
         id: i64,
-        status: &str,
+        status: RunStatus,
         agent_job_id: Option<&str>,
         snapshot_id: Option<&str>,
         error: Option<&str>,
@@ -132,22 +139,21 @@ impl Storage {
     }
 
     async fn end_job(&self, id: i64, end: &JobEnd<'_>, only_running: bool) -> Result<bool> {
-        let sql = if only_running {
+        // `only_running`: the row must still read `running` ($7); otherwise
+        // any status matches ($7 is NULL).
+        let done = sqlx::query(
             "UPDATE job_history SET status = $1, agent_job_id = $2, snapshot_id = $3, error = $4, \
-             finished_at = $5 WHERE id = $6 AND status = 'running'"
-        } else {
-            "UPDATE job_history SET status = $1, agent_job_id = $2, snapshot_id = $3, error = $4, \
-             finished_at = $5 WHERE id = $6"
-        };
-        let done = sqlx::query(sql)
-            .bind(end.status)
-            .bind(end.agent_job_id)
-            .bind(end.snapshot_id)
-            .bind(end.error)
-            .bind(end.now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+             finished_at = $5 WHERE id = $6 AND ($7 IS NULL OR status = $7)",
+        )
+        .bind(end.status.as_str())
+        .bind(end.agent_job_id)
+        .bind(end.snapshot_id)
+        .bind(end.error)
+        .bind(end.now)
+        .bind(id)
+        .bind(only_running.then_some(RunStatus::Running.as_str()))
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -166,8 +172,9 @@ impl Storage {
     /// stopped), oldest first.
     pub async fn running_jobs(&self) -> Result<Vec<JobRecord>> {
         sqlx::query(&format!(
-            "SELECT {JOB_COLS} FROM job_history WHERE status = 'running' ORDER BY started_at, id"
+            "SELECT {JOB_COLS} FROM job_history WHERE status = $1 ORDER BY started_at, id"
         ))
+        .bind(RunStatus::Running.as_str())
         .fetch_all(&self.pool)
         .await?
         .iter()

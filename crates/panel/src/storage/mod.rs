@@ -89,6 +89,32 @@ pub struct Storage {
 }
 
 /// The URL without its password, for logs and errors.
+/// A column holding one of the API's closed words ([`api::vocab`]); a word
+/// this build does not know is an error, never a guess.
+pub(super) fn word<T>(r: &sqlx::any::AnyRow, column: &str) -> Result<T>
+where
+    T: std::str::FromStr<Err = api::UnknownWord>,
+{
+    use sqlx::Row;
+    let raw: String = r.try_get(column)?;
+    raw.parse()
+        .map_err(|e: api::UnknownWord| StorageError::Database(format!("{column}: {e}")))
+}
+
+/// [`word`] of a column that may be NULL.
+pub(super) fn maybe_word<T>(r: &sqlx::any::AnyRow, column: &str) -> Result<Option<T>>
+where
+    T: std::str::FromStr<Err = api::UnknownWord>,
+{
+    use sqlx::Row;
+    let raw: Option<String> = r.try_get(column)?;
+    raw.map(|raw| {
+        raw.parse()
+            .map_err(|e: api::UnknownWord| StorageError::Database(format!("{column}: {e}")))
+    })
+    .transpose()
+}
+
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {

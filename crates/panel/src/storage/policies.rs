@@ -1,5 +1,6 @@
 //! `restic_policies`: schedules and retention, and claiming due runs.
 
+use api::{IntervalUnit, RunStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -11,7 +12,7 @@ pub struct Policy {
     pub server_id: i64,
     pub enabled: bool,
     pub interval_value: i64,
-    pub interval_unit: String,
+    pub interval_unit: IntervalUnit,
     pub keep_last: Option<i64>,
     pub keep_daily: Option<i64>,
     pub keep_weekly: Option<i64>,
@@ -21,7 +22,7 @@ pub struct Policy {
     pub anchor_at: Option<i64>,
     pub next_run_at: Option<i64>,
     pub last_run_at: Option<i64>,
-    pub last_status: Option<String>,
+    pub last_status: Option<RunStatus>,
     pub last_message: Option<String>,
     pub last_snapshot_id: Option<String>,
     pub failures: i64,
@@ -37,7 +38,7 @@ pub(super) fn policy_of(r: &AnyRow) -> Result<Policy> {
         server_id: r.try_get("server_id")?,
         enabled: r.try_get::<i64, _>("enabled")? != 0,
         interval_value: r.try_get("interval_value")?,
-        interval_unit: r.try_get("interval_unit")?,
+        interval_unit: super::word(r, "interval_unit")?,
         keep_last: r.try_get("keep_last")?,
         keep_daily: r.try_get("keep_daily")?,
         keep_weekly: r.try_get("keep_weekly")?,
@@ -47,7 +48,7 @@ pub(super) fn policy_of(r: &AnyRow) -> Result<Policy> {
         anchor_at: r.try_get("anchor_at")?,
         next_run_at: r.try_get("next_run_at")?,
         last_run_at: r.try_get("last_run_at")?,
-        last_status: r.try_get("last_status")?,
+        last_status: super::maybe_word(r, "last_status")?,
         last_message: r.try_get("last_message")?,
         last_snapshot_id: r.try_get("last_snapshot_id")?,
         failures: r.try_get("failures")?,
@@ -88,7 +89,7 @@ impl Storage {
         .bind(p.server_id)
         .bind(p.enabled as i64)
         .bind(p.interval_value)
-        .bind(&p.interval_unit)
+        .bind(p.interval_unit.as_str())
         .bind(p.keep_last)
         .bind(p.keep_daily)
         .bind(p.keep_weekly)
@@ -130,13 +131,14 @@ impl Storage {
         now: i64,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE restic_policies SET next_run_at = $1, last_run_at = $2, last_status = 'running', \
+            "UPDATE restic_policies SET next_run_at = $1, last_run_at = $2, last_status = $5, \
              last_message = NULL WHERE server_id = $3 AND enabled = 1 AND next_run_at = $4",
         )
         .bind(next)
         .bind(now)
         .bind(server_id)
         .bind(due_at)
+        .bind(RunStatus::Running.as_str())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -154,17 +156,18 @@ impl Storage {
         match outcome {
             Ok(snapshot) => {
                 sqlx::query(
-                    "UPDATE restic_policies SET last_status = 'succeeded', last_message = NULL, \
+                    "UPDATE restic_policies SET last_status = $3, last_message = NULL, \
                      last_snapshot_id = $1, failures = 0 WHERE server_id = $2",
                 )
                 .bind(snapshot)
                 .bind(server_id)
+                .bind(RunStatus::Succeeded.as_str())
                 .execute(&self.pool)
                 .await?;
             }
             Err(message) => {
                 sqlx::query(
-                    "UPDATE restic_policies SET last_status = 'failed', last_message = $1, \
+                    "UPDATE restic_policies SET last_status = $5, last_message = $1, \
                      last_snapshot_id = NULL, failures = failures + 1, \
                      next_run_at = CASE WHEN next_run_at = $2 THEN $3 ELSE next_run_at END \
                      WHERE server_id = $4",
@@ -173,6 +176,7 @@ impl Storage {
                 .bind(claimed_next)
                 .bind(retry_at)
                 .bind(server_id)
+                .bind(RunStatus::Failed.as_str())
                 .execute(&self.pool)
                 .await?;
             }

@@ -50,7 +50,7 @@ pub struct SyncServer {
 }
 
 /// One subuser row: server, user, space-separated permissions.
-pub type SubuserRow = (i64, i64, String);
+pub type SubuserRow = (i64, i64, Vec<api::Permission>);
 
 /// A sync that changed something or failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,10 +226,11 @@ impl Storage {
             .await?
             .iter()
             .map(|r| {
+                let perms: String = r.try_get("permissions")?;
                 Ok((
                     r.try_get("server_id")?,
                     r.try_get("user_id")?,
-                    r.try_get("permissions")?,
+                    api::vocab::parse_permissions(&perms),
                 ))
             })
             .collect()
@@ -254,7 +255,7 @@ impl Storage {
             )
             .bind(server_id)
             .bind(user_id)
-            .bind(permissions)
+            .bind(api::vocab::join_permissions(permissions))
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -1,5 +1,7 @@
 //! `subusers`: who else may act on a server, with which `backup.*` permissions.
 
+use api::Permission;
+use api::vocab::{join_permissions, parse_permissions};
 use sqlx::Row;
 
 use super::users::{USER_COLS, user_of};
@@ -10,9 +12,9 @@ impl Storage {
         &self,
         server_id: i64,
         user_id: i64,
-        permissions: &[String],
+        permissions: &[Permission],
     ) -> Result<()> {
-        let perms = permissions.join(" ");
+        let perms = join_permissions(permissions);
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM subusers WHERE server_id = $1 AND user_id = $2")
             .bind(server_id)
@@ -39,7 +41,7 @@ impl Storage {
     }
 
     /// Every subuser of a server with their permissions.
-    pub async fn subusers_of(&self, server_id: i64) -> Result<Vec<(User, Vec<String>)>> {
+    pub async fn subusers_of(&self, server_id: i64) -> Result<Vec<(User, Vec<Permission>)>> {
         let cols = USER_COLS
             .split(", ")
             .map(|c| format!("u.{c}"))
@@ -55,10 +57,7 @@ impl Storage {
         .iter()
         .map(|r| {
             let perms: String = r.try_get("permissions")?;
-            Ok((
-                user_of(r)?,
-                perms.split_whitespace().map(str::to_owned).collect(),
-            ))
+            Ok((user_of(r)?, parse_permissions(&perms)))
         })
         .collect()
     }
@@ -68,7 +67,7 @@ impl Storage {
         &self,
         server_id: i64,
         user_id: i64,
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<Vec<Permission>>> {
         let row =
             sqlx::query("SELECT permissions FROM subusers WHERE server_id = $1 AND user_id = $2")
                 .bind(server_id)
@@ -77,7 +76,7 @@ impl Storage {
                 .await?;
         row.map(|r| {
             let perms: String = r.try_get("permissions")?;
-            Ok(perms.split_whitespace().map(str::to_owned).collect())
+            Ok(parse_permissions(&perms))
         })
         .transpose()
     }

@@ -333,7 +333,7 @@ pub async fn backups(
     };
     let page = Page {
         server: Some(server.uuid.as_str()),
-        permissions: Some(perms.join(" ")),
+        permissions: Some(api::vocab::join_permissions(&perms)),
         ..Page::new(&base, &server.name, "backups", Some(&s))
     };
     Ok(html_response(StatusCode::OK, render(page, content)))

@@ -376,7 +376,12 @@ async fn runs_of_a_stopped_panel_are_settled_and_failures_fail_run_due() {
     let done = w.agent.wait_job(server, &agent_job).await;
     assert_eq!(done["status"], "succeeded");
     let accepted = storage
-        .start_job(row.id, "backup", "schedule", t - 60)
+        .start_job(
+            row.id,
+            api::agent::JobKind::Backup,
+            api::RunOrigin::Schedule,
+            t - 60,
+        )
         .await
         .unwrap();
     storage
@@ -385,7 +390,12 @@ async fn runs_of_a_stopped_panel_are_settled_and_failures_fail_run_due() {
         .unwrap();
     // …and another died before any agent accepted its backup.
     let lost = storage
-        .start_job(row.id, "backup", "schedule", t - 3600)
+        .start_job(
+            row.id,
+            api::agent::JobKind::Backup,
+            api::RunOrigin::Schedule,
+            t - 3600,
+        )
         .await
         .unwrap();
 
@@ -417,10 +427,10 @@ async fn runs_of_a_stopped_panel_are_settled_and_failures_fail_run_due() {
     let history = storage.recent_jobs(row.id, 10).await.unwrap();
     let of = |id: i64| history.iter().find(|j| j.id == id).unwrap().clone();
     let settled = of(accepted);
-    assert_eq!(settled.status, "succeeded", "{settled:?}");
+    assert_eq!(settled.status, api::RunStatus::Succeeded, "{settled:?}");
     assert_eq!(settled.snapshot_id.as_deref().map(str::len), Some(64));
     let interrupted = of(lost);
-    assert_eq!(interrupted.status, "failed");
+    assert_eq!(interrupted.status, api::RunStatus::Failed);
     assert!(interrupted.error.unwrap().contains("interrupted"));
 }
 

@@ -1,0 +1,204 @@
+//! The closed sets of words the panel stores and its API speaks:
+//! permissions, schedule interval units, and the status and origin of a run
+//! in the job history. Each is an enum with one spelling per variant, used
+//! in the database, on the wire and in messages alike.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A word outside one of the sets below.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {found:?}; known: {known}")]
+pub struct UnknownWord {
+    pub what: &'static str,
+    pub found: String,
+    pub known: String,
+}
+
+macro_rules! words {
+    ($(#[$doc:meta])* $name:ident ($what:literal) { $($(#[$vdoc:meta])* $variant:ident => $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The one spelling of this word.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownWord;
+
+            fn from_str(s: &str) -> Result<Self, UnknownWord> {
+                match s {
+                    $($word => Ok($name::$variant),)+
+                    _ => Err(UnknownWord {
+                        what: $what,
+                        found: s.chars().take(64).collect(),
+                        known: [$($word),+].join(", "),
+                    }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                raw.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+words! {
+    /// What a subuser may do to a server's backups (Pterodactyl's
+    /// `backup.*` permission names).
+    Permission ("permission") {
+        /// List, stats, schedule read, job status.
+        BackupRead => "backup.read",
+        /// Create a backup, write the schedule.
+        BackupCreate => "backup.create",
+        BackupDownload => "backup.download",
+        BackupRestore => "backup.restore",
+        /// Delete, lock, unlock.
+        BackupDelete => "backup.delete",
+    }
+}
+
+words! {
+    /// The unit of a schedule's interval.
+    IntervalUnit ("interval unit") {
+        Minutes => "minutes",
+        Hours => "hours",
+        Days => "days",
+    }
+}
+
+/// A new schedule runs every 24 hours.
+impl Default for IntervalUnit {
+    fn default() -> Self {
+        IntervalUnit::Hours
+    }
+}
+
+words! {
+    /// What an agent job does.
+    JobKind ("job kind") {
+        Backup => "backup",
+        Restore => "restore",
+        Archive => "archive",
+        Prune => "prune",
+    }
+}
+
+words! {
+    /// Where a run in the job history and a schedule's last result stand.
+    RunStatus ("run status") {
+        Running => "running",
+        Succeeded => "succeeded",
+        Failed => "failed",
+    }
+}
+
+words! {
+    /// Who started a run in the job history.
+    RunOrigin ("run origin") {
+        /// The panel's scheduler.
+        Schedule => "schedule",
+        /// A person, through the API or the page.
+        Manual => "manual",
+        /// Carried over from the PHP extension's job history.
+        Imported => "imported",
+    }
+}
+
+/// Permissions as the panel stores them: one space-separated string.
+/// Words this build does not know (a newer build's) are left out.
+pub fn parse_permissions(stored: &str) -> Vec<Permission> {
+    let mut out: Vec<Permission> = stored
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The stored form of `perms` (see [`parse_permissions`]).
+pub fn join_permissions(perms: &[Permission]) -> String {
+    perms
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_word_round_trips_through_text_and_json() {
+        for p in Permission::ALL {
+            assert_eq!(p.as_str().parse::<Permission>().unwrap(), *p);
+            let json = serde_json::to_string(p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.as_str()));
+            assert_eq!(serde_json::from_str::<Permission>(&json).unwrap(), *p);
+        }
+        for u in IntervalUnit::ALL {
+            assert_eq!(u.to_string().parse::<IntervalUnit>().unwrap(), *u);
+        }
+        for s in RunStatus::ALL {
+            assert_eq!(s.as_str().parse::<RunStatus>().unwrap(), *s);
+        }
+        for o in RunOrigin::ALL {
+            assert_eq!(o.as_str().parse::<RunOrigin>().unwrap(), *o);
+        }
+    }
+
+    #[test]
+    fn an_unknown_word_names_the_known_ones_and_is_cut_short() {
+        let e = "backup.everything".parse::<Permission>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown permission \"backup.everything\"; known: backup.read, backup.create, \
+             backup.download, backup.restore, backup.delete"
+        );
+        let long = "x".repeat(10_000);
+        let e = long.parse::<IntervalUnit>().unwrap_err();
+        assert_eq!(e.found.len(), 64);
+        assert!(serde_json::from_str::<RunStatus>("\"Running\"").is_err());
+        assert!(serde_json::from_str::<RunOrigin>("3").is_err());
+    }
+
+    #[test]
+    fn stored_permissions_skip_unknown_words_and_repeats() {
+        let perms = parse_permissions("backup.delete  backup.read backup.future backup.read");
+        assert_eq!(perms, [Permission::BackupRead, Permission::BackupDelete]);
+        assert_eq!(join_permissions(&perms), "backup.read backup.delete");
+        assert!(parse_permissions("").is_empty());
+    }
+}
