@@ -190,7 +190,7 @@ impl Entry {
 
     pub fn to_item(&self) -> BackupItem {
         BackupItem {
-            id: self.id.to_string(),
+            id: self.id.clone(),
             short_id: self.id.short().to_owned(),
             time: self.time.format(&Rfc3339).unwrap_or_default(),
             size: self.size,
@@ -550,7 +550,7 @@ mod tests {
                 None => break,
             }
         }
-        let expected: Vec<String> = (1..=12).rev().map(|n| sid(n).to_string()).collect();
+        let expected: Vec<SnapshotId> = (1..=12).rev().map(sid).collect();
         assert_eq!(seen, expected);
     }
 

@@ -146,7 +146,7 @@ impl Jobs {
         let record = Record {
             server: server.to_string(),
             view: JobView {
-                id: id.to_string(),
+                id: id.clone(),
                 kind,
                 status: JobStatus::Queued,
                 progress: JobProgress::default(),

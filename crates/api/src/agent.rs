@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{JobId, SnapshotId};
+
 /// Header that carries the server's repository key from the panel to the agent.
 pub const PASSWORD_HEADER: &str = "X-Restic-Password";
 
@@ -21,14 +23,14 @@ pub struct CreateBackupRequest {
 /// `202 Accepted` answer of every request that starts a job.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JobAccepted {
-    pub job_id: String,
+    pub job_id: JobId,
 }
 
 /// One snapshot in a listing.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BackupItem {
     /// Stable public ID: restic's `original` when the snapshot was re-tagged.
-    pub id: String,
+    pub id: SnapshotId,
     pub short_id: String,
     /// RFC 3339.
     pub time: String,
@@ -70,7 +72,7 @@ pub struct RepoStats {
 /// Answer of lock and unlock.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LockState {
-    pub id: String,
+    pub id: SnapshotId,
     pub locked: bool,
 }
 
@@ -127,7 +129,7 @@ pub enum JobPhase {
 /// `GET /api/servers/{uuid}/backups/restic/jobs/{job_id}`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct JobView {
-    pub id: String,
+    pub id: JobId,
     pub kind: JobKind,
     pub status: JobStatus,
     pub progress: JobProgress,

@@ -155,6 +155,27 @@ impl fmt::Display for JobId {
     }
 }
 
+/// IDs travel as their text and are parsed (validated) on the way in, so a
+/// body holding one can not carry anything else.
+macro_rules! serde_as_text {
+    ($($name:ident),*) => {$(
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                $name::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_as_text!(ServerUuid, SnapshotId, SnapshotRef, JobId);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +232,23 @@ mod tests {
         let id = JobId::from_bytes([0xab; 16]);
         assert_eq!(JobId::parse(id.as_str()).unwrap(), id);
         assert!(JobId::parse("ABAB").is_err());
+    }
+
+    #[test]
+    fn ids_in_bodies_are_their_text_and_are_checked_on_the_way_in() {
+        let job = JobId::from_bytes([7; 16]);
+        let json = serde_json::to_string(&job).unwrap();
+        assert_eq!(json, format!("\"{}\"", job.as_str()));
+        assert_eq!(serde_json::from_str::<JobId>(&json).unwrap(), job);
+        let uuid: ServerUuid =
+            serde_json::from_str("\"1F0E2D3C-4B5A-6978-8796-A5B4C3D2E1F0\"").unwrap();
+        assert_eq!(uuid.as_str(), "1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
+        let accepted: Result<crate::agent::JobAccepted, _> =
+            serde_json::from_str(r#"{"job_id":"../../etc/passwd"}"#);
+        let e = accepted.unwrap_err().to_string();
+        assert!(e.contains("job id must be"), "{e}");
+        assert!(!e.contains("passwd"), "the message echoes the value: {e}");
+        assert!(serde_json::from_str::<SnapshotId>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<SnapshotRef>("12").is_err());
     }
 }

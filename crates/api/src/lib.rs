@@ -7,6 +7,7 @@ pub mod health;
 pub mod hex;
 pub mod ids;
 pub mod panel;
+pub mod routes;
 pub mod secret;
 pub mod vocab;
 

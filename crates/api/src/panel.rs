@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::agent::BackupItem;
+use crate::ids::ServerUuid;
 use crate::vocab::{IntervalUnit, Permission, RunOrigin, RunStatus};
 
 /// `GET /auth/session`
@@ -22,7 +23,7 @@ pub struct SessionUser {
 /// One server the user can see (`GET /extensions/resticbackups/servers`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServerSummary {
-    pub uuid: String,
+    pub uuid: ServerUuid,
     pub name: String,
     pub backup_limit: i64,
     /// The backup permissions this user holds on it.
@@ -198,7 +199,7 @@ pub struct UpdateNodeRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServerView {
-    pub uuid: String,
+    pub uuid: ServerUuid,
     pub name: String,
     pub owner: String,
     pub node: String,
@@ -208,6 +209,8 @@ pub struct ServerView {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct NewServerRequest {
+    /// Text, checked by the panel (so a malformed one is answered
+    /// `invalid_input` with the reason).
     pub uuid: String,
     pub name: String,
     pub owner: String,

@@ -11,6 +11,7 @@ use api::agent::{
     RotateKeyRequest,
 };
 use api::download::DownloadFormat;
+use api::routes::agent as route;
 use api::{JobId, Secret, ServerUuid, SnapshotRef};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -89,8 +90,9 @@ impl AgentClient {
         })
     }
 
-    fn backups(&self, server: &ServerUuid) -> String {
-        format!("{}/api/servers/{server}/backups/restic", self.base)
+    /// The agent's URL of `path` (built by [`route`]).
+    fn url(&self, path: String) -> String {
+        format!("{}{path}", self.base)
     }
 
     fn request(&self, method: Method, url: &str, key: Option<&Secret>) -> reqwest::RequestBuilder {
@@ -147,7 +149,7 @@ impl AgentClient {
         cursor: Option<&str>,
     ) -> Result<BackupList, ClientError> {
         let mut req = self
-            .request(Method::GET, &self.backups(server), Some(key))
+            .request(Method::GET, &self.url(route::backups(server)), Some(key))
             .timeout(READ_TIMEOUT)
             .query(&[("limit", limit.to_string())]);
         if let Some(c) = cursor {
@@ -157,7 +159,7 @@ impl AgentClient {
     }
 
     pub async fn stats(&self, server: &ServerUuid, key: &Secret) -> Result<RepoStats, ClientError> {
-        let url = format!("{}/stats", self.backups(server));
+        let url = self.url(route::stats(server));
         let req = self.request(Method::GET, &url, Some(key));
         self.json(req.timeout(READ_TIMEOUT)).await
     }
@@ -169,13 +171,13 @@ impl AgentClient {
         body: &CreateBackupRequest,
     ) -> Result<JobAccepted, ClientError> {
         let req = self
-            .request(Method::POST, &self.backups(server), Some(key))
+            .request(Method::POST, &self.url(route::backups(server)), Some(key))
             .json(body);
         self.json(req).await
     }
 
     pub async fn job(&self, server: &ServerUuid, job: &JobId) -> Result<JobView, ClientError> {
-        let url = format!("{}/jobs/{job}", self.backups(server));
+        let url = self.url(route::job(server, job));
         let req = self.request(Method::GET, &url, None);
         self.json(req.timeout(READ_TIMEOUT)).await
     }
@@ -187,8 +189,12 @@ impl AgentClient {
         id: &SnapshotRef,
         locked: bool,
     ) -> Result<LockState, ClientError> {
-        let verb = if locked { "lock" } else { "unlock" };
-        let url = format!("{}/{}/{verb}", self.backups(server), id.as_str());
+        let path = if locked {
+            route::lock(server, id)
+        } else {
+            route::unlock(server, id)
+        };
+        let url = self.url(path);
         self.json(self.request(Method::POST, &url, Some(key))).await
     }
 
@@ -198,7 +204,7 @@ impl AgentClient {
         key: &Secret,
         id: &SnapshotRef,
     ) -> Result<(), ClientError> {
-        let url = format!("{}/{}", self.backups(server), id.as_str());
+        let url = self.url(route::snapshot(server, id));
         self.send(self.request(Method::DELETE, &url, Some(key)))
             .await
             .map(|_| ())
@@ -211,7 +217,7 @@ impl AgentClient {
         id: &SnapshotRef,
         request: &RestoreRequest,
     ) -> Result<JobAccepted, ClientError> {
-        let url = format!("{}/{}/restore", self.backups(server), id.as_str());
+        let url = self.url(route::restore(server, id));
         let req = self.request(Method::POST, &url, Some(key)).json(request);
         self.json(req).await
     }
@@ -223,7 +229,7 @@ impl AgentClient {
         key: &Secret,
         policy: &RetentionPolicy,
     ) -> Result<RetentionResult, ClientError> {
-        let url = format!("{}/retention", self.backups(server));
+        let url = self.url(route::retention(server));
         let req = self.request(Method::POST, &url, Some(key)).json(policy);
         self.json(req).await
     }
@@ -233,7 +239,7 @@ impl AgentClient {
         server: &ServerUuid,
         key: &Secret,
     ) -> Result<JobAccepted, ClientError> {
-        let url = format!("{}/archive", self.backups(server));
+        let url = self.url(route::archive(server));
         self.json(self.request(Method::POST, &url, Some(key))).await
     }
 
@@ -243,7 +249,7 @@ impl AgentClient {
         current: &Secret,
         new: &Secret,
     ) -> Result<KeyRotated, ClientError> {
-        let url = format!("{}/key", self.backups(server));
+        let url = self.url(route::key(server));
         let req = self
             .request(Method::POST, &url, Some(current))
             .json(&RotateKeyRequest {
@@ -261,7 +267,7 @@ impl AgentClient {
         key: &Secret,
         dry_run: bool,
     ) -> Result<api::agent::AdoptAnswer, ClientError> {
-        let url = format!("{}/adopt", self.backups(server));
+        let url = self.url(route::adopt(server));
         let req = self
             .request(Method::POST, &url, Some(key))
             .json(&api::agent::AdoptRequest { dry_run });
@@ -270,13 +276,13 @@ impl AgentClient {
 
     /// Where the node keeps repositories.
     pub async fn node_info(&self) -> Result<api::agent::NodeInfo, ClientError> {
-        let url = format!("{}/api/restic/node", self.base);
+        let url = self.url(route::node());
         let req = self.request(Method::GET, &url, None);
         self.json(req.timeout(READ_TIMEOUT)).await
     }
 
     pub async fn archives(&self) -> Result<ArchiveList, ClientError> {
-        let url = format!("{}/api/restic/archive", self.base);
+        let url = self.url(route::archives());
         let req = self.request(Method::GET, &url, None);
         self.json(req.timeout(READ_TIMEOUT)).await
     }
@@ -284,7 +290,7 @@ impl AgentClient {
     /// Checks that the agent answers, over TLS that verifies, and takes the
     /// token: `Err` says which of these failed, in words for an operator.
     pub async fn probe(&self) -> Result<(), String> {
-        let url = format!("{}/api/restic/archive", self.base);
+        let url = self.url(route::archives());
         let res = self
             .request(Method::GET, &url, None)
             .timeout(READ_TIMEOUT)
@@ -321,17 +327,8 @@ impl AgentClient {
         key: Option<&Secret>,
     ) -> Result<(), ClientError> {
         // Names are validated by the caller against the agent's own listing;
-        // encoding keeps any odd byte inside the one path segment.
-        let name: String = name
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                other => format!("%{other:02X}"),
-            })
-            .collect();
-        let url = format!("{}/api/restic/archive/{name}", self.base);
+        // the route encodes any odd byte inside the one path segment.
+        let url = self.url(route::archived(name));
         self.send(self.request(Method::DELETE, &url, key))
             .await
             .map(|_| ())
@@ -347,7 +344,7 @@ impl AgentClient {
         now_unix: i64,
     ) -> String {
         let token = api::download::issue(&self.token, server, snapshot, format, key, now_unix);
-        format!("{}/download/restic?token={token}", self.base)
+        format!("{}?token={token}", self.url(route::download_link()))
     }
 
     /// The archive streamed through the panel (for nodes browsers can not reach).
@@ -358,7 +355,7 @@ impl AgentClient {
         id: &SnapshotRef,
         format: DownloadFormat,
     ) -> Result<reqwest::Response, ClientError> {
-        let url = format!("{}/{}/download", self.backups(server), id.as_str());
+        let url = self.url(route::download(server, id));
         // No overall timeout: a large download takes as long as it takes;
         // the connection timeout still applies.
         let req = self

@@ -648,7 +648,7 @@ impl Agent {
         if self.inner.layout.copy_store().is_some() {
             let copied = self.copied(server, &slot, key);
             for item in &mut page.backups {
-                item.copied = copied.as_ref().map(|c| c.contains(&item.id));
+                item.copied = copied.as_ref().map(|c| c.contains(item.id.as_str()));
             }
         }
         Ok(page)
@@ -857,7 +857,7 @@ impl Agent {
             .by_stable_id(&entry.id)
             .ok_or(AgentError::BackupNotFound)?;
         Ok(LockState {
-            id: now.id.to_string(),
+            id: now.id.clone(),
             locked: now.locked(),
         })
     }

@@ -8,6 +8,7 @@ mod routes;
 use std::future::Future;
 
 use api::Secret;
+use api::routes::agent as route;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
@@ -35,11 +36,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .route(
-            "/download/restic",
+            route::DOWNLOAD_LINK,
             axum::routing::get(routes::download::handler),
         )
-        .route("/healthz", axum::routing::get(routes::health::healthz))
-        .route("/readyz", axum::routing::get(routes::health::readyz))
+        .route(route::HEALTHZ, axum::routing::get(routes::health::healthz))
+        .route(route::READYZ, axum::routing::get(routes::health::readyz))
         .fallback(|| async { AgentError::NoSuchEndpoint })
         .method_not_allowed_fallback(|| async { AgentError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -61,7 +61,7 @@ impl Panel {
         for s in servers {
             if let Some(perms) = allowed_permissions(self.storage(), user, &s).await? {
                 out.push(ServerSummary {
-                    uuid: s.uuid.to_string(),
+                    uuid: s.uuid,
                     name: s.name,
                     backup_limit: s.backup_limit,
                     permissions: perms,
@@ -107,10 +107,10 @@ impl Panel {
             let notes = self.storage().snapshot_notes(server.id).await?;
             if !notes.is_empty() {
                 for b in &mut backups {
-                    b.note = notes.get(&b.id).cloned().or_else(|| {
+                    b.note = notes.get(b.id.as_str()).cloned().or_else(|| {
                         notes
                             .iter()
-                            .find(|(id, _)| b.id.starts_with(id.as_str()))
+                            .find(|(id, _)| b.id.as_str().starts_with(id.as_str()))
                             .map(|(_, n)| n.clone())
                     });
                 }
@@ -155,7 +155,13 @@ impl Panel {
     async fn record_manual_job(&self, server: &Server, kind: JobKind, accepted: &JobAccepted) {
         if let Err(e) = self
             .storage()
-            .record_job(server.id, kind, RunOrigin::Manual, &accepted.job_id, now())
+            .record_job(
+                server.id,
+                kind,
+                RunOrigin::Manual,
+                accepted.job_id.as_str(),
+                now(),
+            )
             .await
         {
             tracing::warn!(server = %server.uuid, error = %e, "a manual job was not recorded in the history");
@@ -287,7 +293,7 @@ impl Panel {
             let mut hits = page
                 .backups
                 .into_iter()
-                .filter(|b| b.id.starts_with(id.as_str()));
+                .filter(|b| b.id.as_str().starts_with(id.as_str()));
             if let Some(hit) = hits.next() {
                 return Ok(hit);
             }

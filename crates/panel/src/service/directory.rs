@@ -196,7 +196,7 @@ impl Panel {
         let owner = self.storage().user(s.owner_id).await?;
         let node = self.storage().node(s.node_id).await?;
         Ok(ServerView {
-            uuid: s.uuid.to_string(),
+            uuid: s.uuid,
             name: s.name,
             owner: owner.map(|u| u.email).unwrap_or_default(),
             node: node.map(|n| n.name).unwrap_or_default(),
@@ -280,8 +280,7 @@ impl Panel {
         let t = self.target(server).await?;
         let archive = match t.client.archive(&server.uuid, &t.key).await {
             Ok(accepted) => {
-                let job = api::JobId::parse(&accepted.job_id)
-                    .map_err(|_| PanelError::Internal("the agent sent a bad job ID".into()))?;
+                let job = accepted.job_id;
                 let started = Instant::now();
                 loop {
                     let view = t.client.job(&server.uuid, &job).await?;

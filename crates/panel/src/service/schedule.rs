@@ -213,11 +213,10 @@ impl Panel {
         let accepted = t.client.create_backup(&server.uuid, &t.key, &body).await?;
         if let Some(row) = history_row {
             self.storage()
-                .set_job_agent_id(row, &accepted.job_id)
+                .set_job_agent_id(row, accepted.job_id.as_str())
                 .await?;
         }
-        let job = api::JobId::parse(&accepted.job_id)
-            .map_err(|_| PanelError::Internal("the agent sent a bad job ID".into()))?;
+        let job = accepted.job_id;
         let started = Instant::now();
         let view = loop {
             // A blip while polling is not the backup failing.
@@ -270,7 +269,7 @@ impl Panel {
             }
         };
         Ok(ScheduledRun {
-            agent_job_id: accepted.job_id,
+            agent_job_id: job.to_string(),
             snapshot_id: snapshot,
             retention_error,
         })

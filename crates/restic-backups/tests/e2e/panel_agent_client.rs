@@ -23,11 +23,10 @@ fn conn(agent: &TestAgent, ca_pem: Option<String>) -> NodeConn {
     }
 }
 
-async fn finish(client: &AgentClient, server: &ServerUuid, job: &str) -> api::agent::JobView {
-    let job = JobId::parse(job).unwrap();
+async fn finish(client: &AgentClient, server: &ServerUuid, job: &JobId) -> api::agent::JobView {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let view = client.job(server, &job).await.unwrap();
+        let view = client.job(server, job).await.unwrap();
         if view.status.is_finished() {
             return view;
         }
@@ -59,7 +58,7 @@ async fn every_agent_call_works_through_the_client() {
     assert_eq!(view.status, api::agent::JobStatus::Succeeded, "{view:?}");
     let list = client.list(&server, &key, 5, None).await.unwrap();
     assert_eq!(list.total, 1);
-    let id = SnapshotRef::parse(&list.backups[0].id).unwrap();
+    let id = SnapshotRef::parse(list.backups[0].id.as_str()).unwrap();
     assert_eq!(
         client.stats(&server, &key).await.unwrap().snapshots_count,
         1
@@ -96,7 +95,7 @@ async fn every_agent_call_works_through_the_client() {
     }
 
     // A direct link for the browser: no token or key in clear in it.
-    let full = SnapshotRef::parse(&list.backups[0].id).unwrap();
+    let full = SnapshotRef::parse(list.backups[0].id.as_str()).unwrap();
     let link = client.download_link(&server, &full, DownloadFormat::TarGz, &key, now());
     assert!(!link.contains(TOKEN) && !link.contains(key.expose()));
     let res = reqwest::get(&link).await.unwrap();

@@ -3,6 +3,7 @@
 mod archive;
 mod node;
 
+use api::routes::agent as route;
 use axum::Router;
 use axum::routing::{delete, get};
 
@@ -10,7 +11,7 @@ use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/restic/archive", get(archive::list))
-        .route("/api/restic/archive/{name}", delete(archive::delete))
-        .route("/api/restic/node", get(node::info))
+        .route(route::ARCHIVES, get(archive::list))
+        .route(route::ARCHIVED, delete(archive::delete))
+        .route(route::NODE, get(node::info))
 }

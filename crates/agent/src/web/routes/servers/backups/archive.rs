@@ -16,10 +16,5 @@ pub async fn handler(
     RepoKey(key): RepoKey,
 ) -> Result<(StatusCode, Json<JobAccepted>), AgentError> {
     let job = state.agent.archive(&server, &key).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(JobAccepted {
-            job_id: job.to_string(),
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id: job })))
 }

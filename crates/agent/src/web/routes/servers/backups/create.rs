@@ -17,10 +17,5 @@ pub async fn handler(
     JsonBody(body): JsonBody<CreateBackupRequest>,
 ) -> Result<(StatusCode, Json<JobAccepted>), AgentError> {
     let job = state.agent.create_backup(&server, &key, body).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(JobAccepted {
-            job_id: job.to_string(),
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id: job })))
 }

@@ -13,6 +13,7 @@ mod restore;
 mod retention;
 mod stats;
 
+use api::routes::agent as route;
 use axum::Router;
 use axum::routing::{delete, get, post};
 
@@ -20,52 +21,16 @@ use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/api/servers/{server}/backups/restic",
-            get(list::handler).post(create::handler),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/stats",
-            get(stats::handler),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/adopt",
-            post(adopt::handler),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/archive",
-            post(archive::handler),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/key",
-            post(key::handler),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/retention",
-            post(retention::handler),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/jobs/{job}",
-            get(jobs::handler),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/{id}/lock",
-            post(lock::lock),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/{id}/unlock",
-            post(lock::unlock),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/{id}/download",
-            get(download::handler),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/{id}/restore",
-            post(restore::handler),
-        )
-        .route(
-            "/api/servers/{server}/backups/restic/{id}",
-            delete(delete::handler),
-        )
+        .route(route::BACKUPS, get(list::handler).post(create::handler))
+        .route(route::STATS, get(stats::handler))
+        .route(route::ADOPT, post(adopt::handler))
+        .route(route::ARCHIVE, post(archive::handler))
+        .route(route::KEY, post(key::handler))
+        .route(route::RETENTION, post(retention::handler))
+        .route(route::JOB, get(jobs::handler))
+        .route(route::LOCK, post(lock::lock))
+        .route(route::UNLOCK, post(lock::unlock))
+        .route(route::DOWNLOAD, get(download::handler))
+        .route(route::RESTORE, post(restore::handler))
+        .route(route::SNAPSHOT, delete(delete::handler))
 }

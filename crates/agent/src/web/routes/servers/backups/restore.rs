@@ -21,10 +21,5 @@ pub async fn handler(
     JsonBody(body): JsonBody<RestoreRequest>,
 ) -> Result<(StatusCode, Json<JobAccepted>), AgentError> {
     let job = state.agent.restore(&server, &key, &id, &body).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(JobAccepted {
-            job_id: job.to_string(),
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(JobAccepted { job_id: job })))
 }
