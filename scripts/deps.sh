@@ -17,22 +17,34 @@ ensure_packages() {
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Garage, the S3 server the off-site tests store repositories in: built once
-# from crates.io into ~/.cargo/bin and reused while its version matches.
-# Only what a one-node test store needs (SQLite metadata, no metrics).
-GARAGE_VERSION=2.5.0
-ensure_garage() {
-    local bin="$HOME/.cargo/bin/garage"
-    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q ":$GARAGE_VERSION "; then
+# Builds a tool from crates.io into ~/.cargo/bin once and reuses it while
+# `<bin> --version` shows `pattern`. opt-level 1: about half the build time of
+# a full release build, fast enough for test tools.
+# Usage: cargo_tool_once <bin> <pattern> <crate> <version> [cargo install args]
+cargo_tool_once() {
+    local bin="$HOME/.cargo/bin/$1" pattern=$2 crate=$3 version=$4
+    shift 4
+    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -qF -- "$pattern"; then
         return 0
     fi
-    echo "building garage $GARAGE_VERSION (once; reused from ~/.cargo/bin)" >&2
+    echo "building $crate $version (once; reused from ~/.cargo/bin)" >&2
     local target
-    target=$(mktemp -d /tmp/garage-build.XXXXXX)
-    # opt-level 1: about half the build time of a full release build, fast
-    # enough for a test store.
+    target=$(mktemp -d "/tmp/$crate-build.XXXXXX")
     CARGO_TARGET_DIR="$target" CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
-        cargo install --quiet --locked --version "$GARAGE_VERSION" garage \
-        --no-default-features --features bundled-libs,sqlite
+        cargo install --quiet --locked --version "$version" "$crate" "$@"
     rm -rf "$target"
+}
+
+# Garage, the S3 server the off-site tests store repositories in. Only what a
+# one-node test store needs (SQLite metadata, no metrics).
+GARAGE_VERSION=2.5.0
+ensure_garage() {
+    cargo_tool_once garage ":$GARAGE_VERSION " garage "$GARAGE_VERSION" \
+        --no-default-features --features bundled-libs,sqlite
+}
+
+# cargo-deny checks the dependency policy in deny.toml.
+CARGO_DENY_VERSION=0.20.2
+ensure_cargo_deny() {
+    cargo_tool_once cargo-deny " $CARGO_DENY_VERSION" cargo-deny "$CARGO_DENY_VERSION"
 }

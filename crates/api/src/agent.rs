@@ -2,6 +2,7 @@
 //! The panel deserialises exactly these types, so both sides stay in step.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::ids::{JobId, SnapshotId};
 
@@ -9,7 +10,7 @@ use crate::ids::{JobId, SnapshotId};
 pub const PASSWORD_HEADER: &str = "X-Restic-Password";
 
 /// `POST /api/servers/{uuid}/backups/restic`
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct CreateBackupRequest {
     /// Keep at most this many snapshots; the oldest unlocked ones are forgotten
     /// first. `None` or `0` means no limit.
@@ -21,13 +22,13 @@ pub struct CreateBackupRequest {
 }
 
 /// `202 Accepted` answer of every request that starts a job.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct JobAccepted {
     pub job_id: JobId,
 }
 
 /// One snapshot in a listing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct BackupItem {
     /// Stable public ID: restic's `original` when the snapshot was re-tagged.
     pub id: SnapshotId,
@@ -49,7 +50,7 @@ pub struct BackupItem {
 }
 
 /// `GET /api/servers/{uuid}/backups/restic`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct BackupList {
     pub backups: Vec<BackupItem>,
     pub next_cursor: Option<String>,
@@ -57,7 +58,7 @@ pub struct BackupList {
 }
 
 /// `GET /api/servers/{uuid}/backups/restic/stats`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct RepoStats {
     /// Bytes on disk after compression and deduplication.
     pub total_size: u64,
@@ -70,7 +71,7 @@ pub struct RepoStats {
 }
 
 /// Answer of lock and unlock.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct LockState {
     pub id: SnapshotId,
     pub locked: bool,
@@ -78,7 +79,7 @@ pub struct LockState {
 
 pub use crate::vocab::JobKind;
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -94,7 +95,7 @@ impl JobStatus {
 }
 
 /// Progress as restic reports it; fields restic does not report stay `None`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct JobProgress {
     pub percent: Option<f64>,
     pub bytes_done: Option<u64>,
@@ -111,7 +112,7 @@ pub struct JobProgress {
 
 /// The steps of a restore, in order. A newer agent's step this build does
 /// not know reads as `Other`, so an older panel still reads the job.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobPhase {
     /// Asking Wings to stop the game server and waiting for `offline`.
@@ -127,7 +128,7 @@ pub enum JobPhase {
 }
 
 /// `GET /api/servers/{uuid}/backups/restic/jobs/{job_id}`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct JobView {
     pub id: JobId,
     pub kind: JobKind,
@@ -142,12 +143,12 @@ pub struct JobView {
 }
 
 /// The error body used by every endpoint of the agent and the panel.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -165,7 +166,7 @@ impl ErrorBody {
 }
 
 /// `POST /api/servers/{uuid}/backups/restic/{id}/restore`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RestoreRequest {
     /// Remove files the snapshot does not have (default `true`).
     #[serde(default = "yes")]
@@ -193,7 +194,7 @@ impl Default for RestoreRequest {
 }
 
 /// `POST /api/servers/{uuid}/backups/restic/key` (current key in the header).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RotateKeyRequest {
     pub new_password: crate::Secret,
 }
@@ -203,7 +204,7 @@ pub struct RotateKeyRequest {
 /// `<repo_root>/<uuid>` does not exist, a repository the PHP extension left
 /// as `<repo_root>/<uuid>+<owner>` that opens with the key is renamed into
 /// place (unless `dry_run`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdoptRequest {
     #[serde(default)]
@@ -211,7 +212,7 @@ pub struct AdoptRequest {
 }
 
 /// Answer of an adopt request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct AdoptAnswer {
     /// The extension's repository name that was (or would be) moved into
     /// place; `None` when the repository was in place already.
@@ -222,14 +223,14 @@ pub struct AdoptAnswer {
 }
 
 /// Answer of a key rotation.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct KeyRotated {
     /// restic's ID of the key now in use.
     pub key_id: String,
 }
 
 /// One archived repository (`GET /api/restic/archive`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ArchivedRepo {
     /// `<uuid>-<YYYYMMDDTHHMMSSZ>`: the folder under `<repo_root>/archive`,
     /// or the record of a remote repository archived in place.
@@ -245,7 +246,7 @@ pub struct ArchivedRepo {
 }
 
 /// `GET /api/restic/node`: where this node keeps repositories (no secrets).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct NodeInfo {
     /// `local`, `s3`, `sftp` or `rest`.
     pub store: String,
@@ -260,7 +261,7 @@ pub struct NodeInfo {
     pub agent_version: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ArchiveList {
     pub archives: Vec<ArchivedRepo>,
 }
@@ -268,7 +269,7 @@ pub struct ArchiveList {
 /// `POST /api/servers/{uuid}/backups/restic/retention`: forget what a
 /// policy does not keep (restic's `--keep-*` rules). Locked snapshots and
 /// safety snapshots younger than a day are always kept.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPolicy {
     #[serde(default)]
@@ -310,7 +311,7 @@ impl RetentionPolicy {
 }
 
 /// Answer of a retention run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RetentionResult {
     /// Public IDs of the snapshots forgotten.
     pub forgotten: Vec<String>,

@@ -10,13 +10,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
 
+use crate::sealed::SealedBox;
 use crate::{Secret, ServerUuid, SnapshotRef};
 
 /// How long a link stays valid.
@@ -99,12 +98,9 @@ fn mac(node_token: &Secret) -> Hmac<Sha256> {
         .expect("HMAC takes keys of any length")
 }
 
-fn cipher(node_token: &Secret) -> ChaCha20Poly1305 {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(node_token.expose().as_bytes())
-        .expect("HMAC takes keys of any length");
-    m.update(b"restic-backups download key encryption v1");
-    let key = m.finalize().into_bytes();
-    ChaCha20Poly1305::new(Key::from_slice(&key))
+/// The box the repository key travels in (the node's token is the secret).
+fn key_box(node_token: &Secret) -> SealedBox {
+    SealedBox::derive(node_token, b"restic-backups download key encryption v1")
 }
 
 fn random<const N: usize>() -> [u8; N] {
@@ -122,12 +118,7 @@ pub fn issue(
     repo_key: &Secret,
     now_unix: i64,
 ) -> String {
-    let nonce = random::<12>();
-    let sealed = cipher(node_token)
-        .encrypt(Nonce::from_slice(&nonce), repo_key.expose().as_bytes())
-        .expect("encryption of a short key can not fail");
-    let mut key_field = nonce.to_vec();
-    key_field.extend_from_slice(&sealed);
+    let key_field = key_box(node_token).seal(repo_key.expose().as_bytes(), b"");
     let claims = Claims {
         sub: server.to_string(),
         snapshot: snapshot.as_str().to_owned(),
@@ -182,13 +173,9 @@ pub fn verify(
         return Err(TokenError::Expired);
     }
     let sealed = B64.decode(&claims.key).map_err(|_| TokenError::Malformed)?;
-    if sealed.len() < 12 {
-        return Err(TokenError::Malformed);
-    }
-    let (nonce, ct) = sealed.split_at(12);
-    let key = cipher(node_token)
-        .decrypt(Nonce::from_slice(nonce), ct)
-        .map_err(|_| TokenError::BadSignature)?;
+    let key = key_box(node_token)
+        .open(&sealed, b"")
+        .ok_or(TokenError::BadSignature)?;
     let key = String::from_utf8(key).map_err(|_| TokenError::Malformed)?;
     let key = Secret::new(key).map_err(|_| TokenError::Malformed)?;
     Ok((

@@ -1,11 +1,12 @@
 //! `GET /healthz` and `GET /readyz` answers, the same on panel and agent.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `{"status":"ok"}` (alive), `{"status":"ready"}`, or
 /// `{"status":"not_ready","failing":["database"]}` (names of the failing
 /// checks only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -176,6 +176,31 @@ macro_rules! serde_as_text {
 
 serde_as_text!(ServerUuid, SnapshotId, SnapshotRef, JobId);
 
+/// OpenAPI: each ID is a string of its own pattern.
+macro_rules! schema_as_text {
+    ($($name:ident => $pattern:literal, $doc:literal;)*) => {$(
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some($pattern))
+                    .description(Some($doc))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    )*};
+}
+
+schema_as_text! {
+    ServerUuid => "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        "A server's UUID (Pterodactyl's), answered in lower case.";
+    SnapshotId => "^[0-9a-f]{64}$", "A full restic snapshot ID.";
+    SnapshotRef => "^[0-9a-fA-F]{8,64}$", "A snapshot ID or a prefix of at least 8 characters.";
+    JobId => "^[0-9a-f]{32}$", "A job's ID.";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

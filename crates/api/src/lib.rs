@@ -6,11 +6,13 @@ pub mod download;
 pub mod health;
 pub mod hex;
 pub mod ids;
+pub mod openapi;
 pub mod panel;
 pub mod routes;
+pub mod sealed;
 pub mod secret;
 pub mod vocab;
 
 pub use ids::{IdError, JobId, ServerUuid, SnapshotId, SnapshotRef};
 pub use secret::{Secret, SecretError};
-pub use vocab::{IntervalUnit, Permission, RunOrigin, RunStatus, UnknownWord};
+pub use vocab::{IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind, UnknownWord};

@@ -2,26 +2,29 @@
 //! "Panel session" and "Panel"). The web UI and the tests use exactly these.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::agent::BackupItem;
+use crate::agent::ErrorDetail;
+use crate::ids::JobId;
 use crate::ids::ServerUuid;
-use crate::vocab::{IntervalUnit, Permission, RunOrigin, RunStatus};
+use crate::vocab::{IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind};
 
 /// `GET /auth/session`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct SessionInfo {
     pub user: SessionUser,
     pub csrf_token: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct SessionUser {
     pub email: String,
     pub root_admin: bool,
 }
 
 /// One server the user can see (`GET /extensions/resticbackups/servers`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ServerSummary {
     pub uuid: ServerUuid,
     pub name: String,
@@ -30,13 +33,13 @@ pub struct ServerSummary {
     pub permissions: Vec<Permission>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ServerSummaryList {
     pub servers: Vec<ServerSummary>,
 }
 
 /// `GET .../servers/{server}/backups/restic`: the agent's page plus the limit.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PanelBackupList {
     pub backups: Vec<BackupItem>,
     pub next_cursor: Option<String>,
@@ -46,7 +49,7 @@ pub struct PanelBackupList {
 }
 
 /// `POST .../servers/{server}/backups/restic`
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PanelCreateBackup {
     /// `.pteroignore`-style patterns, one per line.
@@ -55,7 +58,7 @@ pub struct PanelCreateBackup {
 }
 
 /// One server's key on the admin keys page.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ServerKey {
     pub server: String,
     pub name: String,
@@ -67,13 +70,13 @@ pub struct ServerKey {
     pub generations: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ServerKeyList {
     pub keys: Vec<ServerKey>,
 }
 
 /// Answer of a key regeneration (the new key is on the keys page).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct KeyRegenerated {
     pub server: String,
     /// restic's ID of the new key; `None` when the server had no repository
@@ -82,7 +85,7 @@ pub struct KeyRegenerated {
 }
 
 /// An archived repository of a deleted server.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PanelArchivedRepo {
     pub node: String,
     /// The node's name for it; for a server force-deleted while its node
@@ -112,7 +115,7 @@ pub struct PanelArchivedRepo {
     pub other_keys: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PanelArchiveList {
     pub archives: Vec<PanelArchivedRepo>,
     /// Nodes that could not be asked (their archives are missing above).
@@ -121,7 +124,7 @@ pub struct PanelArchiveList {
 
 // ---- admin directory ----
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub email: String,
@@ -129,7 +132,7 @@ pub struct UserView {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
     pub email: String,
@@ -138,7 +141,7 @@ pub struct NewUserRequest {
     pub root_admin: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[serde(default)]
@@ -150,7 +153,7 @@ pub struct UpdateUserRequest {
 }
 
 /// A node as admins see it: never its token.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct NodeView {
     pub id: i64,
     pub name: String,
@@ -167,7 +170,7 @@ pub struct NodeView {
     pub copy_to: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNodeRequest {
     pub name: String,
@@ -183,7 +186,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateNodeRequest {
     #[serde(default)]
@@ -197,7 +200,7 @@ pub struct UpdateNodeRequest {
     pub browser_downloads: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ServerView {
     pub uuid: ServerUuid,
     pub name: String,
@@ -206,7 +209,7 @@ pub struct ServerView {
     pub backup_limit: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewServerRequest {
     /// Text, checked by the panel (so a malformed one is answered
@@ -219,7 +222,7 @@ pub struct NewServerRequest {
     pub backup_limit: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateServerRequest {
     #[serde(default)]
@@ -230,7 +233,7 @@ pub struct UpdateServerRequest {
     pub backup_limit: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct SubuserView {
     pub user_id: i64,
     pub email: String,
@@ -238,7 +241,7 @@ pub struct SubuserView {
 }
 
 /// `PUT .../admin/servers/{server}/subusers`: exactly these permissions.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetSubuserRequest {
     pub email: String,
@@ -251,7 +254,7 @@ pub struct SetSubuserRequest {
 // ---- schedules ----
 
 /// What a schedule's last run came to.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct LastResult {
     pub status: RunStatus,
     pub message: Option<String>,
@@ -259,7 +262,7 @@ pub struct LastResult {
 }
 
 /// `GET/POST .../servers/{server}/backups/restic/schedule`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ScheduleView {
     pub enabled: bool,
     pub interval_value: i64,
@@ -277,7 +280,7 @@ pub struct ScheduleView {
 }
 
 /// Body of `POST .../schedule`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
     pub enabled: bool,
@@ -298,7 +301,7 @@ pub struct ScheduleRequest {
 }
 
 /// One run in `GET .../schedule/history`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RunRecord {
     /// A [`crate::agent::JobKind`], or the PHP extension's own job type for
     /// imported runs (shown as it was).
@@ -311,13 +314,13 @@ pub struct RunRecord {
     pub finished_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct RunHistory {
     pub runs: Vec<RunRecord>,
 }
 
 /// Rows added, changed and removed of one kind in a Pterodactyl sync.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct SyncChange {
     pub added: u64,
     pub updated: u64,
@@ -325,7 +328,7 @@ pub struct SyncChange {
 }
 
 /// One Pterodactyl sync.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PteroSync {
     /// `start`, `interval`, `admin` or `command`.
     pub origin: String,
@@ -350,14 +353,14 @@ pub struct PteroSync {
 /// `GET/POST /admin/pterodactyl/sync`: the last sync of this panel process
 /// (or the one just run) and the recorded ones (syncs that changed something
 /// or failed), newest first.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PteroSyncStatus {
     pub last: Option<PteroSync>,
     pub recorded: Vec<PteroSync>,
 }
 
 /// One of Pterodactyl's own backups of a server (Pterodactyl mode).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PteroBackupView {
     pub uuid: String,
     pub name: String,
@@ -369,17 +372,32 @@ pub struct PteroBackupView {
 }
 
 /// `GET …/servers/{server}/backups/pterodactyl`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct PteroBackupList {
     pub backups: Vec<PteroBackupView>,
 }
 
 /// `GET/PUT /extensions/resticbackups/preferences`: the signed-in user's
 /// choices, remembered per user.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     /// Show Pterodactyl's own backups on the backups page (the PHP
     /// extension's "Hide Pterodactyl backup system" switch, inverted).
     pub show_pterodactyl_backups: bool,
+}
+
+/// `202` answer of a request the panel carries on with (deleting a server),
+/// and `GET .../admin/tasks/{task}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct TaskView {
+    pub id: JobId,
+    pub kind: TaskKind,
+    pub server: ServerUuid,
+    /// `running` until it ends `succeeded` or `failed`.
+    pub status: RunStatus,
+    pub error: Option<ErrorDetail>,
+    /// RFC 3339.
+    pub created_at: String,
+    pub finished_at: Option<String>,
 }

@@ -29,9 +29,13 @@ impl Segment for SnapshotRef {
 }
 
 /// Free text (an archive's folder name): percent-encoded, so any odd byte
-/// stays inside its one segment.
+/// stays inside its one segment (`.` and `..` too, which URL parsers would
+/// otherwise resolve away).
 impl Segment for str {
     fn segment(&self) -> String {
+        if self == "." || self == ".." {
+            return "%2E".repeat(self.len());
+        }
         self.bytes()
             .map(|b| match b {
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
@@ -90,7 +94,86 @@ pub mod agent {
         DOWNLOAD_LINK, download_link() = "/download/restic";
         HEALTHZ, healthz() = "/healthz";
         READYZ, readyz() = "/readyz";
+        /// This API's OpenAPI document (no token needed).
+        OPENAPI, openapi() = "/openapi.json";
     }
+}
+
+/// The panel's JSON API. Paths under [`panel::PREFIX`] are given relative
+/// to it (the router nests them there); all of it lives under the panel's
+/// `base_path`. The panel's HTML pages and assets are not listed here.
+pub mod panel {
+    /// Where the backups and admin API live (the extension's prefix).
+    pub const PREFIX: &str = "/extensions/resticbackups";
+
+    /// Paths at the panel's root (under `base_path`).
+    pub const LOGIN: &str = "/auth/login";
+    pub const SESSION: &str = "/auth/session";
+    pub const LOGOUT: &str = "/auth/logout";
+    pub const HEALTHZ: &str = "/healthz";
+    pub const READYZ: &str = "/readyz";
+    pub const OPENAPI: &str = "/openapi.json";
+    pub const ROOT: &[&str] = &[LOGIN, SESSION, LOGOUT, HEALTHZ, READYZ, OPENAPI];
+
+    /// Paths under [`PREFIX`].
+    pub const SERVERS: &str = "/servers";
+    pub const BACKUPS: &str = "/servers/{server}/backups/restic";
+    pub const STATS: &str = "/servers/{server}/backups/restic/stats";
+    pub const SCHEDULE: &str = "/servers/{server}/backups/restic/schedule";
+    pub const SCHEDULE_HISTORY: &str = "/servers/{server}/backups/restic/schedule/history";
+    pub const JOB: &str = "/servers/{server}/backups/restic/jobs/{job}";
+    pub const SNAPSHOT: &str = "/servers/{server}/backups/restic/{id}";
+    pub const RESTORE: &str = "/servers/{server}/backups/restic/{id}/restore";
+    pub const DOWNLOAD: &str = "/servers/{server}/backups/restic/{id}/download";
+    pub const LOCK: &str = "/servers/{server}/backups/restic/{id}/lock";
+    pub const UNLOCK: &str = "/servers/{server}/backups/restic/{id}/unlock";
+    pub const PTERO_BACKUPS: &str = "/servers/{server}/backups/pterodactyl";
+    pub const PTERO_DOWNLOAD: &str = "/servers/{server}/backups/pterodactyl/{backup}/download";
+    pub const PREFERENCES: &str = "/preferences";
+    pub const ADMIN_KEYS: &str = "/admin/keys";
+    pub const ADMIN_SYNC: &str = "/admin/pterodactyl/sync";
+    pub const ADMIN_KEY_REGENERATE: &str = "/admin/servers/{server}/key/regenerate";
+    pub const ADMIN_ARCHIVES: &str = "/admin/archived-repos";
+    pub const ADMIN_ARCHIVE: &str = "/admin/archived-repos/{name}";
+    pub const ADMIN_USERS: &str = "/admin/users";
+    pub const ADMIN_USER: &str = "/admin/users/{user}";
+    pub const ADMIN_NODES: &str = "/admin/nodes";
+    pub const ADMIN_NODE: &str = "/admin/nodes/{name}";
+    pub const ADMIN_SERVERS: &str = "/admin/servers";
+    pub const ADMIN_SERVER: &str = "/admin/servers/{server}";
+    pub const ADMIN_SUBUSERS: &str = "/admin/servers/{server}/subusers";
+    pub const ADMIN_SUBUSER: &str = "/admin/servers/{server}/subusers/{user}";
+    pub const ADMIN_TASK: &str = "/admin/tasks/{task}";
+    pub const API: &[&str] = &[
+        SERVERS,
+        BACKUPS,
+        STATS,
+        SCHEDULE,
+        SCHEDULE_HISTORY,
+        JOB,
+        SNAPSHOT,
+        RESTORE,
+        DOWNLOAD,
+        LOCK,
+        UNLOCK,
+        PTERO_BACKUPS,
+        PTERO_DOWNLOAD,
+        PREFERENCES,
+        ADMIN_KEYS,
+        ADMIN_SYNC,
+        ADMIN_KEY_REGENERATE,
+        ADMIN_ARCHIVES,
+        ADMIN_ARCHIVE,
+        ADMIN_USERS,
+        ADMIN_USER,
+        ADMIN_NODES,
+        ADMIN_NODE,
+        ADMIN_SERVERS,
+        ADMIN_SERVER,
+        ADMIN_SUBUSERS,
+        ADMIN_SUBUSER,
+        ADMIN_TASK,
+    ];
 }
 
 #[cfg(test)]
@@ -121,6 +204,7 @@ mod tests {
             agent::download_link(),
             agent::healthz(),
             agent::readyz(),
+            agent::openapi(),
         ];
         assert_eq!(built.len(), agent::ALL.len(), "a route without a check");
         for (path, template) in built.iter().zip(agent::ALL) {
@@ -139,5 +223,7 @@ mod tests {
             agent::archived("a b/../c"),
             "/api/restic/archive/a%20b%2F..%2Fc"
         );
+        assert_eq!(agent::archived(".."), "/api/restic/archive/%2E%2E");
+        assert_eq!(agent::archived("."), "/api/restic/archive/%2E");
     }
 }

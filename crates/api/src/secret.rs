@@ -71,6 +71,22 @@ impl<'de> serde::Deserialize<'de> for Secret {
     }
 }
 
+/// OpenAPI: a string sent to the server and never answered back.
+impl utoipa::PartialSchema for Secret {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Password,
+            )))
+            .write_only(Some(true))
+            .max_length(Some(Secret::MAX_LEN))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Secret {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,17 @@ macro_rules! words {
                 raw.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($word),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -132,6 +143,14 @@ words! {
         Manual => "manual",
         /// Carried over from the PHP extension's job history.
         Imported => "imported",
+    }
+}
+
+words! {
+    /// What a panel task (answered 202, then carried on) does.
+    TaskKind ("task kind") {
+        /// Archive the server's repository on its node, then delete it.
+        ServerDeletion => "server_deletion",
     }
 }
 

@@ -418,6 +418,83 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     res
 }
 
+/// Headers every answer carries (tower-http): no sniffing, no framing, no
+/// referrer (a download link must not leak through it), no caching unless
+/// the handler set its own `Cache-Control`; over TLS also HSTS.
+pub fn security_headers<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    tls: bool,
+) -> axum::Router<S> {
+    use axum::http::{HeaderValue, header};
+    use tower_http::set_header::SetResponseHeaderLayer;
+    let router = router
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    if tls {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    }
+}
+
+/// A 200 answer of JSON text that is already serialised.
+pub fn json_text(body: &'static str) -> Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A handler that panics answers 500 with the JSON error body (and the
+/// panic is logged) instead of the connection being dropped (tower-http's
+/// `CatchPanic`). Nothing of the panic's message reaches the client.
+pub fn catch_panics<S: Clone + Send + Sync + 'static>(router: axum::Router<S>) -> axum::Router<S> {
+    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        panic_answer as fn(Box<dyn std::any::Any + Send + 'static>) -> Response,
+    ))
+}
+
+fn panic_answer(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    use axum::response::IntoResponse;
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(%detail, "a request handler panicked");
+    let body = serde_json::json!({"error": {
+        "code": "internal_error",
+        "message": "an internal error occurred; the log has the details",
+    }});
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(body),
+    )
+        .into_response()
+}
+
 /// Why a JSON body was refused. Messages never echo the body (it may hold a
 /// key or a password).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

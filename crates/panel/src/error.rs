@@ -20,6 +20,8 @@ pub enum Missing {
     Subuser,
     ArchivedRepository,
     ServerKey,
+    /// A panel task (an unknown ID, or one of another panel database).
+    Task,
     Page,
     /// A Pterodactyl-mode route on a stand-alone panel.
     PterodactylMode,
@@ -35,6 +37,7 @@ impl Missing {
             Missing::Node => "node_not_found",
             Missing::Subuser => "subuser_not_found",
             Missing::ArchivedRepository => "archive_not_found",
+            Missing::Task => "task_not_found",
             Missing::ServerKey | Missing::Page | Missing::PterodactylMode => "not_found",
         }
     }
@@ -49,6 +52,7 @@ impl Missing {
             Missing::Subuser => "subuser",
             Missing::ArchivedRepository => "archived repository",
             Missing::ServerKey => "key for server",
+            Missing::Task => "task",
             Missing::Page => "page",
             Missing::PterodactylMode => "Pterodactyl mode",
         }
@@ -117,6 +121,38 @@ pub enum PanelError {
 }
 
 impl PanelError {
+    /// The machine-readable `code` of the error body.
+    pub fn code(&self) -> &str {
+        match self {
+            PanelError::NotLoggedIn => "not_logged_in",
+            PanelError::CsrfFailed => "csrf_failed",
+            PanelError::InvalidCredentials => "invalid_credentials",
+            PanelError::MethodNotAllowed => "method_not_allowed",
+            PanelError::RateLimited | PanelError::LoginBusy => "rate_limited",
+            PanelError::NotFound(what) => what.code(),
+            PanelError::NoPterodactylSession => "no_pterodactyl_session",
+            PanelError::PterodactylUnavailable => "pterodactyl_unavailable",
+            PanelError::BackupsDisabled => "backups_disabled",
+            PanelError::Forbidden | PanelError::ForbiddenBecause(_) => "forbidden",
+            PanelError::BadRequest { code, .. } => code,
+            PanelError::Conflict(_) => "conflict",
+            PanelError::PayloadTooLarge => "payload_too_large",
+            PanelError::NodeUnavailable => "node_unavailable",
+            PanelError::Agent { code, .. } => code,
+            PanelError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The message a client may read: internal details stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            PanelError::Internal(_) => {
+                "an internal error occurred; the panel log has the details".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         PanelError::BadRequest {
             code,

@@ -5,12 +5,9 @@
 //! in as associated data, so a sealed value can not be moved to another row.
 
 use api::Secret;
+use api::sealed::SealedBox;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -26,7 +23,7 @@ pub enum SealError {
 /// Seals and opens secrets with a key derived from the panel secret.
 #[derive(Clone)]
 pub struct Sealer {
-    cipher: ChaCha20Poly1305,
+    sealed: SealedBox,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -40,53 +37,27 @@ impl Sealer {
         if panel_secret.expose().len() < 32 {
             return Err(SealError::WeakKey);
         }
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(panel_secret.expose().as_bytes())
-            .expect("HMAC takes keys of any length");
-        m.update(b"restic-backups panel storage sealing v1");
-        let key = m.finalize().into_bytes();
         Ok(Self {
-            cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+            sealed: SealedBox::derive(panel_secret, b"restic-backups panel storage sealing v1"),
         })
     }
 
     /// Encrypts `secret`, bound to `context` (e.g. `server:<uuid>`).
     pub fn seal(&self, secret: &Secret, context: &str) -> String {
-        let mut nonce = [0u8; 12];
-        getrandom::getrandom(&mut nonce).expect("the system random number generator failed");
         let sealed = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: secret.expose().as_bytes(),
-                    aad: context.as_bytes(),
-                },
-            )
-            .expect("encrypting a short value can not fail");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        format!("v1.{}", B64.encode(out))
+            .sealed
+            .seal(secret.expose().as_bytes(), context.as_bytes());
+        format!("v1.{}", B64.encode(sealed))
     }
 
     pub fn open(&self, sealed: &str, context: &str) -> Result<Secret, SealError> {
         let raw = sealed
             .strip_prefix("v1.")
             .and_then(|b| B64.decode(b).ok())
-            .filter(|b| b.len() > 12)
             .ok_or(SealError::Open)?;
-        let (nonce, ct) = raw.split_at(12);
-        let plain = self
-            .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: context.as_bytes(),
-                },
-            )
-            .map_err(|_| SealError::Open)?;
-        let text = String::from_utf8(plain).map_err(|_| SealError::Open)?;
-        Secret::new(text).map_err(|_| SealError::Open)
+        self.sealed
+            .open_secret(&raw, context.as_bytes())
+            .ok_or(SealError::Open)
     }
 }
 

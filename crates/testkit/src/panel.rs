@@ -147,6 +147,21 @@ impl TestPanel {
         }
     }
 
+    /// Kills the panel as a crash would (SIGKILL, nothing finishes) and
+    /// starts it again on the same settings and database; `url` changes.
+    pub fn crash_and_restart(&mut self) {
+        super::signal(self.child.id(), rustix::process::Signal::KILL);
+        let _ = self.child.wait();
+        let mut cmd = Command::new(super::binary());
+        cmd.arg("panel")
+            .arg("--config")
+            .arg(self.dir.path().join("panel.toml"));
+        let (child, log, url) = spawn_service(cmd, "panel listening on ");
+        self.child = child;
+        self.log = log;
+        self.url = url;
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -348,7 +363,7 @@ impl Client {
             .lock()
             .unwrap()
             .push((path.to_owned(), text.clone()));
-        let json = if let Some(loc) = location {
+        let json = if let Some(loc) = location.filter(|_| (300..400).contains(&status)) {
             json!({ "location": loc })
         } else if text.is_empty() {
             Value::Null
@@ -364,6 +379,38 @@ impl Client {
 
     pub async fn post(&mut self, path: &str, body: Value) -> (u16, Value) {
         self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// Deletes a server as an admin. The panel answers 204 when done at
+    /// once, or 202 with a task while the node archives the repository:
+    /// then this waits for the task and returns 202 with the task as it
+    /// ended. Any other answer comes back as it was.
+    pub async fn delete_server(&mut self, server: &str) -> (u16, Value) {
+        let (s, v) = self
+            .send(
+                Method::DELETE,
+                &format!("/extensions/resticbackups/admin/servers/{server}"),
+                None,
+            )
+            .await;
+        if s != 202 {
+            return (s, v);
+        }
+        assert_eq!(v["kind"], "server_deletion", "{v}");
+        assert_eq!(v["server"], server, "{v}");
+        let path = format!(
+            "/extensions/resticbackups/admin/tasks/{}",
+            v["id"].as_str().unwrap()
+        );
+        for _ in 0..3000 {
+            let (s, task) = self.get(&path).await;
+            assert_eq!(s, 200, "task lookup: {task}");
+            if task["status"] != "running" {
+                return (202, task);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the deletion of {server} did not end");
     }
 
     /// Polls a panel job until it finished.

@@ -33,7 +33,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             extract::require_token,
         ));
-    Router::new()
+    let app = Router::new()
         .merge(api)
         .route(
             route::DOWNLOAD_LINK,
@@ -41,9 +41,16 @@ pub fn router(state: AppState) -> Router {
         )
         .route(route::HEALTHZ, axum::routing::get(routes::health::healthz))
         .route(route::READYZ, axum::routing::get(routes::health::readyz))
+        .route(
+            route::OPENAPI,
+            axum::routing::get(routes::openapi::document),
+        )
         .fallback(|| async { AgentError::NoSuchEndpoint })
         .method_not_allowed_fallback(|| async { AgentError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // No HSTS, even over TLS: it would cover every port of the host, and
+    // the agent shares its host with Wings.
+    httpd::security_headers(httpd::catch_panics(app), false)
         .layer(middleware::from_fn(httpd::log_request))
         .with_state(state)
 }

@@ -1,12 +1,9 @@
 //! Users, nodes, servers and subusers for root admins. Validation and
 //! sealing live in [`crate::admin`]; here are the views and the rules that
-//! span several records (a server is archived on its node before it is
-//! deleted; an admin can not delete themselves).
-
-use std::time::{Duration, Instant};
+//! span several records (an admin can not delete themselves; deleting a
+//! server is in `deletion.rs`).
 
 use api::ServerUuid;
-use api::agent::JobStatus;
 use api::panel::{
     NewNodeRequest, NewServerRequest, NewUserRequest, NodeView, ServerView, SetSubuserRequest,
     SubuserView, UpdateNodeRequest, UpdateServerRequest, UpdateUserRequest, UserView,
@@ -17,9 +14,6 @@ use crate::PanelError;
 use crate::error::Missing;
 use crate::permissions::RootAdmin;
 use crate::storage::{Node, Server, User};
-
-/// How long deleting a server waits for its repository to be archived.
-const ARCHIVE_WAIT: Duration = Duration::from_secs(10 * 60);
 
 fn user_view(u: User) -> UserView {
     UserView {
@@ -225,7 +219,7 @@ impl Panel {
         self.server_view(s).await
     }
 
-    async fn server(&self, uuid: &ServerUuid) -> Result<Server, PanelError> {
+    pub(super) async fn server(&self, uuid: &ServerUuid) -> Result<Server, PanelError> {
         self.storage()
             .server_by_uuid(uuid)
             .await?
@@ -249,96 +243,6 @@ impl Panel {
             )
             .await?;
         self.server_view(s).await
-    }
-
-    /// Archives the server's repository on its node, then deletes the
-    /// server; its keys move to the archived keys in the same transaction,
-    /// so the archive can always be opened. If archiving fails, the server
-    /// stays. `force` is for a node that is gone for good: nothing is asked
-    /// of it, the keys are kept and the repository is recorded as being on
-    /// an unreachable node.
-    pub async fn delete_server(
-        &self,
-        _: &RootAdmin,
-        uuid: &ServerUuid,
-        force: bool,
-    ) -> Result<(), PanelError> {
-        let server = self.server(uuid).await?;
-        if force {
-            self.storage()
-                .delete_server_keeping_key(server.id, None, super::now())
-                .await?;
-            tracing::warn!(server = %server.uuid, "server force-deleted without its node; its keys are kept with the archived repositories");
-            return Ok(());
-        }
-        self.retire_server(&server).await
-    }
-
-    /// Deletes a server after its node archived the repository (the keys
-    /// move to the archived keys); a server never backed up just goes.
-    pub(crate) async fn retire_server(&self, server: &Server) -> Result<(), PanelError> {
-        let t = self.target(server).await?;
-        let archive = match t.client.archive(&server.uuid, &t.key).await {
-            Ok(accepted) => {
-                let job = accepted.job_id;
-                let started = Instant::now();
-                loop {
-                    let view = t.client.job(&server.uuid, &job).await?;
-                    match view.status {
-                        JobStatus::Succeeded => {
-                            break view
-                                .result
-                                .as_ref()
-                                .and_then(|r| r["name"].as_str())
-                                .map(str::to_owned);
-                        }
-                        JobStatus::Failed => {
-                            let why = view.error.map(|e| e.message).unwrap_or_default();
-                            return Err(PanelError::Conflict(format!(
-                                "the repository could not be archived, so the server was kept: {why}"
-                            )));
-                        }
-                        _ if started.elapsed() > ARCHIVE_WAIT => {
-                            return Err(PanelError::NodeUnavailable);
-                        }
-                        _ => tokio::time::sleep(Duration::from_millis(300)).await,
-                    }
-                }
-            }
-            // No repository: never backed up, or already archived by an
-            // earlier attempt that did not finish here. The key goes only if
-            // no archive of this server exists on its node.
-            Err(e) if super::backups::no_repository(&e) => {
-                let uuid = server.uuid.to_string();
-                let earlier = t
-                    .client
-                    .archives()
-                    .await?
-                    .archives
-                    .into_iter()
-                    .filter(|a| a.server_uuid == uuid)
-                    .max_by(|a, b| a.archived_at.cmp(&b.archived_at));
-                match earlier {
-                    Some(a) => Some(a.name),
-                    None => {
-                        self.storage().delete_server(server.id).await?;
-                        tracing::info!(server = %server.uuid, "server deleted (it had no repository)");
-                        return Ok(());
-                    }
-                }
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let Some(archive) = archive else {
-            return Err(PanelError::Internal(
-                "the agent archived the repository but did not name the archive".into(),
-            ));
-        };
-        self.storage()
-            .delete_server_keeping_key(server.id, Some(&archive), super::now())
-            .await?;
-        tracing::info!(server = %server.uuid, %archive, "server deleted (repository archived, keys kept)");
-        Ok(())
     }
 
     // ---- subusers ----

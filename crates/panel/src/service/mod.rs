@@ -4,6 +4,7 @@
 
 mod archives;
 mod backups;
+mod deletion;
 mod directory;
 pub mod import;
 mod keys;
@@ -24,6 +25,7 @@ use crate::storage::{Node, Server, Storage};
 
 pub use backups::DownloadAnswer;
 pub(crate) use backups::job_outcome;
+pub use deletion::Deletion;
 pub use schedule::ScheduledRun;
 pub(crate) use schedule::interval_of;
 

@@ -46,6 +46,11 @@ const SQLITE: Set = &[
         "import",
         include_str!("../../migrations/sqlite/0004_import.sql"),
     ),
+    (
+        5,
+        "tasks",
+        include_str!("../../migrations/sqlite/0005_tasks.sql"),
+    ),
 ];
 const POSTGRES: Set = &[
     (
@@ -67,6 +72,11 @@ const POSTGRES: Set = &[
         4,
         "import",
         include_str!("../../migrations/postgres/0004_import.sql"),
+    ),
+    (
+        5,
+        "tasks",
+        include_str!("../../migrations/postgres/0005_tasks.sql"),
     ),
 ];
 

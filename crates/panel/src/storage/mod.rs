@@ -17,6 +17,7 @@ mod pterodactyl;
 mod servers;
 mod sessions;
 mod subusers;
+mod tasks;
 mod users;
 
 pub use archived_keys::{ArchivedKey, ArchivedKeyGeneration};
@@ -29,6 +30,7 @@ pub use pterodactyl::{
 };
 pub use servers::{NewServer, Server};
 pub use sessions::Session;
+pub use tasks::Task;
 pub use users::User;
 
 use sqlx::AnyPool;
@@ -88,7 +90,6 @@ pub struct Storage {
     backend: Backend,
 }
 
-/// The URL without its password, for logs and errors.
 /// A column holding one of the API's closed words ([`api::vocab`]); a word
 /// this build does not know is an error, never a guess.
 pub(super) fn word<T>(r: &sqlx::any::AnyRow, column: &str) -> Result<T>
@@ -115,14 +116,29 @@ where
     .transpose()
 }
 
+/// The URL without its password, for logs and errors.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+    match url::Url::parse(url) {
+        // `scheme:anything`: nothing known to be safe to show.
+        Ok(parsed) if parsed.cannot_be_a_base() => format!("{}:(hidden)", parsed.scheme()),
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that can not have a password.
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
         }
-        _ => url.to_owned(),
+        // Never echo what could not be read: it may hold a password.
+        Err(_) => match url.split_once("://") {
+            Some((scheme, _))
+                if scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+            {
+                format!("{scheme}://(a URL that does not parse)")
+            }
+            _ => "(a URL that does not parse)".to_owned(),
+        },
     }
 }
 
@@ -245,5 +261,16 @@ mod tests {
             redact_url("sqlite:///var/lib/panel.db"),
             "sqlite:///var/lib/panel.db"
         );
+        assert_eq!(
+            redact_url("postgres://panel:p%40ss@w@rd@db/panel"),
+            "postgres://panel:***@db/panel"
+        );
+        assert_eq!(redact_url("mysql://:only@db:3306"), "mysql://:***@db:3306");
+        assert_eq!(
+            redact_url("postgres://panel:secret@[::1"),
+            "postgres://(a URL that does not parse)"
+        );
+        assert_eq!(redact_url("sec:ret@nothing"), "sec:(hidden)");
+        assert_eq!(redact_url("no url at all"), "(a URL that does not parse)");
     }
 }

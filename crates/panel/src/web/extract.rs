@@ -463,6 +463,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Job {
     }
 }
 
+/// `{task}` of an admin path: a panel task's ID.
+pub struct TaskParam(pub JobId);
+
+impl<S: Send + Sync> FromRequestParts<S> for TaskParam {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PanelError> {
+        let raw = path_param(parts, "task").await?;
+        JobId::parse(&raw).map(TaskParam).map_err(|_| {
+            PanelError::bad_request("invalid_task_id", "task IDs are 32 hexadecimal characters")
+        })
+    }
+}
+
 /// `{server}` of an admin path: a UUID (400 otherwise).
 pub struct ServerParam(pub ServerUuid);
 

@@ -11,10 +11,11 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+use api::routes::panel as route;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 
@@ -25,7 +26,7 @@ use crate::error::Missing;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Prefix of the backups and admin API.
-pub const PREFIX: &str = "/extensions/resticbackups";
+pub const PREFIX: &str = route::PREFIX;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -72,86 +73,77 @@ fn api_routes() -> Router<AppState> {
     use axum::routing::patch;
     use routes::admin::{
         archived_repos, key_regenerate, keys, nodes, pterodactyl_sync, servers as admin_servers,
-        subusers, users,
+        subusers, tasks, users,
     };
     use routes::servers::{self, backups as b};
-    let backups = "/servers/{server}/backups/restic";
     Router::new()
-        .route("/servers", get(servers::my_servers))
-        .route(backups, get(b::list::list).post(b::list::create))
-        .route(&format!("{backups}/stats"), get(b::stats::stats))
+        .route(route::SERVERS, get(servers::my_servers))
+        .route(route::BACKUPS, get(b::list::list).post(b::list::create))
+        .route(route::STATS, get(b::stats::stats))
+        .route(route::PTERO_BACKUPS, get(b::pterodactyl::list))
+        .route(route::PTERO_DOWNLOAD, get(b::pterodactyl::download))
         .route(
-            "/servers/{server}/backups/pterodactyl",
-            get(b::pterodactyl::list),
-        )
-        .route(
-            "/servers/{server}/backups/pterodactyl/{backup}/download",
-            get(b::pterodactyl::download),
-        )
-        .route(
-            "/preferences",
+            route::PREFERENCES,
             get(routes::preferences::get).put(routes::preferences::put),
         )
         .route(
-            &format!("{backups}/schedule"),
+            route::SCHEDULE,
             get(b::schedule::schedule).post(b::schedule::save_schedule),
         )
         .route(
-            &format!("{backups}/schedule/history"),
+            route::SCHEDULE_HISTORY,
             get(b::schedule_history::schedule_history),
         )
-        .route(&format!("{backups}/jobs/{{job}}"), get(b::jobs::job))
-        .route(&format!("{backups}/{{id}}"), delete(b::snapshot::delete))
+        .route(route::JOB, get(b::jobs::job))
+        .route(route::SNAPSHOT, delete(b::snapshot::delete))
+        .route(route::RESTORE, post(b::restore::restore))
+        .route(route::DOWNLOAD, get(b::download::download))
+        .route(route::LOCK, post(b::lock::lock))
+        .route(route::UNLOCK, post(b::lock::unlock))
+        .route(route::ADMIN_KEYS, get(keys::keys))
         .route(
-            &format!("{backups}/{{id}}/restore"),
-            post(b::restore::restore),
-        )
-        .route(
-            &format!("{backups}/{{id}}/download"),
-            get(b::download::download),
-        )
-        .route(&format!("{backups}/{{id}}/lock"), post(b::lock::lock))
-        .route(&format!("{backups}/{{id}}/unlock"), post(b::lock::unlock))
-        .route("/admin/keys", get(keys::keys))
-        .route(
-            "/admin/pterodactyl/sync",
+            route::ADMIN_SYNC,
             get(pterodactyl_sync::status).post(pterodactyl_sync::run),
         )
         .route(
-            "/admin/servers/{server}/key/regenerate",
+            route::ADMIN_KEY_REGENERATE,
             post(key_regenerate::regenerate_key),
         )
-        .route("/admin/archived-repos", get(archived_repos::archived_repos))
+        .route(route::ADMIN_ARCHIVES, get(archived_repos::archived_repos))
         .route(
-            "/admin/archived-repos/{name}",
+            route::ADMIN_ARCHIVE,
             delete(archived_repos::delete_archived_repo),
         )
-        .route("/admin/users", get(users::users).post(users::create_user))
         .route(
-            "/admin/users/{user}",
+            route::ADMIN_USERS,
+            get(users::users).post(users::create_user),
+        )
+        .route(
+            route::ADMIN_USER,
             patch(users::update_user).delete(users::delete_user),
         )
-        .route("/admin/nodes", get(nodes::nodes).post(nodes::create_node))
         .route(
-            "/admin/nodes/{name}",
+            route::ADMIN_NODES,
+            get(nodes::nodes).post(nodes::create_node),
+        )
+        .route(
+            route::ADMIN_NODE,
             patch(nodes::update_node).delete(nodes::delete_node),
         )
         .route(
-            "/admin/servers",
+            route::ADMIN_SERVERS,
             get(admin_servers::servers).post(admin_servers::create_server),
         )
         .route(
-            "/admin/servers/{server}",
+            route::ADMIN_SERVER,
             patch(admin_servers::update_server).delete(admin_servers::delete_server),
         )
         .route(
-            "/admin/servers/{server}/subusers",
+            route::ADMIN_SUBUSERS,
             get(subusers::subusers).put(subusers::set_subuser),
         )
-        .route(
-            "/admin/servers/{server}/subusers/{user}",
-            delete(subusers::remove_subuser),
-        )
+        .route(route::ADMIN_SUBUSER, delete(subusers::remove_subuser))
+        .route(route::ADMIN_TASK, get(tasks::task))
 }
 
 /// The whole panel: session API, backups API, admin API.
@@ -163,12 +155,11 @@ pub fn router(state: AppState) -> Router {
     }
     // Everything under `base_path`; health checks stay at the root too, for
     // probes that reach the panel directly. Anything else outside it is 404.
-    let tls = state.secure_cookies;
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .fallback(|| async { crate::PanelError::NotFound(Missing::Page) })
-        .layer(middleware::from_fn_with_state(tls, security_headers))
+    let outer = Router::new()
+        .route(route::HEALTHZ, get(routes::health::healthz))
+        .route(route::READYZ, get(routes::health::readyz))
+        .fallback(|| async { crate::PanelError::NotFound(Missing::Page) });
+    httpd::security_headers(httpd::catch_panics(outer), state.secure_cookies)
         .layer(middleware::from_fn(httpd::log_request))
         .with_state(state)
         .nest_service(&base, app)
@@ -176,10 +167,10 @@ pub fn router(state: AppState) -> Router {
 
 fn routes_of(state: AppState) -> Router {
     let base = Base(state.base.clone());
-    Router::new()
-        .route("/auth/login", post(routes::auth::login))
-        .route("/auth/session", get(routes::auth::session))
-        .route("/auth/logout", post(routes::auth::logout))
+    let app = Router::new()
+        .route(route::LOGIN, post(routes::auth::login))
+        .route(route::SESSION, get(routes::auth::session))
+        .route(route::LOGOUT, post(routes::auth::logout))
         .nest(PREFIX, api_routes())
         .route("/", get(pages::my_servers))
         .route("/login", get(pages::login))
@@ -196,46 +187,14 @@ fn routes_of(state: AppState) -> Router {
         // layer, they skip its database lookup.
         .route("/static/app.css", get(pages::app_css))
         .route("/static/app.js", get(pages::app_js))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.secure_cookies,
-            security_headers,
-        ))
+        .route(route::HEALTHZ, get(routes::health::healthz))
+        .route(route::READYZ, get(routes::health::readyz))
+        .route(route::OPENAPI, get(routes::openapi::document))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    httpd::security_headers(httpd::catch_panics(app), state.secure_cookies)
         .layer(middleware::from_fn(httpd::log_request))
         .layer(axum::Extension(base))
         .with_state(state)
-}
-
-/// Headers every answer carries: no sniffing, no framing, no referrer (a
-/// download link must not leak through it) and no caching of API answers;
-/// over TLS also HSTS.
-async fn security_headers(
-    axum::extract::State(tls): axum::extract::State<bool>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    if tls {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        );
-    }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    res
 }
 
 /// Serves until `shutdown` completes.

@@ -21,6 +21,7 @@ mod health;
 mod import_extension;
 mod logs;
 mod offsite;
+mod openapi;
 mod panel_agent_client;
 mod panel_archived_keys;
 mod panel_cli;

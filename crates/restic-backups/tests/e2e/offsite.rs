@@ -291,15 +291,8 @@ async fn the_panel_shows_the_store_and_archives_in_place() {
         + "/";
     assert_eq!(nodes[0]["repository"], template.as_str(), "{nodes}");
 
-    let (s, v) = w
-        .admin
-        .send(
-            Method::DELETE,
-            &format!("{API}/admin/servers/{server}"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 204, "{v}");
+    let (s, v) = w.admin.delete_server(&server).await;
+    assert_eq!((s, v["status"].as_str()), (202, Some("succeeded")), "{v}");
     let (_, list) = w.admin.get(&format!("{API}/admin/archived-repos")).await;
     let archive = &list["archives"][0];
     assert_eq!(archive["server_uuid"], server.as_str(), "{list}");

@@ -37,15 +37,10 @@ async fn keys_follow_the_archive(db: Db) {
     assert_ne!(new_rotated_key, old_rotated_key);
 
     for server in [&doomed, &rotated] {
-        let (s, v) = w
-            .admin
-            .send(
-                Method::DELETE,
-                &format!("{API}/admin/servers/{server}"),
-                None,
-            )
-            .await;
-        assert_eq!(s, 204, "{v}");
+        // The node archives the repository first: 202, then the task ends.
+        let (s, v) = w.admin.delete_server(server).await;
+        assert_eq!((s, v["status"].as_str()), (202, Some("succeeded")), "{v}");
+        assert!(v["finished_at"].is_string(), "{v}");
     }
     let (s, list) = w.admin.get(&format!("{API}/admin/archived-repos")).await;
     assert_eq!(s, 200, "{list}");
@@ -201,6 +196,103 @@ async fn a_retried_deletion_keeps_the_key_of_the_earlier_archive() {
     let archive = archive_of(&list, &server).expect("listed");
     assert_eq!(archive["key"], key.as_str(), "{list}");
     assert_eq!(archive["location"], "on_node");
+}
+
+/// An archive the node can not make: the deletion's task fails with the
+/// node's reason and the server (with its key) stays; task IDs are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_archive_fails_the_task_and_keeps_the_server() {
+    let mut w = World::new(Db::Sqlite, 1, 0).await;
+    let server = w.servers[0].clone();
+    w.owner.backup(&server).await;
+    let key = w.panel.key_of(&w.admin, &server).await;
+    // A damaged repository: restic can not take the final snapshot.
+    std::fs::write(w.agent.repo(&server).join("config"), b"damaged").unwrap();
+    let (s, task) = w.admin.delete_server(&server).await;
+    assert_eq!(
+        (s, task["status"].as_str()),
+        (202, Some("failed")),
+        "{task}"
+    );
+    assert_eq!(task["error"]["code"], "conflict", "{task}");
+    assert!(
+        task["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the repository could not be archived, so the server was kept"),
+        "{task}"
+    );
+    let (_, servers) = w.admin.get(&format!("{API}/admin/servers")).await;
+    assert!(servers.to_string().contains(&server), "{servers}");
+    assert_eq!(w.panel.key_of(&w.admin, &server).await, key);
+
+    let (s, v) = w
+        .admin
+        .get(&format!(
+            "{API}/admin/tasks/0123456789abcdef0123456789abcdef"
+        ))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (404, Some("task_not_found")),
+        "{v}"
+    );
+    let (s, v) = w.admin.get(&format!("{API}/admin/tasks/../../x")).await;
+    assert_eq!(s, 404, "{v}");
+    let (s, v) = w.admin.get(&format!("{API}/admin/tasks/NOT-A-TASK")).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_task_id")),
+        "{v}"
+    );
+    let (s, _) = w
+        .owner
+        .get(&format!(
+            "{API}/admin/tasks/{}",
+            task["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(s, 403, "only root admins read tasks");
+}
+
+/// A panel that crashes while its node archives: deleting again picks up
+/// the node's job (or the archive it made) instead of archiving twice, and
+/// the one archive keeps the server's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_cut_short_by_a_crash_is_finished_by_deleting_again() {
+    let mut w = World::new(Db::Sqlite, 1, 0).await;
+    let server = w.servers[0].clone();
+    w.owner.backup(&server).await;
+    let key = w.panel.key_of(&w.admin, &server).await;
+    let path = format!("{API}/admin/servers/{server}");
+    let (s, task) = w.admin.send(Method::DELETE, &path, None).await;
+    assert_eq!(
+        (s, task["status"].as_str()),
+        (202, Some("running")),
+        "{task}"
+    );
+    w.panel.crash_and_restart();
+    w.admin.base = w.panel.url.clone();
+    // The server is still there; its node finished (or finishes) the archive.
+    let (_, servers) = w.admin.get(&format!("{API}/admin/servers")).await;
+    assert!(servers.to_string().contains(&server), "{servers}");
+    let (s, v) = w.admin.delete_server(&server).await;
+    assert!(
+        s == 204 || (s == 202 && v["status"] == "succeeded"),
+        "deleting again finishes the work: {s} {v}"
+    );
+    let (_, servers) = w.admin.get(&format!("{API}/admin/servers")).await;
+    assert!(!servers.to_string().contains(&server), "{servers}");
+    let (_, list) = w.admin.get(&format!("{API}/admin/archived-repos")).await;
+    let archives: Vec<&Value> = list["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["server_uuid"] == server.as_str())
+        .collect();
+    assert_eq!(archives.len(), 1, "archived once: {list}");
+    assert_eq!(archives[0]["key"], key.as_str(), "{list}");
+    assert_eq!(archives[0]["location"], "on_node", "{list}");
 }
 
 testkit::on_both_databases!(

@@ -295,3 +295,46 @@ fn the_dependency_check_sees_an_unused_one() {
         ["tempfile"]
     );
 }
+
+/// The first argument of each `.route(` call in a router's source that is a
+/// string literal.
+fn literal_routes(text: &str) -> Vec<String> {
+    text.split(".route(")
+        .skip(1)
+        .filter_map(|rest| {
+            let rest = rest.trim_start();
+            let rest = rest.strip_prefix('"')?;
+            Some(rest[..rest.find('"')?].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn routers_mount_only_documented_paths() {
+    // Every API path comes from api::routes (and so is in the OpenAPI
+    // documents); literals are only the panel's HTML pages and assets.
+    let pages = [
+        "/",
+        "/login",
+        "/servers/{server}",
+        "/admin",
+        "/admin/{section}",
+        "/static/app.css",
+        "/static/app.js",
+    ];
+    for dir in ["crates/panel/src/web", "crates/agent/src/web"] {
+        for (path, text) in sources(dir) {
+            for route in literal_routes(&text) {
+                assert!(
+                    dir.contains("panel") && pages.contains(&route.as_str()),
+                    "{} mounts {route:?}: take it from api::routes so the OpenAPI document lists it",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert_eq!(
+        literal_routes(".route(\"/x\", get(a)).route(route::Y, get(b)).route(\n \"/z\", f)"),
+        ["/x", "/z"]
+    );
+}

@@ -3,5 +3,6 @@
 
 pub mod download;
 pub mod health;
+pub mod openapi;
 pub mod restic;
 pub mod servers;

@@ -148,7 +148,13 @@
           e.target.disabled = true;
           clearError();
           try {
-            await api(method, path);
+            const answer = await api(method, path);
+            // 202: the panel goes on with it (deleting a server waits for
+            // its node to archive the repository); wait for how it ends.
+            if (answer && answer.kind && answer.status === "running") {
+              e.target.textContent = "Working…";
+              await waitForTask(answer.id);
+            }
           } catch (err) {
             showError(err);
           }
@@ -157,6 +163,19 @@
       },
       label
     );
+  }
+
+  // Polls a panel task until it ends; a failed one throws its error.
+  async function waitForTask(id) {
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const t = await api("GET", API + "/admin/tasks/" + id);
+      if (t.status === "succeeded") return t;
+      if (t.status === "failed") {
+        const err = t.error || { code: "failed", message: "The task failed." };
+        throw new ApiError(409, err.code, err.message);
+      }
+    }
   }
 
   async function copyText(text) {

@@ -7,5 +7,6 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod openapi;
 pub mod preferences;
 pub mod servers;

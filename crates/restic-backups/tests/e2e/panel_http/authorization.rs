@@ -2,6 +2,7 @@
 //! and without the permission needed, the owner and a root admin.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -318,7 +319,15 @@ pub(super) async fn authorization_matrix(db: Db) {
             format!("{API}/admin/servers/{doomed}"),
             None,
             Need::RootAdmin,
-            204,
+            // Its node archives the repository first (a task).
+            202,
+        ),
+        row(
+            Method::GET,
+            format!("{API}/admin/tasks/0123456789abcdef0123456789abcdef"),
+            None,
+            Need::RootAdmin,
+            404,
         ),
     ];
 
@@ -361,7 +370,21 @@ pub(super) async fn authorization_matrix(db: Db) {
                 assert!(body["error"]["code"].is_string(), "no JSON error: {body}");
             }
             // Let jobs end before the next allowed role starts one.
-            if status == 202 {
+            if status == 202 && body["kind"] == "server_deletion" {
+                // A deletion is a panel task the admin reads.
+                let task = format!("{API}/admin/tasks/{}", body["id"].as_str().unwrap());
+                let mut ended = Value::Null;
+                for _ in 0..600 {
+                    let (s, t) = client.get(&task).await;
+                    assert_eq!(s, 200, "{t}");
+                    if t["status"] != "running" {
+                        ended = t;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                assert_eq!(ended["status"], "succeeded", "{ended}");
+            } else if status == 202 {
                 // (as the owner: job status needs backup.read)
                 let view = owner
                     .wait_job(&server, body["job_id"].as_str().unwrap())

@@ -8,6 +8,7 @@ pub mod nodes;
 pub mod pterodactyl_sync;
 pub mod servers;
 pub mod subusers;
+pub mod tasks;
 pub mod users;
 
 use axum::Json;

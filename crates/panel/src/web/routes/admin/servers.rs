@@ -1,15 +1,20 @@
-//! `GET`/`POST /extensions/resticbackups/admin/servers`, `PATCH`/`DELETE /extensions/resticbackups/admin/servers/{server}`.
+//! `GET`/`POST /extensions/resticbackups/admin/servers`, `PATCH`/`DELETE /extensions/resticbackups/admin/servers/{server}`
+//! (`DELETE`: 204 when done at once, else 202 with the task that archives the
+//! repository and then deletes the server, `Location: …/admin/tasks/{task}`).
 
 use api::panel::{NewServerRequest, ServerView, UpdateServerRequest};
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::JsonResult;
 use crate::PanelError;
+use crate::service::Deletion;
 use crate::web::AppState;
+use crate::web::PREFIX;
 use crate::web::extract::{Admin, JsonBody, ServerParam};
 
 pub async fn servers(
@@ -52,7 +57,18 @@ pub async fn delete_server(
     Admin(a): Admin,
     ServerParam(uuid): ServerParam,
     Query(q): Query<DeleteServerQuery>,
-) -> Result<StatusCode, PanelError> {
-    state.panel.delete_server(&a, &uuid, q.force).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Response, PanelError> {
+    Ok(match state.panel.delete_server(&a, &uuid, q.force).await? {
+        Deletion::Done => StatusCode::NO_CONTENT.into_response(),
+        // The node is archiving: the server goes once it has. The task's
+        // URL says how it ended.
+        Deletion::Started(task) => {
+            let location = format!("{}{}/admin/tasks/{}", state.base, PREFIX, task.id);
+            let mut res = (StatusCode::ACCEPTED, Json(task)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            res
+        }
+    })
 }
