@@ -3,10 +3,6 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-pub fn now_rfc3339() -> String {
-    rfc3339(OffsetDateTime::now_utc())
-}
-
 pub fn rfc3339(t: OffsetDateTime) -> String {
     // Formatting a valid OffsetDateTime as RFC 3339 fails only for years
     // outside 0..=9999, which restic does not produce.

@@ -14,7 +14,6 @@ use api::{SnapshotId, SnapshotRef};
 use engine::Snapshot;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::AgentError;
 
@@ -192,7 +191,7 @@ impl Entry {
         BackupItem {
             id: self.id.clone(),
             short_id: self.id.short().to_owned(),
-            time: self.time.format(&Rfc3339).unwrap_or_default(),
+            time: self.time.into(),
             size: self.size,
             tags: self.tags.clone(),
             locked: self.locked(),

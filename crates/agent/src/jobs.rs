@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::AgentError;
-use crate::clock::now_rfc3339;
+use api::Timestamp;
 
 /// Finished jobs stay readable at least this long (seconds).
 const KEEP_FINISHED_SECS: i64 = 2 * 60 * 60;
@@ -85,7 +85,7 @@ impl Jobs {
                         code: err.code().to_owned(),
                         message: err.public_message(),
                     });
-                    record.view.finished_at = Some(now_rfc3339());
+                    record.view.finished_at = Some(Timestamp::now());
                     record.finished_unix = Some(now_unix());
                     if let Ok(server) = ServerUuid::parse(&record.server) {
                         interrupted.push(server);
@@ -152,7 +152,7 @@ impl Jobs {
                 progress: JobProgress::default(),
                 result: None,
                 error: None,
-                created_at: now_rfc3339(),
+                created_at: Timestamp::now(),
                 started_at: None,
                 finished_at: None,
             },
@@ -183,7 +183,7 @@ impl Jobs {
     pub fn start(&self, id: &JobId) {
         self.update(id, true, |r| {
             r.view.status = JobStatus::Running;
-            r.view.started_at = Some(now_rfc3339());
+            r.view.started_at = Some(Timestamp::now());
         });
     }
 
@@ -212,7 +212,7 @@ impl Jobs {
     pub fn finish(&self, id: &JobId, outcome: Result<serde_json::Value, AgentError>) {
         self.update(id, true, |r| {
             r.finished_unix = Some(now_unix());
-            r.view.finished_at = Some(now_rfc3339());
+            r.view.finished_at = Some(Timestamp::now());
             match outcome {
                 Ok(result) => {
                     r.view.status = JobStatus::Succeeded;

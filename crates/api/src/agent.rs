@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::ids::{JobId, SnapshotId};
+use crate::timestamp::Timestamp;
 
 /// Header that carries the server's repository key from the panel to the agent.
 pub const PASSWORD_HEADER: &str = "X-Restic-Password";
@@ -33,8 +34,7 @@ pub struct BackupItem {
     /// Stable public ID: restic's `original` when the snapshot was re-tagged.
     pub id: SnapshotId,
     pub short_id: String,
-    /// RFC 3339.
-    pub time: String,
+    pub time: Timestamp,
     /// Bytes of server files the snapshot holds; `None` while still being
     /// measured for snapshots made outside the agent.
     pub size: Option<u64>,
@@ -66,8 +66,8 @@ pub struct RepoStats {
     pub total_uncompressed_size: u64,
     pub snapshots_count: u64,
     pub dedup_ratio: f64,
-    /// RFC 3339 time the numbers were measured.
-    pub computed_at: String,
+    /// When the numbers were measured.
+    pub computed_at: Timestamp,
 }
 
 /// Answer of lock and unlock.
@@ -137,9 +137,9 @@ pub struct JobView {
     /// Kind-specific outcome, e.g. `{"snapshot": BackupItem, "forgotten": [..]}`.
     pub result: Option<serde_json::Value>,
     pub error: Option<ErrorDetail>,
-    pub created_at: String,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
 }
 
 /// The error body used by every endpoint of the agent and the panel.
@@ -237,8 +237,7 @@ pub struct ArchivedRepo {
     pub name: String,
     pub server_uuid: String,
     pub size_bytes: u64,
-    /// RFC 3339.
-    pub archived_at: String,
+    pub archived_at: Timestamp,
     /// A remote repository archived in place: where it is (no secrets).
     /// `None`: a folder on the node.
     #[serde(default, skip_serializing_if = "Option::is_none")]

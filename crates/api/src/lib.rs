@@ -11,8 +11,10 @@ pub mod panel;
 pub mod routes;
 pub mod sealed;
 pub mod secret;
+pub mod timestamp;
 pub mod vocab;
 
 pub use ids::{IdError, JobId, ServerUuid, SnapshotId, SnapshotRef};
 pub use secret::{Secret, SecretError};
+pub use timestamp::Timestamp;
 pub use vocab::{IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind, UnknownWord};

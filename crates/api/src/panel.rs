@@ -8,6 +8,7 @@ use crate::agent::BackupItem;
 use crate::agent::ErrorDetail;
 use crate::ids::JobId;
 use crate::ids::ServerUuid;
+use crate::timestamp::Timestamp;
 use crate::vocab::{IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind};
 
 /// `GET /auth/session`
@@ -96,7 +97,7 @@ pub struct PanelArchivedRepo {
     #[serde(default)]
     pub server_name: Option<String>,
     pub size_bytes: u64,
-    pub archived_at: String,
+    pub archived_at: Timestamp,
     /// `on_node` (its node lists it), `node_unavailable` (its node did not
     /// answer just now), `unreachable_node` (force-deleted: the node was
     /// gone), `missing` (recorded, but its node no longer has it).
@@ -273,9 +274,9 @@ pub struct ScheduleView {
     pub keep_monthly: Option<i64>,
     pub keep_yearly: Option<i64>,
     pub keep_within: Option<String>,
-    /// RFC 3339; `None` while disabled.
-    pub next_run_at: Option<String>,
-    pub last_run_at: Option<String>,
+    /// `None` while disabled.
+    pub next_run_at: Option<Timestamp>,
+    pub last_run_at: Option<Timestamp>,
     pub last_result: Option<LastResult>,
 }
 
@@ -310,8 +311,8 @@ pub struct RunRecord {
     pub status: RunStatus,
     pub snapshot_id: Option<String>,
     pub error: Option<String>,
-    pub started_at: String,
-    pub finished_at: Option<String>,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
@@ -365,6 +366,7 @@ pub struct PteroBackupView {
     pub uuid: String,
     pub name: String,
     pub bytes: u64,
+    /// As Pterodactyl wrote them (its own RFC 3339 form, passed on as is).
     pub created_at: String,
     pub completed_at: Option<String>,
     pub is_successful: bool,
@@ -397,7 +399,6 @@ pub struct TaskView {
     /// `running` until it ends `succeeded` or `failed`.
     pub status: RunStatus,
     pub error: Option<ErrorDetail>,
-    /// RFC 3339.
-    pub created_at: String,
-    pub finished_at: Option<String>,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
 }

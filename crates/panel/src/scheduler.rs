@@ -232,17 +232,7 @@ impl Scheduler {
                         Ok(None) => (RunStatus::Failed, None, Some(interrupted.to_owned())),
                         Ok(Some(view)) if !view.status.is_finished() => continue,
                         Ok(Some(view)) => {
-                            let ended = view
-                                .finished_at
-                                .as_deref()
-                                .and_then(|t| {
-                                    time::OffsetDateTime::parse(
-                                        t,
-                                        &time::format_description::well_known::Rfc3339,
-                                    )
-                                    .ok()
-                                })
-                                .map_or(0, |t| t.unix_timestamp());
+                            let ended = view.finished_at.map_or(0, |t| t.unix());
                             if now - ended < UNRECORDED_AFTER_SECS {
                                 continue;
                             }

@@ -205,7 +205,7 @@ impl Agent {
                     size_bytes: dir_size(&entry.path()),
                     name,
                     server_uuid: uuid.to_string(),
-                    archived_at: rfc3339(at),
+                    archived_at: at.into(),
                     store: None,
                 });
             }
@@ -228,7 +228,7 @@ impl Agent {
                     size_bytes: record.size_bytes,
                     name: name.to_owned(),
                     server_uuid: uuid.to_string(),
-                    archived_at: rfc3339(at),
+                    archived_at: at.into(),
                     store: Some(record.store),
                 });
             }
@@ -289,11 +289,7 @@ impl Agent {
                 ),
             });
         }
-        let archived_at = time::OffsetDateTime::parse(
-            &found.archived_at,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map_err(|e| AgentError::Internal(e.to_string()))?;
+        let archived_at = found.archived_at.time();
         let slot = self.slot(&server);
         if let Some(job) = slot.active_job() {
             return Err(AgentError::JobInProgress {

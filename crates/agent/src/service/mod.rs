@@ -25,7 +25,6 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
 
-use crate::clock::now_rfc3339;
 use crate::index::{Cursor, Entry, LOCKED_TAG, RepoFingerprints, RepoIndex};
 use crate::jobs::Jobs;
 use crate::layout::Layout;
@@ -678,7 +677,7 @@ impl Agent {
             } else {
                 restore.total_size as f64 / raw.total_size as f64
             },
-            computed_at: now_rfc3339(),
+            computed_at: api::Timestamp::now(),
         };
         slot.index.lock().await.set_stats(&fp, stats.clone());
         Ok(stats)

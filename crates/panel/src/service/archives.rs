@@ -108,7 +108,7 @@ impl Panel {
                 server_uuid: r.server_uuid.clone(),
                 server_name: None,
                 size_bytes: 0,
-                archived_at: super::schedule::rfc3339(r.archived_at),
+                archived_at: super::schedule::at_unix(r.archived_at),
                 location: location.into(),
                 store: None,
                 key: None,
@@ -120,7 +120,7 @@ impl Panel {
                 record: Some(r.id),
             });
         }
-        out.sort_by(|a, b| b.repo.archived_at.cmp(&a.repo.archived_at));
+        out.sort_by_key(|a| std::cmp::Reverse(a.repo.archived_at));
         Ok((out, unavailable))
     }
 

@@ -133,9 +133,7 @@ impl Panel {
                 total_uncompressed_size: 0,
                 snapshots_count: 0,
                 dedup_ratio: 1.0,
-                computed_at: time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
+                computed_at: api::Timestamp::now(),
             }),
             other => Ok(other?),
         }

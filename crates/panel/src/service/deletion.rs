@@ -12,11 +12,9 @@ use std::time::{Duration, Instant};
 use api::agent::{ErrorDetail, JobStatus};
 use api::panel::TaskView;
 use api::{JobId, RunStatus, ServerUuid, TaskKind};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Panel;
-use super::schedule::rfc3339;
+use super::schedule::at_unix;
 use crate::PanelError;
 use crate::agent_client::AgentClient;
 use crate::error::Missing;
@@ -50,12 +48,6 @@ fn random_id() -> JobId {
     let mut b = [0u8; 16];
     getrandom::getrandom(&mut b).expect("the system random number generator failed");
     JobId::from_bytes(b)
-}
-
-fn unix(rfc: &str) -> Option<i64> {
-    OffsetDateTime::parse(rfc, &Rfc3339)
-        .ok()
-        .map(OffsetDateTime::unix_timestamp)
 }
 
 impl Panel {
@@ -171,7 +163,7 @@ impl Panel {
             .archives
             .into_iter()
             .filter(|a| a.server_uuid == server.uuid.as_str())
-            .filter(|a| unix(&a.archived_at).is_some_and(|t| t >= earlier.created_at))
+            .filter(|a| a.archived_at.unix() >= earlier.created_at)
             .max_by(|a, b| a.archived_at.cmp(&b.archived_at));
         match made {
             Some(a) => {
@@ -218,7 +210,7 @@ impl Panel {
             server: uuid,
             status: RunStatus::Running,
             error: None,
-            created_at: rfc3339(created),
+            created_at: at_unix(created),
             finished_at: None,
         })
     }
@@ -256,8 +248,8 @@ impl Panel {
             server,
             status,
             error,
-            created_at: rfc3339(t.created_at),
-            finished_at: t.finished_at.map(rfc3339),
+            created_at: at_unix(t.created_at),
+            finished_at: t.finished_at.map(at_unix),
         })
     }
 

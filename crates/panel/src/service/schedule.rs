@@ -3,10 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use api::Timestamp;
 use api::agent::{JobStatus, RetentionPolicy};
 use api::panel::{LastResult, RunRecord, ScheduleRequest, ScheduleView};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Panel;
 use crate::PanelError;
@@ -19,11 +18,12 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 /// Runs shown by the history endpoint.
 const HISTORY_LEN: i64 = 20;
 
-pub(crate) fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+/// A stored unix time as the API's [`Timestamp`] (the epoch for a value
+/// out of range, which no clock writes).
+pub(crate) fn at_unix(unix: i64) -> Timestamp {
+    Timestamp::from_unix(unix)
+        .or_else(|| Timestamp::from_unix(0))
+        .expect("the epoch is a time")
 }
 
 fn view(p: &Policy) -> ScheduleView {
@@ -37,8 +37,8 @@ fn view(p: &Policy) -> ScheduleView {
         keep_monthly: p.keep_monthly,
         keep_yearly: p.keep_yearly,
         keep_within: p.keep_within.clone(),
-        next_run_at: p.next_run_at.filter(|_| p.enabled).map(rfc3339),
-        last_run_at: p.last_run_at.map(rfc3339),
+        next_run_at: p.next_run_at.filter(|_| p.enabled).map(at_unix),
+        last_run_at: p.last_run_at.map(at_unix),
         last_result: p.last_status.map(|status| LastResult {
             status,
             message: p.last_message.clone(),
@@ -190,8 +190,8 @@ impl Panel {
                 status: j.status,
                 snapshot_id: j.snapshot_id,
                 error: j.error,
-                started_at: rfc3339(j.started_at),
-                finished_at: j.finished_at.map(rfc3339),
+                started_at: at_unix(j.started_at),
+                finished_at: j.finished_at.map(at_unix),
             })
             .collect())
     }
