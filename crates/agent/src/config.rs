@@ -23,6 +23,10 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     /// The node token the panel presents as `Authorization: Bearer …`.
     pub token: Secret,
+    /// Where the token came from (for the settings summary; never the token).
+    pub token_source: String,
+    /// Wings' `config.yml` that was read, if any.
+    pub wings_file: Option<PathBuf>,
     /// Root of the server directories (`<data_dir>/<server uuid>`).
     pub data_dir: PathBuf,
     /// Root of the local repositories (`<repo_root>/<server uuid>`) and the
@@ -118,6 +122,51 @@ pub enum WingsTrust {
 /// the wait ends well before: a kill happens only if the admin allowed it.
 const STOP_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=540;
 const DEFAULT_STOP_TIMEOUT_SECS: u64 = 60;
+
+impl AgentConfig {
+    /// The effective settings as `(key, value)` lines, never a secret: what
+    /// `config check` prints and the agent logs at start.
+    pub fn summary(&self) -> Vec<(&'static str, String)> {
+        let shown = |p: &Path| p.display().to_string();
+        vec![
+            ("listen", self.listen.to_string()),
+            (
+                "tls",
+                if self.tls.is_some() { "on" } else { "off" }.to_owned(),
+            ),
+            ("token", self.token_source.clone()),
+            ("data_dir", shown(&self.data_dir)),
+            ("repository", self.store.shown()),
+            ("repo_root", shown(&self.repo_root)),
+            (
+                "copy_to",
+                self.copy.as_ref().map_or("none".to_owned(), |c| c.shown()),
+            ),
+            ("state_dir", shown(&self.state_dir)),
+            ("cache_dir", shown(&self.cache_dir)),
+            ("restic_bin", shown(&self.restic_bin)),
+            (
+                "wings_config",
+                self.wings_file.as_deref().map_or("none".to_owned(), shown),
+            ),
+            (
+                "wings",
+                self.wings
+                    .as_ref()
+                    .map_or("not used".to_owned(), |w| w.url.clone()),
+            ),
+            ("max_parallel_jobs", self.max_parallel_jobs.to_string()),
+            (
+                "max_parallel_downloads",
+                self.max_parallel_downloads.to_string(),
+            ),
+            (
+                "log_format",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
+        ]
+    }
+}
 
 impl std::fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -310,11 +359,13 @@ impl AgentConfig {
         }
 
         // Wings' file gives defaults only where nothing more specific was set.
-        let wings = match &f.wings_config {
+        let wings_file = match &f.wings_config {
+            Some(path) => Some(path.clone()),
+            None if Path::new(DEFAULT_WINGS_CONFIG).is_file() => Some(DEFAULT_WINGS_CONFIG.into()),
+            None => None,
+        };
+        let wings = match &wings_file {
             Some(path) => Some(read(path)?),
-            None if Path::new(DEFAULT_WINGS_CONFIG).is_file() => {
-                Some(read(Path::new(DEFAULT_WINGS_CONFIG))?)
-            }
             None => None,
         };
         let wings: WingsConfig = match wings {
@@ -332,6 +383,12 @@ impl AgentConfig {
             Some(t) => settings::secret("token", Some(t), None)
                 .map_err(|_| invalid("wings_config", "Wings' `token` is not a usable token"))?,
             None => None,
+        };
+        let token_source = match (&f.token_file, &f.token, &wings_file) {
+            (Some(path), _, _) => format!("token_file {}", path.display()),
+            (None, Some(_), _) => "the token setting".to_owned(),
+            (None, None, Some(path)) => format!("Wings' token in {}", path.display()),
+            (None, None, None) => "none".to_owned(),
         };
         let token = match settings::secret("token", f.token, f.token_file.as_deref())? {
             Some(t) => t,
@@ -452,6 +509,8 @@ impl AgentConfig {
         Ok(Self {
             listen,
             token,
+            token_source,
+            wings_file,
             data_dir: f
                 .data_dir
                 .or(wings.system.data)

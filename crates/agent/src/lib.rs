@@ -71,6 +71,12 @@ pub async fn run_on(
     )
     .await?;
     tracing::info!(version = %restic.version(), bin = %restic.bin().display(), "restic found");
+    let settings: Vec<String> = cfg
+        .summary()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    tracing::info!(settings = %settings.join(" "), "effective settings");
     let agent = Agent::new(&cfg, restic);
     let state = web::AppState {
         agent: agent.clone(),

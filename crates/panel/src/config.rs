@@ -83,6 +83,49 @@ pub enum ZeroBackupLimit {
     Disabled,
 }
 
+impl PanelConfig {
+    /// The effective settings as `(key, value)` lines, never a secret (the
+    /// database URL without its password): what `config check` prints.
+    pub fn summary(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("listen", self.listen.to_string()),
+            (
+                "tls",
+                if self.tls.is_some() { "on" } else { "off" }.to_owned(),
+            ),
+            (
+                "base_path",
+                if self.base_path.is_empty() {
+                    "/".to_owned()
+                } else {
+                    self.base_path.clone()
+                },
+            ),
+            (
+                "database_url",
+                crate::storage::redact_url(&self.database_url),
+            ),
+            ("state_dir", self.state_dir.display().to_string()),
+            ("secret_key", "set".to_owned()),
+            (
+                "scheduler",
+                if self.scheduler { "on" } else { "off" }.to_owned(),
+            ),
+            ("trusted_proxies", self.trusted_proxies.len().to_string()),
+            (
+                "pterodactyl",
+                self.pterodactyl
+                    .as_ref()
+                    .map_or("off".to_owned(), |p| p.url.clone()),
+            ),
+            (
+                "log_format",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
+        ]
+    }
+}
+
 impl std::fmt::Debug for PanelConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PanelConfig")

@@ -12,10 +12,18 @@ mod import_cli;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// This build: the crate version and the git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("RESTIC_BACKUPS_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "restic-backups",
-    version,
+    version = VERSION,
     about = "Encrypted, deduplicated per-server restic backups for game-server hosts"
 )]
 struct Cli {
@@ -100,6 +108,13 @@ enum Command {
         #[command(subcommand)]
         command: import_cli::ImportCommand,
     },
+    /// Check a settings file (and its environment overrides and secret
+    /// files) as the agent or panel would read it, and print the effective
+    /// settings without secrets. Exits non-zero on the first problem.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Manage the panel's subusers.
     Subuser {
         #[arg(long, short, global = true)]
@@ -107,6 +122,25 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::SubuserCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Read the settings as `restic-backups agent` or `panel` would.
+    Check {
+        /// Which side's settings: `agent` or `panel`.
+        #[arg(value_enum)]
+        side: Side,
+        /// TOML settings file (environment variables apply on top).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Side {
+    Agent,
+    Panel,
 }
 
 #[derive(Subcommand)]
@@ -131,6 +165,9 @@ enum ScheduleCommand {
         at: Option<i64>,
     },
 }
+
+/// A server (agent, panel) set up its log: its fatal error goes there.
+static SERVER_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn init_logging(format: settings::LogFormat) {
     // PostgreSQL's notices ("relation already exists, skipping" at every
@@ -191,14 +228,36 @@ fn main() -> ExitCode {
                 let env = |k: &str| std::env::var(k).ok();
                 let cfg = agent::AgentConfig::load(config.as_deref(), &env)?;
                 init_logging(cfg.log_format);
+                SERVER_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
                 agent::run(cfg, shutdown_signal())
                     .await
                     .map_err(anyhow::Error::from)
+            }
+            Command::Config {
+                command: ConfigCommand::Check { side, config },
+            } => {
+                let env = |k: &str| std::env::var(k).ok();
+                let (name, summary) = match side {
+                    Side::Agent => (
+                        "agent",
+                        agent::AgentConfig::load(config.as_deref(), &env)?.summary(),
+                    ),
+                    Side::Panel => (
+                        "panel",
+                        panel::config::PanelConfig::load(config.as_deref(), &env)?.summary(),
+                    ),
+                };
+                println!("{name} settings are valid:");
+                for (key, value) in summary {
+                    println!("  {key} = {value}");
+                }
+                Ok(())
             }
             Command::Panel { config } => {
                 let env = |k: &str| std::env::var(k).ok();
                 let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)?;
                 init_logging(cfg.log_format);
+                SERVER_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
                 panel::run(cfg, shutdown_signal())
                     .await
                     .map_err(anyhow::Error::from)
@@ -296,9 +355,14 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Said once: in a server's log (its format, e.g. JSON), or on
+        // stderr for commands and for settings a server could not read.
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            if SERVER_LOG.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -15,6 +15,7 @@ mod agent_snapshots;
 mod agent_startup;
 mod agent_tenant_safety;
 mod agent_tls;
+mod config_check;
 mod connection_limits;
 mod demo;
 mod health;
