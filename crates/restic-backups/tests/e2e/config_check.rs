@@ -121,3 +121,63 @@ fn version_names_the_commit() {
         "{text}"
     );
 }
+
+/// The setting names in the first column of the settings table that
+/// follows `part` ("## The agent") in the README.
+fn documented_keys(readme: &str, part: &str) -> Vec<String> {
+    let from = readme.find(part).expect("the README part");
+    let rest = &readme[from..];
+    let table = &rest[rest.find("### Settings").expect("its settings")..];
+    let table = &table[..table[4..].find("\n### ").map_or(table.len(), |n| n + 4)];
+    let mut keys = Vec::new();
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap_or_default();
+        for (i, token) in first.split('`').enumerate() {
+            let token = token.trim_start_matches("[pterodactyl] ");
+            if i % 2 == 1 && !token.starts_with('_') {
+                keys.push(token.to_owned());
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn the_deploy_examples_are_valid_and_name_every_documented_key() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for (side, file, part, secret) in [
+        (
+            "agent",
+            "deploy/agent.toml.example",
+            "## The agent",
+            "agent.token",
+        ),
+        (
+            "panel",
+            "deploy/panel.toml.example",
+            "## The panel",
+            "panel.secret",
+        ),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let keys = documented_keys(&readme, part);
+        assert!(keys.len() > 15, "{side}: too few documented keys: {keys:?}");
+        for key in &keys {
+            assert!(text.contains(key.as_str()), "{file} does not name {key}");
+        }
+        // As installed: its secret files in /etc/restic-backups.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(secret),
+            "example-secret-0123456789abcdef-0123456789",
+        )
+        .unwrap();
+        let here = text.replace(
+            "/etc/restic-backups/",
+            &format!("{}/", dir.path().display()),
+        );
+        let (ok, out, err) = check(side, &here, &[]);
+        assert!(ok, "{file}: {out}{err}");
+    }
+}
