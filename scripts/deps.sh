@@ -18,8 +18,9 @@ ensure_packages() {
 }
 
 # Builds a tool from crates.io into ~/.cargo/bin once and reuses it while
-# `<bin> --version` shows `pattern`. opt-level 1: about half the build time of
-# a full release build, fast enough for test tools.
+# `<bin> --version` shows `pattern`. opt-level 1, no LTO, parallel codegen:
+# a fraction of a full release build's time (cargo-deny's own profile asks
+# for fat LTO and one codegen unit), fast enough for test tools.
 # Usage: cargo_tool_once <bin> <pattern> <crate> <version> [cargo install args]
 cargo_tool_once() {
     local bin="$HOME/.cargo/bin/$1" pattern=$2 crate=$3 version=$4
@@ -31,6 +32,7 @@ cargo_tool_once() {
     local target
     target=$(mktemp -d "/tmp/$crate-build.XXXXXX")
     CARGO_TARGET_DIR="$target" CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+        CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
         cargo install --quiet --locked --version "$version" "$crate" "$@"
     rm -rf "$target"
 }
