@@ -10,23 +10,18 @@ pub trait Segment {
     fn segment(&self) -> String;
 }
 
-impl Segment for ServerUuid {
-    fn segment(&self) -> String {
-        self.as_str().to_owned()
-    }
+/// Validated IDs are plain path characters already.
+macro_rules! id_segments {
+    ($($id:ty),*) => {$(
+        impl Segment for $id {
+            fn segment(&self) -> String {
+                self.as_str().to_owned()
+            }
+        }
+    )*};
 }
 
-impl Segment for JobId {
-    fn segment(&self) -> String {
-        self.as_str().to_owned()
-    }
-}
-
-impl Segment for SnapshotRef {
-    fn segment(&self) -> String {
-        self.as_str().to_owned()
-    }
-}
+id_segments!(ServerUuid, JobId, SnapshotRef);
 
 /// Free text (an archive's folder name): percent-encoded, so any odd byte
 /// stays inside its one segment (`.` and `..` too, which URL parsers would

@@ -157,17 +157,9 @@ impl Panel {
         }
         // The node forgot the job: an archive of this server made since
         // the earlier attempt began is its work.
-        let made = client
-            .archives()
-            .await?
-            .archives
-            .into_iter()
-            .filter(|a| a.server_uuid == server.uuid.as_str())
-            .filter(|a| a.archived_at.unix() >= earlier.created_at)
-            .max_by(|a, b| a.archived_at.cmp(&b.archived_at));
-        match made {
-            Some(a) => {
-                self.delete_archived(server, &a.name).await?;
+        match newest_archive(&client, server, earlier.created_at).await? {
+            Some(name) => {
+                self.delete_archived(server, &name).await?;
                 Ok(Some(Retire::Done))
             }
             None => Ok(None),
@@ -270,16 +262,8 @@ impl Panel {
         let archive = match t.client.archive(&server.uuid, &t.key).await {
             Ok(accepted) => return Ok(Retire::Archiving(accepted.job_id)),
             Err(e) if super::backups::no_repository(&e) => {
-                let earlier = t
-                    .client
-                    .archives()
-                    .await?
-                    .archives
-                    .into_iter()
-                    .filter(|a| a.server_uuid == server.uuid.as_str())
-                    .max_by(|a, b| a.archived_at.cmp(&b.archived_at));
-                match earlier {
-                    Some(a) => a.name,
+                match newest_archive(&t.client, server, i64::MIN).await? {
+                    Some(name) => name,
                     None => {
                         self.storage().delete_server(server.id).await?;
                         tracing::info!(server = %server.uuid, "server deleted (it had no repository)");
@@ -364,6 +348,23 @@ impl Panel {
         let node = self.node(server.node_id).await?;
         self.client(&node)
     }
+}
+
+/// The name of the newest archive of `server` on its node made at or after
+/// `since` (unix seconds).
+async fn newest_archive(
+    client: &AgentClient,
+    server: &Server,
+    since: i64,
+) -> Result<Option<String>, PanelError> {
+    Ok(client
+        .archives()
+        .await?
+        .archives
+        .into_iter()
+        .filter(|a| a.server_uuid == server.uuid.as_str() && a.archived_at.unix() >= since)
+        .max_by_key(|a| a.archived_at)
+        .map(|a| a.name))
 }
 
 /// The archive's name in a finished archive job's result.
