@@ -25,6 +25,11 @@ pub struct AgentConfig {
     pub token: Secret,
     /// Where the token came from (for the settings summary; never the token).
     pub token_source: String,
+    /// A token that reads `/metrics` only (the node token reads it too).
+    pub metrics_token: Option<Secret>,
+    /// How long a stop (SIGTERM) waits for running jobs before it
+    /// interrupts them.
+    pub shutdown_grace: Duration,
     /// Wings' `config.yml` that was read, if any.
     pub wings_file: Option<PathBuf>,
     /// Root of the server directories (`<data_dir>/<server uuid>`).
@@ -122,6 +127,9 @@ pub enum WingsTrust {
 /// the wait ends well before: a kill happens only if the admin allowed it.
 const STOP_TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=540;
 const DEFAULT_STOP_TIMEOUT_SECS: u64 = 60;
+/// A stop waits this long for running jobs by default (ten minutes).
+const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 600;
+const MAX_SHUTDOWN_GRACE_SECS: u64 = 86_400;
 
 impl AgentConfig {
     /// The effective settings as `(key, value)` lines, never a secret: what
@@ -135,6 +143,19 @@ impl AgentConfig {
                 if self.tls.is_some() { "on" } else { "off" }.to_owned(),
             ),
             ("token", self.token_source.clone()),
+            (
+                "metrics_token",
+                if self.metrics_token.is_some() {
+                    "set"
+                } else {
+                    "not set (the node token reads /metrics)"
+                }
+                .to_owned(),
+            ),
+            (
+                "shutdown_grace",
+                format!("{}s", self.shutdown_grace.as_secs()),
+            ),
             ("data_dir", shown(&self.data_dir)),
             ("repository", self.store.shown()),
             ("repo_root", shown(&self.repo_root)),
@@ -205,6 +226,9 @@ struct FileConfig {
     listen: Option<String>,
     token: Option<String>,
     token_file: Option<PathBuf>,
+    metrics_token: Option<String>,
+    metrics_token_file: Option<PathBuf>,
+    shutdown_grace: Option<u64>,
     data_dir: Option<PathBuf>,
     repo_root: Option<PathBuf>,
     repository: Option<String>,
@@ -299,6 +323,8 @@ impl AgentConfig {
             listen,
             token,
             token_file,
+            metrics_token,
+            metrics_token_file,
             data_dir,
             repo_root,
             restic_bin,
@@ -330,6 +356,9 @@ impl AgentConfig {
             copy_rest_password,
             copy_rest_password_file
         );
+        if let Some(n) = env.number("shutdown_grace")? {
+            f.shutdown_grace = Some(n);
+        }
         if let Some(n) = env.number("restore_stop_timeout")? {
             f.restore_stop_timeout = Some(n);
         }
@@ -403,6 +432,24 @@ impl AgentConfig {
         };
         if token.expose().len() < 16 {
             return Err(invalid("token", "must be at least 16 characters"));
+        }
+        let metrics_token = settings::secret(
+            "metrics_token",
+            f.metrics_token,
+            f.metrics_token_file.as_deref(),
+        )?;
+        if metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(invalid("metrics_token", "must be at least 16 characters"));
+        }
+        let shutdown_grace = f.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS);
+        if shutdown_grace > MAX_SHUTDOWN_GRACE_SECS {
+            return Err(invalid(
+                "shutdown_grace",
+                format!("must be at most {MAX_SHUTDOWN_GRACE_SECS} seconds (a day)"),
+            ));
         }
 
         let listen = f.listen.unwrap_or_else(|| "127.0.0.1:8090".to_owned());
@@ -510,6 +557,8 @@ impl AgentConfig {
             listen,
             token,
             token_source,
+            metrics_token,
+            shutdown_grace: Duration::from_secs(shutdown_grace),
             wings_file,
             data_dir: f
                 .data_dir

@@ -209,8 +209,17 @@ impl Jobs {
         });
     }
 
-    pub fn finish(&self, id: &JobId, outcome: Result<serde_json::Value, AgentError>) {
+    /// Ends the job; answers its kind and, when it failed, its error code
+    /// (`None` for an unknown job).
+    pub fn finish(
+        &self,
+        id: &JobId,
+        outcome: Result<serde_json::Value, AgentError>,
+    ) -> Option<(JobKind, Option<&'static str>)> {
+        let code = outcome.as_ref().err().map(AgentError::code);
+        let mut kind = None;
         self.update(id, true, |r| {
+            kind = Some(r.view.kind);
             r.finished_unix = Some(now_unix());
             r.view.finished_at = Some(Timestamp::now());
             match outcome {
@@ -236,6 +245,14 @@ impl Jobs {
                 }
             }
         });
+        kind.map(|k| (k, code))
+    }
+
+    /// Jobs queued and running now.
+    pub fn depth(&self) -> (u64, u64) {
+        let records = self.records();
+        let count = |status| records.values().filter(|r| r.view.status == status).count() as u64;
+        (count(JobStatus::Queued), count(JobStatus::Running))
     }
 
     /// Removes a job that never started (its request was refused).
@@ -260,6 +277,12 @@ impl Jobs {
             .get(id)
             .filter(|r| r.server == server.as_str())
             .map(|r| r.view.clone())
+    }
+}
+
+impl crate::metrics::QueueDepth for Jobs {
+    fn depth(&self) -> (u64, u64) {
+        Jobs::depth(self)
     }
 }
 

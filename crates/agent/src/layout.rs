@@ -135,12 +135,37 @@ impl Layout {
             .join(format!("{}.json", server.as_str()))
     }
 
+    /// Per-server figures for `/metrics` (see `crate::metrics`).
+    pub fn figures_dir(&self) -> PathBuf {
+        self.state_dir.join("figures")
+    }
+
     /// File with the snapshot sizes measured for one repository.
     pub fn sizes_file(&self, server: &ServerUuid) -> PathBuf {
         self.state_dir
             .join("sizes")
             .join(format!("{}.json", server.as_str()))
     }
+}
+
+/// Bytes the files under `path` take (symlinks not followed; unreadable
+/// parts skipped).
+pub fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
 
 /// Replaces `path` with `bytes` atomically (write a temporary file beside

@@ -10,6 +10,7 @@ mod ignore;
 mod index;
 mod jobs;
 mod layout;
+pub mod metrics;
 mod retention;
 mod service;
 pub mod store;
@@ -81,11 +82,23 @@ pub async fn run_on(
     let state = web::AppState {
         agent: agent.clone(),
         token: cfg.token.clone(),
+        metrics_token: cfg.metrics_token.clone(),
     };
-    let served = web::serve(listener, cfg.tls.clone(), cfg.connections, state, shutdown).await;
-    // Jobs get SIGINT through their restic runs and time to remove locks.
-    agent
-        .shutdown(engine::Timeouts::default().grace + std::time::Duration::from_secs(5))
-        .await;
-    served.map_err(RunError::Serve)
+    // The API answers while running jobs get `shutdown_grace` to finish;
+    // then they get SIGINT through their restic runs and time to remove
+    // their locks, and only then does the server stop.
+    let draining = agent.clone();
+    let grace = cfg.shutdown_grace;
+    let stop = async move {
+        shutdown.await;
+        draining
+            .drain(
+                grace,
+                engine::Timeouts::default().grace + std::time::Duration::from_secs(5),
+            )
+            .await;
+    };
+    web::serve(listener, cfg.tls.clone(), cfg.connections, state, stop)
+        .await
+        .map_err(RunError::Serve)
 }

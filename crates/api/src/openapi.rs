@@ -78,6 +78,8 @@ not_json! {
     Redirect => "a redirect to the download (or, for nodes browsers can not reach, 200 with the archive)";
     /// The document itself.
     Document => "this OpenAPI 3.1 document";
+    /// Prometheus' text exposition format.
+    MetricsText => "metrics in Prometheus' text format (version 0.0.4)";
     /// The login answer: the session as JSON, or a redirect for a form.
     Login => "the session (`SessionInfo`) and its cookie; a redirect for a form login";
 }
@@ -275,6 +277,8 @@ pub fn agent() -> OpenApi {
     d.op::<Nothing, ArchiveList>(Get, a::ARCHIVES, "The node's archived repositories", NO_QUERY, 200, Closed);
     d.op::<Nothing, Nothing>(Delete, a::ARCHIVED, "Delete an archived repository (a remote one needs its key)", NO_QUERY, 204, Closed);
     d.op::<Nothing, NodeInfo>(Get, a::NODE, "Where this node keeps repositories, and its versions", NO_QUERY, 200, Closed);
+    d.security = vec![SecurityRequirement::new("node_token", Vec::<String>::new()), SecurityRequirement::new("metrics_token", Vec::<String>::new())];
+    d.op::<Nothing, MetricsText>(Get, a::METRICS, "Prometheus metrics: jobs, failures by class, per-server last backup, repository size and snapshots (the node token, or `metrics_token` when set)", NO_QUERY, 200, Closed);
     d.security = key;
     d.op::<Nothing, Archive>(Get, a::DOWNLOAD_LINK, "A one-time signed download link (the token is the proof)", &[("token", "the signed link token")], 200, Open);
     health(&mut d, a::HEALTHZ, a::READYZ, a::OPENAPI);
@@ -283,6 +287,7 @@ pub fn agent() -> OpenApi {
         "Runs restic for the game servers of one Wings node. Every path but the health checks, this document and download links needs the node token; per-server paths also take the repository key in `X-Restic-Password`.",
         vec![
             ("node_token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build())),
+            ("metrics_token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build())),
             ("repository_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::agent::PASSWORD_HEADER)))),
         ],
     )

@@ -91,6 +91,8 @@ pub mod agent {
         READYZ, readyz() = "/readyz";
         /// This API's OpenAPI document (no token needed).
         OPENAPI, openapi() = "/openapi.json";
+        /// Prometheus metrics (the node token or `metrics_token`).
+        METRICS, metrics() = "/metrics";
     }
 }
 
@@ -108,7 +110,9 @@ pub mod panel {
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const OPENAPI: &str = "/openapi.json";
-    pub const ROOT: &[&str] = &[LOGIN, SESSION, LOGOUT, HEALTHZ, READYZ, OPENAPI];
+    /// Prometheus metrics (an admin's session or API key).
+    pub const METRICS: &str = "/metrics";
+    pub const ROOT: &[&str] = &[LOGIN, SESSION, LOGOUT, HEALTHZ, READYZ, OPENAPI, METRICS];
 
     /// Paths under [`PREFIX`].
     pub const SERVERS: &str = "/servers";

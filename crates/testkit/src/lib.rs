@@ -361,6 +361,11 @@ impl TestAgent {
 }
 
 impl TestAgent {
+    /// Sends SIGTERM and returns at once (see [`TestAgent::wait_exit`]).
+    pub fn terminate(&self) {
+        signal(self.child.id(), rustix::process::Signal::TERM);
+    }
+
     /// SIGTERM for a clean shutdown; true if the agent exited within `wait`.
     pub fn stop(&mut self, wait: Duration) -> bool {
         if let Ok(Some(_)) = self.child.try_wait() {
@@ -540,4 +545,96 @@ pub fn signal(pid: u32, sig: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
         let _ = rustix::process::kill_process(pid, sig);
     }
+}
+
+/// One sample of a Prometheus text answer.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses Prometheus' text format (0.0.4) strictly: every sample belongs
+/// to a family announced by `# TYPE`, label values are quoted and
+/// unescaped, values are numbers. Panics on anything else.
+pub fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let mut families: Vec<(String, String)> = Vec::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE line");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "unknown type in {line}"
+            );
+            families.push((name.to_owned(), kind.to_owned()));
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        assert!(!line.starts_with('#'), "stray comment: {line}");
+        let (head, value) = line.rsplit_once(' ').expect("sample line");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+        };
+        let (name, labels) = match head.split_once('{') {
+            None => (head.to_owned(), BTreeMap::new()),
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let mut labels = BTreeMap::new();
+                let mut chars = body.chars().peekable();
+                while chars.peek().is_some() {
+                    let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+                    assert_eq!(chars.next(), Some('"'), "unquoted label in {line}");
+                    let mut v = String::new();
+                    loop {
+                        match chars.next().expect("unterminated label") {
+                            '\\' => match chars.next().expect("escape") {
+                                'n' => v.push('\n'),
+                                c => v.push(c),
+                            },
+                            '"' => break,
+                            c => v.push(c),
+                        }
+                    }
+                    labels.insert(key, v);
+                    if chars.peek() == Some(&',') {
+                        chars.next();
+                    }
+                }
+                (name.to_owned(), labels)
+            }
+        };
+        let known = families.iter().any(|(family, kind)| {
+            name == *family
+                || (kind == "histogram"
+                    && ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name.strip_suffix(s) == Some(family)))
+        });
+        assert!(known, "sample without a # TYPE: {line}");
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+pub fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
 }

@@ -48,24 +48,6 @@ fn parse_name(name: &str) -> Option<(ServerUuid, OffsetDateTime)> {
     Some((uuid, at))
 }
 
-fn dir_size(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in rd.flatten() {
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => stack.push(entry.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 /// The record of a remote repository archived in place.
 #[derive(Debug, Serialize, Deserialize)]
 struct RemoteArchive {
@@ -179,6 +161,7 @@ impl Agent {
         ] {
             let _ = tokio::fs::remove_file(file).await;
         }
+        self.inner.metrics.forget(&ctx.server);
         tracing::info!(server = %ctx.server, archive = %name, "repository archived");
         Ok(serde_json::json!({
             "name": name,
@@ -202,7 +185,7 @@ impl Agent {
                     continue;
                 }
                 out.push(ArchivedRepo {
-                    size_bytes: dir_size(&entry.path()),
+                    size_bytes: crate::layout::dir_size(&entry.path()),
                     name,
                     server_uuid: uuid.to_string(),
                     archived_at: at.into(),

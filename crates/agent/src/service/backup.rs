@@ -114,6 +114,14 @@ impl Agent {
         }
         self.prune_if_due(&ctx.server, &ctx.key);
         let copy = self.copy_after_backup(ctx).await;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.inner.metrics.update(&ctx.server, |f| {
+            f.last_success = Some(now);
+            f.last_duration_seconds = Some(summary.total_duration);
+            f.last_size_bytes = Some(summary.total_bytes_processed);
+            f.last_added_bytes = Some(summary.data_added);
+        });
+        self.measure_repository(&ctx.server).await;
         tracing::info!(
             server = %ctx.server,
             snapshot = %snapshot.id.short(),

@@ -100,6 +100,7 @@ impl RepoSlot {
 /// released however the job ends.
 struct JobClaim {
     slot: Arc<RepoSlot>,
+    kind: api::agent::JobKind,
 }
 
 /// What a job's work receives: everything owned, so it can run on its own task.
@@ -124,13 +125,17 @@ impl Drop for JobClaim {
 struct Inner {
     layout: Layout,
     restic: Restic,
-    jobs: Jobs,
+    jobs: Arc<Jobs>,
+    metrics: Arc<crate::metrics::Metrics>,
     repos: Mutex<HashMap<ServerUuid, Arc<RepoSlot>>>,
     /// Per-process secret for MACs of verified keys (keys themselves are
     /// never kept).
     mac_key: [u8; 32],
     /// Cancelled when the agent shuts down; every job's restic run watches it.
     shutdown: Cancel,
+    /// Cancelled when a stop begins: no new job is taken, queued jobs end
+    /// without starting, running ones may finish (see [`Agent::drain`]).
+    draining: Cancel,
     /// Jobs spawned and not yet finished (queued or running).
     live_jobs: tokio_util::task::TaskTracker,
     /// Forgets that make a prune due.
@@ -177,6 +182,16 @@ impl Agent {
                 jobs.completed_at_restart(&server);
             }
         }
+        let jobs = Arc::new(jobs);
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            layout.figures_dir(),
+            [
+                ("version", env!("CARGO_PKG_VERSION").to_owned()),
+                ("restic_version", restic.version().to_string()),
+                ("store", layout.store().kind().to_owned()),
+            ],
+            jobs.clone(),
+        ));
         let layout_links = layout.used_links_file();
         let mut repos: HashMap<ServerUuid, Arc<RepoSlot>> = HashMap::new();
         for server in interrupted {
@@ -188,9 +203,11 @@ impl Agent {
                 layout,
                 restic,
                 jobs,
+                metrics,
                 repos: Mutex::new(repos),
                 mac_key,
                 shutdown: Cancel::new(),
+                draining: Cancel::new(),
                 live_jobs: tokio_util::task::TaskTracker::new(),
                 prune_after_forgets: cfg.prune_after_forgets,
                 node_token: cfg.token.clone(),
@@ -249,6 +266,67 @@ impl Agent {
 
     pub fn restic(&self) -> &Restic {
         &self.inner.restic
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        self.inner.metrics.render()
+    }
+
+    /// A local repository's size on disk, for `/metrics` (a remote one's
+    /// comes from restic's own measurement, see [`Agent::stats`]).
+    async fn measure_repository(&self, server: &ServerUuid) {
+        let Some(path) = self
+            .inner
+            .layout
+            .repo(server)
+            .local_path()
+            .map(ToOwned::to_owned)
+        else {
+            return;
+        };
+        if let Ok(bytes) = tokio::task::spawn_blocking(move || crate::layout::dir_size(&path)).await
+        {
+            self.inner
+                .metrics
+                .update(server, |f| f.repository_bytes = Some(bytes));
+        }
+    }
+
+    /// Ends a job with `outcome` and counts it.
+    fn finish_job(&self, id: &JobId, outcome: Result<serde_json::Value, AgentError>) {
+        if let Some((kind, code)) = self.inner.jobs.finish(id, outcome) {
+            self.inner.metrics.job_ended(kind, code);
+        }
+    }
+
+    /// A stop: new jobs are refused (`shutting_down`) and queued ones end
+    /// without starting; running jobs get up to `grace` to finish, then
+    /// are interrupted (restic gets SIGINT and removes its lock) and given
+    /// `after` to end. The HTTP API keeps answering meanwhile, so the panel
+    /// sees how its jobs ended.
+    pub async fn drain(&self, grace: Duration, after: Duration) {
+        self.inner.draining.cancel();
+        self.inner.live_jobs.close();
+        let (queued, running) = self.inner.jobs.depth();
+        if queued + running > 0 {
+            tracing::info!(
+                running,
+                queued,
+                grace_secs = grace.as_secs(),
+                "stopping: waiting for running jobs to finish"
+            );
+        }
+        if tokio::time::timeout(grace, self.inner.live_jobs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "stopping: jobs still running after shutdown_grace; interrupting them"
+            );
+        }
+        self.shutdown(after).await;
     }
 
     /// Interrupts running jobs (restic gets SIGINT and removes its lock) and
@@ -569,6 +647,10 @@ impl Agent {
         };
         idx.replace(snapshots, &fp.snapshots, server.as_str());
         idx.set_verified_key(mac);
+        let count = idx.entries().len() as u64;
+        self.inner
+            .metrics
+            .update(server, |f| f.snapshots = Some(count));
         if !idx.without_size().is_empty() {
             self.measure_sizes_in_background(server, key);
         }
@@ -680,6 +762,11 @@ impl Agent {
             computed_at: api::Timestamp::now(),
         };
         slot.index.lock().await.set_stats(&fp, stats.clone());
+        if self.inner.layout.store().is_remote() {
+            self.inner
+                .metrics
+                .update(server, |f| f.repository_bytes = Some(raw.total_size));
+        }
         Ok(stats)
     }
 
@@ -691,6 +778,9 @@ impl Agent {
         slot: &Arc<RepoSlot>,
         kind: api::agent::JobKind,
     ) -> Result<(JobId, JobClaim), AgentError> {
+        if self.inner.draining.is_cancelled() {
+            return Err(AgentError::ShuttingDown);
+        }
         let mut active = slot.active_job.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(running) = active.as_ref() {
             return Err(AgentError::JobInProgress {
@@ -699,7 +789,13 @@ impl Agent {
         }
         let job = self.inner.jobs.create(server, kind);
         *active = Some(job.clone());
-        Ok((job, JobClaim { slot: slot.clone() }))
+        Ok((
+            job,
+            JobClaim {
+                slot: slot.clone(),
+                kind,
+            },
+        ))
     }
 
     /// Runs `work` as the job: it waits for a node slot and the repository's
@@ -724,25 +820,44 @@ impl Agent {
             job: job.clone(),
         };
         self.inner.live_jobs.spawn(async move {
+            let kind = claim.kind;
             let _claim = claim;
             let agent = ctx.agent.clone();
             let slot = ctx.slot.clone();
             let id = ctx.job.clone();
+            let ctx_server = ctx.server.clone();
             let jobs = &agent.inner.jobs;
-            let _permit = jobs.slot().await;
-            let _writer = slot.writer.lock().await;
-            jobs.start(&id);
-            // A store that fails now is the work's to report (a restore
-            // may read from the second copy meanwhile); its stale locks are
-            // cleared at the next change that reaches it.
-            let outcome = match agent.clear_stale_locks(&ctx.server, &slot, &ctx.key).await {
-                Ok(()) | Err(AgentError::Store(_)) => work(ctx).await,
-                Err(e) => Err(e),
+            // A stop that begins while the job waits ends it unstarted.
+            let ready = tokio::select! {
+                biased;
+                () = agent.inner.draining.cancelled() => None,
+                ready = async { (jobs.slot().await, slot.writer.lock().await) } => Some(ready),
+            };
+            let outcome = match ready {
+                None => Err(AgentError::ShuttingDown),
+                Some(_held) => {
+                    jobs.start(&id);
+                    // A store that fails now is the work's to report (a
+                    // restore may read from the second copy meanwhile); its
+                    // stale locks are cleared at the next change that
+                    // reaches it.
+                    match agent.clear_stale_locks(&ctx.server, &slot, &ctx.key).await {
+                        Ok(()) | Err(AgentError::Store(_)) => work(ctx).await,
+                        Err(e) => Err(e),
+                    }
+                }
             };
             if let Err(e) = &outcome {
                 Agent::note_failure(&slot, e);
+                if kind == api::agent::JobKind::Backup {
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    agent
+                        .inner
+                        .metrics
+                        .update(&ctx_server, |f| f.last_failure = Some(now));
+                }
             }
-            jobs.finish(&id, outcome);
+            agent.finish_job(&id, outcome);
         });
         job
     }

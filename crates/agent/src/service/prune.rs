@@ -114,7 +114,7 @@ impl Agent {
             return;
         }
         let slot = self.slot(server);
-        if slot.prune_queued.swap(true, Ordering::SeqCst) {
+        if self.inner.draining.is_cancelled() || slot.prune_queued.swap(true, Ordering::SeqCst) {
             return;
         }
         let agent = self.clone();
@@ -123,16 +123,22 @@ impl Agent {
         let job = self.inner.jobs.create(&server, JobKind::Prune);
         self.inner.live_jobs.spawn(async move {
             let jobs = &agent.inner.jobs;
-            let outcome = {
-                let _permit = jobs.slot().await;
-                let _writer = slot.writer.lock().await;
-                jobs.start(&job);
-                agent.run_prune(&server, &key).await
+            let ready = tokio::select! {
+                biased;
+                () = agent.inner.draining.cancelled() => None,
+                ready = async { (jobs.slot().await, slot.writer.lock().await) } => Some(ready),
+            };
+            let outcome = match ready {
+                None => Err(AgentError::ShuttingDown),
+                Some(_held) => {
+                    jobs.start(&job);
+                    agent.run_prune(&server, &key).await
+                }
             };
             if let Err(e) = &outcome {
                 Agent::note_failure(&slot, e);
             }
-            jobs.finish(&job, outcome);
+            agent.finish_job(&job, outcome);
             slot.prune_queued.store(false, Ordering::SeqCst);
         });
     }
@@ -156,6 +162,7 @@ impl Agent {
         self.save_prune_state(server, state);
         drop(_guard);
         tracing::info!(server = %server, forgets = pending, "repository pruned");
+        self.measure_repository(server).await;
         // The second copy's forgotten snapshots go with the same batch.
         let copy_pruned = match self.copy_repo(server, key) {
             None => None,

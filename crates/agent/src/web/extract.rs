@@ -146,26 +146,51 @@ fn body_error(e: httpd::BodyError) -> AgentError {
     }
 }
 
+/// The `Bearer` credential of the request.
+fn presented(req: &Request) -> Result<&str, AgentError> {
+    req.headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(AgentError::MissingToken)?
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or(AgentError::MissingToken)
+}
+
+/// Whether `presented` is `token`, compared in constant time (as digests,
+/// so tokens of a different length take the same time too).
+fn same(presented: &str, token: &Secret) -> bool {
+    let a = Sha256::digest(presented.as_bytes());
+    let b = Sha256::digest(token.expose().as_bytes());
+    a.ct_eq(&b).into()
+}
+
 /// Checks `Authorization: Bearer <node token>` in constant time.
 pub async fn require_token(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, AgentError> {
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or(AgentError::MissingToken)?;
-    let presented = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or(AgentError::MissingToken)?;
-    // Comparing digests keeps the comparison constant-time even for
-    // tokens of a different length.
-    let a = Sha256::digest(presented.as_bytes());
-    let b = Sha256::digest(state.token.expose().as_bytes());
-    if !bool::from(a.ct_eq(&b)) {
+    if !same(presented(&req)?, &state.token) {
+        return Err(AgentError::InvalidToken);
+    }
+    Ok(next.run(req).await)
+}
+
+/// `/metrics`: the node token, or `metrics_token` when one is set (so a
+/// Prometheus server need not hold a token that controls the node).
+pub async fn require_metrics_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AgentError> {
+    let presented = presented(&req)?;
+    let node = same(presented, &state.token);
+    let metrics = state
+        .metrics_token
+        .as_ref()
+        .is_some_and(|t| same(presented, t));
+    if !(node | metrics) {
         return Err(AgentError::InvalidToken);
     }
     Ok(next.run(req).await)

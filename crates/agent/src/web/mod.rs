@@ -22,6 +22,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub agent: Agent,
     pub token: Secret,
+    /// A token that reads `/metrics` only.
+    pub metrics_token: Option<Secret>,
 }
 
 /// The whole API with authentication, body limits and JSON errors for
@@ -33,8 +35,15 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             extract::require_token,
         ));
+    let metrics = Router::new()
+        .route(route::METRICS, axum::routing::get(routes::metrics::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::require_metrics_token,
+        ));
     let app = Router::new()
         .merge(api)
+        .merge(metrics)
         .route(
             route::DOWNLOAD_LINK,
             axum::routing::get(routes::download::handler),

@@ -165,8 +165,9 @@ async fn one_writer_per_repository_and_different_servers_in_parallel() {
 }
 
 #[tokio::test]
-async fn stopping_the_agent_mid_backup_interrupts_restic_and_leaves_no_lock() {
-    let mut agent = TestAgent::start();
+async fn a_stop_interrupts_a_backup_that_outlasts_the_grace_and_leaves_no_lock() {
+    // One second of grace, then restic gets SIGINT.
+    let mut agent = TestAgent::start_with(&["shutdown_grace = 1"]);
     let server = agent.add_server();
     agent.backup(&server, KEY).await;
     make_big(&agent, &server, 300);
@@ -214,4 +215,72 @@ async fn stopping_the_agent_mid_backup_interrupts_restic_and_leaves_no_lock() {
         .unwrap()
         .len();
     assert_eq!(count, 1, "the interrupted backup must not leave a snapshot");
+}
+
+/// SIGTERM during a backup: the agent refuses new jobs, keeps answering,
+/// lets the backup finish within `shutdown_grace`, then exits.
+#[tokio::test]
+async fn a_stop_lets_a_running_backup_finish_within_the_grace() {
+    let mut agent = TestAgent::start();
+    let server = agent.add_server();
+    let other = agent.add_server();
+    agent.backup(&server, KEY).await;
+    make_big(&agent, &server, 200);
+    let job = agent.start_backup(&server, KEY, json!({})).await;
+    let url = format!("{}/jobs/{job}", agent.backups_url(&server));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, view) = agent.call(Method::GET, &url, "", None).await;
+        assert_eq!(
+            view["status"], "running",
+            "the backup is not running: {view}"
+        );
+        if view["progress"]["percent"].is_number() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress reported: {view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    agent.terminate();
+    // Draining: a new job is refused, the running one is still followed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = agent
+            .call(
+                Method::POST,
+                &agent.backups_url(&other),
+                KEY,
+                Some(json!({})),
+            )
+            .await;
+        if status == 503 {
+            assert_eq!(body["error"]["code"], "shutting_down", "{body}");
+            break;
+        }
+        assert_eq!(status, 202, "{body}");
+        // Accepted before the signal arrived: it ends with the stop.
+        assert!(Instant::now() < deadline, "new jobs are still taken");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        agent.wait_exit(Duration::from_secs(120)),
+        "the agent did not exit after its job"
+    );
+    // The job's record, as the panel reads it after a restart.
+    let record = std::fs::read(agent.repo_root().join(format!(".agent/jobs/{job}.json"))).unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    assert_eq!(
+        record["view"]["status"], "succeeded",
+        "the backup was cut short: {record}"
+    );
+    let log = agent.log();
+    assert!(log.contains("waiting for running jobs to finish"), "{log}");
+    assert!(!log.contains("interrupting them"), "{log}");
+    let snapshots = restic(&agent.repo(&server), KEY, None, &["snapshots", "--json"]);
+    let count = serde_json::from_str::<serde_json::Value>(&snapshots)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(count, 2, "the backup that ran at the stop is kept");
 }

@@ -21,6 +21,7 @@ mod demo;
 mod health;
 mod import_extension;
 mod logs;
+mod metrics;
 mod offsite;
 mod openapi;
 mod panel_agent_client;

@@ -3,6 +3,7 @@
 
 pub mod download;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod restic;
 pub mod servers;
