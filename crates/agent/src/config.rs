@@ -433,17 +433,12 @@ impl AgentConfig {
         if token.expose().len() < 16 {
             return Err(invalid("token", "must be at least 16 characters"));
         }
-        let metrics_token = settings::secret(
+        let metrics_token = settings::token(
             "metrics_token",
             f.metrics_token,
             f.metrics_token_file.as_deref(),
+            16,
         )?;
-        if metrics_token
-            .as_ref()
-            .is_some_and(|t| t.expose().len() < 16)
-        {
-            return Err(invalid("metrics_token", "must be at least 16 characters"));
-        }
         let shutdown_grace = f.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS);
         if shutdown_grace > MAX_SHUTDOWN_GRACE_SECS {
             return Err(invalid(

@@ -26,9 +26,6 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
-/// `Content-Type` of the answer.
-pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-
 /// What is known of one server's backups.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -105,6 +102,16 @@ impl Metrics {
             "Jobs that failed since the agent started, by kind and error code (the class of restic failure)",
             failures.clone(),
         );
+        // Counters with a fixed set of labels start at 0, so rates and
+        // alerts see them before the first event.
+        for kind in JobKind::ALL {
+            for status in ["succeeded", "failed"] {
+                let _ = jobs.get_or_create(&JobLabels {
+                    kind: kind.as_str(),
+                    status,
+                });
+            }
+        }
         let servers = Arc::new(ServerFigures::load(dir, queue));
         registry.register_collector(Box::new(servers.clone()));
         Self {
@@ -115,17 +122,14 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text of every metric.
-    pub fn render(&self) -> String {
-        let mut out = String::with_capacity(64 * 1024);
-        // Writing into a String does not fail; the encoders' own errors are
-        // formatting errors of values we made.
-        if let Err(e) =
-            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
-        {
-            tracing::error!(error = %e, "metrics could not be written");
-        }
-        out
+    /// What `/metrics` answers.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    #[cfg(test)]
+    fn render(&self) -> String {
+        httpd::prometheus_text(&self.registry)
     }
 
     /// A job ended; `code` is the error code of a failed one.

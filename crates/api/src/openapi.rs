@@ -304,6 +304,9 @@ pub fn panel() -> OpenApi {
     d.op::<Nothing, SessionInfo>(Get, p::SESSION, "The signed-in user and the CSRF token for changes", NO_QUERY, 200, Closed);
     d.op::<Nothing, Nothing>(Post, p::LOGOUT, "Sign out", NO_QUERY, 204, Closed);
     health(&mut d, p::HEALTHZ, p::READYZ, p::OPENAPI);
+    d.security = vec![SecurityRequirement::new("session", Vec::<String>::new()), SecurityRequirement::new("metrics_token", Vec::<String>::new())];
+    d.op::<Nothing, MetricsText>(Get, p::METRICS, "Prometheus metrics: requests by route and status with latency, logins, scheduler lag and results, Pterodactyl syncs (a root admin, or the `metrics_token` as a bearer token)", NO_QUERY, 200, Closed);
+    d.security = vec![SecurityRequirement::new("session", Vec::<String>::new())];
     d.op::<Nothing, ServerSummaryList>(Get, &at(p::SERVERS), "Servers the user can see, with their permissions", NO_QUERY, 200, Closed);
     d.op::<Nothing, PanelBackupList>(Get, &at(p::BACKUPS), "A server's backups (backup.read)", LIST_QUERY, 200, Closed);
     d.op::<PanelCreateBackup, JobAccepted>(Post, &at(p::BACKUPS), "Start a backup (backup.create)", NO_QUERY, 202, Closed);
@@ -347,7 +350,10 @@ pub fn panel() -> OpenApi {
     d.finish(
         "Restic Backups panel",
         "The panel's JSON API (paths under the panel's `base_path`). Sign in at `/auth/login`; changes also need the `X-CSRF-Token` header from `/auth/session`.",
-        vec![("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("rb_session"))))],
+        vec![
+            ("session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("rb_session")))),
+            ("metrics_token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build())),
+        ],
     )
 }
 

@@ -574,6 +574,32 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
     })
 }
 
+/// A registry's metrics in Prometheus' text format (0.0.4).
+pub fn prometheus_text(registry: &prometheus_client::registry::Registry) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    // Writing into a String does not fail; an error is a value the
+    // encoder refused, which leaves the rest of the answer usable.
+    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut out, registry) {
+        tracing::error!(error = %e, "metrics could not be written");
+    }
+    out
+}
+
+/// The answer to a scrape of `registry`.
+pub fn prometheus_answer(
+    registry: &prometheus_client::registry::Registry,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        prometheus_text(registry),
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,9 @@ pub struct PanelConfig {
     pub state_dir: PathBuf,
     /// Seals node tokens and server keys in the database.
     pub secret_key: Secret,
+    /// A bearer token that reads `/metrics` only (root admins' sessions
+    /// read it too).
+    pub metrics_token: Option<Secret>,
     pub session_idle: Duration,
     pub session_absolute: Duration,
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -108,6 +111,15 @@ impl PanelConfig {
             ("state_dir", self.state_dir.display().to_string()),
             ("secret_key", "set".to_owned()),
             (
+                "metrics_token",
+                if self.metrics_token.is_some() {
+                    "set"
+                } else {
+                    "not set (root admins' sessions read /metrics)"
+                }
+                .to_owned(),
+            ),
+            (
                 "scheduler",
                 if self.scheduler { "on" } else { "off" }.to_owned(),
             ),
@@ -158,6 +170,8 @@ struct FileConfig {
     state_dir: Option<PathBuf>,
     secret_key: Option<String>,
     secret_key_file: Option<PathBuf>,
+    metrics_token: Option<String>,
+    metrics_token_file: Option<PathBuf>,
     session_idle_minutes: Option<u64>,
     session_absolute_hours: Option<u64>,
     tls_cert: Option<PathBuf>,
@@ -204,6 +218,8 @@ impl PanelConfig {
             state_dir,
             secret_key,
             secret_key_file,
+            metrics_token,
+            metrics_token_file,
             tls_cert,
             tls_key
         );
@@ -259,6 +275,12 @@ impl PanelConfig {
         if secret_key.expose().len() < 32 {
             return Err(invalid("secret_key", "must be at least 32 characters"));
         }
+        let metrics_token = settings::token(
+            "metrics_token",
+            f.metrics_token,
+            f.metrics_token_file.as_deref(),
+            16,
+        )?;
         let state_dir = f
             .state_dir
             .unwrap_or_else(|| "/var/lib/restic-backups-panel".into());
@@ -293,6 +315,7 @@ impl PanelConfig {
             database_url,
             state_dir,
             secret_key,
+            metrics_token,
             session_idle: Duration::from_secs(60 * f.session_idle_minutes.unwrap_or(120)),
             session_absolute: Duration::from_secs(3600 * f.session_absolute_hours.unwrap_or(24)),
             tls,

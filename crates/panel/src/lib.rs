@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 mod error;
 pub mod import;
+pub mod metrics;
 pub mod password;
 pub mod permissions;
 pub mod pterodactyl;
@@ -150,6 +151,7 @@ pub async fn run_on(
     });
     let state = web::AppState {
         panel,
+        metrics_token: cfg.metrics_token.clone(),
         secure_cookies: cfg.tls.is_some(),
         session_max_age: cfg.session_absolute.as_secs() as i64,
         trusted_proxies: cfg.trusted_proxies.clone().into(),

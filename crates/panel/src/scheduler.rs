@@ -106,6 +106,7 @@ impl Scheduler {
         let now = (self.clock)();
         let storage = self.panel.storage();
         let mut started = Vec::new();
+        let mut lag = 0;
         for policy in storage.due_policies(now, BATCH).await? {
             let Some(due_at) = policy.next_run_at else {
                 continue;
@@ -123,6 +124,7 @@ impl Scheduler {
             if !storage.claim_run(server_id, due_at, next, now).await? {
                 continue; // another panel got it, or the schedule changed
             }
+            lag = lag.max(now - due_at);
             let me = self.clone();
             started.push(tokio::spawn(async move {
                 match me.run(policy, anchor, interval, next, now).await {
@@ -134,6 +136,7 @@ impl Scheduler {
                 }
             }));
         }
+        self.panel.metrics().scheduler_lag(lag);
         Ok(started)
     }
 
@@ -158,6 +161,7 @@ impl Scheduler {
         let outcome = self.runner.run(&server, &policy, job).await;
         self.in_flight_set().remove(&job);
         let succeeded = outcome.is_ok();
+        self.panel.metrics().scheduled_backup(succeeded);
         let now = (self.clock)();
         match outcome {
             Ok(run) => {

@@ -217,6 +217,7 @@ pub async fn run(
         database_url: format!("sqlite://{}", dir.join("panel.db").display()),
         state_dir: dir.clone(),
         secret_key: Secret::new(secrets.panel_secret.clone())?,
+        metrics_token: None,
         session_idle: std::time::Duration::from_secs(120 * 60),
         session_absolute: std::time::Duration::from_secs(24 * 3600),
         tls: None,

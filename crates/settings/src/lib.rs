@@ -96,6 +96,24 @@ pub fn secret(key: &str, inline: Option<String>, file: Option<&Path>) -> Result<
         .map_err(|e| invalid(key, e.to_string()))
 }
 
+/// A bearer token from `<key>` or `<key>_file` that, when set, must have
+/// at least `min_len` characters.
+pub fn token(
+    key: &str,
+    inline: Option<String>,
+    file: Option<&Path>,
+    min_len: usize,
+) -> Result<Option<Secret>> {
+    let token = secret(key, inline, file)?;
+    if token.as_ref().is_some_and(|t| t.expose().len() < min_len) {
+        return Err(invalid(
+            key,
+            format!("must be at least {min_len} characters"),
+        ));
+    }
+    Ok(token)
+}
+
 /// An environment made of fixed pairs (tests, embedding).
 /// How log lines are written (`log_format` in both settings files).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -268,9 +268,9 @@ impl Agent {
         &self.inner.restic
     }
 
-    /// `GET /metrics`: the Prometheus text.
-    pub fn metrics_text(&self) -> String {
-        self.inner.metrics.render()
+    /// What `GET /metrics` answers.
+    pub fn metrics(&self) -> &prometheus_client::registry::Registry {
+        self.inner.metrics.registry()
     }
 
     /// A local repository's size on disk, for `/metrics` (a remote one's

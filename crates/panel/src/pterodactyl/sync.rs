@@ -219,6 +219,7 @@ impl Panel {
             }
         }
         report.ok = report.errors.is_empty();
+        self.metrics().sync(report.ok, crate::service::now());
         if report.rows_written > 0 {
             // Sign-ins answered before this sync may carry what it changed
             // (an admin flag, a user now gone): ask Pterodactyl again.

@@ -43,6 +43,7 @@ struct Inner {
     clients: Mutex<HashMap<i64, (NodeFingerprint, AgentClient)>>,
     /// Pterodactyl mode's clients and sync state.
     pterodactyl: Option<Arc<crate::pterodactyl::Setup>>,
+    metrics: crate::metrics::Metrics,
 }
 
 #[derive(PartialEq, Eq)]
@@ -80,6 +81,7 @@ impl Panel {
                 storage,
                 clients: Mutex::new(HashMap::new()),
                 pterodactyl: None,
+                metrics: crate::metrics::Metrics::new(),
             }),
         }
     }
@@ -90,6 +92,11 @@ impl Panel {
             inner.pterodactyl = Some(Arc::new(setup));
         }
         self
+    }
+
+    /// This panel's Prometheus metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// Pterodactyl mode's state; `None` for a stand-alone panel.

@@ -435,6 +435,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     }
 }
 
+/// May read `/metrics`: the `metrics_token` as a bearer token, or a root
+/// admin's session. A bearer token that is not the metrics token is 403.
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PanelError> {
+        if let Some(presented) = bearer(&parts.headers) {
+            use sha2::Digest;
+            use subtle::ConstantTimeEq;
+            let matches = state.metrics_token.as_ref().is_some_and(|t| {
+                let a = sha2::Sha256::digest(presented.as_bytes());
+                let b = sha2::Sha256::digest(t.expose().as_bytes());
+                bool::from(a.ct_eq(&b))
+            });
+            return if matches {
+                Ok(MetricsReader)
+            } else {
+                Err(PanelError::Forbidden)
+            };
+        }
+        Admin::from_request_parts(parts, state).await?;
+        Ok(MetricsReader)
+    }
+}
+
 /// `{id}` of the path: a snapshot ID or prefix.
 pub struct Snapshot(pub SnapshotRef);
 

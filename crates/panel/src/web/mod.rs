@@ -31,6 +31,8 @@ pub const PREFIX: &str = route::PREFIX;
 #[derive(Clone)]
 pub struct AppState {
     pub panel: Panel,
+    /// A bearer token that reads `/metrics` only.
+    pub metrics_token: Option<api::Secret>,
     /// Mark the session cookie `Secure` (served over TLS).
     pub secure_cookies: bool,
     /// Session cookie lifetime in seconds (the absolute session timeout).
@@ -146,6 +148,29 @@ fn api_routes() -> Router<AppState> {
         .route(route::ADMIN_TASK, get(tasks::task))
 }
 
+/// Middleware: counts every answer by method, route template and status,
+/// with its latency (see [`crate::metrics`]).
+async fn count_request(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let res = next.run(req).await;
+    state.panel.metrics().request(
+        method.as_str(),
+        route.as_deref().unwrap_or("unmatched"),
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}
+
 /// The whole panel: session API, backups API, admin API.
 pub fn router(state: AppState) -> Router {
     let base = state.base.clone();
@@ -171,6 +196,7 @@ fn routes_of(state: AppState) -> Router {
         .route(route::LOGIN, post(routes::auth::login))
         .route(route::SESSION, get(routes::auth::session))
         .route(route::LOGOUT, post(routes::auth::logout))
+        .route(route::METRICS, get(routes::metrics::metrics))
         .nest(PREFIX, api_routes())
         .route("/", get(pages::my_servers))
         .route("/login", get(pages::login))
@@ -190,7 +216,8 @@ fn routes_of(state: AppState) -> Router {
         .route(route::HEALTHZ, get(routes::health::healthz))
         .route(route::READYZ, get(routes::health::readyz))
         .route(route::OPENAPI, get(routes::openapi::document))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request));
     httpd::security_headers(httpd::catch_panics(app), state.secure_cookies)
         .layer(middleware::from_fn(httpd::log_request))
         .layer(axum::Extension(base))

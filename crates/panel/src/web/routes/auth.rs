@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::PanelError;
 use crate::auth::{ActiveSession, AuthError};
+use crate::metrics::LoginResult;
 use crate::service::now;
 use crate::storage::User;
 use crate::web::extract::{
@@ -76,6 +77,15 @@ pub async fn login(
         .sessions()
         .login(&creds.email, &creds.password, &client.to_string(), now())
         .await;
+    let counted = match &result {
+        Ok(_) => Some(LoginResult::Ok),
+        Err(AuthError::InvalidCredentials) => Some(LoginResult::Failed),
+        Err(AuthError::RateLimited) => Some(LoginResult::Limited),
+        Err(_) => None,
+    };
+    if let Some(counted) = counted {
+        state.panel.metrics().login(counted);
+    }
     if let Err(e @ (AuthError::InvalidCredentials | AuthError::RateLimited)) = &result {
         // One line per refusal, for fail2ban and friends.
         tracing::warn!(%client, reason = %e, "login failed");

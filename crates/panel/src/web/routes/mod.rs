@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod health;
+pub mod metrics;
 pub mod openapi;
 pub mod preferences;
 pub mod servers;
