@@ -39,13 +39,15 @@ pub enum RunError {
 }
 
 /// Checks restic, prepares the agent's folders and serves the API until
-/// `shutdown` completes.
+/// `shutdown` completes; settings sent on `reloads` (SIGHUP) replace the
+/// tokens and Wings' link.
 pub async fn run(
     cfg: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    reloads: Option<tokio::sync::mpsc::Receiver<AgentConfig>>,
 ) -> Result<(), RunError> {
     let listener = httpd::bind(cfg.listen).map_err(RunError::Serve)?;
-    run_on(listener, cfg, shutdown).await
+    run_on(listener, cfg, shutdown, reloads).await
 }
 
 /// [`run`] on a socket already bound (the demo binds port 0 first).
@@ -53,6 +55,7 @@ pub async fn run_on(
     listener: std::net::TcpListener,
     cfg: AgentConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    reloads: Option<tokio::sync::mpsc::Receiver<AgentConfig>>,
 ) -> Result<(), RunError> {
     for dir in [&cfg.repo_root, &cfg.state_dir, &cfg.cache_dir] {
         std::fs::create_dir_all(dir)
@@ -81,9 +84,16 @@ pub async fn run_on(
     let agent = Agent::new(&cfg, restic);
     let state = web::AppState {
         agent: agent.clone(),
-        token: cfg.token.clone(),
-        metrics_token: cfg.metrics_token.clone(),
     };
+    // SIGHUP (through `reloads`): new tokens and Wings' link.
+    if let Some(mut reloads) = reloads {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            while let Some(cfg) = reloads.recv().await {
+                agent.reload(&cfg);
+            }
+        });
+    }
     // The API answers while running jobs get `shutdown_grace` to finish;
     // then they get SIGINT through their restic runs and time to remove
     // their locks, and only then does the server stop.

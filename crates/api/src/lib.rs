@@ -17,4 +17,7 @@ pub mod vocab;
 pub use ids::{IdError, JobId, ServerUuid, SnapshotId, SnapshotRef};
 pub use secret::{Secret, SecretError};
 pub use timestamp::Timestamp;
-pub use vocab::{IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind, UnknownWord};
+pub use vocab::{
+    AuditAction, AuditOutcome, IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind,
+    UnknownWord,
+};

@@ -22,11 +22,11 @@ use crate::agent::{
 };
 use crate::health::Health;
 use crate::panel::{
-    KeyRegenerated, NewNodeRequest, NewServerRequest, NewUserRequest, NodeView, PanelArchiveList,
-    PanelBackupList, PanelCreateBackup, Preferences, PteroBackupList, PteroSyncStatus, RunHistory,
-    ScheduleRequest, ScheduleView, ServerKeyList, ServerSummaryList, ServerView, SessionInfo,
-    SetSubuserRequest, SubuserView, TaskView, UpdateNodeRequest, UpdateServerRequest,
-    UpdateUserRequest, UserView,
+    AuditList, KeyRegenerated, NewNodeRequest, NewServerRequest, NewUserRequest, NodeView,
+    PanelArchiveList, PanelBackupList, PanelCreateBackup, Preferences, PteroBackupList,
+    PteroSyncStatus, RunHistory, ScheduleRequest, ScheduleView, ServerKeyList, ServerSummaryList,
+    ServerView, SessionInfo, SetSubuserRequest, SubuserView, TaskView, UpdateNodeRequest,
+    UpdateServerRequest, UpdateUserRequest, UserView,
 };
 use crate::routes::{agent as a, panel as p};
 
@@ -235,6 +235,19 @@ const LIST_QUERY: &[(&str, &str)] = &[
     ("limit", "page size, 1-100 (default 20)"),
     ("cursor", "the `next_cursor` of the page before"),
 ];
+const AUDIT_QUERY: &[(&str, &str)] = &[
+    ("limit", "page size, 1-200 (default 50)"),
+    ("cursor", "the `next_cursor` of the page before"),
+    ("server", "only entries about this server (UUID)"),
+    ("actor", "only entries by this email (or `operator`)"),
+    ("action", "only this action, e.g. `backup.restore`"),
+    (
+        "outcome",
+        "only `ok`, `denied`, `limited`, `refused` or `failed`",
+    ),
+    ("from", "only entries at or after this time (RFC 3339)"),
+    ("to", "only entries before this time (RFC 3339)"),
+];
 const FORMAT_QUERY: &[(&str, &str)] = &[("format", "tar.gz (default), tar.zst or zip")];
 
 fn health(d: &mut Doc, healthz: &str, readyz: &str, openapi: &str) {
@@ -347,6 +360,7 @@ pub fn panel() -> OpenApi {
     d.op::<SetSubuserRequest, Nothing>(Put, &at(p::ADMIN_SUBUSERS), "Give a user exactly these permissions on the server", NO_QUERY, 204, Closed);
     d.op::<Nothing, Nothing>(Delete, &at(p::ADMIN_SUBUSER), "Remove a subuser", NO_QUERY, 204, Closed);
     d.op::<Nothing, TaskView>(Get, &at(p::ADMIN_TASK), "How a task the panel carried on with stands", NO_QUERY, 200, Closed);
+    d.op::<Nothing, AuditList>(Get, &at(p::ADMIN_AUDIT), "The audit log, newest first: who did what to which server, when, from where", AUDIT_QUERY, 200, Closed);
     d.finish(
         "Restic Backups panel",
         "The panel's JSON API (paths under the panel's `base_path`). Sign in at `/auth/login`; changes also need the `X-CSRF-Token` header from `/auth/session`.",

@@ -9,7 +9,9 @@ use crate::agent::ErrorDetail;
 use crate::ids::JobId;
 use crate::ids::ServerUuid;
 use crate::timestamp::Timestamp;
-use crate::vocab::{IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind};
+use crate::vocab::{
+    AuditAction, AuditOutcome, IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind,
+};
 
 /// `GET /auth/session`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
@@ -401,4 +403,34 @@ pub struct TaskView {
     pub error: Option<ErrorDetail>,
     pub created_at: Timestamp,
     pub finished_at: Option<Timestamp>,
+}
+
+/// One entry of the audit log (`GET .../admin/audit`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct AuditEntry {
+    /// Increasing; the list's cursor.
+    pub id: i64,
+    pub at: Timestamp,
+    pub action: AuditAction,
+    pub outcome: AuditOutcome,
+    /// The answer's HTTP status (0 for an operator's command).
+    pub status: u16,
+    /// Who: the signed-in user, the email a login tried, `operator` for
+    /// the command line; `null` when nobody was signed in.
+    pub actor: Option<String>,
+    pub server: Option<ServerUuid>,
+    /// What else the request named: a backup ID, a user, a node, an archive.
+    pub target: Option<String>,
+    /// The client's address (`trusted_proxies` applied).
+    pub client: Option<String>,
+    /// The request's `X-Request-Id`, as in the log.
+    pub request_id: Option<String>,
+}
+
+/// `GET .../admin/audit`: newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct AuditList {
+    pub entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next (older) page; `null` at the end.
+    pub next_cursor: Option<String>,
 }

@@ -143,6 +143,7 @@ pub mod panel {
     pub const ADMIN_SUBUSERS: &str = "/admin/servers/{server}/subusers";
     pub const ADMIN_SUBUSER: &str = "/admin/servers/{server}/subusers/{user}";
     pub const ADMIN_TASK: &str = "/admin/tasks/{task}";
+    pub const ADMIN_AUDIT: &str = "/admin/audit";
     pub const API: &[&str] = &[
         SERVERS,
         BACKUPS,
@@ -172,6 +173,7 @@ pub mod panel {
         ADMIN_SUBUSERS,
         ADMIN_SUBUSER,
         ADMIN_TASK,
+        ADMIN_AUDIT,
     ];
 }
 
@@ -204,6 +206,7 @@ mod tests {
             agent::healthz(),
             agent::readyz(),
             agent::openapi(),
+            agent::metrics(),
         ];
         assert_eq!(built.len(), agent::ALL.len(), "a route without a check");
         for (path, template) in built.iter().zip(agent::ALL) {

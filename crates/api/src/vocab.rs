@@ -154,6 +154,81 @@ words! {
     }
 }
 
+words! {
+    /// What an entry of the panel's audit log records.
+    AuditAction ("audit action") {
+        Login => "login",
+        Logout => "logout",
+        BackupCreate => "backup.create",
+        BackupRestore => "backup.restore",
+        BackupDownload => "backup.download",
+        BackupDelete => "backup.delete",
+        BackupLock => "backup.lock",
+        BackupUnlock => "backup.unlock",
+        /// A download of one of Pterodactyl's own backups.
+        PterodactylDownload => "pterodactyl.download",
+        ScheduleSave => "schedule.save",
+        PreferencesSave => "preferences.save",
+        /// Repository keys shown (the keys page, archived repositories).
+        KeysReveal => "keys.reveal",
+        KeyRegenerate => "key.regenerate",
+        /// Every key printed by the operator's `key export`.
+        KeysExport => "keys.export",
+        ArchiveDelete => "archive.delete",
+        UserCreate => "user.create",
+        UserUpdate => "user.update",
+        UserDelete => "user.delete",
+        NodeCreate => "node.create",
+        NodeUpdate => "node.update",
+        NodeDelete => "node.delete",
+        ServerCreate => "server.create",
+        ServerUpdate => "server.update",
+        ServerDelete => "server.delete",
+        SubuserSet => "subuser.set",
+        SubuserRemove => "subuser.remove",
+        PterodactylSync => "pterodactyl.sync",
+    }
+}
+
+words! {
+    /// How an audited request ended, by its status: `ok` (2xx/3xx),
+    /// `denied` (401/403: not signed in, not allowed, CSRF), `limited`
+    /// (429), `refused` (any other 4xx: bad input, not found, conflict),
+    /// `failed` (5xx).
+    AuditOutcome ("audit outcome") {
+        Ok => "ok",
+        Denied => "denied",
+        Limited => "limited",
+        Refused => "refused",
+        Failed => "failed",
+    }
+}
+
+impl AuditOutcome {
+    /// The outcome of an answer with `status`.
+    pub fn of(status: u16) -> Self {
+        match status {
+            401 | 403 => AuditOutcome::Denied,
+            429 => AuditOutcome::Limited,
+            400..=499 => AuditOutcome::Refused,
+            500.. => AuditOutcome::Failed,
+            _ => AuditOutcome::Ok,
+        }
+    }
+
+    /// The statuses that read as this outcome, as an inclusive range and
+    /// the ones inside it that do not (for queries).
+    pub fn statuses(self) -> (u16, u16, &'static [u16]) {
+        match self {
+            AuditOutcome::Ok => (100, 399, &[]),
+            AuditOutcome::Denied => (401, 403, &[402]),
+            AuditOutcome::Limited => (429, 429, &[]),
+            AuditOutcome::Refused => (400, 499, &[401, 403, 429]),
+            AuditOutcome::Failed => (500, 599, &[]),
+        }
+    }
+}
+
 /// Permissions as the panel stores them: one space-separated string.
 /// Words this build does not know (a newer build's) are left out.
 pub fn parse_permissions(stored: &str) -> Vec<Permission> {
@@ -195,6 +270,24 @@ mod tests {
         }
         for o in RunOrigin::ALL {
             assert_eq!(o.as_str().parse::<RunOrigin>().unwrap(), *o);
+        }
+        for a in AuditAction::ALL {
+            assert_eq!(a.as_str().parse::<AuditAction>().unwrap(), *a);
+        }
+    }
+
+    #[test]
+    fn audit_outcomes_cover_every_status_once() {
+        for status in 100..=599u16 {
+            let outcome = AuditOutcome::of(status);
+            let matching: Vec<_> = AuditOutcome::ALL
+                .iter()
+                .filter(|o| {
+                    let (lo, hi, except) = o.statuses();
+                    (lo..=hi).contains(&status) && !except.contains(&status)
+                })
+                .collect();
+            assert_eq!(matching, vec![&outcome], "status {status}");
         }
     }
 

@@ -387,13 +387,19 @@ fn request_id(req: &Request) -> String {
     }
 }
 
+/// The request's ID, in its extensions for the layers inside
+/// [`log_request`] (the panel's audit log records it).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
 /// Middleware: a request ID (see [`request_id`]) on the answer and on every
 /// log line of the request, and one line per request with method, route
 /// pattern, status and time: INFO, but DEBUG for health checks. Never the
 /// query string or headers (tokens and keys travel there).
-pub async fn log_request(req: Request, next: Next) -> Response {
+pub async fn log_request(mut req: Request, next: Next) -> Response {
     use tracing::Instrument;
     let id = request_id(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let route = req
         .extensions()

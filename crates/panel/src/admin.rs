@@ -169,6 +169,20 @@ impl Admin {
     /// previous; archived ones too), and what could not be opened.
     pub async fn export_keys(&self) -> Result<(Vec<String>, Vec<String>), AdminError> {
         let storage = &self.storage;
+        crate::service::audit::write(
+            storage,
+            crate::storage::AuditRecord {
+                at: now(),
+                action: api::AuditAction::KeysExport,
+                status: 0,
+                actor: Some("operator".to_owned()),
+                server_uuid: None,
+                target: None,
+                client: None,
+                request_id: None,
+            },
+        )
+        .await;
         let nodes = storage.nodes().await?;
         let mut lines = vec!["# server_uuid\tstate\tnode\tarchive\tkey".to_owned()];
         let mut problems = Vec::new();

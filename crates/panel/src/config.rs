@@ -32,6 +32,8 @@ pub struct PanelConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Run scheduled backups inside the panel (else use `schedule run-due`).
     pub scheduler: bool,
+    /// Audit entries older than this many days are removed (0: never).
+    pub audit_retention_days: u32,
     /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or
     /// CIDR ranges); empty: the peer address is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -62,6 +64,9 @@ pub struct PterodactylConfig {
     pub zero_backup_limit: ZeroBackupLimit,
     /// The name of Pterodactyl's session cookie (its `SESSION_COOKIE`).
     pub session_cookie: String,
+    /// The token every node's agent takes, instead of each node's Wings
+    /// token (which also controls Wings itself).
+    pub agent_token: Option<Secret>,
 }
 
 impl std::fmt::Debug for PterodactylConfig {
@@ -73,6 +78,7 @@ impl std::fmt::Debug for PterodactylConfig {
             .field("agent_port", &self.agent_port)
             .field("zero_backup_limit", &self.zero_backup_limit)
             .field("session_cookie", &self.session_cookie)
+            .field("agent_token", &self.agent_token)
             .finish()
     }
 }
@@ -123,12 +129,29 @@ impl PanelConfig {
                 "scheduler",
                 if self.scheduler { "on" } else { "off" }.to_owned(),
             ),
+            (
+                "audit_retention_days",
+                match self.audit_retention_days {
+                    0 => "0 (kept forever)".to_owned(),
+                    n => n.to_string(),
+                },
+            ),
             ("trusted_proxies", self.trusted_proxies.len().to_string()),
             (
                 "pterodactyl",
                 self.pterodactyl
                     .as_ref()
                     .map_or("off".to_owned(), |p| p.url.clone()),
+            ),
+            (
+                "pterodactyl.agent_token",
+                match &self.pterodactyl {
+                    None => "-".to_owned(),
+                    Some(p) if p.agent_token.is_some() => {
+                        "set (agents take their own token)".to_owned()
+                    }
+                    Some(_) => "not set (agents take each node's Wings token)".to_owned(),
+                },
             ),
             (
                 "log_format",
@@ -177,6 +200,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     scheduler: Option<bool>,
+    audit_retention_days: Option<u32>,
     trusted_proxies: Option<Vec<String>>,
     header_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
@@ -196,6 +220,8 @@ struct FilePterodactyl {
     agent_port: Option<u16>,
     zero_backup_limit: Option<String>,
     session_cookie: Option<String>,
+    agent_token: Option<String>,
+    agent_token_file: Option<PathBuf>,
 }
 
 impl PanelConfig {
@@ -233,6 +259,9 @@ impl PanelConfig {
             if *field == Some(0) {
                 return Err(invalid(key, "must be a whole number above 0"));
             }
+        }
+        if let Some(n) = env.number::<u32>("audit_retention_days")? {
+            f.audit_retention_days = Some(n);
         }
 
         if let Some(v) = env.get("scheduler") {
@@ -320,6 +349,7 @@ impl PanelConfig {
             session_absolute: Duration::from_secs(3600 * f.session_absolute_hours.unwrap_or(24)),
             tls,
             scheduler: f.scheduler.unwrap_or(true),
+            audit_retention_days: f.audit_retention_days.unwrap_or(365),
             trusted_proxies,
             connections,
             log_format,
@@ -396,6 +426,12 @@ fn pterodactyl(
     if let Some(v) = env.get("pterodactyl_application_key_file") {
         p.application_key_file = Some(v.into());
     }
+    if let Some(v) = env.get("pterodactyl_agent_token") {
+        p.agent_token = Some(v);
+    }
+    if let Some(v) = env.get("pterodactyl_agent_token_file") {
+        p.agent_token_file = Some(v.into());
+    }
     if let Some(port) = env.number::<u16>("pterodactyl_agent_port")? {
         p.agent_port = Some(port);
     }
@@ -405,7 +441,9 @@ fn pterodactyl(
             || p.sync_interval.is_some()
             || p.agent_port.is_some()
             || p.zero_backup_limit.is_some()
-            || p.session_cookie.is_some();
+            || p.session_cookie.is_some()
+            || p.agent_token.is_some()
+            || p.agent_token_file.is_some();
         if stray {
             return Err(invalid(
                 "pterodactyl.url",
@@ -466,6 +504,12 @@ fn pterodactyl(
             "must be a cookie name (letters, digits, - _ .)",
         ));
     }
+    let agent_token = settings::token(
+        "pterodactyl.agent_token",
+        p.agent_token,
+        p.agent_token_file.as_deref(),
+        16,
+    )?;
     let agent_port = p.agent_port.unwrap_or(8090);
     if agent_port == 0 {
         return Err(invalid(
@@ -483,6 +527,7 @@ fn pterodactyl(
         agent_port,
         zero_backup_limit,
         session_cookie,
+        agent_token,
     }))
 }
 

@@ -72,6 +72,51 @@ pub async fn open_operator(
     Ok(admin::Admin::new(storage, sealer))
 }
 
+/// What `db status` reports.
+pub struct DbStatus {
+    /// The database URL without its password.
+    pub url: String,
+    /// `None`: a SQLite file that does not exist yet.
+    pub schema: Option<storage::SchemaStatus>,
+    /// Users, nodes and servers, when the schema can be read.
+    pub counts: Option<(usize, usize, usize)>,
+}
+
+/// `db status`: the database's schema beside this build's, changing
+/// nothing (no migration runs, no SQLite file is created).
+pub async fn db_status(cfg: &PanelConfig, _: &permissions::Operator) -> Result<DbStatus, RunError> {
+    let url = storage::redact_url(&cfg.database_url);
+    if let Some(path) = cfg.database_url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or(path);
+        if !std::path::Path::new(path).exists() {
+            return Ok(DbStatus {
+                url,
+                schema: None,
+                counts: None,
+            });
+        }
+    }
+    let storage = storage::Storage::open_unmigrated(&cfg.database_url).await?;
+    let schema = storage.schema_status().await?;
+    let counts = if schema.pending().is_empty() && schema.unknown().is_empty() {
+        match (
+            storage.users().await,
+            storage.nodes().await,
+            storage.servers().await,
+        ) {
+            (Ok(u), Ok(n), Ok(s)) => Some((u.len(), n.len(), s.len())),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    Ok(DbStatus {
+        url,
+        schema: Some(schema),
+        counts,
+    })
+}
+
 /// The database (migrated; its folder private for SQLite) and the sealer.
 async fn connect(cfg: &PanelConfig) -> Result<(storage::Storage, seal::Sealer), RunError> {
     if cfg.database_url.starts_with("sqlite:") {
@@ -102,8 +147,8 @@ pub async fn run(
     run_on(listener, panel, &cfg, shutdown).await
 }
 
-/// Serves an opened panel on a bound socket; expired sessions are swept
-/// every ten minutes meanwhile.
+/// Serves an opened panel on a bound socket; expired sessions and audit
+/// entries past `audit_retention_days` are swept every ten minutes meanwhile.
 pub async fn run_on(
     listener: std::net::TcpListener,
     panel: Panel,
@@ -112,6 +157,7 @@ pub async fn run_on(
 ) -> Result<(), RunError> {
     let sweeper = {
         let panel = panel.clone();
+        let audit_days = cfg.audit_retention_days;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(600));
             loop {
@@ -119,6 +165,7 @@ pub async fn run_on(
                 if let Err(e) = panel.sessions().sweep(service::now()).await {
                     tracing::warn!(error = %e, "expired sessions not swept");
                 }
+                panel.sweep_audit(audit_days, service::now()).await;
             }
         })
     };

@@ -105,6 +105,48 @@ pub async fn admin(config: Option<&std::path::Path>) -> anyhow::Result<Admin> {
         .map_err(anyhow::Error::from)
 }
 
+/// `db status`.
+pub async fn db_status(config: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let cfg = PanelConfig::load(config, &env)?;
+    let status = panel::db_status(&cfg, &Operator::at_the_host_shell()).await?;
+    println!("database: {}", status.url);
+    let Some(schema) = status.schema else {
+        println!("schema: none yet (the panel creates the database at its first start)");
+        return Ok(());
+    };
+    println!("backend: {}", schema.backend.name());
+    let newest_known = schema.known.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    match schema.applied.last() {
+        None => println!("schema: empty (the panel creates it at its first start)"),
+        Some((v, d)) => println!("schema: version {v} ({d})"),
+    }
+    println!("this build: version {newest_known}");
+    let unknown = schema.unknown();
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(|(v, d)| format!("{v} ({d})")).collect();
+        anyhow::bail!(
+            "the database has migrations this build does not know: {}. A newer restic-backups wrote them; run that version (or restore the database backup taken before the upgrade). This build refuses to start on it",
+            list.join(", ")
+        );
+    }
+    let pending = schema.pending();
+    if pending.is_empty() {
+        println!("status: up to date");
+    } else {
+        let list: Vec<String> = pending.iter().map(|(v, d)| format!("{v} ({d})")).collect();
+        println!(
+            "status: {} migration(s) to apply at the next start: {}",
+            pending.len(),
+            list.join(", ")
+        );
+    }
+    if let Some((users, nodes, servers)) = status.counts {
+        println!("users: {users}, nodes: {nodes}, servers: {servers}");
+    }
+    Ok(())
+}
+
 /// One line of standard input, without its line end.
 fn read_secret(what: &str) -> anyhow::Result<String> {
     let mut raw = String::new();

@@ -222,6 +222,7 @@ pub async fn run(
         session_absolute: std::time::Duration::from_secs(24 * 3600),
         tls: None,
         scheduler: true,
+        audit_retention_days: 365,
         trusted_proxies: Vec::new(),
         connections: panel::config::ConnectionLimits::default(),
         log_format: settings::LogFormat::Text,
@@ -240,6 +241,7 @@ pub async fn run(
         agent_listener,
         agent_cfg,
         stopped(stop_rx.clone()),
+        None,
     ));
     let mut panel_task = {
         let rx = stop_rx.clone();

@@ -115,6 +115,14 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The panel's database: `db status` shows its schema beside this
+    /// build's (changing nothing).
+    Db {
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Manage the panel's subusers.
     Subuser {
         #[arg(long, short, global = true)]
@@ -135,6 +143,14 @@ enum ConfigCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// The schema version the database has, the one this build has, the
+    /// migrations the next start applies, and the database's size. Exits
+    /// non-zero when the database is newer than this build.
+    Status,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -205,6 +221,39 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// SIGHUP: the agent's settings read again (as at start: file,
+/// environment, token files, Wings' `config.yml`) and sent on; settings
+/// that do not read are logged and the running ones kept.
+fn reload_on_sighup(
+    config: Option<std::path::PathBuf>,
+) -> Option<tokio::sync::mpsc::Receiver<agent::AgentConfig>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "SIGHUP can not be watched; settings reload at restart only");
+            return None;
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let env = |k: &str| std::env::var(k).ok();
+            match agent::AgentConfig::load(config.as_deref(), &env) {
+                Ok(cfg) => {
+                    if tx.send(cfg).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the settings do not read; the running ones are kept")
+                }
+            }
+        }
+    });
+    Some(rx)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The servers log in the format their settings ask for, once those are
@@ -229,7 +278,8 @@ fn main() -> ExitCode {
                 let cfg = agent::AgentConfig::load(config.as_deref(), &env)?;
                 init_logging(cfg.log_format);
                 SERVER_LOG.store(true, std::sync::atomic::Ordering::Relaxed);
-                agent::run(cfg, shutdown_signal())
+                let reloads = reload_on_sighup(config);
+                agent::run(cfg, shutdown_signal(), reloads)
                     .await
                     .map_err(anyhow::Error::from)
             }
@@ -283,6 +333,10 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Db {
+                config,
+                command: DbCommand::Status,
+            } => admin_cli::db_status(config.as_deref()).await,
             Command::Demo { dir, listen } => {
                 demo::run(dir, listen, shutdown_signal(), |l| {
                     println!("url: {}", l.url);

@@ -127,7 +127,7 @@ impl Agent {
     pub async fn download_with_token(&self, token: &str) -> Result<Download, AgentError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let (grant, key) =
-            api::download::verify(&self.inner.node_token, token, now).map_err(|e| match e {
+            api::download::verify(&self.node_token(), token, now).map_err(|e| match e {
                 TokenError::Expired => AgentError::LinkExpired,
                 TokenError::Malformed | TokenError::BadSignature => AgentError::InvalidLink,
             })?;

@@ -140,21 +140,39 @@ struct Inner {
     live_jobs: tokio_util::task::TaskTracker,
     /// Forgets that make a prune due.
     prune_after_forgets: u64,
-    /// Verifies download links (they are signed with it).
-    node_token: Secret,
+    /// The node token (it also signs download links), the metrics token and
+    /// Wings' link: replaced by [`Agent::reload`] (SIGHUP).
+    creds: std::sync::RwLock<Creds>,
     used_links: download::UsedLinks,
     /// One permit per download (`restic dump`) running.
     downloads: Arc<tokio::sync::Semaphore>,
     /// The last readiness answer and when it was found.
     readiness: tokio::sync::Mutex<Option<(std::time::Instant, Vec<&'static str>)>>,
-    /// Wings' local API, to stop a game server around a restore.
-    wings: Option<crate::config::WingsLink>,
     restore_stop_timeout: Duration,
     restore_kill_after_timeout: bool,
     /// How old a remote repository's listing may be before a request lists
     /// the store again: a snapshot made or removed by hand on a remote
     /// store shows within this time (changes the agent makes show at once).
     remote_recheck: Duration,
+}
+
+/// What SIGHUP reloads: the tokens (from their files, or Wings'
+/// `config.yml`) and Wings' link.
+struct Creds {
+    node_token: Secret,
+    metrics_token: Option<Secret>,
+    /// Wings' local API, to stop a game server around a restore.
+    wings: Option<crate::config::WingsLink>,
+}
+
+impl Creds {
+    fn of(cfg: &AgentConfig) -> Self {
+        Self {
+            node_token: cfg.token.clone(),
+            metrics_token: cfg.metrics_token.clone(),
+            wings: cfg.wings.clone(),
+        }
+    }
 }
 
 /// The agent's service object. Cheap to clone.
@@ -210,11 +228,10 @@ impl Agent {
                 draining: Cancel::new(),
                 live_jobs: tokio_util::task::TaskTracker::new(),
                 prune_after_forgets: cfg.prune_after_forgets,
-                node_token: cfg.token.clone(),
+                creds: std::sync::RwLock::new(Creds::of(cfg)),
                 used_links: download::UsedLinks::load(layout_links),
                 downloads: Arc::new(tokio::sync::Semaphore::new(cfg.max_parallel_downloads)),
                 readiness: tokio::sync::Mutex::new(None),
-                wings: cfg.wings.clone(),
                 restore_stop_timeout: cfg.restore_stop_timeout,
                 restore_kill_after_timeout: cfg.restore_kill_after_timeout,
                 remote_recheck: cfg.remote_recheck,
@@ -250,6 +267,53 @@ impl Agent {
             failing.push("restic");
         }
         failing
+    }
+
+    fn creds(&self) -> std::sync::RwLockReadGuard<'_, Creds> {
+        self.inner.creds.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token the panel must present.
+    pub fn node_token(&self) -> Secret {
+        self.creds().node_token.clone()
+    }
+
+    /// The token that reads `/metrics` only, if one is set.
+    pub fn metrics_token(&self) -> Option<Secret> {
+        self.creds().metrics_token.clone()
+    }
+
+    fn wings_link(&self) -> Option<crate::config::WingsLink> {
+        self.creds().wings.clone()
+    }
+
+    /// SIGHUP: takes the tokens and Wings' link of settings read again
+    /// (a rotated token file, a new Wings token). Everything else needs a
+    /// restart. Running jobs keep what they started with.
+    pub fn reload(&self, cfg: &AgentConfig) {
+        let new = Creds::of(cfg);
+        let mut creds = self.inner.creds.write().unwrap_or_else(|p| p.into_inner());
+        let changed = [
+            new.node_token.expose() != creds.node_token.expose(),
+            new.metrics_token.as_ref().map(Secret::expose)
+                != creds.metrics_token.as_ref().map(Secret::expose),
+            new.wings
+                .as_ref()
+                .map(|w| (w.url.as_str(), w.token.expose()))
+                != creds
+                    .wings
+                    .as_ref()
+                    .map(|w| (w.url.as_str(), w.token.expose())),
+        ];
+        *creds = new;
+        drop(creds);
+        tracing::info!(
+            node_token = if changed[0] { "replaced" } else { "unchanged" },
+            metrics_token = if changed[1] { "replaced" } else { "unchanged" },
+            wings = if changed[2] { "replaced" } else { "unchanged" },
+            token_source = %cfg.token_source,
+            "settings reloaded (tokens and Wings' link; other settings take effect at restart)"
+        );
     }
 
     /// `GET /api/restic/node`.

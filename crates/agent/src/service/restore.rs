@@ -90,9 +90,9 @@ impl Agent {
             .id;
         // Wings must answer before anything starts: a restore that should
         // stop the game server and cannot is refused with nothing changed.
-        let wings = match (&self.inner.wings, request.stop_server) {
+        let wings = match (self.wings_link(), request.stop_server) {
             (Some(link), true) => {
-                let wings = Wings::connect(link)?;
+                let wings = Wings::connect(&link)?;
                 wings.state(server).await?;
                 Ok(wings)
             }

@@ -171,7 +171,7 @@ pub async fn require_token(
     req: Request,
     next: Next,
 ) -> Result<Response, AgentError> {
-    if !same(presented(&req)?, &state.token) {
+    if !same(presented(&req)?, &state.agent.node_token()) {
         return Err(AgentError::InvalidToken);
     }
     Ok(next.run(req).await)
@@ -185,11 +185,11 @@ pub async fn require_metrics_token(
     next: Next,
 ) -> Result<Response, AgentError> {
     let presented = presented(&req)?;
-    let node = same(presented, &state.token);
+    let node = same(presented, &state.agent.node_token());
     let metrics = state
-        .metrics_token
-        .as_ref()
-        .is_some_and(|t| same(presented, t));
+        .agent
+        .metrics_token()
+        .is_some_and(|t| same(presented, &t));
     if !(node | metrics) {
         return Err(AgentError::InvalidToken);
     }

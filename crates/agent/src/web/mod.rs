@@ -7,7 +7,6 @@ mod routes;
 
 use std::future::Future;
 
-use api::Secret;
 use api::routes::agent as route;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -21,9 +20,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub agent: Agent,
-    pub token: Secret,
-    /// A token that reads `/metrics` only.
-    pub metrics_token: Option<Secret>,
 }
 
 /// The whole API with authentication, body limits and JSON errors for

@@ -460,6 +460,8 @@ impl Sync<'_> {
             .map(|n| n.name.as_str())
             .collect();
         let port = self.setup.cfg.agent_port;
+        let agent_token = self.setup.cfg.agent_token.clone();
+        let admin = self.panel.admin();
         let mut wanted = Vec::new();
         let mut need_token = Vec::new();
         for pn in nodes {
@@ -477,7 +479,15 @@ impl Sync<'_> {
             // (a token reset moves `updated_at`) or was renamed here (the
             // seal is bound to the name).
             let stale = old.is_none_or(|o| {
-                o.ptero_updated_at != pn.updated_at || o.name != pn.name || o.token_enc.is_empty()
+                o.ptero_updated_at != pn.updated_at
+                    || o.name != pn.name
+                    || o.token_enc.is_empty()
+                    // `agent_token` set, changed or removed since.
+                    || match (&agent_token, admin.node_token(o)) {
+                        (Some(t), Ok(has)) => has.expose() != t.expose(),
+                        (Some(_), Err(_)) => true,
+                        (None, _) => false,
+                    }
             });
             let changed = stale || old.is_some_and(|o| o.url != url);
             if changed {
@@ -490,8 +500,12 @@ impl Sync<'_> {
         if wanted.is_empty() {
             return Ok(());
         }
-        let tokens = self.read_tokens(&need_token).await;
-        let admin = self.panel.admin();
+        // With `agent_token`, Wings' tokens are never read: every agent
+        // takes that one token.
+        let tokens = match &agent_token {
+            Some(t) => need_token.iter().map(|id| (*id, Ok(t.clone()))).collect(),
+            None => self.read_tokens(&need_token).await,
+        };
         let (mut add, mut update) = (Vec::new(), Vec::new());
         for (id, ptero_id, pn, url) in wanted {
             let token_enc = match tokens.get(&pn.id) {

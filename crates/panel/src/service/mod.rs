@@ -3,6 +3,7 @@
 //! (`Authorized<A>` or `RootAdmin`), so none can run unchecked.
 
 mod archives;
+pub mod audit;
 mod backups;
 mod deletion;
 mod directory;

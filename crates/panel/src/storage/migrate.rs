@@ -51,6 +51,11 @@ const SQLITE: Set = &[
         "tasks",
         include_str!("../../migrations/sqlite/0005_tasks.sql"),
     ),
+    (
+        6,
+        "audit log",
+        include_str!("../../migrations/sqlite/0006_audit.sql"),
+    ),
 ];
 const POSTGRES: Set = &[
     (
@@ -77,6 +82,11 @@ const POSTGRES: Set = &[
         5,
         "tasks",
         include_str!("../../migrations/postgres/0005_tasks.sql"),
+    ),
+    (
+        6,
+        "audit log",
+        include_str!("../../migrations/postgres/0006_audit.sql"),
     ),
 ];
 
@@ -131,6 +141,42 @@ pub(super) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
         tracing::info!(from = before, to = after, "database migrated");
     }
     Ok(())
+}
+
+/// Every migration this build has for `backend`.
+pub(super) fn known(backend: Backend) -> Vec<(i64, &'static str)> {
+    set(backend).iter().map(|(v, d, _)| (*v, *d)).collect()
+}
+
+/// The migrations the database has applied (none for a new database; a
+/// database still on the hand-written runner's record counts its rows).
+pub(super) async fn applied(pool: &AnyPool) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query(
+        "SELECT version, description FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await;
+    match rows {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| Ok((r.try_get("version")?, r.try_get("description")?)))
+            .collect(),
+        Err(sqlx::Error::Database(_)) => {
+            // No `_sqlx_migrations` yet: a new database, or one whose record
+            // is still the old `schema_migrations` (adopted at the next start).
+            let legacy = sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
+                .fetch_all(pool)
+                .await;
+            match legacy {
+                Ok(rows) => rows
+                    .iter()
+                    .map(|r| Ok((r.try_get::<i64, _>("version")?, "(old record)".to_owned())))
+                    .collect(),
+                Err(_) => Ok(Vec::new()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The newest migration applied, 0 for an empty database.

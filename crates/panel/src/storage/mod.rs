@@ -7,6 +7,7 @@
 //! [`crate::seal`]); the database never sees them in the clear.
 
 mod archived_keys;
+mod audit;
 pub mod extension;
 mod import;
 mod jobs;
@@ -21,6 +22,7 @@ mod tasks;
 mod users;
 
 pub use archived_keys::{ArchivedKey, ArchivedKeyGeneration};
+pub use audit::{AuditFilter, AuditRecord, AuditRow};
 pub use import::{ImportState, ImportWritten, ImportedJob, KeyRow, ServerImportWrite};
 pub use jobs::{JobEnd, JobRecord};
 pub use nodes::{NewNode, Node};
@@ -36,6 +38,37 @@ pub use users::User;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use thiserror::Error;
+
+/// The database's schema beside this build's (`db status`).
+#[derive(Debug, Clone)]
+pub struct SchemaStatus {
+    pub backend: Backend,
+    /// Version and description of each migration the database has.
+    pub applied: Vec<(i64, String)>,
+    /// Version and description of each migration this build has.
+    pub known: Vec<(i64, &'static str)>,
+}
+
+impl SchemaStatus {
+    /// Migrations this build would apply at its next start.
+    pub fn pending(&self) -> Vec<(i64, &'static str)> {
+        self.known
+            .iter()
+            .filter(|(v, _)| !self.applied.iter().any(|(a, _)| a == v))
+            .copied()
+            .collect()
+    }
+
+    /// Migrations the database has that this build does not know (a newer
+    /// build wrote them: this one refuses to start).
+    pub fn unknown(&self) -> Vec<(i64, String)> {
+        self.applied
+            .iter()
+            .filter(|(v, _)| !self.known.iter().any(|(k, _)| k == v))
+            .cloned()
+            .collect()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -165,6 +198,26 @@ fn restrict_sqlite_files(url: &str) {
 impl Storage {
     /// Opens (creating a SQLite file if needed) and migrates the database.
     pub async fn connect(url: &str) -> Result<Self> {
+        let storage = Self::open(url).await?;
+        migrate::run(&storage.pool, storage.backend).await?;
+        Ok(storage)
+    }
+
+    /// Opens the database as it is, changing nothing (`db status`).
+    pub async fn open_unmigrated(url: &str) -> Result<Self> {
+        Self::open(url).await
+    }
+
+    /// Which migrations the database has and which this build knows.
+    pub async fn schema_status(&self) -> Result<SchemaStatus> {
+        Ok(SchemaStatus {
+            backend: self.backend,
+            applied: migrate::applied(&self.pool).await?,
+            known: migrate::known(self.backend),
+        })
+    }
+
+    async fn open(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -229,9 +282,7 @@ impl Storage {
         let pool = opts.connect(&url).await.map_err(|e| {
             StorageError::Database(format!("could not open {}: {e}", redact_url(&url)))
         })?;
-        let storage = Self { pool, backend };
-        migrate::run(&storage.pool, backend).await?;
-        Ok(storage)
+        Ok(Self { pool, backend })
     }
 
     /// Whether the database answers and has every migration this build

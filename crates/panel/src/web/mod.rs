@@ -2,6 +2,7 @@
 //! thin: extractors parse and authorize, the service does the work, and
 //! [`PanelError`] has one mapping to HTTP (`error.rs`).
 
+pub mod audit;
 mod error;
 pub mod extract;
 mod pages;
@@ -74,8 +75,8 @@ impl AppState {
 fn api_routes() -> Router<AppState> {
     use axum::routing::patch;
     use routes::admin::{
-        archived_repos, key_regenerate, keys, nodes, pterodactyl_sync, servers as admin_servers,
-        subusers, tasks, users,
+        archived_repos, audit, key_regenerate, keys, nodes, pterodactyl_sync,
+        servers as admin_servers, subusers, tasks, users,
     };
     use routes::servers::{self, backups as b};
     Router::new()
@@ -146,6 +147,7 @@ fn api_routes() -> Router<AppState> {
         )
         .route(route::ADMIN_SUBUSER, delete(subusers::remove_subuser))
         .route(route::ADMIN_TASK, get(tasks::task))
+        .route(route::ADMIN_AUDIT, get(audit::audit_log))
 }
 
 /// Middleware: counts every answer by method, route template and status,
@@ -205,6 +207,7 @@ fn routes_of(state: AppState) -> Router {
         .route("/admin/{section}", get(pages::admin))
         .fallback(pages::fallback)
         .method_not_allowed_fallback(|| async { crate::PanelError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), audit::audit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             extract::load_session,

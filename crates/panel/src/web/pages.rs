@@ -339,7 +339,7 @@ pub async fn backups(
     Ok(html_response(StatusCode::OK, render(page, content)))
 }
 
-/// `/admin/{section}`: keys, nodes, servers, users, archived-repos.
+/// `/admin/{section}`: keys, nodes, servers, users, archived-repos, audit.
 pub async fn admin(
     State(state): State<AppState>,
     Path(section): Path<String>,
@@ -355,6 +355,7 @@ pub async fn admin(
         ("servers", "Servers"),
         ("users", "Users"),
         ("archived-repos", "Archived repositories"),
+        ("audit", "Audit log"),
     ];
     if state.panel.pterodactyl().is_some() {
         sections.push(("pterodactyl", "Pterodactyl sync"));

@@ -163,11 +163,31 @@ fn a_database_of_the_old_migration_runner_is_adopted_and_a_newer_schema_refuses(
     let t = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(t.path().join("state")).unwrap();
     let db = t.path().join("state/panel.db");
-    sqlite(&db, &legacy_schema_sql("sqlite"));
     let cfg = config(
         t.path(),
         &format!("sqlite://{}", db.display()),
         "a-secret-key-0123456789abcdefghijklmn",
+    );
+    // `db status` changes nothing: no file is made for it.
+    let (ok, out) = run_cli(&cfg, &["db", "status"], "");
+    assert!(ok, "{out}");
+    assert!(out.contains("schema: none yet"), "{out}");
+    assert!(!db.exists(), "db status created the database");
+    sqlite(&db, &legacy_schema_sql("sqlite"));
+    let (ok, out) = run_cli(&cfg, &["db", "status"], "");
+    assert!(ok, "{out}");
+    assert!(out.contains("schema: version 2 ((old record))"), "{out}");
+    assert!(
+        out.contains("migration(s) to apply at the next start: 3 (pterodactyl)"),
+        "{out}"
+    );
+    assert_eq!(
+        sqlite(
+            &db,
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'schema_migrations'"
+        ),
+        "1",
+        "db status migrated"
     );
     let (ok, out) = run_cli(&cfg, &["user", "list"], "");
     assert!(ok, "{out}");
@@ -186,6 +206,10 @@ fn a_database_of_the_old_migration_runner_is_adopted_and_a_newer_schema_refuses(
     // A second start finds nothing to do.
     let (ok, out) = run_cli(&cfg, &["user", "list"], "");
     assert!(ok, "{out}");
+    let (ok, out) = run_cli(&cfg, &["db", "status"], "");
+    assert!(ok, "{out}");
+    assert!(out.contains("status: up to date"), "{out}");
+    assert!(out.contains("users: 1, nodes: 0, servers: 0"), "{out}");
     // A database a newer build migrated: refused, saying so.
     sqlite(
         &db,
@@ -196,6 +220,16 @@ fn a_database_of_the_old_migration_runner_is_adopted_and_a_newer_schema_refuses(
     assert!(!ok);
     assert!(out.contains("schema version 999"), "{out}");
     assert!(out.contains("newer restic-backups"), "{out}");
+    let (ok, out) = run_cli(&cfg, &["db", "status"], "");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("schema: version 999 (from the future)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("does not know: 999 (from the future)"),
+        "{out}"
+    );
 
     // PostgreSQL.
     let url = testkit::panel::fresh_postgres("legacy");
@@ -223,4 +257,8 @@ fn a_database_of_the_old_migration_runner_is_adopted_and_a_newer_schema_refuses(
     let (ok, out) = run_cli(&cfg, &["user", "list"], "");
     assert!(!ok);
     assert!(out.contains("schema version 999"), "{out}");
+    let (ok, out) = run_cli(&cfg, &["db", "status"], "");
+    assert!(!ok, "{out}");
+    assert!(out.contains("backend: PostgreSQL"), "{out}");
+    assert!(out.contains("does not know: 999"), "{out}");
 }

@@ -245,6 +245,26 @@ async fn sync_follows_pterodactyl(db: Db) {
     assert!(!log.contains(TOKEN));
 }
 
+/// `[pterodactyl] agent_token`: the agents take a token of their own, not
+/// each node's Wings token (which also controls Wings); Wings' tokens are
+/// then never read.
+async fn agents_can_take_their_own_token(db: Db) {
+    let agent = TestAgent::start();
+    let (ptero, uuid) = stage(&agent).await;
+    ptero.edit(|s| s.node_mut(1).unwrap().token = "wings-own-token-not-the-agents-0001".into());
+    let (panel, _key_dir) =
+        panel_with(db, &ptero, &agent, &[&format!("agent_token = \"{TOKEN}\"")]);
+    let mut admin = panel.admin().await;
+    let status = first_sync(&mut admin).await;
+    assert_eq!(status["last"]["ok"], true, "{status}");
+    admin.backup(&uuid).await;
+    assert_eq!(
+        ptero.requests("/api/application/nodes/1/configuration"),
+        0,
+        "Wings' token was read"
+    );
+}
+
 async fn zero_limit_can_mean_no_backups(db: Db) {
     let agent = TestAgent::start();
     let (ptero, uuid) = stage(&agent).await;
@@ -478,6 +498,7 @@ async fn pterodactyl_users_sign_in_with_their_session(db: Db) {
 }
 
 testkit::on_both_databases!(
+    agents_can_take_their_own_token,
     sync_follows_pterodactyl,
     zero_limit_can_mean_no_backups,
     pterodactyl_users_sign_in_with_their_session

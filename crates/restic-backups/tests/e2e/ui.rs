@@ -319,6 +319,37 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     }
     b.goto(&format!("{}/admin/users", panel.url)).await;
     b.wait_for("[data-perm=\"backup.read\"]").await;
+    // The audit log: the key regeneration is there; filtering by action
+    // leaves only such rows; at 390 px the page does not scroll sideways.
+    b.goto(&format!("{}/admin/audit", panel.url)).await;
+    b.wait_for("tr[data-action=\"key.regenerate\"]").await;
+    assert!(b.exists("tr[data-action=\"login\"]").await);
+    b.js(
+        "document.querySelector('#audit-filters select[name=action]').value = 'key.regenerate'",
+        json!([]),
+    )
+    .await;
+    b.click("#audit-filters button[type=submit]").await;
+    b.wait_until(
+        "only key.regenerate rows",
+        "const rows = [...document.querySelectorAll('#audit-list tr[data-action]')]; return rows.length > 0 && rows.every(r => r.dataset.action === 'key.regenerate')",
+        json!([]),
+    )
+    .await;
+    b.set_width(Some(390)).await;
+    b.js("location.reload()", json!([])).await;
+    b.wait_for("tr[data-action]").await;
+    assert_eq!(
+        b.js(
+            "return document.documentElement.scrollWidth > window.innerWidth + 1",
+            json!([])
+        )
+        .await,
+        json!(false),
+        "the audit page scrolls sideways at 390 px"
+    );
+    b.screenshot(&shots.join("admin-audit-390px.png")).await;
+    b.set_width(None).await;
     log_out(&b).await;
 
     // The owner's list still loads with the new key.

@@ -1141,6 +1141,95 @@
       render(await api("GET", API + "/admin/pterodactyl/sync"));
     },
 
+    async audit(root) {
+      const actions = [
+        "login", "logout", "backup.create", "backup.restore", "backup.download", "backup.delete",
+        "backup.lock", "backup.unlock", "pterodactyl.download", "schedule.save", "preferences.save",
+        "keys.reveal", "key.regenerate", "keys.export", "archive.delete", "user.create", "user.update",
+        "user.delete", "node.create", "node.update", "node.delete", "server.create", "server.update",
+        "server.delete", "subuser.set", "subuser.remove", "pterodactyl.sync",
+      ];
+      const select = (name, values) =>
+        h("select", { name }, h("option", { value: "" }, "any"), values.map((v) => h("option", { value: v }, v)));
+      const actor = h("input", { type: "text", name: "actor", placeholder: "email", autocomplete: "off" });
+      const server = h("input", { type: "text", name: "server", placeholder: "server UUID", autocomplete: "off" });
+      const action = select("action", actions);
+      const outcome = select("outcome", ["ok", "denied", "limited", "refused", "failed"]);
+      const from = h("input", { type: "datetime-local", name: "from" });
+      const to = h("input", { type: "datetime-local", name: "to" });
+      const list = h("div", { id: "audit-list" });
+      const query = (cursor) => {
+        const q = new URLSearchParams();
+        for (const [k, el] of [["actor", actor], ["server", server], ["action", action], ["outcome", outcome]]) {
+          if (el.value.trim()) q.set(k, el.value.trim());
+        }
+        for (const [k, el] of [["from", from], ["to", to]]) {
+          if (el.value) q.set(k, new Date(el.value).toISOString());
+        }
+        if (cursor) q.set("cursor", cursor);
+        return q.toString();
+      };
+      const rows = [];
+      const load = async (cursor) => {
+        clearError();
+        try {
+          const data = await api("GET", API + "/admin/audit?" + query(cursor));
+          if (!cursor) rows.length = 0;
+          for (const e of data.entries) {
+            rows.push(
+              h(
+                "tr",
+                { "data-action": e.action },
+                h("td", {}, localTime(e.at)),
+                h("td", {}, e.actor || "—"),
+                h("td", { class: "mono" }, e.action),
+                h("td", { class: "mono" }, e.server || ""),
+                h("td", { class: "mono" }, e.target || ""),
+                h("td", { class: e.outcome === "ok" ? "" : "error" }, e.outcome + " (" + e.status + ")"),
+                h("td", { class: "mono" }, e.client || "")
+              )
+            );
+          }
+          const more = data.next_cursor
+            ? h("button", { type: "button", class: "secondary", id: "audit-older", onclick: () => load(data.next_cursor) }, "Older entries")
+            : null;
+          list.replaceChildren(
+            rows.length === 0
+              ? h("p", { class: "empty" }, "No entries match.")
+              : h("div", { class: "table-wrap" }, table(["When", "Who", "Action", "Server", "Object", "Outcome", "From"], rows)),
+            more
+          );
+          if (cursor) $("audit-older")?.focus();
+        } catch (e) {
+          showError(e);
+        }
+      };
+      const filters = h(
+        "form",
+        {
+          class: "form-inline",
+          id: "audit-filters",
+          onsubmit: (e) => {
+            e.preventDefault();
+            load();
+          },
+        },
+        field("Who", actor),
+        field("Server", server),
+        field("Action", action),
+        field("Outcome", outcome),
+        field("From", from),
+        field("To", to),
+        h("button", { type: "submit", class: "primary" }, "Filter")
+      );
+      root.replaceChildren(
+        h("p", { class: "muted" }, "Who did what to which server, when and from where: every change, download, restore, key reveal and login, allowed or not."),
+        filters,
+        list
+      );
+      await load();
+    },
+
     async "archived-repos"(root) {
       const data = await api("GET", API + "/admin/archived-repos");
       root.replaceChildren(

@@ -15,6 +15,7 @@ use crate::auth::{ActiveSession, AuthError};
 use crate::metrics::LoginResult;
 use crate::service::now;
 use crate::storage::User;
+use crate::web::audit::AuditActor;
 use crate::web::extract::{
     CurrentSession, SessionCtx, body_error, client_addr, cross_site, session_set_cookie,
 };
@@ -49,6 +50,24 @@ pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
+) -> Response {
+    let mut tried = None;
+    let mut res = match login_as(&state, peer, req, &mut tried).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    };
+    // The audit log names who tried, signed in or not.
+    if let Some(email) = tried {
+        res.extensions_mut().insert(AuditActor(email));
+    }
+    res
+}
+
+async fn login_as(
+    state: &AppState,
+    peer: SocketAddr,
+    req: Request,
+    tried: &mut Option<String>,
 ) -> Result<Response, PanelError> {
     let form = is_form(&req);
     if cross_site(req.headers()) {
@@ -72,6 +91,7 @@ pub async fn login(
     } else {
         httpd::parse_json(&bytes).map_err(body_error)?
     };
+    *tried = Some(creds.email.trim().to_lowercase());
     let result = state
         .panel
         .sessions()
@@ -115,7 +135,7 @@ pub async fn login(
     };
     res.headers_mut().insert(
         header::SET_COOKIE,
-        session_set_cookie(&state, new.id.expose(), state.session_max_age),
+        session_set_cookie(state, new.id.expose(), state.session_max_age),
     );
     Ok(res)
 }

@@ -2,6 +2,7 @@
 //! body runs); one file per resource, named after the URL.
 
 pub mod archived_repos;
+pub mod audit;
 pub mod key_regenerate;
 pub mod keys;
 pub mod nodes;
