@@ -18,6 +18,6 @@ pub use ids::{IdError, JobId, ServerUuid, SnapshotId, SnapshotRef};
 pub use secret::{Secret, SecretError};
 pub use timestamp::Timestamp;
 pub use vocab::{
-    AuditAction, AuditOutcome, IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind,
-    UnknownWord,
+    AuditAction, AuditOutcome, ChannelKind, IntervalUnit, NotifyEvent, Permission, RunOrigin,
+    RunStatus, TaskKind, UnknownWord,
 };

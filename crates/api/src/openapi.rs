@@ -22,11 +22,11 @@ use crate::agent::{
 };
 use crate::health::Health;
 use crate::panel::{
-    AuditList, KeyRegenerated, NewNodeRequest, NewServerRequest, NewUserRequest, NodeView,
-    PanelArchiveList, PanelBackupList, PanelCreateBackup, Preferences, PteroBackupList,
-    PteroSyncStatus, RunHistory, ScheduleRequest, ScheduleView, ServerKeyList, ServerSummaryList,
-    ServerView, SessionInfo, SetSubuserRequest, SubuserView, TaskView, UpdateNodeRequest,
-    UpdateServerRequest, UpdateUserRequest, UserView,
+    AuditList, ChannelTested, ChannelView, KeyRegenerated, NewChannelRequest, NewNodeRequest,
+    NewServerRequest, NewUserRequest, NodeView, PanelArchiveList, PanelBackupList,
+    PanelCreateBackup, Preferences, PteroBackupList, PteroSyncStatus, RunHistory, ScheduleRequest,
+    ScheduleView, ServerKeyList, ServerSummaryList, ServerView, SessionInfo, SetSubuserRequest,
+    SubuserView, TaskView, UpdateNodeRequest, UpdateServerRequest, UpdateUserRequest, UserView,
 };
 use crate::routes::{agent as a, panel as p};
 
@@ -360,6 +360,10 @@ pub fn panel() -> OpenApi {
     d.op::<SetSubuserRequest, Nothing>(Put, &at(p::ADMIN_SUBUSERS), "Give a user exactly these permissions on the server", NO_QUERY, 204, Closed);
     d.op::<Nothing, Nothing>(Delete, &at(p::ADMIN_SUBUSER), "Remove a subuser", NO_QUERY, 204, Closed);
     d.op::<Nothing, TaskView>(Get, &at(p::ADMIN_TASK), "How a task the panel carried on with stands", NO_QUERY, 200, Closed);
+    d.op::<Nothing, List<ChannelView>>(Get, &at(p::ADMIN_NOTIFICATIONS), "Notification channels (webhooks, Discord, Slack, e-mail)", NO_QUERY, 200, Closed);
+    d.op::<NewChannelRequest, ChannelView>(Post, &at(p::ADMIN_NOTIFICATIONS), "Add a notification channel (its URL or address sealed like keys)", NO_QUERY, 201, Closed);
+    d.op::<Nothing, Nothing>(Delete, &at(p::ADMIN_NOTIFICATION), "Remove a notification channel", NO_QUERY, 204, Closed);
+    d.op::<Nothing, ChannelTested>(Post, &at(p::ADMIN_NOTIFICATION_TEST), "Send a test message through the channel now", NO_QUERY, 200, Closed);
     d.op::<Nothing, AuditList>(Get, &at(p::ADMIN_AUDIT), "The audit log, newest first: who did what to which server, when, from where", AUDIT_QUERY, 200, Closed);
     d.finish(
         "Restic Backups panel",

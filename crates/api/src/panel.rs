@@ -10,7 +10,8 @@ use crate::ids::JobId;
 use crate::ids::ServerUuid;
 use crate::timestamp::Timestamp;
 use crate::vocab::{
-    AuditAction, AuditOutcome, IntervalUnit, Permission, RunOrigin, RunStatus, TaskKind,
+    AuditAction, AuditOutcome, ChannelKind, IntervalUnit, NotifyEvent, Permission, RunOrigin,
+    RunStatus, TaskKind,
 };
 
 /// `GET /auth/session`
@@ -433,4 +434,47 @@ pub struct AuditList {
     pub entries: Vec<AuditEntry>,
     /// Pass as `cursor` for the next (older) page; `null` at the end.
     pub next_cursor: Option<String>,
+}
+
+/// A notification channel as admins see it (`GET .../admin/notifications`);
+/// the target's secret part (a webhook URL's path) is never shown again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ChannelView {
+    pub id: JobId,
+    pub name: String,
+    pub kind: ChannelKind,
+    /// `https://discord.com/…` for a webhook, the address for e-mail.
+    pub target: String,
+    pub events: Vec<NotifyEvent>,
+    /// For `backup_missing`: hours without a successful backup.
+    pub missing_hours: u32,
+    pub created_at: Timestamp,
+    /// The last delivery that failed for good, if any.
+    pub last_error: Option<String>,
+}
+
+/// `POST .../admin/notifications`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewChannelRequest {
+    pub name: String,
+    /// `webhook`, `discord`, `slack` or `email` (checked by the panel).
+    pub kind: String,
+    /// The webhook URL, or the e-mail address.
+    pub target: String,
+    /// Events to send (`backup_failed`, `backup_missing`, `key_rotated`,
+    /// `restored`); none given: all of them.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// For `backup_missing` (1–720, default 26).
+    #[serde(default)]
+    pub missing_hours: Option<u32>,
+}
+
+/// `POST .../admin/notifications/{id}/test`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ChannelTested {
+    pub ok: bool,
+    /// Why it failed (the receiver's status, a refused address, …).
+    pub error: Option<String>,
 }

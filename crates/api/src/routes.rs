@@ -110,7 +110,7 @@ pub mod panel {
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const OPENAPI: &str = "/openapi.json";
-    /// Prometheus metrics (an admin's session or API key).
+    /// Prometheus metrics (a root admin's session, or the `metrics_token`).
     pub const METRICS: &str = "/metrics";
     pub const ROOT: &[&str] = &[LOGIN, SESSION, LOGOUT, HEALTHZ, READYZ, OPENAPI, METRICS];
 
@@ -144,6 +144,9 @@ pub mod panel {
     pub const ADMIN_SUBUSER: &str = "/admin/servers/{server}/subusers/{user}";
     pub const ADMIN_TASK: &str = "/admin/tasks/{task}";
     pub const ADMIN_AUDIT: &str = "/admin/audit";
+    pub const ADMIN_NOTIFICATIONS: &str = "/admin/notifications";
+    pub const ADMIN_NOTIFICATION: &str = "/admin/notifications/{id}";
+    pub const ADMIN_NOTIFICATION_TEST: &str = "/admin/notifications/{id}/test";
     pub const API: &[&str] = &[
         SERVERS,
         BACKUPS,
@@ -174,6 +177,9 @@ pub mod panel {
         ADMIN_SUBUSER,
         ADMIN_TASK,
         ADMIN_AUDIT,
+        ADMIN_NOTIFICATIONS,
+        ADMIN_NOTIFICATION,
+        ADMIN_NOTIFICATION_TEST,
     ];
 }
 

@@ -174,6 +174,9 @@ words! {
         KeyRegenerate => "key.regenerate",
         /// Every key printed by the operator's `key export`.
         KeysExport => "keys.export",
+        NotificationCreate => "notification.create",
+        NotificationDelete => "notification.delete",
+        NotificationTest => "notification.test",
         ArchiveDelete => "archive.delete",
         UserCreate => "user.create",
         UserUpdate => "user.update",
@@ -187,6 +190,37 @@ words! {
         SubuserSet => "subuser.set",
         SubuserRemove => "subuser.remove",
         PterodactylSync => "pterodactyl.sync",
+    }
+}
+
+words! {
+    /// What a notification is about.
+    NotifyEvent ("notification event") {
+        /// A scheduled backup failed.
+        BackupFailed => "backup_failed",
+        /// A server with a schedule has had no successful backup for the
+        /// channel's `missing_hours`.
+        BackupMissing => "backup_missing",
+        /// An admin gave a server's repository a new key.
+        KeyRotated => "key_rotated",
+        /// Someone started a restore of a server.
+        Restored => "restored",
+        /// The "send test" button.
+        Test => "test",
+    }
+}
+
+words! {
+    /// Where a notification channel sends.
+    ChannelKind ("channel kind") {
+        /// A JSON POST to any URL.
+        Webhook => "webhook",
+        /// A Discord webhook URL.
+        Discord => "discord",
+        /// A Slack incoming webhook URL.
+        Slack => "slack",
+        /// E-mail through the panel's `[smtp]` settings.
+        Email => "email",
     }
 }
 

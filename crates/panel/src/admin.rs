@@ -479,6 +479,16 @@ impl Admin {
 
     /// A key sealed for `server`, for storing.
     /// A node token sealed for the node named `name`.
+    /// Seals any other stored secret (a notification channel's target)
+    /// under its own `context`.
+    pub(crate) fn seal_with(&self, secret: &Secret, context: &str) -> String {
+        self.sealer.seal(secret, context)
+    }
+
+    pub(crate) fn open_with(&self, sealed: &str, context: &str) -> Result<Secret, AdminError> {
+        Ok(self.sealer.open(sealed, context)?)
+    }
+
     pub(crate) fn seal_node_token(&self, name: &str, token: &Secret) -> String {
         self.sealer.seal(token, &node_context(name))
     }

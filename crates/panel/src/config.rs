@@ -47,6 +47,48 @@ pub struct PanelConfig {
     /// Pterodactyl mode: users, nodes, servers and permissions come from
     /// this Pterodactyl install.
     pub pterodactyl: Option<PterodactylConfig>,
+    /// `[smtp]`: how e-mail notifications leave; `None`: e-mail channels
+    /// can not be added.
+    pub smtp: Option<SmtpConfig>,
+    /// A failed notification is tried again after this long, then 4×
+    /// longer each time (at most 6 h), 6 attempts in all.
+    pub notify_retry: Duration,
+}
+
+/// How the panel's e-mail leaves (`[smtp]`).
+#[derive(Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// `Backups <backups@example.com>`.
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "set"))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// `[smtp] security`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587); the default.
+    Starttls,
+    /// TLS from the start (port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine.
+    None,
 }
 
 /// `[pterodactyl]`: where Pterodactyl is and how to read it.
@@ -154,6 +196,16 @@ impl PanelConfig {
                 },
             ),
             (
+                "smtp",
+                self.smtp
+                    .as_ref()
+                    .map_or("off (no e-mail channels)".to_owned(), |m| {
+                        format!("{}:{} ({:?}) from {}", m.host, m.port, m.security, m.from)
+                            .to_lowercase()
+                    }),
+            ),
+            ("notify_retry_secs", self.notify_retry.as_secs().to_string()),
+            (
                 "log_format",
                 format!("{:?}", self.log_format).to_lowercase(),
             ),
@@ -180,6 +232,8 @@ impl std::fmt::Debug for PanelConfig {
             .field("log_format", &self.log_format)
             .field("base_path", &self.base_path)
             .field("pterodactyl", &self.pterodactyl)
+            .field("smtp", &self.smtp)
+            .field("notify_retry", &self.notify_retry)
             .finish()
     }
 }
@@ -208,6 +262,97 @@ struct FileConfig {
     write_timeout_secs: Option<u64>,
     base_path: Option<String>,
     pterodactyl: Option<FilePterodactyl>,
+    smtp: Option<FileSmtp>,
+    notify_retry_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmtp {
+    host: Option<String>,
+    port: Option<u16>,
+    security: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    from: Option<String>,
+}
+
+/// `[smtp]` checked; `None` without a host.
+fn smtp(file: Option<FileSmtp>, env: &Env<'_>) -> Result<Option<SmtpConfig>, ConfigError> {
+    let mut f = file.unwrap_or_default();
+    for (key, field) in [
+        ("smtp_host", &mut f.host),
+        ("smtp_security", &mut f.security),
+        ("smtp_username", &mut f.username),
+        ("smtp_password", &mut f.password),
+        ("smtp_from", &mut f.from),
+    ] {
+        if let Some(v) = env.get(key) {
+            *field = Some(v);
+        }
+    }
+    if let Some(v) = env.get("smtp_password_file") {
+        f.password_file = Some(v.into());
+    }
+    if let Some(port) = env.number::<u16>("smtp_port")? {
+        f.port = Some(port);
+    }
+    let Some(host) = f.host.filter(|h| !h.trim().is_empty()) else {
+        if f.from.is_some() || f.username.is_some() || f.port.is_some() {
+            return Err(invalid(
+                "smtp.host",
+                "is needed for the other [smtp] settings",
+            ));
+        }
+        return Ok(None);
+    };
+    if host.contains(['/', ' ', '@']) {
+        return Err(invalid("smtp.host", "must be a host name or address"));
+    }
+    let security = match f.security.as_deref().unwrap_or("starttls") {
+        "starttls" => SmtpSecurity::Starttls,
+        "tls" => SmtpSecurity::Tls,
+        "none" => SmtpSecurity::None,
+        _ => {
+            return Err(invalid(
+                "smtp.security",
+                "must be \"starttls\", \"tls\" or \"none\"",
+            ));
+        }
+    };
+    let port = f.port.unwrap_or(match security {
+        SmtpSecurity::Tls => 465,
+        SmtpSecurity::Starttls => 587,
+        SmtpSecurity::None => 25,
+    });
+    if port == 0 {
+        return Err(invalid("smtp.port", "must be a port from 1 to 65535"));
+    }
+    let from = f.from.ok_or_else(|| {
+        invalid(
+            "smtp.from",
+            "is required: the sender, e.g. \"Backups <backups@example.com>\"",
+        )
+    })?;
+    if from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(invalid(
+            "smtp.from",
+            "must be an address such as \"Backups <backups@example.com>\"",
+        ));
+    }
+    let password = settings::secret("smtp.password", f.password, f.password_file.as_deref())?;
+    if password.is_some() && f.username.is_none() {
+        return Err(invalid("smtp.username", "goes with smtp.password"));
+    }
+    Ok(Some(SmtpConfig {
+        host,
+        port,
+        security,
+        username: f.username,
+        password,
+        from,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -334,6 +479,17 @@ impl PanelConfig {
         }
         let base_path = base_path(f.base_path.as_deref().unwrap_or("/"))?;
         let pterodactyl = pterodactyl(f.pterodactyl, &env)?;
+        let smtp = smtp(f.smtp, &env)?;
+        if let Some(n) = env.number::<u64>("notify_retry_secs")? {
+            f.notify_retry_secs = Some(n);
+        }
+        let retry = f.notify_retry_secs.unwrap_or(60);
+        if !(1..=3600).contains(&retry) {
+            return Err(invalid(
+                "notify_retry_secs",
+                "must be between 1 and 3600 seconds",
+            ));
+        }
         let tls = match (f.tls_cert, f.tls_key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -355,6 +511,8 @@ impl PanelConfig {
             log_format,
             base_path,
             pterodactyl,
+            smtp,
+            notify_retry: Duration::from_secs(retry),
         })
     }
 }

@@ -22,6 +22,8 @@ pub enum Missing {
     ServerKey,
     /// A panel task (an unknown ID, or one of another panel database).
     Task,
+    /// A notification channel.
+    Channel,
     Page,
     /// A Pterodactyl-mode route on a stand-alone panel.
     PterodactylMode,
@@ -38,6 +40,7 @@ impl Missing {
             Missing::Subuser => "subuser_not_found",
             Missing::ArchivedRepository => "archive_not_found",
             Missing::Task => "task_not_found",
+            Missing::Channel => "channel_not_found",
             Missing::ServerKey | Missing::Page | Missing::PterodactylMode => "not_found",
         }
     }
@@ -53,6 +56,7 @@ impl Missing {
             Missing::ArchivedRepository => "archived repository",
             Missing::ServerKey => "key for server",
             Missing::Task => "task",
+            Missing::Channel => "notification channel",
             Missing::Page => "page",
             Missing::PterodactylMode => "Pterodactyl mode",
         }

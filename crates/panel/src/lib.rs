@@ -51,7 +51,11 @@ pub enum RunError {
 /// Opens (and migrates) the database and builds the panel core.
 pub async fn open(cfg: &PanelConfig) -> Result<Panel, RunError> {
     let (storage, sealer) = connect(cfg).await?;
-    let mut panel = Panel::new(storage, sealer, cfg.session_idle, cfg.session_absolute);
+    let mut panel = Panel::new(storage, sealer, cfg.session_idle, cfg.session_absolute)
+        .with_notifications(service::notify::NotifySettings {
+            smtp: cfg.smtp.clone(),
+            retry: cfg.notify_retry,
+        });
     if let Some(p) = &cfg.pterodactyl {
         panel = panel.with_pterodactyl(pterodactyl::Setup::new(p.clone())?);
     }
@@ -86,7 +90,11 @@ pub struct DbStatus {
 /// nothing (no migration runs, no SQLite file is created).
 pub async fn db_status(cfg: &PanelConfig, _: &permissions::Operator) -> Result<DbStatus, RunError> {
     let url = storage::redact_url(&cfg.database_url);
-    if let Some(path) = cfg.database_url.strip_prefix("sqlite://") {
+    if let Some(path) = cfg
+        .database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| cfg.database_url.strip_prefix("sqlite:"))
+    {
         let path = path.split('?').next().unwrap_or(path);
         if !std::path::Path::new(path).exists() {
             return Ok(DbStatus {
@@ -96,7 +104,7 @@ pub async fn db_status(cfg: &PanelConfig, _: &permissions::Operator) -> Result<D
             });
         }
     }
-    let storage = storage::Storage::open_unmigrated(&cfg.database_url).await?;
+    let storage = storage::Storage::open_read_only(&cfg.database_url).await?;
     let schema = storage.schema_status().await?;
     let counts = if schema.pending().is_empty() && schema.unknown().is_empty() {
         match (
@@ -196,6 +204,17 @@ pub async fn run_on(
             }),
         )
     });
+    let notifier = {
+        let panel = panel.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            panel
+                .deliver_forever(async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                })
+                .await;
+        })
+    };
     let state = web::AppState {
         panel,
         metrics_token: cfg.metrics_token.clone(),
@@ -217,5 +236,6 @@ pub async fn run_on(
     if let Some(s) = scheduler {
         let _ = s.await;
     }
+    let _ = notifier.await;
     served.map_err(RunError::Serve)
 }

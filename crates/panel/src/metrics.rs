@@ -62,6 +62,7 @@ pub struct Metrics {
     logins: Family<ResultLabel, Counter>,
     scheduled: Family<ResultLabel, Counter>,
     scheduler_lag: Gauge,
+    scheduler_tick: Gauge,
     syncs: Family<ResultLabel, Counter>,
     last_sync: Gauge,
 }
@@ -112,6 +113,12 @@ impl Metrics {
             "How late the last scheduler tick started its latest-due run (0 when nothing was late)",
             scheduler_lag.clone(),
         );
+        let scheduler_tick = Gauge::default();
+        registry.register(
+            "scheduler_last_tick_timestamp_seconds",
+            "When this panel's scheduler last looked for due runs (Unix time; 0 when it does not run here)",
+            scheduler_tick.clone(),
+        );
         let syncs = Family::<ResultLabel, Counter>::default();
         registry.register(
             "pterodactyl_syncs",
@@ -142,6 +149,7 @@ impl Metrics {
             logins,
             scheduled,
             scheduler_lag,
+            scheduler_tick,
             syncs,
             last_sync,
         }
@@ -189,9 +197,10 @@ impl Metrics {
         self.scheduled.get_or_create(&ResultLabel { result }).inc();
     }
 
-    /// The lateness (seconds) of the latest-due run a tick started.
-    pub fn scheduler_lag(&self, seconds: i64) {
+    /// A scheduler tick at `at` started runs up to `seconds` late.
+    pub fn scheduler_tick(&self, at: i64, seconds: i64) {
         self.scheduler_lag.set(seconds.max(0));
+        self.scheduler_tick.set(at);
     }
 
     pub fn sync(&self, ok: bool, at: i64) {
@@ -229,7 +238,7 @@ mod tests {
         m.request("GET", "/servers/{server}", 200, 0.2);
         m.request("BREW", "/servers/{server}", 405, 0.001);
         m.login(LoginResult::Limited);
-        m.scheduler_lag(-5);
+        m.scheduler_tick(1_800_000_000, -5);
         let text = m.render();
         assert!(text.contains("restic_backups_panel_http_requests_total{method=\"GET\",route=\"/servers/{server}\",status=\"200\"} 2\n"), "{text}");
         assert!(text.contains("method=\"other\""), "{text}");

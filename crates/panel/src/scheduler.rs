@@ -105,6 +105,7 @@ impl Scheduler {
     pub async fn tick(&self) -> Result<Vec<JoinHandle<bool>>, PanelError> {
         let now = (self.clock)();
         let storage = self.panel.storage();
+        self.panel.check_missing_backups(now).await;
         let mut started = Vec::new();
         let mut lag = 0;
         for policy in storage.due_policies(now, BATCH).await? {
@@ -136,7 +137,7 @@ impl Scheduler {
                 }
             }));
         }
-        self.panel.metrics().scheduler_lag(lag);
+        self.panel.metrics().scheduler_tick(now, lag);
         Ok(started)
     }
 
@@ -195,6 +196,9 @@ impl Scheduler {
                     .finish_job(job, RunStatus::Failed, None, None, Some(&message), now)
                     .await?;
                 tracing::warn!(server = %server.uuid, error = %message, failures, "scheduled backup failed");
+                self.panel
+                    .notify_backup_failed(&server, &message, i64::from(failures))
+                    .await;
             }
         }
         Ok(succeeded)

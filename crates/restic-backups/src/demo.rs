@@ -228,6 +228,8 @@ pub async fn run(
         log_format: settings::LogFormat::Text,
         base_path: "/".to_owned(),
         pterodactyl: None,
+        smtp: None,
+        notify_retry: std::time::Duration::from_secs(60),
     };
     let p = panel::open(&panel_cfg).await?;
     seed(&p, &secrets, &format!("http://{agent_addr}"), &uuid).await?;

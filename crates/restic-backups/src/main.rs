@@ -320,14 +320,24 @@ fn main() -> ExitCode {
                 let cfg = panel::config::PanelConfig::load(config.as_deref(), &env)?;
                 let p = panel::open(&cfg).await?;
                 let scheduler = match at {
-                    None => panel::scheduler::Scheduler::new(p),
+                    None => panel::scheduler::Scheduler::new(p.clone()),
                     Some(t) => {
                         let runner = panel::scheduler::agent_runner(p.clone());
-                        panel::scheduler::Scheduler::with(p, runner, std::sync::Arc::new(move || t))
+                        panel::scheduler::Scheduler::with(
+                            p.clone(),
+                            runner,
+                            std::sync::Arc::new(move || t),
+                        )
                     }
                 };
                 let (n, failed) = scheduler.run_due().await?;
                 println!("scheduled backups run: {n}");
+                // What the runs queued (a failure notice) leaves now; a
+                // receiver that is down gets it from a panel later.
+                let sent = p.deliver_due().await;
+                if sent > 0 {
+                    println!("notifications sent: {sent}");
+                }
                 if failed > 0 {
                     return Err(anyhow::anyhow!("{failed} of {n} scheduled backups failed"));
                 }

@@ -18,6 +18,7 @@ pub mod mariadb;
 pub mod panel;
 pub mod ptero_world;
 pub mod pterodactyl;
+pub mod receivers;
 pub mod stores;
 pub mod webdriver;
 pub mod wings;

@@ -463,7 +463,18 @@ impl World {
 
     /// The same stage around an agent started with its own settings.
     pub async fn with_agent(db: Db, agent: TestAgent, servers: usize, limit: i64) -> Self {
-        let panel = TestPanel::start(db);
+        Self::with_settings(db, agent, servers, limit, &[]).await
+    }
+
+    /// The same stage, the panel with extra TOML lines in its settings.
+    pub async fn with_settings(
+        db: Db,
+        agent: TestAgent,
+        servers: usize,
+        limit: i64,
+        extra_toml: &[&str],
+    ) -> Self {
+        let panel = TestPanel::start_with(db, extra_toml);
         let admin = panel.admin().await;
         panel.add_node(&admin, "node-1", &agent).await;
         panel.add_user(&admin, "owner@example.com").await;

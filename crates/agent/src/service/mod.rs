@@ -897,6 +897,7 @@ impl Agent {
                 () = agent.inner.draining.cancelled() => None,
                 ready = async { (jobs.slot().await, slot.writer.lock().await) } => Some(ready),
             };
+            let started = ready.is_some();
             let outcome = match ready {
                 None => Err(AgentError::ShuttingDown),
                 Some(_held) => {
@@ -911,6 +912,12 @@ impl Agent {
                     }
                 }
             };
+            // A job a stop ended before it started is no failure of the
+            // server's backups (no alert after a routine restart).
+            if !started {
+                agent.inner.jobs.finish(&id, outcome);
+                return;
+            }
             if let Err(e) = &outcome {
                 Agent::note_failure(&slot, e);
                 if kind == api::agent::JobKind::Backup {

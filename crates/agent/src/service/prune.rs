@@ -129,7 +129,12 @@ impl Agent {
                 ready = async { (jobs.slot().await, slot.writer.lock().await) } => Some(ready),
             };
             let outcome = match ready {
-                None => Err(AgentError::ShuttingDown),
+                None => {
+                    // Ended by a stop before it started: not a failure.
+                    jobs.finish(&job, Err(AgentError::ShuttingDown));
+                    slot.prune_queued.store(false, Ordering::SeqCst);
+                    return;
+                }
                 Some(_held) => {
                     jobs.start(&job);
                     agent.run_prune(&server, &key).await

@@ -222,6 +222,8 @@ impl Panel {
             .await?;
         self.record_manual_job(auth.server(), JobKind::Restore, &accepted)
             .await;
+        self.notify_restored(auth.server(), &auth.user().email, id.as_str())
+            .await;
         Ok(accepted)
     }
 

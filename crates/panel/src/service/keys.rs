@@ -40,7 +40,7 @@ impl Panel {
 
     pub async fn regenerate_key(
         &self,
-        _: &RootAdmin,
+        admin: &RootAdmin,
         uuid: &ServerUuid,
     ) -> Result<KeyRegenerated, PanelError> {
         let server = self
@@ -68,6 +68,7 @@ impl Panel {
             .replace_server_key(server.id, &sealed, now())
             .await?;
         tracing::info!(server = %server.uuid, "server key regenerated");
+        self.notify_key_rotated(&server, &admin.user().email).await;
         Ok(KeyRegenerated {
             server: server.uuid.to_string(),
             key_id,

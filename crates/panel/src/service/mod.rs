@@ -9,6 +9,7 @@ mod deletion;
 mod directory;
 pub mod import;
 mod keys;
+pub mod notify;
 mod schedule;
 
 use std::collections::HashMap;
@@ -45,6 +46,11 @@ struct Inner {
     /// Pterodactyl mode's clients and sync state.
     pterodactyl: Option<Arc<crate::pterodactyl::Setup>>,
     metrics: crate::metrics::Metrics,
+    /// Notifications: the mail relay and retry pace, the webhook client,
+    /// and the delivery worker's wake-up.
+    notify: notify::NotifySettings,
+    notify_http: reqwest::Client,
+    notify_wake: tokio::sync::Notify,
 }
 
 #[derive(PartialEq, Eq)]
@@ -83,6 +89,14 @@ impl Panel {
                 clients: Mutex::new(HashMap::new()),
                 pterodactyl: None,
                 metrics: crate::metrics::Metrics::new(),
+                notify: notify::NotifySettings::default(),
+                notify_http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(15))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("restic-backups/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .expect("a client without custom TLS builds"),
+                notify_wake: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -93,6 +107,28 @@ impl Panel {
             inner.pterodactyl = Some(Arc::new(setup));
         }
         self
+    }
+
+    /// How notifications leave (before the panel is shared).
+    pub fn with_notifications(mut self, settings: notify::NotifySettings) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.notify = settings;
+        }
+        self
+    }
+
+    /// Delivers due notifications until `stop`: at once when one is
+    /// queued, else every 5 s (retries, other panels' messages).
+    pub async fn deliver_forever(&self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            self.deliver_due().await;
+            tokio::select! {
+                () = &mut stop => return,
+                () = self.inner.notify_wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
     }
 
     /// This panel's Prometheus metrics.

@@ -56,6 +56,11 @@ const SQLITE: Set = &[
         "audit log",
         include_str!("../../migrations/sqlite/0006_audit.sql"),
     ),
+    (
+        7,
+        "notifications",
+        include_str!("../../migrations/sqlite/0007_notifications.sql"),
+    ),
 ];
 const POSTGRES: Set = &[
     (
@@ -87,6 +92,11 @@ const POSTGRES: Set = &[
         6,
         "audit log",
         include_str!("../../migrations/postgres/0006_audit.sql"),
+    ),
+    (
+        7,
+        "notifications",
+        include_str!("../../migrations/postgres/0007_notifications.sql"),
     ),
 ];
 

@@ -13,6 +13,7 @@ mod import;
 mod jobs;
 mod migrate;
 mod nodes;
+mod notifications;
 mod policies;
 mod pterodactyl;
 mod servers;
@@ -26,6 +27,7 @@ pub use audit::{AuditFilter, AuditRecord, AuditRow};
 pub use import::{ImportState, ImportWritten, ImportedJob, KeyRow, ServerImportWrite};
 pub use jobs::{JobEnd, JobRecord};
 pub use nodes::{NewNode, Node};
+pub use notifications::{ChannelRow, OutboxRow, ScheduledServer};
 pub use policies::Policy;
 pub use pterodactyl::{
     NO_PASSWORD, SubuserRow, SyncNode, SyncRecord, SyncServer, SyncUser, parked_email,
@@ -198,14 +200,15 @@ fn restrict_sqlite_files(url: &str) {
 impl Storage {
     /// Opens (creating a SQLite file if needed) and migrates the database.
     pub async fn connect(url: &str) -> Result<Self> {
-        let storage = Self::open(url).await?;
+        let storage = Self::open(url, false).await?;
         migrate::run(&storage.pool, storage.backend).await?;
         Ok(storage)
     }
 
-    /// Opens the database as it is, changing nothing (`db status`).
-    pub async fn open_unmigrated(url: &str) -> Result<Self> {
-        Self::open(url).await
+    /// Opens the database as it is, changing nothing (`db status`): SQLite
+    /// read-only (no file made, no journal mode set, modes untouched).
+    pub async fn open_read_only(url: &str) -> Result<Self> {
+        Self::open(url, true).await
     }
 
     /// Which migrations the database has and which this build knows.
@@ -217,7 +220,7 @@ impl Storage {
         })
     }
 
-    async fn open(url: &str) -> Result<Self> {
+    async fn open(url: &str, read_only: bool) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -227,6 +230,10 @@ impl Storage {
             return Err(StorageError::UnsupportedUrl);
         };
         let url = match backend {
+            Backend::Sqlite if read_only => {
+                let path = url.split('?').next().unwrap_or(url);
+                format!("{path}?mode=ro")
+            }
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_owned(),
         };
@@ -241,7 +248,7 @@ impl Storage {
             })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
+                    if backend == Backend::Sqlite && !read_only {
                         sqlx::Executor::execute(
                             &mut *conn,
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
@@ -276,7 +283,7 @@ impl Storage {
                 let _ = sqlx::Connection::close(conn).await;
             }
         }
-        if backend == Backend::Sqlite {
+        if backend == Backend::Sqlite && !read_only {
             restrict_sqlite_files(&url);
         }
         let pool = opts.connect(&url).await.map_err(|e| {

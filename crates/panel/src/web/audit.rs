@@ -7,7 +7,6 @@
 //! subuser's forbidden restore is as telling as an allowed one.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use api::AuditAction;
 use api::routes::panel as route;
@@ -17,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AppState;
-use super::extract::{SessionCtx, client_addr};
+use super::extract::client_addr;
 use crate::storage::AuditRecord;
 
 /// Set on a response by a handler whose actor is not the session's user
@@ -25,12 +24,17 @@ use crate::storage::AuditRecord;
 #[derive(Clone)]
 pub struct AuditActor(pub String);
 
-/// The audited routes: method and template (as the router matched it) →
-/// action. Reads that are not here are not audited.
+/// The audited routes: method and template (as the router matched it,
+/// below `base_path`) → action. Reads that are not here are not audited;
+/// `HEAD` is a `GET` (axum answers it with the `GET` handler, a download's
+/// redirect included).
 pub fn action_of(method: &Method, matched: &str) -> Option<AuditAction> {
     use AuditAction as A;
     let rel = matched.strip_prefix(route::PREFIX);
-    let m = method.as_str();
+    let m = match method.as_str() {
+        "HEAD" => "GET",
+        other => other,
+    };
     Some(match (m, rel, matched) {
         ("POST", _, route::LOGIN) => A::Login,
         ("POST", _, route::LOGOUT) => A::Logout,
@@ -58,6 +62,9 @@ pub fn action_of(method: &Method, matched: &str) -> Option<AuditAction> {
         ("PUT", Some(route::ADMIN_SUBUSERS), _) => A::SubuserSet,
         ("DELETE", Some(route::ADMIN_SUBUSER), _) => A::SubuserRemove,
         ("POST", Some(route::ADMIN_SYNC), _) => A::PterodactylSync,
+        ("POST", Some(route::ADMIN_NOTIFICATIONS), _) => A::NotificationCreate,
+        ("DELETE", Some(route::ADMIN_NOTIFICATION), _) => A::NotificationDelete,
+        ("POST", Some(route::ADMIN_NOTIFICATION_TEST), _) => A::NotificationTest,
         _ => return None,
     })
 }
@@ -69,14 +76,21 @@ fn clipped(s: &str) -> String {
     s.chars().take(MAX_FIELD).collect()
 }
 
-/// Middleware (inside `load_session`, so the session is known): writes the
-/// entry of an audited request after its handler answered.
+/// Middleware (outside `load_session`, which names the session's user on
+/// the response): writes the entry of an audited request once its handler
+/// answered. The handler and the write run on a task of their own, so a
+/// client that hangs up mid-request does not leave a change unaudited.
 pub async fn audit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let matched = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
-    let Some(action) = matched.as_deref().and_then(|m| action_of(req.method(), m)) else {
+    // Under `base_path` the router's match starts with it.
+    let Some(action) = matched
+        .as_deref()
+        .map(|m| m.strip_prefix(&*state.base).unwrap_or(m))
+        .and_then(|m| action_of(req.method(), m))
+    else {
         return next.run(req).await;
     };
     let (mut parts, body) = req.into_parts();
@@ -86,16 +100,17 @@ pub async fn audit(State(state): State<AppState>, req: Request, next: Next) -> R
     let (mut server, mut target) = (None, None);
     for (name, value) in params.iter().flat_map(|p| p.iter()) {
         if name == "server" {
-            server = Some(clipped(value));
+            // As the server is known (lowercase), so filters find it; a
+            // value that is no server ID stays as given, clipped.
+            server = Some(
+                api::ServerUuid::parse(value)
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|_| clipped(value)),
+            );
         } else if target.is_none() {
             target = Some(format!("{name}={}", clipped(value)));
         }
     }
-    let user = parts
-        .extensions
-        .get::<Arc<SessionCtx>>()
-        .and_then(|c| c.session.as_ref())
-        .map(|s| s.user.email.clone());
     let client = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -106,26 +121,40 @@ pub async fn audit(State(state): State<AppState>, req: Request, next: Next) -> R
         .extensions
         .get::<httpd::RequestId>()
         .map(|id| id.0.clone());
-    let res = next.run(Request::from_parts(parts, body)).await;
-    let actor = res
-        .extensions()
-        .get::<AuditActor>()
-        .map(|a| clipped(&a.0))
-        .or(user);
-    state
-        .panel
-        .audit(AuditRecord {
-            at: crate::service::now(),
-            action,
-            status: res.status().as_u16(),
-            actor,
-            server_uuid: server,
-            target,
-            client,
-            request_id,
-        })
-        .await;
-    res
+    let req = Request::from_parts(parts, body);
+    let panel = state.panel.clone();
+    let task = tokio::spawn(async move {
+        let res = next.run(req).await;
+        let actor = res.extensions().get::<AuditActor>().map(|a| clipped(&a.0));
+        let status = res.status().as_u16();
+        // Not worth a row: an anonymous knock on an audited route, and
+        // logins refused unchecked (rate limited: counted in the metrics
+        // and logged), so nobody can fill the table from outside.
+        let noise = (status == 401 && actor.is_none() && action != AuditAction::Login)
+            || (status == 429 && action == AuditAction::Login);
+        if !noise {
+            panel
+                .audit(AuditRecord {
+                    at: crate::service::now(),
+                    action,
+                    status,
+                    actor,
+                    server_uuid: server,
+                    target,
+                    client,
+                    request_id,
+                })
+                .await;
+        }
+        res
+    });
+    match task.await {
+        Ok(res) => res,
+        // A panicking handler: the same JSON 500 as everywhere.
+        Err(_) => axum::response::IntoResponse::into_response(crate::PanelError::Internal(
+            "a handler panicked".into(),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -281,13 +281,25 @@ pub async fn load_session(
     {
         let (ok, rebuilt) = csrf_presented_ok(s, req).await?;
         if !ok {
-            return Err(PanelError::CsrfFailed);
+            // Refused, and audited as this user's.
+            let mut res = axum::response::IntoResponse::into_response(PanelError::CsrfFailed);
+            res.extensions_mut()
+                .insert(super::audit::AuditActor(s.user.email.clone()));
+            return Ok(res);
         }
         req = rebuilt;
     }
+    let actor = session.as_ref().map(|s| s.user.email.clone());
     req.extensions_mut()
         .insert(Arc::new(SessionCtx { id, session }));
     let mut res = next.run(req).await;
+    // Whose request it was, for the audit layer outside this one (a
+    // handler that knows better, the login, set its own).
+    if let Some(actor) = actor
+        && res.extensions().get::<super::audit::AuditActor>().is_none()
+    {
+        res.extensions_mut().insert(super::audit::AuditActor(actor));
+    }
     if let Some(new) = opened {
         res.headers_mut().append(
             header::SET_COOKIE,
@@ -500,6 +512,23 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskParam {
         let raw = path_param(parts, "task").await?;
         JobId::parse(&raw).map(TaskParam).map_err(|_| {
             PanelError::bad_request("invalid_task_id", "task IDs are 32 hexadecimal characters")
+        })
+    }
+}
+
+/// `{id}` of a notification channel's path.
+pub struct ChannelParam(pub JobId);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChannelParam {
+    type Rejection = PanelError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, PanelError> {
+        let raw = path_param(parts, "id").await?;
+        JobId::parse(&raw).map(ChannelParam).map_err(|_| {
+            PanelError::bad_request(
+                "invalid_channel_id",
+                "channel IDs are 32 hexadecimal characters",
+            )
         })
     }
 }

@@ -75,7 +75,7 @@ impl AppState {
 fn api_routes() -> Router<AppState> {
     use axum::routing::patch;
     use routes::admin::{
-        archived_repos, audit, key_regenerate, keys, nodes, pterodactyl_sync,
+        archived_repos, audit, key_regenerate, keys, nodes, notifications, pterodactyl_sync,
         servers as admin_servers, subusers, tasks, users,
     };
     use routes::servers::{self, backups as b};
@@ -148,6 +148,18 @@ fn api_routes() -> Router<AppState> {
         .route(route::ADMIN_SUBUSER, delete(subusers::remove_subuser))
         .route(route::ADMIN_TASK, get(tasks::task))
         .route(route::ADMIN_AUDIT, get(audit::audit_log))
+        .route(
+            route::ADMIN_NOTIFICATIONS,
+            get(notifications::channels).post(notifications::add_channel),
+        )
+        .route(
+            route::ADMIN_NOTIFICATION,
+            delete(notifications::delete_channel),
+        )
+        .route(
+            route::ADMIN_NOTIFICATION_TEST,
+            post(notifications::test_channel),
+        )
 }
 
 /// Middleware: counts every answer by method, route template and status,
@@ -207,11 +219,12 @@ fn routes_of(state: AppState) -> Router {
         .route("/admin/{section}", get(pages::admin))
         .fallback(pages::fallback)
         .method_not_allowed_fallback(|| async { crate::PanelError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(state.clone(), audit::audit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             extract::load_session,
         ))
+        // Outside the session layer, so its refusals (CSRF) are audited too.
+        .layer(middleware::from_fn_with_state(state.clone(), audit::audit))
         // Assets and health checks need no session: added after that
         // layer, they skip its database lookup.
         .route("/static/app.css", get(pages::app_css))

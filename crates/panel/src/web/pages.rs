@@ -355,6 +355,7 @@ pub async fn admin(
         ("servers", "Servers"),
         ("users", "Users"),
         ("archived-repos", "Archived repositories"),
+        ("notifications", "Notifications"),
         ("audit", "Audit log"),
     ];
     if state.panel.pterodactyl().is_some() {

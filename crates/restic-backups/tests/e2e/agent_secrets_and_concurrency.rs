@@ -231,9 +231,9 @@ async fn a_stop_lets_a_running_backup_finish_within_the_grace() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, view) = agent.call(Method::GET, &url, "", None).await;
-        assert_eq!(
-            view["status"], "running",
-            "the backup is not running: {view}"
+        assert!(
+            view["status"] == "queued" || view["status"] == "running",
+            "the backup ended before the stop: {view}"
         );
         if view["progress"]["percent"].is_number() {
             break;

@@ -25,6 +25,7 @@ mod health;
 mod import_extension;
 mod logs;
 mod metrics;
+mod notifications;
 mod offsite;
 mod openapi;
 mod panel_agent_client;

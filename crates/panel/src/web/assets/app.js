@@ -1141,6 +1141,110 @@
       render(await api("GET", API + "/admin/pterodactyl/sync"));
     },
 
+    async notifications(root) {
+      const data = await api("GET", API + "/admin/notifications");
+      const events = ["backup_failed", "backup_missing", "key_rotated", "restored"];
+      const labels = {
+        backup_failed: "Scheduled backup failed",
+        backup_missing: "No backup for a while",
+        key_rotated: "Key replaced",
+        restored: "Restore started",
+      };
+      const name = h("input", { type: "text", name: "name", maxlength: 64, autocomplete: "off" });
+      const kind = h(
+        "select",
+        { name: "kind" },
+        h("option", { value: "discord" }, "Discord webhook"),
+        h("option", { value: "slack" }, "Slack webhook"),
+        h("option", { value: "webhook" }, "Webhook (JSON)"),
+        h("option", { value: "email" }, "E-mail")
+      );
+      const target = h("input", { type: "text", name: "target", placeholder: "https://discord.com/api/webhooks/… or an address", autocomplete: "off" });
+      const hours = h("input", { type: "number", name: "missing_hours", min: 1, max: 720, value: 26 });
+      const boxes = events.map((e) => h("input", { type: "checkbox", name: "event", value: e, checked: true }));
+      const rows = data.map((c) =>
+        h(
+          "tr",
+          { "data-channel": c.id },
+          h("td", {}, h("strong", {}, c.name), h("span", { class: "rel" }, c.kind)),
+          h("td", { class: "mono" }, c.target),
+          h("td", {}, c.events.map((e) => labels[e] || e).join(", ") + (c.events.includes("backup_missing") ? " (" + c.missing_hours + " h)" : "")),
+          h("td", { class: c.last_error ? "error" : "muted" }, c.last_error || "—"),
+          h(
+            "td",
+            { class: "actions" },
+            h(
+              "button",
+              {
+                type: "button",
+                class: "secondary",
+                "data-action": "test",
+                onclick: async (e) => {
+                  clearError();
+                  e.target.disabled = true;
+                  try {
+                    const r = await api("POST", API + "/admin/notifications/" + c.id + "/test");
+                    e.target.textContent = r.ok ? "Sent" : "Failed";
+                    if (!r.ok) showError(new ApiError(0, "test_failed", "The test message was not delivered: " + r.error));
+                  } catch (err) {
+                    showError(err);
+                  } finally {
+                    e.target.disabled = false;
+                    setTimeout(() => (e.target.textContent = "Send test"), 2000);
+                  }
+                },
+              },
+              "Send test"
+            ),
+            confirmedButton(
+              "Remove",
+              "secondary",
+              { title: "Remove channel " + c.name + "?", text: "Messages waiting for it are dropped." },
+              "DELETE",
+              API + "/admin/notifications/" + c.id,
+              () => admin.notifications(root)
+            )
+          )
+        )
+      );
+      root.replaceChildren(
+        h("p", { class: "muted" }, "Who is told when a scheduled backup fails, when a server with a schedule has had no successful backup for a while, when a key is replaced and when a restore starts. Webhook addresses are kept sealed and never shown again."),
+        rows.length === 0
+          ? h("p", { class: "empty" }, "No channels yet.")
+          : h("div", { class: "table-wrap" }, table(["Channel", "Sends to", "Events", "Last failure", ""], rows)),
+        h("h2", {}, "Add a channel"),
+        h(
+          "form",
+          {
+            class: "form-inline",
+            id: "channel-form",
+            onsubmit: async (e) => {
+              e.preventDefault();
+              clearError();
+              try {
+                await api("POST", API + "/admin/notifications", {
+                  name: name.value.trim(),
+                  kind: kind.value,
+                  target: target.value.trim(),
+                  events: boxes.filter((b) => b.checked).map((b) => b.value),
+                  missing_hours: Number(hours.value) || 26,
+                });
+                admin.notifications(root).catch(showError);
+              } catch (err) {
+                showError(err);
+              }
+            },
+          },
+          field("Name", name),
+          field("Kind", kind),
+          field("Webhook URL or e-mail address", target),
+          field("No backup for (hours)", hours),
+          h("fieldset", { class: "checks" }, h("legend", {}, "Events"), boxes.map((b) => h("label", { class: "check" }, b, labels[b.value]))),
+          h("button", { type: "submit", class: "primary" }, "Add channel")
+        )
+      );
+    },
+
     async audit(root) {
       const actions = [
         "login", "logout", "backup.create", "backup.restore", "backup.download", "backup.delete",
@@ -1158,7 +1262,7 @@
       const from = h("input", { type: "datetime-local", name: "from" });
       const to = h("input", { type: "datetime-local", name: "to" });
       const list = h("div", { id: "audit-list" });
-      const query = (cursor) => {
+      const query = () => {
         const q = new URLSearchParams();
         for (const [k, el] of [["actor", actor], ["server", server], ["action", action], ["outcome", outcome]]) {
           if (el.value.trim()) q.set(k, el.value.trim());
@@ -1166,14 +1270,19 @@
         for (const [k, el] of [["from", from], ["to", to]]) {
           if (el.value) q.set(k, new Date(el.value).toISOString());
         }
-        if (cursor) q.set("cursor", cursor);
-        return q.toString();
+        return q;
       };
       const rows = [];
+      // "Older entries" pages through the list shown, whatever the fields
+      // say now.
+      let shown = new URLSearchParams();
       const load = async (cursor) => {
         clearError();
         try {
-          const data = await api("GET", API + "/admin/audit?" + query(cursor));
+          if (!cursor) shown = query();
+          const q = new URLSearchParams(shown);
+          if (cursor) q.set("cursor", cursor);
+          const data = await api("GET", API + "/admin/audit?" + q.toString());
           if (!cursor) rows.length = 0;
           for (const e of data.entries) {
             rows.push(

@@ -91,7 +91,18 @@ async fn login_as(
     } else {
         httpd::parse_json(&bytes).map_err(body_error)?
     };
-    *tried = Some(creds.email.trim().to_lowercase());
+    // A password typed into the e-mail field must not reach the log.
+    let email = creds.email.trim().to_lowercase();
+    let looks_like_email = email.len() <= 254
+        && email.matches('@').count() == 1
+        && !email.starts_with('@')
+        && !email.ends_with('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    *tried = Some(if looks_like_email {
+        email
+    } else {
+        "(not an e-mail address)".to_owned()
+    });
     let result = state
         .panel
         .sessions()

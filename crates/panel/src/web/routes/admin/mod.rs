@@ -6,6 +6,7 @@ pub mod audit;
 pub mod key_regenerate;
 pub mod keys;
 pub mod nodes;
+pub mod notifications;
 pub mod pterodactyl_sync;
 pub mod servers;
 pub mod subusers;
