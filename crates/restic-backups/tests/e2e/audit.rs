@@ -202,3 +202,36 @@ async fn audit_story(db: Db) {
 }
 
 testkit::on_both_databases!(audit_story);
+
+/// Under `base_path` (beside Pterodactyl) the routes match with the base in
+/// front; every change is still audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audited_under_a_base_path_and_for_head_requests() {
+    use testkit::panel::TestPanel;
+    let base = "/extensions/resticbackups";
+    let mut panel = TestPanel::start_with(Db::Sqlite, &[&format!("base_path = \"{base}\"")]);
+    panel.url = format!("{}{base}", panel.url);
+    let mut admin = panel.admin().await;
+    let (status, body) = admin
+        .post(
+            &format!("{API}/admin/users"),
+            json!({"email": "new@example.com", "password": "a long password 1", "root_admin": false}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // HEAD is answered like GET: revealing keys that way is audited too.
+    let r = admin.request(Method::HEAD, &format!("{API}/admin/keys"));
+    let (status, _) = admin.finish("head", r).await;
+    assert_eq!(status, 200);
+    let (status, body) = admin.get(&format!("{API}/admin/audit")).await;
+    assert_eq!(status, 200, "{body}");
+    let actions: Vec<&str> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"user.create"), "{body}");
+    assert!(actions.contains(&"login"), "{body}");
+    assert!(actions.contains(&"keys.reveal"), "{body}");
+}
