@@ -25,8 +25,9 @@ use crate::panel::{
     AuditList, ChannelTested, ChannelView, KeyRegenerated, NewChannelRequest, NewNodeRequest,
     NewServerRequest, NewUserRequest, NodeView, PanelArchiveList, PanelBackupList,
     PanelCreateBackup, Preferences, PteroBackupList, PteroSyncStatus, RunHistory, ScheduleRequest,
-    ScheduleView, ServerKeyList, ServerSummaryList, ServerView, SessionInfo, SetSubuserRequest,
-    SubuserView, TaskView, UpdateNodeRequest, UpdateServerRequest, UpdateUserRequest, UserView,
+    ScheduleView, ServerChannel, ServerChannelRequest, ServerKeyList, ServerSummaryList,
+    ServerView, SessionInfo, SetSubuserRequest, SubuserView, TaskView, UpdateNodeRequest,
+    UpdateServerRequest, UpdateUserRequest, UserView,
 };
 use crate::routes::{agent as a, panel as p};
 
@@ -335,6 +336,10 @@ pub fn panel() -> OpenApi {
     d.op::<Nothing, LockState>(Post, &at(p::UNLOCK), "Unlock a backup (backup.delete)", NO_QUERY, 200, Closed);
     d.op::<Nothing, PteroBackupList>(Get, &at(p::PTERO_BACKUPS), "Pterodactyl's own backups of the server (Pterodactyl mode)", NO_QUERY, 200, Closed);
     d.op::<Nothing, Redirect>(Get, &at(p::PTERO_DOWNLOAD), "Download one of Pterodactyl's backups", NO_QUERY, 302, Closed);
+    d.op::<Nothing, ServerChannel>(Get, &at(p::SERVER_NOTIFICATIONS), "The server owner's own Discord webhook (owner or root admin)", NO_QUERY, 200, Closed);
+    d.op::<ServerChannelRequest, ServerChannel>(Put, &at(p::SERVER_NOTIFICATIONS), "Set the owner's Discord webhook (a URL on owner_webhook_hosts)", NO_QUERY, 200, Closed);
+    d.op::<Nothing, Nothing>(Delete, &at(p::SERVER_NOTIFICATIONS), "Remove the owner's Discord webhook", NO_QUERY, 204, Closed);
+    d.op::<Nothing, ChannelTested>(Post, &at(p::SERVER_NOTIFICATIONS_TEST), "Send a test message to the owner's webhook", NO_QUERY, 200, Closed);
     d.op::<Nothing, Preferences>(Get, &at(p::PREFERENCES), "The user's preferences", NO_QUERY, 200, Closed);
     d.op::<Preferences, Preferences>(Put, &at(p::PREFERENCES), "Save the user's preferences", NO_QUERY, 200, Closed);
     // Root admins only.

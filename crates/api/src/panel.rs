@@ -478,3 +478,24 @@ pub struct ChannelTested {
     /// Why it failed (the receiver's status, a refused address, …).
     pub error: Option<String>,
 }
+
+/// `PUT …/backups/restic/notifications`: the server owner's own Discord
+/// webhook.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerChannelRequest {
+    /// `https://discord.com/api/webhooks/…`.
+    pub url: String,
+    /// As for admins' channels; none given: all of them.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    #[serde(default)]
+    pub missing_hours: Option<u32>,
+}
+
+/// `GET …/backups/restic/notifications`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct ServerChannel {
+    /// `null` when the owner set none.
+    pub channel: Option<ChannelView>,
+}

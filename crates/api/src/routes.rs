@@ -128,6 +128,9 @@ pub mod panel {
     pub const UNLOCK: &str = "/servers/{server}/backups/restic/{id}/unlock";
     pub const PTERO_BACKUPS: &str = "/servers/{server}/backups/pterodactyl";
     pub const PTERO_DOWNLOAD: &str = "/servers/{server}/backups/pterodactyl/{backup}/download";
+    pub const SERVER_NOTIFICATIONS: &str = "/servers/{server}/backups/restic/notifications";
+    pub const SERVER_NOTIFICATIONS_TEST: &str =
+        "/servers/{server}/backups/restic/notifications/test";
     pub const PREFERENCES: &str = "/preferences";
     pub const ADMIN_KEYS: &str = "/admin/keys";
     pub const ADMIN_SYNC: &str = "/admin/pterodactyl/sync";
@@ -161,6 +164,8 @@ pub mod panel {
         UNLOCK,
         PTERO_BACKUPS,
         PTERO_DOWNLOAD,
+        SERVER_NOTIFICATIONS,
+        SERVER_NOTIFICATIONS_TEST,
         PREFERENCES,
         ADMIN_KEYS,
         ADMIN_SYNC,

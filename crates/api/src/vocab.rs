@@ -177,6 +177,10 @@ words! {
         NotificationCreate => "notification.create",
         NotificationDelete => "notification.delete",
         NotificationTest => "notification.test",
+        /// A server owner's own webhook set, removed or tested.
+        ServerNotificationSet => "server_notification.set",
+        ServerNotificationRemove => "server_notification.remove",
+        ServerNotificationTest => "server_notification.test",
         ArchiveDelete => "archive.delete",
         UserCreate => "user.create",
         UserUpdate => "user.update",

@@ -53,7 +53,17 @@ pub struct PanelConfig {
     /// A failed notification is tried again after this long, then 4×
     /// longer each time (at most 6 h), 6 attempts in all.
     pub notify_retry: Duration,
+    /// The hosts a server owner's own webhook may point at.
+    pub owner_webhook_hosts: Vec<String>,
 }
+
+/// Discord's webhook hosts: where owners' own webhooks may point by default.
+pub const DEFAULT_OWNER_WEBHOOK_HOSTS: &[&str] = &[
+    "discord.com",
+    "discordapp.com",
+    "ptb.discord.com",
+    "canary.discord.com",
+];
 
 /// How the panel's e-mail leaves (`[smtp]`).
 #[derive(Clone)]
@@ -205,6 +215,7 @@ impl PanelConfig {
                     }),
             ),
             ("notify_retry_secs", self.notify_retry.as_secs().to_string()),
+            ("owner_webhook_hosts", self.owner_webhook_hosts.join(", ")),
             (
                 "log_format",
                 format!("{:?}", self.log_format).to_lowercase(),
@@ -234,6 +245,7 @@ impl std::fmt::Debug for PanelConfig {
             .field("pterodactyl", &self.pterodactyl)
             .field("smtp", &self.smtp)
             .field("notify_retry", &self.notify_retry)
+            .field("owner_webhook_hosts", &self.owner_webhook_hosts)
             .finish()
     }
 }
@@ -264,6 +276,7 @@ struct FileConfig {
     pterodactyl: Option<FilePterodactyl>,
     smtp: Option<FileSmtp>,
     notify_retry_secs: Option<u64>,
+    owner_webhook_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -483,6 +496,29 @@ impl PanelConfig {
         if let Some(n) = env.number::<u64>("notify_retry_secs")? {
             f.notify_retry_secs = Some(n);
         }
+        if let Some(v) = env.get("owner_webhook_hosts") {
+            f.owner_webhook_hosts = Some(
+                v.split(',')
+                    .map(|h| h.trim().to_owned())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
+            );
+        }
+        let owner_webhook_hosts = f.owner_webhook_hosts.unwrap_or_else(|| {
+            DEFAULT_OWNER_WEBHOOK_HOSTS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect()
+        });
+        if owner_webhook_hosts
+            .iter()
+            .any(|h| h.is_empty() || h.contains(['/', ':', '@', ' ']))
+        {
+            return Err(invalid(
+                "owner_webhook_hosts",
+                "must be host names such as \"discord.com\" (no scheme, port or path)",
+            ));
+        }
         let retry = f.notify_retry_secs.unwrap_or(60);
         if !(1..=3600).contains(&retry) {
             return Err(invalid(
@@ -513,6 +549,7 @@ impl PanelConfig {
             pterodactyl,
             smtp,
             notify_retry: Duration::from_secs(retry),
+            owner_webhook_hosts,
         })
     }
 }

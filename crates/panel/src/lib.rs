@@ -55,6 +55,7 @@ pub async fn open(cfg: &PanelConfig) -> Result<Panel, RunError> {
         .with_notifications(service::notify::NotifySettings {
             smtp: cfg.smtp.clone(),
             retry: cfg.notify_retry,
+            owner_webhook_hosts: cfg.owner_webhook_hosts.clone(),
         });
     if let Some(p) = &cfg.pterodactyl {
         panel = panel.with_pterodactyl(pterodactyl::Setup::new(p.clone())?);

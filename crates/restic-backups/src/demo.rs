@@ -230,6 +230,10 @@ pub async fn run(
         pterodactyl: None,
         smtp: None,
         notify_retry: std::time::Duration::from_secs(60),
+        owner_webhook_hosts: panel::config::DEFAULT_OWNER_WEBHOOK_HOSTS
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
     };
     let p = panel::open(&panel_cfg).await?;
     seed(&p, &secrets, &format!("http://{agent_addr}"), &uuid).await?;

@@ -497,6 +497,17 @@ impl World {
     }
 }
 
+impl World {
+    /// A new user made a subuser of `server` with `perms`, logged in.
+    pub async fn subuser(&self, server: &str, email: &str, perms: &[&str]) -> Client {
+        self.panel.add_user(&self.admin, email).await;
+        self.panel
+            .set_subuser(&self.admin, server, email, perms)
+            .await;
+        self.panel.login(email, PASSWORD).await
+    }
+}
+
 /// Runs each named `async fn(Db)` as a test on SQLite and on PostgreSQL
 /// (modules `sqlite` and `postgres`).
 #[macro_export]

@@ -1,7 +1,8 @@
 -- Notifications: channels (their target sealed like keys), the outbox
 -- (every message until it is delivered or given up, so a restart or a
 -- receiver that is down loses nothing), and which "no backup for N hours"
--- stretch each channel was told about (told once per stretch).
+-- stretch each channel was told about (told once per stretch). A channel
+-- with a server_uuid is that server owner's own (a Discord webhook).
 CREATE TABLE notification_channels (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -11,8 +12,10 @@ CREATE TABLE notification_channels (
     events TEXT NOT NULL,
     missing_hours BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
-    last_error TEXT
+    last_error TEXT,
+    server_uuid TEXT
 );
+CREATE INDEX notification_channels_server ON notification_channels(server_uuid);
 CREATE TABLE notification_outbox (
     id BIGSERIAL PRIMARY KEY,
     channel_id TEXT NOT NULL REFERENCES notification_channels(id) ON DELETE CASCADE,

@@ -13,14 +13,16 @@
 
 use std::time::Duration;
 
-use api::panel::{ChannelTested, ChannelView, NewChannelRequest};
+use api::panel::{
+    ChannelTested, ChannelView, NewChannelRequest, ServerChannel, ServerChannelRequest,
+};
 use api::{ChannelKind, JobId, NotifyEvent, Secret, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{Panel, now};
 use crate::PanelError;
 use crate::config::{SmtpConfig, SmtpSecurity};
-use crate::permissions::RootAdmin;
+use crate::permissions::{Authorized, Read, RootAdmin};
 use crate::storage::{ChannelRow, Server};
 
 /// Attempts per message before it is given up.
@@ -39,6 +41,8 @@ const DISCORD_MAX: usize = 2000;
 pub struct NotifySettings {
     pub smtp: Option<SmtpConfig>,
     pub retry: Duration,
+    /// The hosts a server owner's own webhook may point at.
+    pub owner_webhook_hosts: Vec<String>,
 }
 
 impl Default for NotifySettings {
@@ -46,6 +50,10 @@ impl Default for NotifySettings {
         Self {
             smtp: None,
             retry: Duration::from_secs(60),
+            owner_webhook_hosts: crate::config::DEFAULT_OWNER_WEBHOOK_HOSTS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
         }
     }
 }
@@ -211,6 +219,56 @@ fn check_url(raw: &str) -> Result<url::Url, PanelError> {
     Ok(url)
 }
 
+/// A channel's events (none given: all but `test`) and `missing_hours`
+/// (1–720, default 26), checked.
+fn events_and_hours(
+    words: Option<Vec<String>>,
+    hours: Option<u32>,
+) -> Result<(Vec<NotifyEvent>, u32), PanelError> {
+    let events = match words {
+        None => NotifyEvent::ALL
+            .iter()
+            .copied()
+            .filter(|e| *e != NotifyEvent::Test)
+            .collect(),
+        Some(words) => {
+            let mut events = Vec::new();
+            for w in words {
+                let e: NotifyEvent = w
+                    .parse()
+                    .map_err(|e: api::UnknownWord| bad("invalid_event", e.to_string()))?;
+                if e == NotifyEvent::Test {
+                    return Err(bad(
+                        "invalid_event",
+                        "`test` is sent by the test button only",
+                    ));
+                }
+                if !events.contains(&e) {
+                    events.push(e);
+                }
+            }
+            if events.is_empty() {
+                return Err(bad("invalid_event", "a channel needs at least one event"));
+            }
+            events
+        }
+    };
+    let missing_hours = hours.unwrap_or(26);
+    if !(1..=720).contains(&missing_hours) {
+        return Err(bad(
+            "invalid_missing_hours",
+            "missing_hours must be from 1 to 720",
+        ));
+    }
+    Ok((events, missing_hours))
+}
+
+fn new_channel_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).expect("the system random number generator failed");
+    JobId::from_bytes(b).to_string()
+}
+
 /// When the attempt after `attempts` failed ones is due (`None`: give up).
 fn retry_after(retry: Duration, attempts: u32) -> Option<Duration> {
     if attempts + 1 >= MAX_ATTEMPTS {
@@ -281,46 +339,8 @@ impl Panel {
                 (url.to_string(), shown_url(&url))
             }
         };
-        let events = match req.events {
-            None => NotifyEvent::ALL
-                .iter()
-                .copied()
-                .filter(|e| *e != NotifyEvent::Test)
-                .collect(),
-            Some(words) => {
-                let mut events = Vec::new();
-                for w in words {
-                    let e: NotifyEvent = w
-                        .parse()
-                        .map_err(|e: api::UnknownWord| bad("invalid_event", e.to_string()))?;
-                    if e == NotifyEvent::Test {
-                        return Err(bad(
-                            "invalid_event",
-                            "`test` is sent by the test button only",
-                        ));
-                    }
-                    if !events.contains(&e) {
-                        events.push(e);
-                    }
-                }
-                if events.is_empty() {
-                    return Err(bad("invalid_event", "a channel needs at least one event"));
-                }
-                events
-            }
-        };
-        let missing_hours = req.missing_hours.unwrap_or(26);
-        if !(1..=720).contains(&missing_hours) {
-            return Err(bad(
-                "invalid_missing_hours",
-                "missing_hours must be from 1 to 720",
-            ));
-        }
-        let id = {
-            let mut b = [0u8; 16];
-            getrandom::getrandom(&mut b).expect("the system random number generator failed");
-            JobId::from_bytes(b).to_string()
-        };
+        let (events, missing_hours) = events_and_hours(req.events, req.missing_hours)?;
+        let id = new_channel_id();
         let secret = Secret::new(target).map_err(|e| bad("invalid_target", e.to_string()))?;
         let row = ChannelRow {
             target_enc: self.admin().seal_with(&secret, &context(&id)),
@@ -332,10 +352,117 @@ impl Panel {
             missing_hours,
             created_at: now(),
             last_error: None,
+            server_uuid: None,
         };
         self.storage().add_channel(&row).await?;
         tracing::info!(channel = %row.name, kind = row.kind.as_str(), "notification channel added");
         Ok(Self::channel_view(row))
+    }
+
+    /// Only the server's owner (or a root admin) sets its own channel;
+    /// subusers get 403.
+    fn owner_of(auth: &Authorized<Read>) -> Result<(), PanelError> {
+        if auth.user().root_admin || auth.server().owner_id == auth.user().id {
+            Ok(())
+        } else {
+            Err(PanelError::ForbiddenBecause(
+                "only the server's owner sets its notifications",
+            ))
+        }
+    }
+
+    /// `GET …/backups/restic/notifications`: the owner's own Discord webhook.
+    pub async fn server_channel(
+        &self,
+        auth: &Authorized<Read>,
+    ) -> Result<ServerChannel, PanelError> {
+        Self::owner_of(auth)?;
+        Ok(ServerChannel {
+            channel: self
+                .storage()
+                .server_channel(auth.server().uuid.as_str())
+                .await?
+                .map(Self::channel_view),
+        })
+    }
+
+    /// `PUT …/backups/restic/notifications`: sets (or replaces) the owner's
+    /// Discord webhook; it must point at one of `owner_webhook_hosts`.
+    pub async fn set_server_channel(
+        &self,
+        auth: &Authorized<Read>,
+        req: ServerChannelRequest,
+    ) -> Result<ServerChannel, PanelError> {
+        Self::owner_of(auth)?;
+        let url = check_url(&req.url)?;
+        let host = url.host_str().unwrap_or("");
+        let allowed = &self.inner.notify.owner_webhook_hosts;
+        if !allowed.iter().any(|h| h.eq_ignore_ascii_case(host))
+            || !url.path().starts_with("/api/webhooks/")
+        {
+            return Err(bad(
+                "invalid_target",
+                format!(
+                    "the webhook must be a Discord webhook URL (https://{}/api/webhooks/…)",
+                    allowed.first().map_or("discord.com", String::as_str)
+                ),
+            ));
+        }
+        let (events, missing_hours) = events_and_hours(req.events, req.missing_hours)?;
+        let uuid = auth.server().uuid.to_string();
+        if let Some(old) = self.storage().server_channel(&uuid).await? {
+            self.storage().delete_channel(&old.id).await?;
+        }
+        let id = new_channel_id();
+        let secret =
+            Secret::new(url.to_string()).map_err(|e| bad("invalid_target", e.to_string()))?;
+        let row = ChannelRow {
+            target_enc: self.admin().seal_with(&secret, &context(&id)),
+            id,
+            name: format!("server {uuid}"),
+            kind: ChannelKind::Discord,
+            target_shown: shown_url(&url),
+            events,
+            missing_hours,
+            created_at: now(),
+            last_error: None,
+            server_uuid: Some(uuid),
+        };
+        self.storage().add_channel(&row).await?;
+        tracing::info!(server = %auth.server().uuid, "the owner's Discord webhook was set");
+        Ok(ServerChannel {
+            channel: Some(Self::channel_view(row)),
+        })
+    }
+
+    /// `DELETE …/backups/restic/notifications`.
+    pub async fn delete_server_channel(&self, auth: &Authorized<Read>) -> Result<(), PanelError> {
+        Self::owner_of(auth)?;
+        match self
+            .storage()
+            .server_channel(auth.server().uuid.as_str())
+            .await?
+        {
+            Some(c) => {
+                self.storage().delete_channel(&c.id).await?;
+                Ok(())
+            }
+            None => Err(PanelError::NotFound(crate::Missing::Channel)),
+        }
+    }
+
+    /// `POST …/backups/restic/notifications/test`.
+    pub async fn test_server_channel(
+        &self,
+        auth: &Authorized<Read>,
+    ) -> Result<ChannelTested, PanelError> {
+        Self::owner_of(auth)?;
+        let channel = self
+            .storage()
+            .server_channel(auth.server().uuid.as_str())
+            .await?
+            .ok_or(PanelError::NotFound(crate::Missing::Channel))?;
+        Ok(self.send_test(&channel).await)
     }
 
     /// `DELETE .../admin/notifications/{id}`.
@@ -358,6 +485,10 @@ impl Panel {
             .channel(id.as_str())
             .await?
             .ok_or(PanelError::NotFound(crate::Missing::Channel))?;
+        Ok(self.send_test(&channel).await)
+    }
+
+    async fn send_test(&self, channel: &ChannelRow) -> ChannelTested {
         let message = Message {
             event: NotifyEvent::Test,
             title: "Test message".into(),
@@ -369,17 +500,18 @@ impl Panel {
             at: Timestamp::now(),
             details: serde_json::json!({}),
         };
-        let result = self.send(&channel, &message).await;
-        Ok(ChannelTested {
+        let result = self.send(channel, &message).await;
+        ChannelTested {
             ok: result.is_ok(),
             error: result.err(),
-        })
+        }
     }
 
     /// Queues `message` for every channel that takes its event, and wakes
     /// the delivery worker. A message that can not be queued is logged.
     pub(crate) async fn notify(&self, message: Message) {
-        let channels = match self.storage().channels().await {
+        let server = message.server.as_ref().map(|s| s.uuid.as_str());
+        let channels = match self.storage().channels_for(server).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, event = message.event.as_str(), "notification not queued");
@@ -393,7 +525,6 @@ impl Panel {
                 return;
             }
         };
-        let server = message.server.as_ref().map(|s| s.uuid.as_str());
         let mut queued = 0;
         for c in channels
             .iter()
@@ -471,19 +602,25 @@ impl Panel {
     /// `missing_hours`: each channel is told once per such stretch.
     pub async fn check_missing_backups(&self, at: i64) {
         let storage = self.storage();
-        let (channels, servers) =
-            match (storage.channels().await, storage.scheduled_servers().await) {
-                (Ok(c), Ok(s)) => (c, s),
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::warn!(error = %e, "missing backups not checked");
-                    return;
-                }
-            };
+        let (channels, servers) = match (
+            storage.all_channels().await,
+            storage.scheduled_servers().await,
+        ) {
+            (Ok(c), Ok(s)) => (c, s),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "missing backups not checked");
+                return;
+            }
+        };
         for c in channels
             .iter()
             .filter(|c| c.events.contains(&NotifyEvent::BackupMissing))
         {
-            for s in &servers {
+            // An owner's own channel hears of its server only.
+            for s in servers
+                .iter()
+                .filter(|s| c.server_uuid.as_ref().is_none_or(|u| *u == s.uuid))
+            {
                 let since = s.last_ok.unwrap_or(s.since);
                 let hours = (at - since) / 3600;
                 if at - since <= i64::from(c.missing_hours) * 3600 {
@@ -586,6 +723,9 @@ impl Panel {
             let outcome = match &result {
                 Ok(()) => {
                     delivered += 1;
+                    if channel.last_error.is_some() {
+                        let _ = storage.set_channel_error(&channel.id, None).await;
+                    }
                     tracing::info!(channel = %channel.name, event = m.event.as_str(), attempt = m.attempts + 1, "notification sent");
                     storage
                         .message_attempted(m.id, true, None, None, done)

@@ -23,6 +23,8 @@ pub struct ChannelRow {
     pub missing_hours: u32,
     pub created_at: i64,
     pub last_error: Option<String>,
+    /// A server owner's own channel: only that server's messages.
+    pub server_uuid: Option<String>,
 }
 
 /// One message waiting to be (re)sent.
@@ -63,11 +65,12 @@ fn channel_of(r: &AnyRow) -> Result<ChannelRow> {
         missing_hours: u32::try_from(missing).unwrap_or(26),
         created_at: r.try_get("created_at")?,
         last_error: r.try_get("last_error")?,
+        server_uuid: r.try_get("server_uuid")?,
     })
 }
 
-const CHANNEL_COLS: &str =
-    "id, name, kind, target_enc, target_shown, events, missing_hours, created_at, last_error";
+const CHANNEL_COLS: &str = "id, name, kind, target_enc, target_shown, events, missing_hours, \
+     created_at, last_error, server_uuid";
 
 impl Storage {
     pub async fn add_channel(&self, c: &ChannelRow) -> Result<()> {
@@ -79,7 +82,8 @@ impl Storage {
             .join(" ");
         sqlx::query(
             "INSERT INTO notification_channels (id, name, kind, target_enc, target_shown, \
-             events, missing_hours, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             events, missing_hours, created_at, server_uuid) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -89,6 +93,7 @@ impl Storage {
         .bind(events)
         .bind(i64::from(c.missing_hours))
         .bind(c.created_at)
+        .bind(c.server_uuid.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|e| match super::StorageError::from(e) {
@@ -100,13 +105,49 @@ impl Storage {
         Ok(())
     }
 
+    /// The admins' channels (not the server owners' own).
     pub async fn channels(&self) -> Result<Vec<ChannelRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANNEL_COLS} FROM notification_channels WHERE server_uuid IS NULL \
+             ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(channel_of).collect()
+    }
+
+    /// Every channel, the owners' own included.
+    pub async fn all_channels(&self) -> Result<Vec<ChannelRow>> {
         let rows = sqlx::query(&format!(
             "SELECT {CHANNEL_COLS} FROM notification_channels ORDER BY name"
         ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(channel_of).collect()
+    }
+
+    /// The channels a message about `server_uuid` goes to: the admins'
+    /// and that server owner's own.
+    pub async fn channels_for(&self, server_uuid: Option<&str>) -> Result<Vec<ChannelRow>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANNEL_COLS} FROM notification_channels \
+             WHERE server_uuid IS NULL OR server_uuid = $1 ORDER BY name"
+        ))
+        .bind(server_uuid)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(channel_of).collect()
+    }
+
+    /// A server owner's own channel.
+    pub async fn server_channel(&self, server_uuid: &str) -> Result<Option<ChannelRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {CHANNEL_COLS} FROM notification_channels WHERE server_uuid = $1"
+        ))
+        .bind(server_uuid)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(channel_of).transpose()
     }
 
     pub async fn channel(&self, id: &str) -> Result<Option<ChannelRow>> {

@@ -65,6 +65,9 @@ pub fn action_of(method: &Method, matched: &str) -> Option<AuditAction> {
         ("POST", Some(route::ADMIN_NOTIFICATIONS), _) => A::NotificationCreate,
         ("DELETE", Some(route::ADMIN_NOTIFICATION), _) => A::NotificationDelete,
         ("POST", Some(route::ADMIN_NOTIFICATION_TEST), _) => A::NotificationTest,
+        ("PUT", Some(route::SERVER_NOTIFICATIONS), _) => A::ServerNotificationSet,
+        ("DELETE", Some(route::SERVER_NOTIFICATIONS), _) => A::ServerNotificationRemove,
+        ("POST", Some(route::SERVER_NOTIFICATIONS_TEST), _) => A::ServerNotificationTest,
         _ => return None,
     })
 }

@@ -86,6 +86,16 @@ fn api_routes() -> Router<AppState> {
         .route(route::PTERO_BACKUPS, get(b::pterodactyl::list))
         .route(route::PTERO_DOWNLOAD, get(b::pterodactyl::download))
         .route(
+            route::SERVER_NOTIFICATIONS,
+            get(b::notifications::get)
+                .put(b::notifications::put)
+                .delete(b::notifications::delete),
+        )
+        .route(
+            route::SERVER_NOTIFICATIONS_TEST,
+            post(b::notifications::test),
+        )
+        .route(
             route::PREFERENCES,
             get(routes::preferences::get).put(routes::preferences::put),
         )

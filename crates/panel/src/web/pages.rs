@@ -329,6 +329,20 @@ pub async fn backups(
             }
             h2 { "Recent runs" }
             ul id="runs" class="runs" {}
+            // Filled for the server's owner only (subusers get 403).
+            section id="owner-notify" class="card" hidden {
+                h2 { "Discord notifications" }
+                p.muted { "Your own Discord webhook: told when a scheduled backup fails, when there has been no backup for a day, when a restore starts and when the key is replaced." }
+                p id="notify-current" {}
+                label for="notify-url" { "Webhook URL" }
+                input id="notify-url" type="url" placeholder="https://discord.com/api/webhooks/…" autocomplete="off";
+                div.row {
+                    button type="button" class="primary" id="notify-save" { "Save webhook" }
+                    button type="button" class="secondary" id="notify-test" hidden { "Send test" }
+                    button type="button" class="secondary" id="notify-remove" hidden { "Remove" }
+                }
+                p id="notify-status" role="status" {}
+            }
         }
     };
     let page = Page {

@@ -133,7 +133,8 @@ fn documented_keys(readme: &str, part: &str) -> Vec<String> {
     for row in table.lines().filter(|l| l.starts_with("| `")) {
         let first = row.split('|').nth(1).unwrap_or_default();
         for (i, token) in first.split('`').enumerate() {
-            let token = token.trim_start_matches("[pterodactyl] ");
+            // `[pterodactyl] url`, `[smtp] host`: the key inside its table.
+            let token = token.split_once("] ").map_or(token, |(_, key)| key);
             if i % 2 == 1 && !token.starts_with('_') {
                 keys.push(token.to_owned());
             }

@@ -312,4 +312,116 @@ async fn story(db: Db) {
     );
 }
 
-testkit::on_both_databases!(story);
+/// A server owner's own Discord webhook: only on `owner_webhook_hosts`,
+/// only the owner (a subuser gets 403, a stranger 404), only that
+/// server's messages.
+async fn owners_webhook(db: Db) {
+    let hooks = WebhookReceiver::start().await;
+    let settings = [
+        "scheduler = false",
+        "notify_retry_secs = 1",
+        "owner_webhook_hosts = [\"127.0.0.1\"]",
+    ];
+    let mut w = World::with_settings(db, TestAgent::start(), 2, 10, &settings).await;
+    let (mine, other) = (w.servers[0].clone(), w.servers[1].clone());
+    let path = format!("{API}/servers/{mine}/backups/restic/notifications");
+    let hook = format!("{}/api/webhooks/1/token-part", hooks.url);
+    for (url, code) in [
+        (
+            "https://discord.evil.test/api/webhooks/1/x".to_owned(),
+            "invalid_target",
+        ),
+        (format!("{}/not-a-webhook", hooks.url), "invalid_target"),
+        (
+            "http://10.0.0.1/api/webhooks/1/x".to_owned(),
+            "invalid_target",
+        ),
+    ] {
+        let r = w
+            .owner
+            .request(reqwest::Method::PUT, &path)
+            .header("X-CSRF-Token", w.owner.csrf.clone().unwrap())
+            .json(&json!({"url": url}));
+        let (status, body) = w.owner.finish("put", r).await;
+        assert_eq!(status, 400, "{url}: {body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    let r = w
+        .owner
+        .request(reqwest::Method::PUT, &path)
+        .header("X-CSRF-Token", w.owner.csrf.clone().unwrap())
+        .json(&json!({"url": hook, "events": ["backup_failed"]}));
+    let (status, body) = w.owner.finish("put", r).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["channel"]["target"], format!("{}/…", hooks.url));
+    let (_, got) = w.owner.get(&path).await;
+    assert_eq!(got["channel"]["events"], json!(["backup_failed"]));
+    assert!(!got.to_string().contains("token-part"));
+    // Not the admins' list.
+    let (_, admins) = w.admin.get(&format!("{API}/admin/notifications")).await;
+    assert_eq!(admins, json!([]));
+
+    // A subuser reads the server but may not set its notifications; a
+    // stranger does not see the server at all.
+    let mut helper = w
+        .subuser(
+            &mine,
+            "helper@example.com",
+            &["backup.read", "backup.create"],
+        )
+        .await;
+    w.panel.add_user(&w.admin, "stranger@example.com").await;
+    assert_eq!(helper.get(&path).await.0, 403);
+    let mut stranger = w
+        .panel
+        .login("stranger@example.com", testkit::panel::PASSWORD)
+        .await;
+    assert_eq!(stranger.get(&path).await.0, 404);
+
+    // The test button, then a failure of each server: only its own.
+    let (status, tested) = w.owner.post(&format!("{path}/test"), json!({})).await;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["ok"], true, "{tested}");
+    let saved = now();
+    for s in [&mine, &other] {
+        let (status, body) = w
+            .owner
+            .post(
+                &format!("{API}/servers/{s}/backups/restic/schedule"),
+                json!({"enabled": true, "interval_value": 1, "interval_unit": "hours"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        std::fs::remove_dir_all(w.agent.data_dir().join(s)).unwrap();
+    }
+    let out = run_due(&w, saved + 3600 + 5);
+    assert!(out.contains("2 of 2 scheduled backups failed"), "{out}");
+    let got = hooks.wait_for(2, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = if hooks.got().len() > got.len() {
+        hooks.got()
+    } else {
+        got
+    };
+    assert_eq!(got.len(), 2, "the test and one failure: {got:?}");
+    assert_eq!(got[0].path, "/api/webhooks/1/token-part");
+    let content = got[1].body["content"].as_str().unwrap();
+    assert!(content.contains(&format!("Server: `{mine}`")), "{content}");
+
+    // Removed: 204, then 404.
+    for expected in [204, 404] {
+        let (status, _) = w.owner.send(reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(status, expected);
+    }
+    let (_, audit) = w
+        .admin
+        .get(&format!("{API}/admin/audit?action=server_notification.set"))
+        .await;
+    assert_eq!(
+        audit["entries"].as_array().unwrap().len(),
+        4,
+        "3 refused, 1 set: {audit}"
+    );
+}
+
+testkit::on_both_databases!(story, owners_webhook);

@@ -253,18 +253,12 @@ async fn retention_rules_need_the_delete_permission() {
     let w = World::new(Db::Sqlite, 1, 0).await;
     let server = &w.servers[0];
     let path = format!("{}/schedule", backups(server));
-    w.panel.add_user(&w.admin, "helper@example.com").await;
-    w.panel
-        .set_subuser(
-            &w.admin,
+    let mut helper = w
+        .subuser(
             server,
             "helper@example.com",
             &["backup.read", "backup.create"],
         )
-        .await;
-    let mut helper = w
-        .panel
-        .login("helper@example.com", testkit::panel::PASSWORD)
         .await;
     let plain = json!({"enabled": true, "interval_value": 6, "interval_unit": "hours"});
     let (s, v) = helper.post(&path, plain.clone()).await;

@@ -234,6 +234,31 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         json!([]),
     )
     .await;
+    // The owner's own Discord webhook: a wrong one is refused at the
+    // field's error, a Discord one is kept and shown by host only.
+    b.wait_until(
+        "the owner's notification card",
+        "return !document.getElementById('owner-notify').hidden",
+        json!([]),
+    )
+    .await;
+    b.fill("#notify-url", "https://example.com/hook").await;
+    b.click("#notify-save").await;
+    b.wait_for("#error:not([hidden])").await;
+    b.fill(
+        "#notify-url",
+        "https://discord.com/api/webhooks/1/secret-token",
+    )
+    .await;
+    b.click("#notify-save").await;
+    b.wait_until(
+        "the webhook shown by host",
+        "return document.getElementById('notify-current').textContent.includes('https://discord.com/…')",
+        json!([]),
+    )
+    .await;
+    assert!(!b.text("#owner-notify").await.contains("secret-token"));
+    b.screenshot(&shots.join("schedule-owner-notify.png")).await;
     b.click("#tab-backups").await;
 
     // Keyboard: the tabs move with the arrow keys.
@@ -280,6 +305,18 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     ] {
         assert!(!b.exists(css).await, "a read-only subuser sees {css}");
     }
+    b.click("#tab-schedule").await;
+    b.wait_for("#s-value").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        b.js(
+            "return document.getElementById('owner-notify').hidden",
+            json!([])
+        )
+        .await
+            == json!(true),
+        "a subuser sees the owner's notifications"
+    );
     log_out(&b).await;
 
     // --- the admin: regenerate the key ---
@@ -319,6 +356,29 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     }
     b.goto(&format!("{}/admin/users", panel.url)).await;
     b.wait_for("[data-perm=\"backup.read\"]").await;
+    // Notifications: a channel is added from the form and removed again.
+    b.goto(&format!("{}/admin/notifications", panel.url)).await;
+    b.wait_for("#channel-form").await;
+    b.fill("#channel-form input[name=name]", "ops hook").await;
+    b.js(
+        "document.querySelector('#channel-form select[name=kind]').value = 'webhook'",
+        json!([]),
+    )
+    .await;
+    b.fill(
+        "#channel-form input[name=target]",
+        "https://hooks.example.com/secret-path",
+    )
+    .await;
+    b.click("#channel-form button[type=submit]").await;
+    b.wait_for("tr[data-channel]").await;
+    let row = b.text("tr[data-channel]").await;
+    assert!(
+        row.contains("ops hook") && row.contains("https://hooks.example.com/…"),
+        "{row}"
+    );
+    assert!(!row.contains("secret-path"), "{row}");
+    b.screenshot(&shots.join("admin-notifications.png")).await;
     // The audit log: the key regeneration is there; filtering by action
     // leaves only such rows; at 390 px the page does not scroll sideways.
     b.goto(&format!("{}/admin/audit", panel.url)).await;

@@ -641,7 +641,59 @@
       for (const el of $("schedule-form").querySelectorAll("input, select")) el.disabled = !editable;
     }
 
+    // The owner's own Discord webhook (the section stays hidden for
+    // anyone the API refuses).
+    async function loadOwnerNotify() {
+      const card = $("owner-notify");
+      let data;
+      try {
+        data = await api("GET", base + "/notifications");
+      } catch (e) {
+        card.hidden = true;
+        return;
+      }
+      card.hidden = false;
+      const c = data.channel;
+      $("notify-current").textContent = c ? "Sending to " + c.target + (c.last_error ? " — last failure: " + c.last_error : "") : "No webhook set.";
+      $("notify-test").hidden = !c;
+      $("notify-remove").hidden = !c;
+    }
+    if ($("owner-notify")) {
+      const status = (text) => ($("notify-status").textContent = text);
+      $("notify-save").addEventListener("click", async () => {
+        clearError();
+        try {
+          await api("PUT", base + "/notifications", { url: $("notify-url").value.trim() });
+          $("notify-url").value = "";
+          status("Saved.");
+          await loadOwnerNotify();
+        } catch (e) {
+          showError(e);
+        }
+      });
+      $("notify-test").addEventListener("click", async () => {
+        clearError();
+        try {
+          const r = await api("POST", base + "/notifications/test");
+          status(r.ok ? "Test message sent." : "Not delivered: " + r.error);
+        } catch (e) {
+          showError(e);
+        }
+      });
+      $("notify-remove").addEventListener("click", async () => {
+        clearError();
+        try {
+          await api("DELETE", base + "/notifications");
+          status("Removed.");
+          await loadOwnerNotify();
+        } catch (e) {
+          showError(e);
+        }
+      });
+    }
+
     async function loadSchedule() {
+      loadOwnerNotify();
       try {
         const [s, hist] = await Promise.all([api("GET", base + "/schedule"), api("GET", base + "/schedule/history")]);
         fillSchedule(s);
@@ -1251,7 +1303,9 @@
         "backup.lock", "backup.unlock", "pterodactyl.download", "schedule.save", "preferences.save",
         "keys.reveal", "key.regenerate", "keys.export", "archive.delete", "user.create", "user.update",
         "user.delete", "node.create", "node.update", "node.delete", "server.create", "server.update",
-        "server.delete", "subuser.set", "subuser.remove", "pterodactyl.sync",
+        "server.delete", "subuser.set", "subuser.remove", "pterodactyl.sync", "notification.create",
+        "notification.delete", "notification.test", "server_notification.set",
+        "server_notification.remove", "server_notification.test",
       ];
       const select = (name, values) =>
         h("select", { name }, h("option", { value: "" }, "any"), values.map((v) => h("option", { value: v }, v)));

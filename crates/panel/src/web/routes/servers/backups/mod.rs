@@ -4,6 +4,7 @@ pub mod download;
 pub mod jobs;
 pub mod list;
 pub mod lock;
+pub mod notifications;
 pub mod pterodactyl;
 pub mod restore;
 pub mod schedule;
