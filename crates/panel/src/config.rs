@@ -358,6 +358,13 @@ fn smtp(file: Option<FileSmtp>, env: &Env<'_>) -> Result<Option<SmtpConfig>, Con
     if password.is_some() && f.username.is_none() {
         return Err(invalid("smtp.username", "goes with smtp.password"));
     }
+    let local = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1" | "[::1]");
+    if password.is_some() && security == SmtpSecurity::None && !local {
+        return Err(invalid(
+            "smtp.security",
+            "\"none\" would send the password in the clear; use starttls or tls (none is for a relay on this machine)",
+        ));
+    }
     Ok(Some(SmtpConfig {
         host,
         port,

@@ -175,6 +175,14 @@ pub async fn run_on(
                     tracing::warn!(error = %e, "expired sessions not swept");
                 }
                 panel.sweep_audit(audit_days, service::now()).await;
+                // Delivered and given-up notifications are kept 30 days.
+                if let Err(e) = panel
+                    .storage()
+                    .sweep_messages(service::now() - 30 * 86_400)
+                    .await
+                {
+                    tracing::warn!(error = %e, "old notifications not swept");
+                }
             }
         })
     };

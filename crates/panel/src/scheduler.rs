@@ -74,6 +74,8 @@ pub struct Scheduler {
     slots: Arc<Semaphore>,
     /// History rows of the runs this process is running now.
     in_flight: Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    /// When "no backup for N hours" was last checked (scheduler clock).
+    missing_checked: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A run without an agent job this long after it started was interrupted
@@ -98,6 +100,7 @@ impl Scheduler {
             clock,
             slots: Arc::new(Semaphore::new(PARALLEL_RUNS)),
             in_flight: Default::default(),
+            missing_checked: Default::default(),
         }
     }
 
@@ -105,7 +108,15 @@ impl Scheduler {
     pub async fn tick(&self) -> Result<Vec<JoinHandle<bool>>, PanelError> {
         let now = (self.clock)();
         let storage = self.panel.storage();
-        self.panel.check_missing_backups(now).await;
+        // Every ten minutes is soon enough for "no backup for N hours".
+        let last = self
+            .missing_checked
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= 600 || now < last {
+            self.missing_checked
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            self.panel.check_missing_backups(now).await;
+        }
         let mut started = Vec::new();
         let mut lag = 0;
         for policy in storage.due_policies(now, BATCH).await? {

@@ -2,7 +2,8 @@
 -- (every message until it is delivered or given up, so a restart or a
 -- receiver that is down loses nothing), and which "no backup for N hours"
 -- stretch each channel was told about (told once per stretch). A channel
--- with a server_uuid is that server owner's own (a Discord webhook).
+-- with a server_uuid is that server owner's own (a Discord webhook): it is
+-- sent to only while owner_id still owns the server.
 CREATE TABLE notification_channels (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -13,7 +14,8 @@ CREATE TABLE notification_channels (
     missing_hours BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
     last_error TEXT,
-    server_uuid TEXT
+    server_uuid TEXT,
+    owner_id BIGINT
 );
 CREATE INDEX notification_channels_server ON notification_channels(server_uuid);
 CREATE TABLE notification_outbox (
@@ -37,3 +39,6 @@ CREATE TABLE notification_missing (
     since BIGINT NOT NULL,
     PRIMARY KEY (channel_id, server_uuid)
 );
+-- The newest successful backup of each server, read every few minutes
+-- for "no backup for N hours".
+CREATE INDEX job_history_success ON job_history(server_id, kind, status, finished_at);

@@ -222,8 +222,7 @@ impl Panel {
             .await?;
         self.record_manual_job(auth.server(), JobKind::Restore, &accepted)
             .await;
-        self.notify_restored(auth.server(), &auth.user().email, id.as_str())
-            .await;
+        self.notify_restored(auth.server(), auth.user(), id.as_str());
         Ok(accepted)
     }
 

@@ -68,7 +68,7 @@ impl Panel {
             .replace_server_key(server.id, &sealed, now())
             .await?;
         tracing::info!(server = %server.uuid, "server key regenerated");
-        self.notify_key_rotated(&server, &admin.user().email).await;
+        self.notify_key_rotated(&server, admin.user());
         Ok(KeyRegenerated {
             server: server.uuid.to_string(),
             key_id,

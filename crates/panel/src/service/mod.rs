@@ -51,6 +51,8 @@ struct Inner {
     notify: notify::NotifySettings,
     notify_http: reqwest::Client,
     notify_wake: tokio::sync::Notify,
+    /// When each server's owner last sent a test message.
+    notify_tests: Mutex<HashMap<i64, std::time::Instant>>,
 }
 
 #[derive(PartialEq, Eq)]
@@ -92,11 +94,13 @@ impl Panel {
                 notify: notify::NotifySettings::default(),
                 notify_http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(15))
+                    .connect_timeout(Duration::from_secs(5))
                     .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("restic-backups/", env!("CARGO_PKG_VERSION")))
                     .build()
                     .expect("a client without custom TLS builds"),
                 notify_wake: tokio::sync::Notify::new(),
+                notify_tests: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -122,7 +126,12 @@ impl Panel {
     pub async fn deliver_forever(&self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            self.deliver_due().await;
+            // A stop does not wait for a round (its leased messages are
+            // taken again when their lease ends).
+            tokio::select! {
+                () = &mut stop => return,
+                _ = self.deliver_due() => {}
+            }
             tokio::select! {
                 () = &mut stop => return,
                 () = self.inner.notify_wake.notified() => {}

@@ -23,7 +23,7 @@ use super::{Panel, now};
 use crate::PanelError;
 use crate::config::{SmtpConfig, SmtpSecurity};
 use crate::permissions::{Authorized, Read, RootAdmin};
-use crate::storage::{ChannelRow, Server};
+use crate::storage::{ChannelRow, Server, User};
 
 /// Attempts per message before it is given up.
 const MAX_ATTEMPTS: u32 = 6;
@@ -33,6 +33,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
 const BATCH: i64 = 50;
 /// A message being sent is someone else's for this long.
 const LEASE_SECS: i64 = 120;
+/// An owner's test message, at most this often per server.
+const TEST_EVERY: Duration = Duration::from_secs(30);
 /// Discord refuses longer `content`.
 const DISCORD_MAX: usize = 2000;
 
@@ -219,6 +221,17 @@ fn check_url(raw: &str) -> Result<url::Url, PanelError> {
     Ok(url)
 }
 
+/// Who `user` is to the server's owner, in a sentence.
+fn role(server: &Server, user: &User) -> &'static str {
+    if user.id == server.owner_id {
+        "The owner"
+    } else if user.root_admin {
+        "An administrator"
+    } else {
+        "A subuser"
+    }
+}
+
 /// A channel's events (none given: all but `test`) and `missing_hours`
 /// (1–720, default 26), checked.
 fn events_and_hours(
@@ -267,6 +280,28 @@ fn new_channel_id() -> String {
     let mut b = [0u8; 16];
     getrandom::getrandom(&mut b).expect("the system random number generator failed");
     JobId::from_bytes(b).to_string()
+}
+
+/// A failed attempt: why, and whether trying again can help.
+struct Failed {
+    error: String,
+    permanent: bool,
+}
+
+impl Failed {
+    fn again(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            permanent: false,
+        }
+    }
+
+    fn permanent(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            permanent: true,
+        }
+    }
 }
 
 /// When the attempt after `attempts` failed ones is due (`None`: give up).
@@ -353,6 +388,7 @@ impl Panel {
             created_at: now(),
             last_error: None,
             server_uuid: None,
+            owner_id: None,
         };
         self.storage().add_channel(&row).await?;
         tracing::info!(channel = %row.name, kind = row.kind.as_str(), "notification channel added");
@@ -396,6 +432,15 @@ impl Panel {
         Self::owner_of(auth)?;
         let url = check_url(&req.url)?;
         let host = url.host_str().unwrap_or("");
+        // Owners' hooks go to the listed hosts on their https port only (a
+        // loopback host listed for tests may use plain http and a port).
+        let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+        if !loopback && (url.scheme() != "https" || url.port().is_some()) {
+            return Err(bad(
+                "invalid_target",
+                "the webhook must be an https URL without a port",
+            ));
+        }
         let allowed = &self.inner.notify.owner_webhook_hosts;
         if !allowed.iter().any(|h| h.eq_ignore_ascii_case(host))
             || !url.path().starts_with("/api/webhooks/")
@@ -427,6 +472,7 @@ impl Panel {
             created_at: now(),
             last_error: None,
             server_uuid: Some(uuid),
+            owner_id: Some(auth.server().owner_id),
         };
         self.storage().add_channel(&row).await?;
         tracing::info!(server = %auth.server().uuid, "the owner's Discord webhook was set");
@@ -451,12 +497,27 @@ impl Panel {
         }
     }
 
-    /// `POST …/backups/restic/notifications/test`.
+    /// `POST …/backups/restic/notifications/test`: at most one every 30 s
+    /// per server (a receiver bans an address that floods it, for every
+    /// owner behind that address).
     pub async fn test_server_channel(
         &self,
         auth: &Authorized<Read>,
     ) -> Result<ChannelTested, PanelError> {
         Self::owner_of(auth)?;
+        {
+            let mut last = self
+                .inner
+                .notify_tests
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            last.retain(|_, at| now.duration_since(*at) < TEST_EVERY);
+            if last.contains_key(&auth.server().id) {
+                return Err(PanelError::RateLimited);
+            }
+            last.insert(auth.server().id, now);
+        }
         let channel = self
             .storage()
             .server_channel(auth.server().uuid.as_str())
@@ -503,24 +564,42 @@ impl Panel {
         let result = self.send(channel, &message).await;
         ChannelTested {
             ok: result.is_ok(),
-            error: result.err(),
+            error: result.err().map(|f| f.error),
         }
     }
 
     /// Queues `message` for every channel that takes its event, and wakes
-    /// the delivery worker. A message that can not be queued is logged.
-    pub(crate) async fn notify(&self, message: Message) {
+    /// the delivery worker; a server owner's own channel gets `for_owner`
+    /// (no staff e-mail addresses), and only while its setter still owns
+    /// the server. Runs on a task of its own: the request that caused it
+    /// does not wait. A message that can not be queued is logged.
+    pub(crate) fn notify(&self, message: Message, for_owner: Message) {
+        let panel = self.clone();
+        tokio::spawn(async move { panel.queue(message, for_owner).await });
+    }
+
+    async fn queue(&self, message: Message, for_owner: Message) {
+        let storage = self.storage();
         let server = message.server.as_ref().map(|s| s.uuid.as_str());
-        let channels = match self.storage().channels_for(server).await {
-            Ok(c) => c,
-            Err(e) => {
+        let (channels, owner) = match (
+            storage.channels_for(server).await,
+            match server {
+                Some(uuid) => storage.owner_of(uuid).await,
+                None => Ok(None),
+            },
+        ) {
+            (Ok(c), Ok(o)) => (c, o),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(error = %e, event = message.event.as_str(), "notification not queued");
                 return;
             }
         };
-        let payload = match serde_json::to_string(&message) {
-            Ok(p) => p,
-            Err(e) => {
+        let (payload, owner_payload) = match (
+            serde_json::to_string(&message),
+            serde_json::to_string(&for_owner),
+        ) {
+            (Ok(p), Ok(o)) => (p, o),
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(error = %e, "notification not queued");
                 return;
             }
@@ -530,9 +609,14 @@ impl Panel {
             .iter()
             .filter(|c| c.events.contains(&message.event))
         {
-            match self
-                .storage()
-                .enqueue(&c.id, message.event, server, &payload, now())
+            let payload = match c.server_uuid {
+                None => &payload,
+                Some(_) if c.owner_id.is_some() && c.owner_id == owner => &owner_payload,
+                // Set by someone who no longer owns the server.
+                Some(_) => continue,
+            };
+            match storage
+                .enqueue(&c.id, message.event, server, payload, now())
                 .await
             {
                 Ok(()) => queued += 1,
@@ -545,8 +629,13 @@ impl Panel {
     }
 
     /// A scheduled backup failed.
+    /// Told at the 1st, 2nd, 4th, 8th… failure in a row, not at each retry.
+    /// Queued before it returns (`schedule run-due` exits right after).
     pub(crate) async fn notify_backup_failed(&self, server: &Server, error: &str, failures: i64) {
-        self.notify(Message {
+        if failures < 1 || (failures & (failures - 1)) != 0 {
+            return;
+        }
+        let message = Message {
             event: NotifyEvent::BackupFailed,
             title: "Backup failed".into(),
             text: format!("The scheduled backup of {} failed: {error}", server.name),
@@ -556,17 +645,19 @@ impl Panel {
             }),
             at: Timestamp::now(),
             details: serde_json::json!({ "error": error, "failures_in_a_row": failures }),
-        })
-        .await;
+        };
+        self.queue(message.clone(), message).await;
     }
 
-    /// A restore was started (the agent accepted it).
-    pub(crate) async fn notify_restored(&self, server: &Server, by: &str, snapshot: &str) {
-        self.notify(Message {
+    /// A restore was started (the agent accepted it). The owner's own
+    /// channel reads "the owner", "a subuser" or "an administrator" instead
+    /// of the address.
+    pub(crate) fn notify_restored(&self, server: &Server, by: &User, snapshot: &str) {
+        let make = |who: &str| Message {
             event: NotifyEvent::Restored,
             title: "Restore started".into(),
             text: format!(
-                "{by} started a restore of {} to backup {snapshot}.",
+                "{who} started a restore of {} to backup {snapshot}.",
                 server.name
             ),
             server: Some(ServerRef {
@@ -574,18 +665,18 @@ impl Panel {
                 name: server.name.clone(),
             }),
             at: Timestamp::now(),
-            details: serde_json::json!({ "by": by, "snapshot": snapshot }),
-        })
-        .await;
+            details: serde_json::json!({ "by": who, "snapshot": snapshot }),
+        };
+        self.notify(make(&by.email), make(role(server, by)));
     }
 
     /// A server's repository key was replaced.
-    pub(crate) async fn notify_key_rotated(&self, server: &Server, by: &str) {
-        self.notify(Message {
+    pub(crate) fn notify_key_rotated(&self, server: &Server, by: &User) {
+        let make = |who: &str| Message {
             event: NotifyEvent::KeyRotated,
             title: "Repository key replaced".into(),
             text: format!(
-                "{by} gave the backups of {} a new key. Keys exported before no longer open them.",
+                "{who} gave the backups of {} a new key. Keys exported before no longer open them.",
                 server.name
             ),
             server: Some(ServerRef {
@@ -593,9 +684,9 @@ impl Panel {
                 name: server.name.clone(),
             }),
             at: Timestamp::now(),
-            details: serde_json::json!({ "by": by }),
-        })
-        .await;
+            details: serde_json::json!({ "by": who }),
+        };
+        self.notify(make(&by.email), make(role(server, by)));
     }
 
     /// Servers with a schedule and no successful backup for a channel's
@@ -617,11 +708,12 @@ impl Panel {
             .filter(|c| c.events.contains(&NotifyEvent::BackupMissing))
         {
             // An owner's own channel hears of its server only.
-            for s in servers
-                .iter()
-                .filter(|s| c.server_uuid.as_ref().is_none_or(|u| *u == s.uuid))
-            {
-                let since = s.last_ok.unwrap_or(s.since);
+            for s in servers.iter().filter(|s| match &c.server_uuid {
+                None => true,
+                Some(u) => *u == s.uuid && c.owner_id.is_some() && c.owner_id == Some(s.owner_id),
+            }) {
+                // A schedule turned on again counts from then.
+                let since = s.last_ok.map_or(s.since, |ok| ok.max(s.since));
                 let hours = (at - since) / 3600;
                 if at - since <= i64::from(c.missing_hours) * 3600 {
                     continue;
@@ -698,8 +790,16 @@ impl Panel {
             }
         };
         let mut delivered = 0;
+        // A channel that failed in this round is not asked again in it (a
+        // receiver that hangs costs one timeout, not one per message).
+        let mut failing: Vec<String> = Vec::new();
         for m in due {
-            match storage.lease_message(m.id, at, at + LEASE_SECS).await {
+            if failing.contains(&m.channel_id) {
+                continue;
+            }
+            // Leased just before sending, with the clock of now.
+            let lease = now() + LEASE_SECS;
+            match storage.lease_message(m.id, now(), lease).await {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -717,7 +817,9 @@ impl Panel {
             };
             let result = match serde_json::from_str::<Message>(&m.payload) {
                 Ok(message) => self.send(&channel, &message).await,
-                Err(e) => Err(format!("the queued message does not read: {e}")),
+                Err(e) => Err(Failed::permanent(format!(
+                    "the queued message does not read: {e}"
+                ))),
             };
             let done = now();
             let outcome = match &result {
@@ -728,11 +830,13 @@ impl Panel {
                     }
                     tracing::info!(channel = %channel.name, event = m.event.as_str(), attempt = m.attempts + 1, "notification sent");
                     storage
-                        .message_attempted(m.id, true, None, None, done)
+                        .message_attempted(m.id, lease, true, None, None, done)
                         .await
                 }
-                Err(error) => {
+                Err(Failed { error, permanent }) => {
+                    failing.push(m.channel_id.clone());
                     let retry = retry_after(self.inner.notify.retry, m.attempts)
+                        .filter(|_| !permanent)
                         .map(|d| done + d.as_secs() as i64);
                     match retry {
                         Some(_) => {
@@ -749,7 +853,7 @@ impl Panel {
                         }
                     }
                     storage
-                        .message_attempted(m.id, false, retry, Some(error), done)
+                        .message_attempted(m.id, lease, false, retry, Some(error.as_str()), done)
                         .await
                 }
             };
@@ -761,17 +865,25 @@ impl Panel {
     }
 
     /// One attempt through `channel`; the error says why, without the
-    /// target (a webhook URL's path is its secret).
-    async fn send(&self, channel: &ChannelRow, message: &Message) -> Result<(), String> {
+    /// target (a webhook URL's path is its secret). A receiver that says
+    /// the webhook is gone or refused (401/403/404/410) is not asked again.
+    async fn send(&self, channel: &ChannelRow, message: &Message) -> Result<(), Failed> {
         let target = self
             .admin()
             .open_with(&channel.target_enc, &context(&channel.id))
             .map_err(|_| {
-                "the channel's target can not be opened with this secret key".to_owned()
+                Failed::permanent("the channel's target can not be opened with this secret key")
             })?;
         let body = match channel.kind {
-            ChannelKind::Email => return self.send_email(target.expose(), message).await,
-            ChannelKind::Webhook => serde_json::to_value(message).map_err(|e| e.to_string())?,
+            ChannelKind::Email => {
+                return self
+                    .send_email(target.expose(), message)
+                    .await
+                    .map_err(Failed::again);
+            }
+            ChannelKind::Webhook => {
+                serde_json::to_value(message).map_err(|e| Failed::permanent(e.to_string()))?
+            }
             ChannelKind::Discord => message.discord(),
             ChannelKind::Slack => message.slack(),
         };
@@ -782,13 +894,21 @@ impl Panel {
             .json(&body)
             .send()
             .await
-            .map_err(|e| format!("the receiver could not be reached: {}", e.without_url()))?;
+            .map_err(|e| {
+                Failed::again(format!(
+                    "the receiver could not be reached: {}",
+                    e.without_url()
+                ))
+            })?;
         let status = res.status();
         if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("the receiver answered HTTP {}", status.as_u16()))
+            return Ok(());
         }
+        let error = format!("the receiver answered HTTP {}", status.as_u16());
+        Err(match status.as_u16() {
+            401 | 403 | 404 | 410 => Failed::permanent(error),
+            _ => Failed::again(error),
+        })
     }
 
     async fn send_email(&self, to: &str, message: &Message) -> Result<(), String> {

@@ -25,6 +25,8 @@ pub struct ChannelRow {
     pub last_error: Option<String>,
     /// A server owner's own channel: only that server's messages.
     pub server_uuid: Option<String>,
+    /// Who set it: it is sent to only while they own the server.
+    pub owner_id: Option<i64>,
 }
 
 /// One message waiting to be (re)sent.
@@ -43,6 +45,7 @@ pub struct OutboxRow {
 pub struct ScheduledServer {
     pub uuid: String,
     pub name: String,
+    pub owner_id: i64,
     /// The newest successful backup (any origin), if any.
     pub last_ok: Option<i64>,
     /// When the schedule starts counting (its anchor, else its last change).
@@ -66,11 +69,12 @@ fn channel_of(r: &AnyRow) -> Result<ChannelRow> {
         created_at: r.try_get("created_at")?,
         last_error: r.try_get("last_error")?,
         server_uuid: r.try_get("server_uuid")?,
+        owner_id: r.try_get("owner_id")?,
     })
 }
 
 const CHANNEL_COLS: &str = "id, name, kind, target_enc, target_shown, events, missing_hours, \
-     created_at, last_error, server_uuid";
+     created_at, last_error, server_uuid, owner_id";
 
 impl Storage {
     pub async fn add_channel(&self, c: &ChannelRow) -> Result<()> {
@@ -82,8 +86,8 @@ impl Storage {
             .join(" ");
         sqlx::query(
             "INSERT INTO notification_channels (id, name, kind, target_enc, target_shown, \
-             events, missing_hours, created_at, server_uuid) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             events, missing_hours, created_at, server_uuid, owner_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -94,6 +98,7 @@ impl Storage {
         .bind(i64::from(c.missing_hours))
         .bind(c.created_at)
         .bind(c.server_uuid.as_deref())
+        .bind(c.owner_id)
         .execute(&self.pool)
         .await
         .map_err(|e| match super::StorageError::from(e) {
@@ -236,11 +241,11 @@ impl Storage {
     }
 
     /// Takes a message for sending until `until`; `false` when another
-    /// panel took it first.
+    /// panel took it first (or it is not due any more).
     pub async fn lease_message(&self, id: i64, now: i64, until: i64) -> Result<bool> {
         let done = sqlx::query(
             "UPDATE notification_outbox SET lease_until = $1 \
-             WHERE id = $2 AND status = 'pending' AND lease_until < $3",
+             WHERE id = $2 AND status = 'pending' AND lease_until < $3 AND next_at <= $3",
         )
         .bind(until)
         .bind(id)
@@ -250,11 +255,13 @@ impl Storage {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records an attempt: delivered, to be tried again at `retry_at`, or
-    /// (neither) given up.
+    /// Records an attempt by the holder of `lease` (a lease that ran out
+    /// and was taken by another panel records nothing): delivered, to be
+    /// tried again at `retry_at`, or (neither) given up.
     pub async fn message_attempted(
         &self,
         id: i64,
+        lease: i64,
         delivered: bool,
         retry_at: Option<i64>,
         error: Option<&str>,
@@ -270,19 +277,22 @@ impl Storage {
         sqlx::query(
             "UPDATE notification_outbox SET status = $1, attempts = attempts + 1, \
              next_at = $2, lease_until = 0, last_error = $3, \
-             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END WHERE id = $5",
+             sent_at = CASE WHEN $1 = 'sent' THEN $4 ELSE sent_at END \
+             WHERE id = $5 AND lease_until = $6",
         )
         .bind(status)
         .bind(retry_at.unwrap_or(now))
         .bind(error)
         .bind(now)
         .bind(id)
+        .bind(lease)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Delivered and given-up messages older than `before` go.
+    /// Delivered and given-up messages older than `before` go, and marks
+    /// of servers whose schedule is off or that are gone.
     pub async fn sweep_messages(&self, before: i64) -> Result<u64> {
         let done = sqlx::query(
             "DELETE FROM notification_outbox WHERE status <> 'pending' AND created_at < $1",
@@ -290,13 +300,30 @@ impl Storage {
         .bind(before)
         .execute(&self.pool)
         .await?;
+        sqlx::query(
+            "DELETE FROM notification_missing WHERE server_uuid NOT IN \
+             (SELECT s.uuid FROM servers s JOIN restic_policies p ON p.server_id = s.id \
+              WHERE p.enabled = 1)",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
+    }
+
+    /// The owner of the server `uuid`, if it exists.
+    pub async fn owner_of(&self, uuid: &str) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT owner_id FROM servers WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("owner_id")).transpose()?)
     }
 
     /// Servers whose schedule is on, with their last successful backup.
     pub async fn scheduled_servers(&self) -> Result<Vec<ScheduledServer>> {
         let rows = sqlx::query(
-            "SELECT s.uuid AS uuid, s.name AS name, p.anchor_at AS anchor_at, \
+            "SELECT s.uuid AS uuid, s.name AS name, s.owner_id AS owner_id, \
+             p.anchor_at AS anchor_at, \
              p.updated_at AS updated_at, \
              (SELECT MAX(j.finished_at) FROM job_history j WHERE j.server_id = s.id \
               AND j.kind = 'backup' AND j.status = 'succeeded') AS last_ok \
@@ -311,6 +338,7 @@ impl Storage {
                 Ok(ScheduledServer {
                     uuid: r.try_get("uuid")?,
                     name: r.try_get("name")?,
+                    owner_id: r.try_get("owner_id")?,
                     last_ok: r.try_get("last_ok")?,
                     since: anchor.unwrap_or(updated),
                 })

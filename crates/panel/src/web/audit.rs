@@ -126,31 +126,36 @@ pub async fn audit(State(state): State<AppState>, req: Request, next: Next) -> R
         .map(|id| id.0.clone());
     let req = Request::from_parts(parts, body);
     let panel = state.panel.clone();
-    let task = tokio::spawn(async move {
-        let res = next.run(req).await;
-        let actor = res.extensions().get::<AuditActor>().map(|a| clipped(&a.0));
-        let status = res.status().as_u16();
-        // Not worth a row: an anonymous knock on an audited route, and
-        // logins refused unchecked (rate limited: counted in the metrics
-        // and logged), so nobody can fill the table from outside.
-        let noise = (status == 401 && actor.is_none() && action != AuditAction::Login)
-            || (status == 429 && action == AuditAction::Login);
-        if !noise {
-            panel
-                .audit(AuditRecord {
-                    at: crate::service::now(),
-                    action,
-                    status,
-                    actor,
-                    server_uuid: server,
-                    target,
-                    client,
-                    request_id,
-                })
-                .await;
+    use tracing::Instrument;
+    let task = tokio::spawn(
+        async move {
+            let res = next.run(req).await;
+            let actor = res.extensions().get::<AuditActor>().map(|a| clipped(&a.0));
+            let status = res.status().as_u16();
+            // Not worth a row: an anonymous knock on an audited route, and
+            // logins refused unchecked (rate limited: counted in the metrics
+            // and logged), so nobody can fill the table from outside.
+            let noise = (status == 401 && actor.is_none() && action != AuditAction::Login)
+                || (status == 429 && action == AuditAction::Login);
+            if !noise {
+                panel
+                    .audit(AuditRecord {
+                        at: crate::service::now(),
+                        action,
+                        status,
+                        actor,
+                        server_uuid: server,
+                        target,
+                        client,
+                        request_id,
+                    })
+                    .await;
+            }
+            res
         }
-        res
-    });
+        // The request's span (and its request ID) goes with it.
+        .in_current_span(),
+    );
     match task.await {
         Ok(res) => res,
         // A panicking handler: the same JSON 500 as everywhere.

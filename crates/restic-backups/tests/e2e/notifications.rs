@@ -336,6 +336,10 @@ async fn owners_webhook(db: Db) {
             "http://10.0.0.1/api/webhooks/1/x".to_owned(),
             "invalid_target",
         ),
+        (
+            "https://discord.com:8443/api/webhooks/1/x".to_owned(),
+            "invalid_target",
+        ),
     ] {
         let r = w
             .owner
@@ -382,6 +386,10 @@ async fn owners_webhook(db: Db) {
     let (status, tested) = w.owner.post(&format!("{path}/test"), json!({})).await;
     assert_eq!(status, 200, "{tested}");
     assert_eq!(tested["ok"], true, "{tested}");
+    // Not again at once: a receiver bans an address that floods it.
+    let (status, body) = w.owner.post(&format!("{path}/test"), json!({})).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
     let saved = now();
     for s in [&mine, &other] {
         let (status, body) = w
@@ -419,8 +427,8 @@ async fn owners_webhook(db: Db) {
         .await;
     assert_eq!(
         audit["entries"].as_array().unwrap().len(),
-        4,
-        "3 refused, 1 set: {audit}"
+        5,
+        "4 refused, 1 set: {audit}"
     );
 }
 
