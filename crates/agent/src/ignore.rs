@@ -61,6 +61,12 @@ pub fn to_excludes(patterns: Option<&str>, server_dir: &Path) -> Result<Vec<Stri
 /// nothing of a non-empty server directory: every top-level entry is
 /// excluded by a pattern that names it. Only sure cases count: with any `!`
 /// pattern, or patterns of several path parts, the answer is no.
+/// Whether the server directory has no entries at all (restic refuses to
+/// save a snapshot of nothing). An unreadable directory is not "empty".
+pub fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+}
+
 pub fn excludes_everything(excludes: &[String], server_dir: &Path) -> bool {
     if excludes.is_empty() || excludes.iter().any(|p| p.starts_with('!')) {
         return false;

@@ -41,6 +41,12 @@ impl Agent {
                 "the ignore rules exclude every file of this server; nothing would be backed up",
             ));
         }
+        if ignore::is_empty_dir(&dir) {
+            return Err(AgentError::bad_request(
+                "nothing_to_back_up",
+                "the server directory is empty; nothing would be backed up",
+            ));
+        }
         let max = req.max_backups.filter(|m| *m > 0);
         let slot = self.slot(server);
         let claim = self.claim(server, &slot, JobKind::Backup)?;

@@ -305,7 +305,19 @@ impl Agent {
         // repository the restore reads (the second copy while the
         // repository's store fails).
         self.inner.jobs.phase(&ctx.job, JobPhase::SafetySnapshot);
-        let safety = if from_copy {
+        // An emptied server directory (the files are gone: the case a
+        // restore is for) has nothing to keep, and restic would refuse a
+        // snapshot of nothing.
+        let empty = {
+            let dir = dir.to_owned();
+            tokio::task::spawn_blocking(move || crate::ignore::is_empty_dir(&dir))
+                .await
+                .unwrap_or(false)
+        };
+        let safety = if empty {
+            tracing::info!(server = %ctx.server, "the server directory is empty: no safety snapshot needed");
+            serde_json::Value::Null
+        } else if from_copy {
             let request = engine::BackupRequest {
                 source: dir,
                 host: ctx.server.as_str(),

@@ -161,6 +161,40 @@ async fn restore_without_truncate_keeps_files_the_snapshot_lacks() {
     assert!(!dir.join("world/new-region.mca").exists());
 }
 
+/// The files are gone (an emptied server folder): nothing to keep, so no
+/// safety snapshot (restic refuses one of nothing), and the restore brings
+/// them back. A backup of the empty folder is refused, saying why.
+#[tokio::test]
+async fn an_emptied_server_folder_is_restored_without_a_safety_snapshot() {
+    let agent = TestAgent::start();
+    let server = agent.add_server();
+    let dir = agent.data_dir().join(&server);
+    let id = agent.backup(&server, KEY).await;
+    let level = fs::read(dir.join("world/level.dat")).unwrap();
+    for entry in fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            fs::remove_dir_all(&path).unwrap();
+        } else {
+            fs::remove_file(&path).unwrap();
+        }
+    }
+    let (status, body) = agent
+        .call(
+            Method::POST,
+            &agent.backups_url(&server),
+            KEY,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "nothing_to_back_up", "{body}");
+    let view = restore(&agent, &server, &id, json!({})).await;
+    assert_eq!(view["result"]["safety_snapshot"], Value::Null, "{view}");
+    assert_eq!(fs::read(dir.join("world/level.dat")).unwrap(), level);
+    assert_eq!(agent.list(&server, KEY).await["total"], 1);
+}
+
 #[tokio::test]
 async fn restore_refuses_unknown_snapshots_and_bad_bodies() {
     let agent = TestAgent::start();
