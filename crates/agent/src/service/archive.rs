@@ -85,7 +85,9 @@ impl Agent {
         ctx: &JobCtx,
         dir: Option<&Path>,
     ) -> Result<serde_json::Value, AgentError> {
-        let last = match dir {
+        // An emptied server folder has nothing for a final snapshot (restic
+        // refuses one of nothing): the archive keeps the backups it has.
+        let last = match dir.filter(|d| !crate::ignore::is_empty_dir(d)) {
             Some(dir) => Some(
                 self.snapshot(ctx, dir, &[], &[ARCHIVED_TAG, LOCKED_TAG])
                     .await?

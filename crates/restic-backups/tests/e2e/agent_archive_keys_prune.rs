@@ -123,6 +123,37 @@ async fn archiving_keeps_a_locked_final_snapshot_and_archives_can_be_listed_and_
     assert_eq!(status, 404);
 }
 
+/// A server whose folder was emptied is archived with the backups it has
+/// (no final snapshot of nothing, which restic would refuse).
+#[tokio::test]
+async fn an_emptied_server_folder_is_archived_without_a_final_snapshot() {
+    let agent = TestAgent::start();
+    let server = agent.add_server();
+    let base = agent.backups_url(&server);
+    agent.backup(&server, KEY).await;
+    let dir = agent.data_dir().join(&server);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    let view = job_result(
+        &agent,
+        &server,
+        agent
+            .call(Method::POST, &format!("{base}/archive"), KEY, None)
+            .await,
+    )
+    .await;
+    assert_eq!(view["result"]["snapshot"], Value::Null, "{view}");
+    let name = view["result"]["name"].as_str().unwrap();
+    let archived = agent.repo_root().join("archive").join(name);
+    let snaps: Value =
+        serde_json::from_str(&restic(&archived, KEY, None, &["snapshots", "--json"])).unwrap();
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "the backup it had is kept"
+    );
+}
+
 #[tokio::test]
 async fn key_rotation_swaps_the_key_and_a_retry_is_harmless() {
     let agent = TestAgent::start();
