@@ -23,6 +23,8 @@ pub enum AgentError {
     RepoNotFound,
     #[error("no backup matches this ID")]
     BackupNotFound,
+    #[error("no such file or folder in this backup")]
+    PathNotFound,
     #[error("no such job for this server")]
     JobNotFound,
     #[error("no archived repository has this name")]
@@ -130,6 +132,7 @@ impl AgentError {
             AgentError::ServerNotFound => "server_not_found",
             AgentError::RepoNotFound => "repository_not_found",
             AgentError::BackupNotFound => "backup_not_found",
+            AgentError::PathNotFound => "path_not_found",
             AgentError::JobNotFound => "job_not_found",
             AgentError::ArchiveNotFound => "archive_not_found",
             AgentError::NoSuchEndpoint => "not_found",

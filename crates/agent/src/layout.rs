@@ -140,6 +140,17 @@ impl Layout {
         self.state_dir.join("figures")
     }
 
+    /// One repository's snapshot listings (see `crate::listing`), a file
+    /// per root tree.
+    pub fn listings_dir(&self, server: &ServerUuid) -> PathBuf {
+        self.listings_root().join(server.as_str())
+    }
+
+    /// Where the listings live (agent-only, 0700: they name tenants' files).
+    pub fn listings_root(&self) -> PathBuf {
+        self.state_dir.join("listings")
+    }
+
     /// File with the snapshot sizes measured for one repository.
     pub fn sizes_file(&self, server: &ServerUuid) -> PathBuf {
         self.state_dir

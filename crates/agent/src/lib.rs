@@ -10,6 +10,7 @@ mod ignore;
 mod index;
 mod jobs;
 mod layout;
+mod listing;
 pub mod metrics;
 mod retention;
 mod service;

@@ -38,6 +38,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use api::ServerUuid;
+use api::files::SnapshotPath;
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,9 @@ pub enum Phase {
 struct Journal {
     phase: Phase,
     truncate: bool,
+    /// The paths a partial restore brings back (validated again when read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    only: Vec<SnapshotPath>,
 }
 
 /// One restore's folders.
@@ -68,6 +72,10 @@ pub struct Swap {
     server_dir: PathBuf,
     work: PathBuf,
     truncate: bool,
+    /// A partial restore's paths: restic restored only these into
+    /// `new/`, and the swap merges (with `truncate`, each of them replaces
+    /// what the server has at its place, whole). Empty: everything.
+    only: Vec<SnapshotPath>,
 }
 
 impl Swap {
@@ -84,7 +92,14 @@ impl Swap {
             server_dir,
             work: root.join(server.as_str()),
             truncate,
+            only: Vec::new(),
         })
+    }
+
+    /// Makes this a partial restore of `paths` (none: everything).
+    pub fn only(mut self, paths: Vec<SnapshotPath>) -> Self {
+        self.only = paths;
+        self
     }
 
     pub fn new_dir(&self) -> PathBuf {
@@ -107,6 +122,7 @@ impl Swap {
         let journal: Journal = serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
         let pending = Swap {
             truncate: journal.truncate,
+            only: journal.only,
             ..self.clone()
         };
         pending.resume(journal.phase)?;
@@ -146,6 +162,7 @@ impl Swap {
         let journal = Journal {
             phase,
             truncate: self.truncate,
+            only: self.only.clone(),
         };
         let tmp = self.work.join("journal.json.tmp");
         let mut f = fs::File::create(&tmp)?;
@@ -221,7 +238,7 @@ impl Swap {
     /// Swaps the restored tree in. Call after restic restored into
     /// [`Swap::new_dir`] completely.
     pub fn commit(&self) -> std::io::Result<()> {
-        if self.truncate {
+        if self.truncate && self.only.is_empty() {
             self.write_journal(Phase::Clearing)?;
             self.clear()?;
             crate::failpoint::hit("restore-after-clear");
@@ -315,7 +332,13 @@ impl Swap {
         };
         let server = self.open_server_dir()?;
         let mut aside = Aside::new(self.work_child("old")?);
-        merge(&new, &server, &mut aside)
+        let mut replace = Replace::default();
+        if self.truncate {
+            for path in &self.only {
+                replace.add(path.components());
+            }
+        }
+        merge(&new, &server, &mut aside, &replace)
     }
 
     /// `<work>/new` (restic's target), if restic created it.
@@ -368,17 +391,56 @@ impl Aside {
     }
 }
 
+/// The places a merge replaces whole instead of merging into: a partial
+/// restore's paths when it removes what the backup does not have.
+#[derive(Debug, Default)]
+struct Replace {
+    whole: bool,
+    below: std::collections::BTreeMap<OsString, Replace>,
+}
+
+impl Replace {
+    fn add(&mut self, path: &[String]) {
+        match path.split_first() {
+            None => self.whole = true,
+            Some((first, rest)) => self
+                .below
+                .entry(OsString::from(first))
+                .or_default()
+                .add(rest),
+        }
+    }
+
+    fn child(&self, name: &OsStr) -> Option<&Replace> {
+        self.below.get(name)
+    }
+}
+
+/// Nothing replaced whole below.
+static MERGE_ALL: Replace = Replace {
+    whole: false,
+    below: std::collections::BTreeMap::new(),
+};
+
 /// Moves `src`'s entries over `dest` recursively: directories present in both
 /// are merged (taking the restored one's mode and owner), anything else in
-/// `dest` that `src` also has is moved aside first. Entries only in `dest`
-/// stay. Re-running after a crash continues where it stopped, because every
-/// moved entry is gone from `src`. A `dest` entry is only descended into
-/// after it was opened as a directory without following links.
-fn merge(src: &OwnedFd, dest: &OwnedFd, aside: &mut Aside) -> std::io::Result<()> {
+/// `dest` that `src` also has is moved aside first, and so is a directory at
+/// a place `replace` marks whole (so what the backup does not have there
+/// goes too). Entries only in `dest` stay. Re-running after a crash
+/// continues where it stopped, because every moved entry is gone from
+/// `src`. A `dest` entry is only descended into after it was opened as a
+/// directory without following links.
+fn merge(
+    src: &OwnedFd,
+    dest: &OwnedFd,
+    aside: &mut Aside,
+    replace: &Replace,
+) -> std::io::Result<()> {
     for name in entries(src)? {
         let from = rustix::fs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
         let from_is_dir = FileType::from_raw_mode(from.st_mode) == FileType::Directory;
-        let dest_dir = if from_is_dir {
+        let below = replace.child(&name).unwrap_or(&MERGE_ALL);
+        let dest_dir = if from_is_dir && !below.whole {
             match open_dir_at(dest, &name) {
                 Ok(fd) => Some(fd),
                 // Missing, not a directory, or a link (`O_NOFOLLOW`).
@@ -402,7 +464,7 @@ fn merge(src: &OwnedFd, dest: &OwnedFd, aside: &mut Aside) -> std::io::Result<()
         match dest_dir {
             Some(to) => {
                 let from_dir = open_dir_at(src, &name)?;
-                merge(&from_dir, &to, &mut aside.child(&name)?)?;
+                merge(&from_dir, &to, &mut aside.child(&name)?, below)?;
                 rustix::fs::fchmod(&to, Mode::from_raw_mode(from.st_mode & 0o7777))?;
                 rustix::fs::fchown(
                     &to,
@@ -565,6 +627,7 @@ pub fn repair(layout: &Layout) -> Vec<(ServerUuid, Phase)> {
             server_dir: layout.server_dir(&server),
             work,
             truncate: journal.truncate,
+            only: journal.only.clone(),
         };
         match swap.resume(journal.phase) {
             Ok(()) => {
@@ -745,6 +808,52 @@ mod tests {
         assert!(got.contains(&("world/extra.dat".into(), "only old".into())));
         assert!(got.contains(&("old.txt".into(), "old".into())));
         assert!(got.contains(&("new.txt".into(), "new".into())));
+    }
+
+    #[test]
+    fn a_partial_restore_replaces_only_its_paths_whole_when_truncating() {
+        // Restored: only `world` (as restic does with --include=/world).
+        let t = tempfile::tempdir().unwrap();
+        let layout = layout(&t);
+        let server = t.path().join("volumes").join(UUID);
+        tree(
+            &server,
+            &[
+                ("world/level.dat", "old level"),
+                ("world/extra.dat", "only old"),
+                ("plugins/a.jar", "a"),
+                ("old.txt", "old"),
+            ],
+        );
+        let only = vec![SnapshotPath::parse("world").unwrap()];
+        let uuid = ServerUuid::parse(UUID).unwrap();
+        let swap = Swap::plan(&layout, &uuid, true).unwrap().only(only.clone());
+        swap.begin().unwrap();
+        tree(&swap.new_dir(), &[("world/level.dat", "new level")]);
+        // A crash right after the journal said `merging`: the start-up
+        // repair finishes the same partial swap from the journal alone.
+        swap.write_journal(Phase::Merging).unwrap();
+        assert_eq!(repair(&layout), [(uuid.clone(), Phase::Merging)]);
+        assert_eq!(
+            read_tree(&server),
+            [
+                ("old.txt".into(), "old".into()),
+                ("plugins/".into(), String::new()),
+                ("plugins/a.jar".into(), "a".into()),
+                ("world/".into(), String::new()),
+                ("world/level.dat".into(), "new level".into()),
+            ]
+        );
+        // Without truncate, files of the folder the backup lacks stay.
+        tree(&server, &[("world/extra.dat", "only old")]);
+        let swap = Swap::plan(&layout, &uuid, false).unwrap().only(only);
+        swap.begin().unwrap();
+        tree(&swap.new_dir(), &[("world/level.dat", "newer level")]);
+        swap.commit().unwrap();
+        let got = read_tree(&server);
+        assert!(got.contains(&("world/extra.dat".into(), "only old".into())));
+        assert!(got.contains(&("world/level.dat".into(), "newer level".into())));
+        assert!(got.contains(&("plugins/a.jar".into(), "a".into())));
     }
 
     #[test]

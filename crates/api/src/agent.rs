@@ -178,6 +178,12 @@ pub struct RestoreRequest {
     /// ignore the field.
     #[serde(default = "yes")]
     pub stop_server: bool,
+    /// Files and folders to bring back (at most 100); empty: everything.
+    /// With `truncate`, each one becomes exactly what the backup has (files
+    /// inside a restored folder that the backup lacks are removed); the
+    /// rest of the server is left as it is either way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<crate::files::SnapshotPath>,
 }
 
 fn yes() -> bool {
@@ -189,6 +195,7 @@ impl Default for RestoreRequest {
         Self {
             truncate: true,
             stop_server: true,
+            paths: Vec::new(),
         }
     }
 }

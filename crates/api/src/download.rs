@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
 
+use crate::files::SnapshotPath;
 use crate::sealed::SealedBox;
 use crate::{Secret, ServerUuid, SnapshotRef};
 
@@ -59,12 +60,15 @@ impl DownloadFormat {
     }
 }
 
-/// What a link allows: one snapshot of one server, in one format, until `exp`.
+/// What a link allows: one snapshot of one server (or one file or folder
+/// of it), in one format, until `exp`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownloadGrant {
     pub server: ServerUuid,
     pub snapshot: SnapshotRef,
     pub format: DownloadFormat,
+    /// A file or folder of the snapshot; `None`: all of it.
+    pub path: Option<SnapshotPath>,
     /// Unix seconds.
     pub exp: i64,
     /// Unique ID, so the agent can refuse a second use.
@@ -76,6 +80,8 @@ struct Claims {
     sub: String,
     snapshot: String,
     format: DownloadFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<SnapshotPath>,
     iat: i64,
     exp: i64,
     jti: String,
@@ -115,6 +121,7 @@ pub fn issue(
     server: &ServerUuid,
     snapshot: &SnapshotRef,
     format: DownloadFormat,
+    path: Option<&SnapshotPath>,
     repo_key: &Secret,
     now_unix: i64,
 ) -> String {
@@ -123,6 +130,7 @@ pub fn issue(
         sub: server.to_string(),
         snapshot: snapshot.as_str().to_owned(),
         format,
+        path: path.filter(|p| !p.is_root()).cloned(),
         iat: now_unix,
         exp: now_unix + TOKEN_LIFETIME_SECS,
         jti: crate::hex::encode(&random::<16>()),
@@ -144,7 +152,8 @@ pub fn verify(
     token: &str,
     now_unix: i64,
 ) -> Result<(DownloadGrant, Secret), TokenError> {
-    if token.len() > 4096 {
+    // A link naming the longest path is about 6 kB.
+    if token.len() > 8192 {
         return Err(TokenError::Malformed);
     }
     let mut parts = token.split('.');
@@ -183,6 +192,7 @@ pub fn verify(
             server: ServerUuid::parse(&claims.sub).map_err(|_| TokenError::Malformed)?,
             snapshot: SnapshotRef::parse(&claims.snapshot).map_err(|_| TokenError::Malformed)?,
             format: claims.format,
+            path: claims.path,
             exp: claims.exp,
             jti: claims.jti,
         },
@@ -206,7 +216,15 @@ mod tests {
     #[test]
     fn a_token_round_trips_and_hides_the_key() {
         let (node, server, snap, key) = fixtures();
-        let token = issue(&node, &server, &snap, DownloadFormat::TarZst, &key, 1000);
+        let token = issue(
+            &node,
+            &server,
+            &snap,
+            DownloadFormat::TarZst,
+            None,
+            &key,
+            1000,
+        );
         assert!(!token.contains("the-repo-key"));
         let payload = B64.decode(token.split('.').nth(1).unwrap()).unwrap();
         assert!(!String::from_utf8_lossy(&payload).contains("the-repo-key"));
@@ -214,15 +232,38 @@ mod tests {
         assert_eq!(got.expose(), "the-repo-key");
         assert_eq!(
             (grant.server, grant.snapshot, grant.format),
-            (server, snap, DownloadFormat::TarZst)
+            (server.clone(), snap.clone(), DownloadFormat::TarZst)
         );
         assert_eq!(grant.exp, 1000 + TOKEN_LIFETIME_SECS);
+        assert_eq!(grant.path, None);
+        // A link for one path carries it, signed; the longest path fits.
+        let long = SnapshotPath::parse(&"n/".repeat(2000)).unwrap();
+        for path in [SnapshotPath::parse("world/level.dat").unwrap(), long] {
+            let token = issue(
+                &node,
+                &server,
+                &snap,
+                DownloadFormat::Zip,
+                Some(&path),
+                &key,
+                1000,
+            );
+            assert_eq!(verify(&node, &token, 1001).unwrap().0.path, Some(path));
+        }
     }
 
     #[test]
     fn expired_forged_and_garbled_tokens_are_refused() {
         let (node, server, snap, key) = fixtures();
-        let token = issue(&node, &server, &snap, DownloadFormat::TarGz, &key, 1000);
+        let token = issue(
+            &node,
+            &server,
+            &snap,
+            DownloadFormat::TarGz,
+            None,
+            &key,
+            1000,
+        );
         assert_eq!(
             verify(&node, &token, 1000 + TOKEN_LIFETIME_SECS).unwrap_err(),
             TokenError::Expired
@@ -239,7 +280,7 @@ mod tests {
             verify(&node, &parts.join("."), 1001).unwrap_err(),
             TokenError::BadSignature
         );
-        for bad in ["", "a.b", "a.b.c.d", "..", &"x".repeat(5000)] {
+        for bad in ["", "a.b", "a.b.c.d", "..", &"x".repeat(9000)] {
             assert!(verify(&node, bad, 1001).is_err(), "{bad}");
         }
     }

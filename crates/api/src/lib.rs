@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod download;
+pub mod files;
 pub mod health;
 pub mod hex;
 pub mod ids;

@@ -20,6 +20,7 @@ use crate::agent::{
     JobAccepted, JobView, KeyRotated, LockState, NodeInfo, RepoStats, RestoreRequest,
     RetentionPolicy, RetentionResult, RotateKeyRequest,
 };
+use crate::files::FileList;
 use crate::health::Health;
 use crate::panel::{
     AuditList, ChannelTested, ChannelView, KeyRegenerated, NewChannelRequest, NewNodeRequest,
@@ -249,7 +250,21 @@ const AUDIT_QUERY: &[(&str, &str)] = &[
     ("from", "only entries at or after this time (RFC 3339)"),
     ("to", "only entries before this time (RFC 3339)"),
 ];
-const FORMAT_QUERY: &[(&str, &str)] = &[("format", "tar.gz (default), tar.zst or zip")];
+const FORMAT_QUERY: &[(&str, &str)] = &[
+    (
+        "format",
+        "tar.gz (default), tar.zst or zip (a single file comes as itself)",
+    ),
+    (
+        "path",
+        "a file or folder of the backup (default `/`: all of it)",
+    ),
+];
+const FILES_QUERY: &[(&str, &str)] = &[
+    ("path", "the folder, e.g. `/world` (default `/`)"),
+    ("limit", "entries per page, 1-1000 (default 200)"),
+    ("cursor", "the `next_cursor` of the page before"),
+];
 
 fn health(d: &mut Doc, healthz: &str, readyz: &str, openapi: &str) {
     use Gate::Open;
@@ -285,6 +300,7 @@ pub fn agent() -> OpenApi {
     d.op::<Nothing, LockState>(Post, a::UNLOCK, "Unlock a backup", NO_QUERY, 200, Closed);
     d.op::<Nothing, Archive>(Get, a::DOWNLOAD, "Stream a backup as an archive", FORMAT_QUERY, 200, Closed);
     d.op::<RestoreRequest, JobAccepted>(Post, a::RESTORE, "Restore a backup in place (after a safety snapshot)", NO_QUERY, 202, Closed);
+    d.op::<Nothing, FileList>(Get, a::FILES, "One folder of a backup, folders first (listed once with `restic ls`, then from the agent's copy)", FILES_QUERY, 200, Closed);
     d.op::<Nothing, Nothing>(Delete, a::SNAPSHOT, "Delete an unlocked backup", NO_QUERY, 204, Closed);
     // Node-wide: the token alone (a remote archive's deletion also takes its key).
     d.security = vec![SecurityRequirement::new("node_token", Vec::<String>::new())];
@@ -330,7 +346,8 @@ pub fn panel() -> OpenApi {
     d.op::<Nothing, RunHistory>(Get, &at(p::SCHEDULE_HISTORY), "Recent runs (backup.read)", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobView>(Get, &at(p::JOB), "A job of the server (backup.read)", NO_QUERY, 200, Closed);
     d.op::<Nothing, Nothing>(Delete, &at(p::SNAPSHOT), "Delete a backup (backup.delete)", NO_QUERY, 204, Closed);
-    d.op::<RestoreRequest, JobAccepted>(Post, &at(p::RESTORE), "Restore a backup (backup.restore)", NO_QUERY, 202, Closed);
+    d.op::<RestoreRequest, JobAccepted>(Post, &at(p::RESTORE), "Restore a backup, or some of its files and folders (backup.restore)", NO_QUERY, 202, Closed);
+    d.op::<Nothing, FileList>(Get, &at(p::FILES), "Browse one folder of a backup (backup.read)", FILES_QUERY, 200, Closed);
     d.op::<Nothing, Redirect>(Get, &at(p::DOWNLOAD), "Download a backup (backup.download)", FORMAT_QUERY, 302, Closed);
     d.op::<Nothing, LockState>(Post, &at(p::LOCK), "Lock a backup (backup.delete)", NO_QUERY, 200, Closed);
     d.op::<Nothing, LockState>(Post, &at(p::UNLOCK), "Unlock a backup (backup.delete)", NO_QUERY, 200, Closed);

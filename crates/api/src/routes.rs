@@ -79,6 +79,8 @@ pub mod agent {
         UNLOCK, unlock(server: ServerUuid, id: SnapshotRef) = "/api/servers/{server}/backups/restic/{id}/unlock";
         DOWNLOAD, download(server: ServerUuid, id: SnapshotRef) = "/api/servers/{server}/backups/restic/{id}/download";
         RESTORE, restore(server: ServerUuid, id: SnapshotRef) = "/api/servers/{server}/backups/restic/{id}/restore";
+        /// `GET` a folder of the snapshot (`?path=&limit=&cursor=`).
+        FILES, files(server: ServerUuid, id: SnapshotRef) = "/api/servers/{server}/backups/restic/{id}/files";
         /// `DELETE` a snapshot.
         SNAPSHOT, snapshot(server: ServerUuid, id: SnapshotRef) = "/api/servers/{server}/backups/restic/{id}";
         /// The node's archived repositories.
@@ -123,6 +125,7 @@ pub mod panel {
     pub const JOB: &str = "/servers/{server}/backups/restic/jobs/{job}";
     pub const SNAPSHOT: &str = "/servers/{server}/backups/restic/{id}";
     pub const RESTORE: &str = "/servers/{server}/backups/restic/{id}/restore";
+    pub const FILES: &str = "/servers/{server}/backups/restic/{id}/files";
     pub const DOWNLOAD: &str = "/servers/{server}/backups/restic/{id}/download";
     pub const LOCK: &str = "/servers/{server}/backups/restic/{id}/lock";
     pub const UNLOCK: &str = "/servers/{server}/backups/restic/{id}/unlock";
@@ -159,6 +162,7 @@ pub mod panel {
         JOB,
         SNAPSHOT,
         RESTORE,
+        FILES,
         DOWNLOAD,
         LOCK,
         UNLOCK,
@@ -209,6 +213,7 @@ mod tests {
             agent::unlock(&server, &snap),
             agent::download(&server, &snap),
             agent::restore(&server, &snap),
+            agent::files(&server, &snap),
             agent::snapshot(&server, &snap),
             agent::archives(),
             agent::archived("a b/../c"),

@@ -23,7 +23,9 @@ use std::time::Duration;
 pub type Cancel = tokio_util::sync::CancellationToken;
 pub use error::{EngineError, StoreFailure};
 pub use location::{Access, Location, Remote};
-pub use output::{BackupEvent, BackupStatus, BackupSummary, Snapshot, StatsOutput};
+pub use output::{
+    BackupEvent, BackupStatus, BackupSummary, LsNode, NodeKind, Snapshot, StatsOutput,
+};
 pub use process::OutputStream;
 pub use repo::{BackupRequest, ChangeHook, DumpFormat, KeyInfo, Repo, StatsMode};
 pub use version::Version;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use api::{Secret, SnapshotId};
 
-use crate::output::{self, BackupEvent, BackupSummary, Snapshot, StatsOutput};
+use crate::output::{self, BackupEvent, BackupSummary, LsNode, Snapshot, StatsOutput};
 use crate::process::Invocation;
 use crate::{Cancel, EngineError, Location, Restic};
 
@@ -319,43 +319,78 @@ fn key_id_ok(id: &str) -> bool {
 }
 
 impl Repo {
-    /// Restores a snapshot's content into `target` (which restic creates).
+    /// Restores a snapshot's content into `target` (which restic creates):
+    /// all of it, or only what the `includes` patterns select (restic's
+    /// `--include` syntax; callers escape names, see
+    /// `api::files::SnapshotPath::include_pattern`).
     pub async fn restore(
         &self,
         id: &SnapshotId,
         target: &Path,
+        includes: &[String],
         cancel: Option<&Cancel>,
     ) -> Result<(), EngineError> {
         let mut target_arg = OsString::from("--target=");
         target_arg.push(target);
-        let mut inv = Invocation::new(
-            vec![
-                "restore".into(),
-                target_arg,
-                "--".into(),
-                id.as_str().into(),
-            ],
-            self.restic.timeouts().long,
+        let mut a = vec!["restore".into(), target_arg];
+        a.extend(
+            includes
+                .iter()
+                .map(|p| OsString::from(format!("--include={p}"))),
         );
+        a.push("--".into());
+        a.push(id.as_str().into());
+        let mut inv = Invocation::new(a, self.restic.timeouts().long);
         inv.cancel = cancel;
         self.quietly(inv).await
     }
 
-    /// Streams the whole snapshot as an archive (`restic dump <id> /`).
+    /// Streams `path` of the snapshot (`restic dump <id> <path>`): a
+    /// folder (`/` for everything) as an archive, a file as its content.
+    /// `path` must be absolute.
     pub fn dump(
         &self,
         id: &SnapshotId,
+        path: &str,
         format: DumpFormat,
     ) -> Result<crate::OutputStream, EngineError> {
+        if !path.starts_with('/') {
+            return Err(EngineError::Parse(format!(
+                "not an absolute path: {path:?}"
+            )));
+        }
         let archive = match format {
             DumpFormat::Tar => "--archive=tar",
             DumpFormat::Zip => "--archive=zip",
         };
         let inv = Invocation::new(
-            args(["dump", archive, "--", id.as_str(), "/"]),
+            args(["dump", archive, "--", id.as_str(), path]),
             self.restic.timeouts().long,
         );
         self.restic.stream(&self.location, &self.key, inv)
+    }
+
+    /// Lists every node of a snapshot (`restic ls --json`), in restic's
+    /// order (a folder, then its content, names sorted), to `on_node`.
+    pub async fn ls(
+        &self,
+        id: &SnapshotId,
+        cancel: Option<&Cancel>,
+        on_node: &mut (dyn FnMut(LsNode) + Send),
+    ) -> Result<(), EngineError> {
+        let mut inv = Invocation::new(
+            args(["ls", "--json", "--no-lock", "--", id.as_str()]),
+            self.restic.timeouts().long,
+        );
+        inv.cancel = cancel;
+        self.restic
+            .run(&self.location, &self.key, inv, &mut |line: &str| {
+                if let Some(node) = output::parse_ls_line(line) {
+                    on_node(node);
+                }
+            })
+            .await
+            .map(|_| ())
     }
 
     /// The repository's keys; `current` marks the one this handle opens.

@@ -11,6 +11,7 @@ use api::agent::{
     RotateKeyRequest,
 };
 use api::download::DownloadFormat;
+use api::files::{FileList, FilesQuery, SnapshotPath};
 use api::routes::agent as route;
 use api::{JobId, Secret, ServerUuid, SnapshotRef};
 use reqwest::{Method, StatusCode};
@@ -24,6 +25,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Reads (lists, statistics, job status, archives): a hung agent must not
 /// hold a page for long.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the first view of a snapshot's files may take (restic lists
+/// the whole snapshot once).
+const LISTING_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, Error)]
 pub enum ClientError {
@@ -339,11 +343,19 @@ impl AgentClient {
         &self,
         server: &ServerUuid,
         snapshot: &SnapshotRef,
-        format: DownloadFormat,
+        what: &Wanted,
         key: &Secret,
         now_unix: i64,
     ) -> String {
-        let token = api::download::issue(&self.token, server, snapshot, format, key, now_unix);
+        let token = api::download::issue(
+            &self.token,
+            server,
+            snapshot,
+            what.format,
+            what.path.as_ref(),
+            key,
+            now_unix,
+        );
         format!("{}?token={token}", self.url(route::download_link()))
     }
 
@@ -353,15 +365,47 @@ impl AgentClient {
         server: &ServerUuid,
         key: &Secret,
         id: &SnapshotRef,
-        format: DownloadFormat,
+        what: &Wanted,
     ) -> Result<reqwest::Response, ClientError> {
         let url = self.url(route::download(server, id));
         // No overall timeout: a large download takes as long as it takes;
         // the connection timeout still applies.
-        let req = self
+        let mut req = self
             .request(Method::GET, &url, Some(key))
-            .query(&[("format", format.extension())])
+            .query(&[("format", what.format.extension())])
             .timeout(Duration::from_secs(24 * 60 * 60));
+        if let Some(path) = &what.path {
+            req = req.query(&[("path", path.as_absolute())]);
+        }
         self.send(req).await
     }
+
+    /// One page of a folder of a snapshot. The first view of a snapshot
+    /// lists it with restic, which takes a while for a big one.
+    pub async fn files(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        id: &SnapshotRef,
+        q: &FilesQuery,
+    ) -> Result<FileList, ClientError> {
+        let url = self.url(route::files(server, id));
+        let req = self
+            .request(Method::GET, &url, Some(key))
+            .query(&[
+                ("path", q.path.as_absolute()),
+                ("limit", q.limit.to_string()),
+                ("cursor", q.offset.to_string()),
+            ])
+            .timeout(LISTING_TIMEOUT);
+        self.json(req).await
+    }
+}
+
+/// What a download holds: the format, and a file or folder of the
+/// snapshot (`None`: all of it).
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub format: DownloadFormat,
+    pub path: Option<SnapshotPath>,
 }

@@ -349,6 +349,20 @@ impl TestAgent {
         }
     }
 
+    /// Runs a restore to the end (asserting it was accepted and succeeded)
+    /// and returns the job's final view.
+    pub async fn restore(&self, server: &str, key: &str, id: &str, body: Value) -> Value {
+        let url = format!("{}/{id}/restore", self.backups_url(server));
+        let (status, res) = self
+            .call(reqwest::Method::POST, &url, key, Some(body))
+            .await;
+        assert_eq!(status, 202, "restore not accepted: {res}");
+        let view = self.wait_job(server, res["job_id"].as_str().unwrap()).await;
+        assert_eq!(view["status"], "succeeded", "restore failed: {view}");
+        assert_eq!(view["kind"], "restore");
+        view
+    }
+
     /// Runs a backup to the end and returns the new snapshot's public ID.
     pub async fn backup(&self, server: &str, key: &str) -> String {
         let job = self.start_backup(server, key, serde_json::json!({})).await;

@@ -163,6 +163,7 @@ impl Agent {
         ] {
             let _ = tokio::fs::remove_file(file).await;
         }
+        self.forget_listings(&ctx.server).await;
         self.inner.metrics.forget(&ctx.server);
         tracing::info!(server = %ctx.server, archive = %name, "repository archived");
         Ok(serde_json::json!({

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 
 use api::download::{DownloadFormat, TokenError};
+use api::files::{FileKind, SnapshotPath};
 use api::{Secret, ServerUuid, SnapshotRef};
 use async_compression::tokio::bufread::{GzipEncoder, ZstdEncoder};
 use engine::DumpFormat;
@@ -18,8 +19,19 @@ use crate::AgentError;
 /// A download ready to stream.
 pub struct Download {
     pub filename: String,
-    pub format: DownloadFormat,
+    pub content_type: &'static str,
+    /// Known for a single file (its size), not for an archive.
+    pub length: Option<u64>,
     pub body: Pin<Box<dyn AsyncRead + Send>>,
+}
+
+/// What of the snapshot a download holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Everything,
+    Folder,
+    /// One file, as itself, of this size.
+    File(u64),
 }
 
 fn is_snapshot_gone(e: &std::io::Error) -> bool {
@@ -38,9 +50,10 @@ impl Agent {
         key: &Secret,
         snapshot: &SnapshotRef,
         format: DownloadFormat,
+        path: Option<&SnapshotPath>,
     ) -> Result<Download, AgentError> {
         let permit = self.download_permit()?;
-        self.download_with(permit, server, key, snapshot, format)
+        self.download_with(permit, server, key, snapshot, format, path)
             .await
     }
 
@@ -60,7 +73,28 @@ impl Agent {
         key: &Secret,
         snapshot: &SnapshotRef,
         format: DownloadFormat,
+        path: Option<&SnapshotPath>,
     ) -> Result<Download, AgentError> {
+        let root = SnapshotPath::root();
+        let path = path.unwrap_or(&root);
+        // What the path is comes from the snapshot's listing: restic is
+        // only ever asked for a file or folder the snapshot has.
+        let part = if path.is_root() {
+            Part::Everything
+        } else {
+            let (_, listing) = self.listing_of(server, key, snapshot).await?;
+            let item = listing.find(path)?;
+            match item.kind {
+                FileKind::Dir => Part::Folder,
+                FileKind::File => Part::File(item.size),
+                FileKind::Symlink | FileKind::Other => {
+                    return Err(AgentError::bad_request(
+                        "not_downloadable",
+                        "only files and folders can be downloaded",
+                    ));
+                }
+            }
+        };
         let slot = self.slot(server);
         let dump = match format {
             DownloadFormat::Zip => DumpFormat::Zip,
@@ -76,7 +110,8 @@ impl Agent {
             let (entry, repo, _) = self
                 .readable(server, &slot, key, |idx| idx.resolve(snapshot).cloned())
                 .await?;
-            let mut stream = repo.dump(&entry.current, dump)?;
+            let mut stream =
+                repo.dump(&entry.current, &path.under(entry.nested.as_deref()), dump)?;
             let mut first = vec![0u8; PIPE_BUF];
             match stream.read(&mut first).await {
                 Ok(n) => {
@@ -89,14 +124,15 @@ impl Agent {
                 Err(e) => return Err(AgentError::Internal(format!("restic dump: {e}"))),
             }
         };
-        let body: Pin<Box<dyn AsyncRead + Send>> = match format {
-            DownloadFormat::TarGz => {
+        let body: Pin<Box<dyn AsyncRead + Send>> = match (part, format) {
+            (Part::File(_), _) => Box::pin(stream),
+            (_, DownloadFormat::TarGz) => {
                 Box::pin(GzipEncoder::new(BufReader::with_capacity(PIPE_BUF, stream)))
             }
-            DownloadFormat::TarZst => {
+            (_, DownloadFormat::TarZst) => {
                 Box::pin(ZstdEncoder::new(BufReader::with_capacity(PIPE_BUF, stream)))
             }
-            DownloadFormat::Zip => Box::pin(stream),
+            (_, DownloadFormat::Zip) => Box::pin(stream),
         };
         // The permit goes when the body does (finished or client gone).
         let body: Pin<Box<dyn AsyncRead + Send>> = Box::pin(Holding {
@@ -110,14 +146,29 @@ impl Agent {
                 "[year][month][day]-[hour][minute][second]"
             ))
             .unwrap_or_default();
-        tracing::info!(server = %server, snapshot = %entry.id.short(), format = format.extension(), "download started");
-        Ok(Download {
-            filename: format!(
-                "{server}-{}-{stamp}.{}",
-                entry.id.short(),
-                format.extension()
+        let name = path.name().unwrap_or_default();
+        let (filename, content_type, length) = match part {
+            Part::Everything => (
+                format!(
+                    "{server}-{}-{stamp}.{}",
+                    entry.id.short(),
+                    format.extension()
+                ),
+                format.content_type(),
+                None,
             ),
-            format,
+            Part::Folder => (
+                format!("{name}-{}-{stamp}.{}", entry.id.short(), format.extension()),
+                format.content_type(),
+                None,
+            ),
+            Part::File(size) => (name.to_owned(), "application/octet-stream", Some(size)),
+        };
+        tracing::info!(server = %server, snapshot = %entry.id.short(), format = format.extension(), partial = !path.is_root(), "download started");
+        Ok(Download {
+            filename,
+            content_type,
+            length,
             body,
         })
     }
@@ -136,8 +187,15 @@ impl Agent {
         let permit = self.download_permit()?;
         self.inner.used_links.use_once(&grant.jti, grant.exp, now)?;
         let snapshot = grant.snapshot.clone();
-        self.download_with(permit, &grant.server, &key, &snapshot, grant.format)
-            .await
+        self.download_with(
+            permit,
+            &grant.server,
+            &key,
+            &snapshot,
+            grant.format,
+            grant.path.as_ref(),
+        )
+        .await
     }
 }
 

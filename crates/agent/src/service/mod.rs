@@ -6,6 +6,7 @@ mod adopt;
 mod archive;
 mod backup;
 mod download;
+mod files;
 mod keys;
 mod prune;
 mod restore;
@@ -48,6 +49,8 @@ struct RepoSlot {
     active_job: Mutex<Option<JobId>>,
     /// A background size measurement is running.
     measuring: AtomicBool,
+    /// Held while a snapshot is listed for the file browser.
+    listing_build: AsyncMutex<()>,
     /// A restic run may have died holding a lock: run `restic unlock` (which
     /// removes stale locks only) before the next change.
     needs_unlock: AtomicBool,
@@ -144,6 +147,8 @@ struct Inner {
     /// Wings' link: replaced by [`Agent::reload`] (SIGHUP).
     creds: std::sync::RwLock<Creds>,
     used_links: download::UsedLinks,
+    /// The snapshot listings read last (see [`crate::listing`]).
+    listings: crate::listing::Cache,
     /// One permit per download (`restic dump`) running.
     downloads: Arc<tokio::sync::Semaphore>,
     /// The last readiness answer and when it was found.
@@ -230,6 +235,7 @@ impl Agent {
                 prune_after_forgets: cfg.prune_after_forgets,
                 creds: std::sync::RwLock::new(Creds::of(cfg)),
                 used_links: download::UsedLinks::load(layout_links),
+                listings: crate::listing::Cache::new(files::CACHE_BUDGET),
                 downloads: Arc::new(tokio::sync::Semaphore::new(cfg.max_parallel_downloads)),
                 readiness: tokio::sync::Mutex::new(None),
                 restore_stop_timeout: cfg.restore_stop_timeout,
@@ -711,6 +717,7 @@ impl Agent {
         };
         idx.replace(snapshots, &fp.snapshots, server.as_str());
         idx.set_verified_key(mac);
+        self.drop_stale_listings(server, &idx);
         let count = idx.entries().len() as u64;
         self.inner
             .metrics

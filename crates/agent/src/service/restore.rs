@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use api::agent::{JobKind, JobPhase, RestoreRequest};
+use api::files::{MAX_RESTORE_PATHS, SnapshotPath};
 use api::{JobId, Secret, ServerUuid, SnapshotRef};
 
 use super::{Agent, JobCtx};
@@ -81,6 +82,9 @@ impl Agent {
         tokio::task::spawn_blocking(move || Swap::plan(&layout, &who, truncate))
             .await
             .map_err(|e| AgentError::Internal(e.to_string()))??;
+        let paths = self
+            .restore_paths(server, key, snapshot, &request.paths)
+            .await?;
         let slot = self.slot(server);
         // From the second copy if the repository's store fails now.
         let target = self
@@ -104,10 +108,46 @@ impl Agent {
             self.spawn_job(server, slot, key, claim, move |ctx| async move {
                 let agent = ctx.agent.clone();
                 agent
-                    .run_restore(&ctx, &dir, &target, truncate, wings)
+                    .run_restore(&ctx, &dir, &target, truncate, paths, wings)
                     .await
             }),
         )
+    }
+
+    /// The paths of a partial restore, each one checked against the
+    /// snapshot's listing, without repeats or paths inside another one;
+    /// empty for a full restore (none asked, or `/` among them).
+    async fn restore_paths(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        snapshot: &SnapshotRef,
+        asked: &[SnapshotPath],
+    ) -> Result<Vec<SnapshotPath>, AgentError> {
+        if asked.len() > MAX_RESTORE_PATHS {
+            return Err(AgentError::bad_request(
+                "too_many_paths",
+                format!(
+                    "a restore names at most {MAX_RESTORE_PATHS} paths; restore their folder instead"
+                ),
+            ));
+        }
+        if asked.is_empty() || asked.iter().any(SnapshotPath::is_root) {
+            return Ok(Vec::new());
+        }
+        let (_, listing) = self.listing_of(server, key, snapshot).await?;
+        let mut paths = asked.to_vec();
+        paths.sort();
+        paths.dedup();
+        // Sorted, a path's folders come before it.
+        let mut kept: Vec<SnapshotPath> = Vec::new();
+        for p in paths {
+            if !kept.iter().any(|k| p.starts_with(k)) {
+                Self::kind_at(&listing, &p)?;
+                kept.push(p);
+            }
+        }
+        Ok(kept)
     }
 
     async fn run_restore(
@@ -116,6 +156,7 @@ impl Agent {
         dir: &std::path::Path,
         target: &api::SnapshotId,
         truncate: bool,
+        paths: Vec<SnapshotPath>,
         wings: Result<Wings, StopOutcome>,
     ) -> Result<serde_json::Value, AgentError> {
         let (wings, stopped, was_running) = match wings {
@@ -137,7 +178,7 @@ impl Agent {
         };
 
         let outcome = self
-            .restore_files(ctx, dir, target, truncate, wings.as_ref())
+            .restore_files(ctx, dir, target, truncate, paths, wings.as_ref())
             .await;
 
         // Started again only if it ran before, and never on a directory a
@@ -287,6 +328,7 @@ impl Agent {
         dir: &std::path::Path,
         target: &api::SnapshotId,
         truncate: bool,
+        paths: Vec<SnapshotPath>,
         wings: Option<&Wings>,
     ) -> Result<serde_json::Value, Failed> {
         // Resolve again under the writer lock: the snapshot may have been
@@ -357,16 +399,26 @@ impl Agent {
         }
 
         let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
+        let only = paths.clone();
         let swap = tokio::task::spawn_blocking(move || {
-            let swap = Swap::plan(&layout, &server, truncate)?;
+            let swap = Swap::plan(&layout, &server, truncate)?.only(only);
             swap.begin()?;
             Ok::<_, AgentError>(swap)
         })
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))??;
 
+        let includes: Vec<String> = paths
+            .iter()
+            .map(|p| p.include_pattern(entry.nested.as_deref()))
+            .collect();
         let restored = source
-            .restore(&entry.current, &swap.new_dir(), Some(&self.inner.shutdown))
+            .restore(
+                &entry.current,
+                &swap.new_dir(),
+                &includes,
+                Some(&self.inner.shutdown),
+            )
             .await;
         // The game server must not have come back meanwhile (started from
         // the panel, a schedule): it would write into the new files.
@@ -418,12 +470,17 @@ impl Agent {
             error,
             swap_began: true,
         })?;
-        tracing::info!(server = %ctx.server, snapshot = %entry.id.short(), truncate, "restore finished");
-        Ok(serde_json::json!({
+        tracing::info!(server = %ctx.server, snapshot = %entry.id.short(), truncate, paths = paths.len(), "restore finished");
+        let mut result = serde_json::json!({
             "restored": entry.id.to_string(),
             "safety_snapshot": safety,
             "truncate": truncate,
             "from_copy": from_copy,
-        }))
+        });
+        if !paths.is_empty() {
+            result["paths"] =
+                serde_json::to_value(&paths).map_err(|e| AgentError::Internal(e.to_string()))?;
+        }
+        Ok(result)
     }
 }

@@ -21,6 +21,7 @@ pub fn status_of(e: &AgentError) -> StatusCode {
         | AgentError::RepoNotFound
         | AgentError::BackupNotFound
         | AgentError::JobNotFound
+        | AgentError::PathNotFound
         | AgentError::ArchiveNotFound
         | AgentError::NoSuchEndpoint => StatusCode::NOT_FOUND,
         AgentError::BackupLocked

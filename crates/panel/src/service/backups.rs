@@ -4,13 +4,13 @@ use api::agent::{
     BackupItem, CreateBackupRequest, JobAccepted, JobKind, JobView, LockState, RepoStats,
     RestoreRequest,
 };
-use api::download::DownloadFormat;
+use api::files::{FileList, FilesQuery};
 use api::panel::{PanelBackupList, ServerSummary};
 use api::{JobId, RunOrigin, RunStatus, SnapshotRef};
 
 use super::{Panel, now};
 use crate::PanelError;
-use crate::agent_client::ClientError;
+use crate::agent_client::{ClientError, Wanted};
 use crate::error::Missing;
 use crate::permissions::{
     Authorized, Create, Delete, Download, Read, Restore, allowed_permissions,
@@ -253,23 +253,51 @@ impl Panel {
         &self,
         auth: &Authorized<Download>,
         id: &SnapshotRef,
-        format: DownloadFormat,
+        what: &Wanted,
     ) -> Result<DownloadAnswer, PanelError> {
         let server = auth.server();
         let t = self.target(server).await?;
         if t.node.browser_downloads {
-            // Resolve the snapshot first, so a wrong ID is a clear 404 here
-            // rather than an error page on the node.
-            self.find_backup(&t, server, id).await?;
+            // Resolve the snapshot (and the path) first, so a wrong one is
+            // a clear 404 here rather than an error page on the node.
+            match &what.path {
+                None => {
+                    self.find_backup(&t, server, id).await?;
+                }
+                Some(path) => {
+                    let q = FilesQuery {
+                        path: path.clone(),
+                        limit: 1,
+                        offset: 0,
+                    };
+                    match t.client.files(&server.uuid, &t.key, id, &q).await {
+                        // A folder lists; a file says it is not one.
+                        Ok(_) => {}
+                        Err(ClientError::Agent { code, .. }) if code == "not_a_folder" => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
             let link = t
                 .client
-                .download_link(&server.uuid, id, format, &t.key, now());
+                .download_link(&server.uuid, id, what, &t.key, now());
             Ok(DownloadAnswer::Redirect(link))
         } else {
             Ok(DownloadAnswer::Stream(
-                t.client.download(&server.uuid, &t.key, id, format).await?,
+                t.client.download(&server.uuid, &t.key, id, what).await?,
             ))
         }
+    }
+
+    /// One page of a folder of a backup.
+    pub async fn files(
+        &self,
+        auth: &Authorized<Read>,
+        id: &SnapshotRef,
+        q: &FilesQuery,
+    ) -> Result<FileList, PanelError> {
+        let t = self.target(auth.server()).await?;
+        Ok(t.client.files(&auth.server().uuid, &t.key, id, q).await?)
     }
 
     /// The listed backup `id` refers to (pages through the agent's index).

@@ -111,6 +111,7 @@ fn api_routes() -> Router<AppState> {
         .route(route::SNAPSHOT, delete(b::snapshot::delete))
         .route(route::RESTORE, post(b::restore::restore))
         .route(route::DOWNLOAD, get(b::download::download))
+        .route(route::FILES, get(b::files::files))
         .route(route::LOCK, post(b::lock::lock))
         .route(route::UNLOCK, post(b::lock::unlock))
         .route(route::ADMIN_KEYS, get(keys::keys))

@@ -80,7 +80,7 @@ async fn every_format_downloads_as_a_valid_archive_of_the_snapshot() {
         let disposition = headers["content-disposition"].to_str().unwrap();
         assert!(
             disposition.starts_with("attachment; filename=\"")
-                && disposition.ends_with(&format!(".{format}\"")),
+                && disposition.contains(&format!(".{format}\"; filename*=UTF-8''")),
             "{disposition}"
         );
         assert!(disposition.contains(&id[..8]));
@@ -127,7 +127,7 @@ async fn a_download_link_works_once_and_only_when_signed_and_fresh() {
     let now = time_now();
     let link = |token: &str| format!("{}/download/restic?token={token}", agent.url);
 
-    let token = issue(&node, &uuid, &snap, DownloadFormat::Zip, &key, now);
+    let token = issue(&node, &uuid, &snap, DownloadFormat::Zip, None, &key, now);
     assert!(!token.contains(KEY));
     // No bearer token, no key header: the link is all the browser has.
     let (status, headers, body) = fetch(agent.http.get(link(&token))).await;
@@ -150,7 +150,7 @@ async fn a_download_link_works_once_and_only_when_signed_and_fresh() {
     assert_eq!((status, code(body)), (403, "link_used".to_owned()));
 
     let other = Secret::new("some-other-node-token-1234").unwrap();
-    let forged = issue(&other, &uuid, &snap, DownloadFormat::Zip, &key, now);
+    let forged = issue(&other, &uuid, &snap, DownloadFormat::Zip, None, &key, now);
     let (status, _, body) = fetch(agent.http.get(link(&forged))).await;
     assert_eq!((status, code(body)), (403, "invalid_link".to_owned()));
 
@@ -159,6 +159,7 @@ async fn a_download_link_works_once_and_only_when_signed_and_fresh() {
         &uuid,
         &snap,
         DownloadFormat::Zip,
+        None,
         &key,
         now - 16 * 60,
     );
@@ -171,7 +172,15 @@ async fn a_download_link_works_once_and_only_when_signed_and_fresh() {
     assert_eq!((status, code(body)), (403, "invalid_link".to_owned()));
 
     let wrong_key = Secret::new("not-the-repo-key").unwrap();
-    let token = issue(&node, &uuid, &snap, DownloadFormat::TarGz, &wrong_key, now);
+    let token = issue(
+        &node,
+        &uuid,
+        &snap,
+        DownloadFormat::TarGz,
+        None,
+        &wrong_key,
+        now,
+    );
     let (status, _, body) = fetch(agent.http.get(link(&token))).await;
     assert_eq!((status, code(body)), (403, "wrong_key".to_owned()));
     assert!(!agent.log().contains(KEY) && !agent.log().contains("not-the-repo-key"));
@@ -277,6 +286,7 @@ async fn downloads_beyond_the_node_limit_get_429_and_the_slot_comes_back() {
         &ServerUuid::parse(&server).unwrap(),
         &SnapshotRef::parse(&id).unwrap(),
         DownloadFormat::TarGz,
+        None,
         &Secret::new(KEY).unwrap(),
         time_now(),
     );
@@ -318,7 +328,15 @@ async fn a_used_link_stays_used_after_a_restart() {
     let key = Secret::new(KEY).unwrap();
     let uuid = ServerUuid::parse(&server).unwrap();
     let snap = SnapshotRef::parse(&id).unwrap();
-    let token = issue(&node, &uuid, &snap, DownloadFormat::TarGz, &key, time_now());
+    let token = issue(
+        &node,
+        &uuid,
+        &snap,
+        DownloadFormat::TarGz,
+        None,
+        &key,
+        time_now(),
+    );
     let link = |a: &TestAgent| format!("{}/download/restic?token={token}", a.url);
     let (status, _, _) = fetch(agent.http.get(link(&agent))).await;
     assert_eq!(status, 200);

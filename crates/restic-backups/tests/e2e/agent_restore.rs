@@ -57,15 +57,7 @@ fn fill_tricky(dir: &Path, big_len: u64) {
 }
 
 async fn restore(agent: &TestAgent, server: &str, id: &str, body: Value) -> Value {
-    let url = format!("{}/{id}/restore", agent.backups_url(server));
-    let (status, res) = agent.call(Method::POST, &url, KEY, Some(body)).await;
-    assert_eq!(status, 202, "restore not accepted: {res}");
-    let view = agent
-        .wait_job(server, res["job_id"].as_str().unwrap())
-        .await;
-    assert_eq!(view["status"], "succeeded", "restore failed: {view}");
-    assert_eq!(view["kind"], "restore");
-    view
+    agent.restore(server, KEY, id, body).await
 }
 
 #[tokio::test]

@@ -39,4 +39,5 @@ mod panel_start;
 mod pterodactyl_api;
 mod pterodactyl_sync;
 mod repo_hygiene;
+mod snapshot_browser;
 mod ui;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use api::agent::CreateBackupRequest;
 use api::download::DownloadFormat;
 use api::{JobId, Secret, ServerUuid, SnapshotRef};
-use panel::agent_client::{AgentClient, ClientError, NodeConn};
+use panel::agent_client::{AgentClient, ClientError, NodeConn, Wanted};
 use testkit::{TOKEN, TestAgent};
 
 fn secret(s: &str) -> Secret {
@@ -96,7 +96,16 @@ async fn every_agent_call_works_through_the_client() {
 
     // A direct link for the browser: no token or key in clear in it.
     let full = SnapshotRef::parse(list.backups[0].id.as_str()).unwrap();
-    let link = client.download_link(&server, &full, DownloadFormat::TarGz, &key, now());
+    let link = client.download_link(
+        &server,
+        &full,
+        &Wanted {
+            format: DownloadFormat::TarGz,
+            path: None,
+        },
+        &key,
+        now(),
+    );
     assert!(!link.contains(TOKEN) && !link.contains(key.expose()));
     let res = reqwest::get(&link).await.unwrap();
     assert_eq!(res.status(), 200);
@@ -105,7 +114,15 @@ async fn every_agent_call_works_through_the_client() {
         "not gzip"
     );
     let res = client
-        .download(&server, &key, &id, DownloadFormat::Zip)
+        .download(
+            &server,
+            &key,
+            &id,
+            &Wanted {
+                format: DownloadFormat::Zip,
+                path: None,
+            },
+        )
         .await
         .unwrap();
     assert!(res.bytes().await.unwrap().starts_with(b"PK"), "not zip");

@@ -202,6 +202,20 @@ pub(super) async fn authorization_matrix(db: Db) {
             302,
         ),
         row(
+            Method::GET,
+            format!("{b}/{keep}/download?path=world/level.dat"),
+            None,
+            Need::Perm("backup.download"),
+            302,
+        ),
+        row(
+            Method::GET,
+            format!("{b}/{keep}/files?path=/world"),
+            None,
+            Need::Perm("backup.read"),
+            200,
+        ),
+        row(
             Method::POST,
             format!("{b}/{keep}/restore"),
             Some(json!({})),

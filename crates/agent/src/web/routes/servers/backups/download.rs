@@ -1,9 +1,11 @@
-//! `GET /api/servers/{server}/backups/restic/{id}/download?format=tar.gz|tar.zst|zip`
-//! → the snapshot as a streamed archive.
+//! `GET /api/servers/{server}/backups/restic/{id}/download?format=tar.gz|tar.zst|zip&path=`
+//! → the snapshot (or the folder at `path`) as a streamed archive, or the
+//! file at `path` as itself.
 
 use std::collections::HashMap;
 
 use api::download::DownloadFormat;
+use api::files::SnapshotPath;
 use axum::extract::{Query, State};
 use axum::response::Response;
 
@@ -28,6 +30,16 @@ pub async fn handler(
             AgentError::bad_request("invalid_format", "format must be tar.gz, tar.zst or zip")
         })?,
     };
-    let download = state.agent.download(&server, &key, &id, format).await?;
+    let path = match query.get("path") {
+        None => None,
+        Some(raw) => Some(
+            SnapshotPath::parse(raw)
+                .map_err(|e| AgentError::bad_request("invalid_path", e.to_string()))?,
+        ),
+    };
+    let download = state
+        .agent
+        .download(&server, &key, &id, format, path.as_ref())
+        .await?;
     Ok(respond(download))
 }

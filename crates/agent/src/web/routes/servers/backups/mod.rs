@@ -5,6 +5,7 @@ mod archive;
 mod create;
 mod delete;
 mod download;
+mod files;
 mod jobs;
 mod key;
 mod list;
@@ -32,5 +33,6 @@ pub fn router() -> Router<AppState> {
         .route(route::UNLOCK, post(lock::unlock))
         .route(route::DOWNLOAD, get(download::handler))
         .route(route::RESTORE, post(restore::handler))
+        .route(route::FILES, get(files::handler))
         .route(route::SNAPSHOT, delete(delete::handler))
 }

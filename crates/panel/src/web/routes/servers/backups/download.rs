@@ -1,6 +1,8 @@
-//! `GET /extensions/resticbackups/servers/{server}/backups/restic/{id}/download?format=`.
+//! `GET /extensions/resticbackups/servers/{server}/backups/restic/{id}/download?format=&path=`:
+//! the backup, or one folder of it, as an archive; one file as itself.
 
 use api::download::DownloadFormat;
+use api::files::SnapshotPath;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::PanelError;
+use crate::agent_client::Wanted;
 use crate::permissions::Download;
 use crate::service::DownloadAnswer;
 use crate::web::AppState;
@@ -16,6 +19,7 @@ use crate::web::extract::{Permit, Snapshot};
 #[derive(Deserialize)]
 pub struct DownloadQuery {
     format: Option<String>,
+    path: Option<String>,
 }
 
 pub async fn download(
@@ -30,7 +34,16 @@ pub async fn download(
             PanelError::bad_request("invalid_format", "format must be tar.gz, tar.zst or zip")
         })?,
     };
-    match state.panel.download(&p, &id, format).await? {
+    let path = match q.path.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            SnapshotPath::parse(raw)
+                .map_err(|e| PanelError::bad_request("invalid_path", e.to_string()))?,
+        ),
+    }
+    .filter(|p| !p.is_root());
+    let what = Wanted { format, path };
+    match state.panel.download(&p, &id, &what).await? {
         DownloadAnswer::Redirect(url) => {
             let mut res = StatusCode::FOUND.into_response();
             let h = res.headers_mut();
@@ -42,10 +55,14 @@ pub async fn download(
             Ok(res)
         }
         DownloadAnswer::Stream(upstream) => {
-            let passed: Vec<_> = [header::CONTENT_TYPE, header::CONTENT_DISPOSITION]
-                .into_iter()
-                .filter_map(|name| upstream_header(&upstream, &name).map(|v| (name, v)))
-                .collect();
+            let passed: Vec<_> = [
+                header::CONTENT_TYPE,
+                header::CONTENT_DISPOSITION,
+                header::CONTENT_LENGTH,
+            ]
+            .into_iter()
+            .filter_map(|name| upstream_header(&upstream, &name).map(|v| (name, v)))
+            .collect();
             let mut res = Response::new(Body::from_stream(upstream.bytes_stream()));
             res.headers_mut().extend(passed);
             Ok(res)

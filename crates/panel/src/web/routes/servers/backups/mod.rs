@@ -1,6 +1,7 @@
 //! `/extensions/resticbackups/servers/{server}/backups/restic/...`: one file per URL, named after its last part.
 
 pub mod download;
+pub mod files;
 pub mod jobs;
 pub mod list;
 pub mod lock;
