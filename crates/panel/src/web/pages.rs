@@ -292,6 +292,31 @@ pub async fn backups(
                 }
             }
         }
+        dialog id="browser" class="wide" aria-labelledby="browser-title" {
+            div.dialog-head {
+                h2 id="browser-title" { "Files in backup " span id="browser-snapshot" class="mono" {} }
+                button type="button" id="browser-close" class="link" aria-label="Close" { "Close" }
+            }
+            nav id="browser-crumbs" class="crumbs" aria-label="Folder" {}
+            div.browser-scroll {
+                table.files {
+                    thead { tr {
+                        th scope="col" class="pick" { span.sr-only { "Select" } }
+                        th scope="col" { "Name" }
+                        th scope="col" class="num" { "Size" }
+                        th scope="col" { "Modified" }
+                    } }
+                    tbody id="browser-rows" {}
+                }
+                p id="browser-status" class="muted" role="status" aria-live="polite" {}
+                button type="button" id="browser-more" class="secondary" hidden { "Show more" }
+            }
+            div.dialog-buttons.browser-actions {
+                span id="browser-selected" class="muted" aria-live="polite" {}
+                button type="button" id="browser-download" class="secondary" disabled hidden { "Download selected" }
+                button type="button" id="browser-restore" class="danger" disabled hidden { "Restore selected" }
+            }
+        }
         section id="panel-schedule" role="tabpanel" aria-labelledby="tab-schedule" hidden {
             form id="schedule-form" class="card" {
                 label.check { input type="checkbox" id="s-enabled"; " Back up automatically" }

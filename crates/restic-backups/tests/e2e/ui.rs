@@ -207,6 +207,55 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         b.text("#error").await
     );
 
+    // Browse the backup: into a folder, pick one file, restore just it.
+    let level = agent.data_dir().join(&server).join("world/level.dat");
+    let level_before = std::fs::read(&level).unwrap();
+    std::fs::write(&level, "corrupted by a plugin").unwrap();
+    std::fs::write(&props, "motd=changed since\n").unwrap();
+    row_action(&b, "browse").await;
+    b.wait_for("#browser[open] #browser-rows tr").await;
+    let names = b
+        .js(
+            "return [...document.querySelectorAll('#browser-rows td.name')].map(t => t.textContent)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(names[0], "world/", "folders first: {names}");
+    b.click("#browser-rows tr[data-path=\"/world\"] button.open")
+        .await;
+    b.wait_for("#browser-rows tr[data-path=\"/world/level.dat\"]")
+        .await;
+    assert!(b.text("#browser-crumbs").await.contains("world"));
+    b.screenshot(&shots.join("browser-desktop.png")).await;
+    b.click("#browser-rows tr[data-path=\"/world/level.dat\"] input")
+        .await;
+    assert_eq!(b.text("#browser-selected").await, "1 selected");
+    b.click("#browser-restore").await;
+    b.wait_for("#confirm[open]").await;
+    assert!(b.text("#confirm-extra").await.contains("/world/level.dat"));
+    b.click("#confirm-ok").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read(&level).unwrap_or_default() != level_before {
+        assert!(
+            Instant::now() < deadline,
+            "the file did not come back: {}",
+            b.text("#error").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.wait_until(
+        "the partial restore to finish",
+        "return document.getElementById('progress').hidden && !document.getElementById('browser').open && document.getElementById('stat-count').textContent === '3'",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&props).unwrap(),
+        "motd=changed since\n",
+        "only the chosen file is restored"
+    );
+    std::fs::write(&props, &original).unwrap();
+
     // Schedule: save, then read back after a reload.
     b.click("#tab-schedule").await;
     b.wait_for("#schedule-save").await;
@@ -297,14 +346,25 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     b.wait_until("rows", rows_count_js(), json!([])).await;
     for css in [
         "#create-backup",
-        ".menu-button",
         "[data-action=\"download\"]",
         "[data-action=\"restore\"]",
         "[data-action=\"delete\"]",
+        "[data-action=\"lock\"]",
         "#schedule-save",
     ] {
         assert!(!b.exists(css).await, "a read-only subuser sees {css}");
     }
+    // They browse, but pick nothing to restore or download.
+    row_action(&b, "browse").await;
+    b.wait_for("#browser[open] #browser-rows tr").await;
+    for css in [
+        "#browser-rows input",
+        "#browser-restore:not([hidden])",
+        "#browser-download:not([hidden])",
+    ] {
+        assert!(!b.exists(css).await, "a read-only subuser sees {css}");
+    }
+    b.click("#browser-close").await;
     b.click("#tab-schedule").await;
     b.wait_for("#s-value").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -417,7 +477,8 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     b.goto(&format!("{}/servers/{server}", panel.url)).await;
     b.wait_until(
         "rows after the key change",
-        "return document.querySelectorAll('#rows tr').length === 2",
+        // The backup and the safety snapshots of the two restores.
+        "return document.querySelectorAll('#rows tr').length === 3",
         json!([]),
     )
     .await;

@@ -374,6 +374,7 @@
       if (perms.has("backup.delete")) {
         items.push(h("button", { type: "button", role: "menuitem", "data-action": b.locked ? "unlock" : "lock", onclick: () => setLocked(b, !b.locked) }, b.locked ? "Unlock" : "Lock"));
       }
+      items.push(h("button", { type: "button", role: "menuitem", "data-action": "browse", onclick: () => browse(b) }, "Browse files"));
       if (perms.has("backup.download")) {
         items.push(h("button", { type: "button", role: "menuitem", "data-action": "download", onclick: () => download(b, "tar.gz") }, "Download (.tar.gz)"));
         items.push(h("button", { type: "button", role: "menuitem", "data-action": "download-zip", onclick: () => download(b, "zip") }, "Download (.zip)"));
@@ -472,17 +473,168 @@
       window.location.href = base + "/" + b.id + "/download?format=" + encodeURIComponent(format);
     }
 
+    // ---- snapshot browser ----
+
+    const browser = { b: null, path: "/", next: null, selected: new Map(), opener: null };
+
+    function browse(b) {
+      closeMenus();
+      clearError();
+      browser.b = b;
+      browser.selected = new Map();
+      browser.opener = document.activeElement;
+      $("browser-snapshot").textContent = b.short_id + " · " + localTime(b.time);
+      $("browser-download").hidden = !perms.has("backup.download");
+      $("browser-restore").hidden = !perms.has("backup.restore");
+      updateSelection();
+      const dialog = $("browser");
+      if (!dialog.open) dialog.showModal();
+      openFolder("/");
+    }
+
+    function pathParts(path) {
+      return path.split("/").filter(Boolean);
+    }
+
+    function renderCrumbs(path) {
+      const parts = pathParts(path);
+      const crumbs = [h("button", { type: "button", onclick: () => openFolder("/") }, "Server folder")];
+      parts.forEach((part, i) => {
+        const to = "/" + parts.slice(0, i + 1).join("/");
+        crumbs.push(h("span", { class: "sep", "aria-hidden": "true" }, "/"));
+        crumbs.push(i === parts.length - 1 ? h("strong", { "aria-current": "location" }, part) : h("button", { type: "button", onclick: () => openFolder(to) }, part));
+      });
+      $("browser-crumbs").replaceChildren(...crumbs);
+    }
+
+    function fileRow(e) {
+      const canPick = perms.has("backup.restore") || perms.has("backup.download");
+      const pick = canPick
+        ? h("input", {
+            type: "checkbox",
+            "aria-label": "Select " + e.name,
+            checked: browser.selected.has(e.path),
+            onchange: (ev) => {
+              if (ev.target.checked) browser.selected.set(e.path, e);
+              else browser.selected.delete(e.path);
+              updateSelection();
+            },
+          })
+        : null;
+      const kind = e.type === "symlink" ? "link" : e.type === "other" ? "special" : null;
+      const name =
+        e.type === "dir"
+          ? h("button", { type: "button", class: "open", onclick: () => openFolder(e.path) }, e.name + "/")
+          : h("span", {}, e.name, kind ? h("span", { class: "kind" }, kind) : null);
+      return h(
+        "tr",
+        { "data-path": e.path, "data-type": e.type },
+        h("td", { class: "pick" }, pick),
+        h("td", { class: "name" }, name),
+        h("td", { class: "num" }, e.type === "dir" || e.type === "file" ? bytes(e.size) : ""),
+        h("td", { class: "when" }, h("time", { datetime: e.mtime }, localTime(e.mtime)))
+      );
+    }
+
+    async function openFolder(path, more) {
+      const b = browser.b;
+      const status = $("browser-status");
+      if (!more) {
+        browser.path = path;
+        browser.next = null;
+        renderCrumbs(path);
+        $("browser-rows").replaceChildren();
+      }
+      status.textContent = "Loading…";
+      $("browser-more").hidden = true;
+      const q = "?path=" + encodeURIComponent(path) + "&limit=200" + (more && browser.next ? "&cursor=" + encodeURIComponent(browser.next) : "");
+      try {
+        const page = await api("GET", base + "/" + b.id + "/files" + q);
+        if (browser.b !== b || browser.path !== path) return;
+        $("browser-rows").append(...page.entries.map(fileRow));
+        browser.next = page.next_cursor;
+        $("browser-more").hidden = !page.next_cursor;
+        status.textContent = page.total === 0 ? "This folder is empty." : page.next_cursor ? "Showing " + $("browser-rows").children.length + " of " + page.total + "." : "";
+        if (!more) {
+          const first = $("browser-rows").querySelector("button, input");
+          (first || $("browser-close")).focus();
+        }
+      } catch (e) {
+        status.textContent = e.message;
+      }
+    }
+
+    function updateSelection() {
+      const n = browser.selected.size;
+      $("browser-selected").textContent = n === 0 ? "Select files or folders to restore or download." : n + " selected";
+      $("browser-restore").disabled = n === 0;
+      const one = n === 1 ? [...browser.selected.values()][0] : null;
+      const dl = $("browser-download");
+      dl.disabled = !(one && (one.type === "file" || one.type === "dir"));
+      dl.title = n > 1 ? "Downloads take one file or folder at a time" : "";
+    }
+
+    function closeBrowser() {
+      const dialog = $("browser");
+      if (dialog.open) dialog.close();
+    }
+
+    $("browser-close").addEventListener("click", closeBrowser);
+    $("browser").addEventListener("close", () => {
+      browser.b = null;
+      if (browser.opener && document.contains(browser.opener)) browser.opener.focus();
+    });
+    $("browser-more").addEventListener("click", () => openFolder(browser.path, true));
+    $("browser-download").addEventListener("click", () => {
+      const one = [...browser.selected.values()][0];
+      if (!one || !browser.b) return;
+      window.location.href = base + "/" + browser.b.id + "/download?format=tar.gz&path=" + encodeURIComponent(one.path);
+    });
+    $("browser-restore").addEventListener("click", async () => {
+      const b = browser.b;
+      const picked = [...browser.selected.values()];
+      if (!b || picked.length === 0) return;
+      const stop = h("input", { type: "checkbox", id: "confirm-stop-server", checked: true });
+      const keep = h("input", { type: "checkbox", id: "confirm-keep-files" });
+      const options = h(
+        "div",
+        {},
+        h("ul", { class: "picked" }, picked.slice(0, 8).map((e) => h("li", { class: "mono" }, e.path)), picked.length > 8 ? h("li", {}, "and " + (picked.length - 8) + " more") : null),
+        h("label", { class: "check" }, stop, " Stop the server during the restore"),
+        h("label", { class: "check" }, keep, " Keep files in restored folders that are not in the backup")
+      );
+      const ok = await confirmDialog(
+        "Restore " + (picked.length === 1 ? "this item" : picked.length + " items") + "?",
+        "They are brought back as they were in backup " + b.short_id + " from " + localTime(b.time) + ". Everything else in the server stays as it is. A safety snapshot of the current files is taken first.",
+        "Restore",
+        options
+      );
+      if (!ok) return;
+      clearError();
+      try {
+        const job = await api("POST", base + "/" + b.id + "/restore", {
+          paths: picked.map((e) => e.path),
+          truncate: !keep.checked,
+          stop_server: stop.checked,
+        });
+        closeBrowser();
+        watchJob(job.job_id, "Restoring");
+      } catch (e) {
+        $("browser-status").textContent = e.message;
+      }
+    });
+
     async function restore(b) {
       closeMenus();
       // Checked by default: a running game server would overwrite the
       // restored files with its next save.
       const stop = h("input", { type: "checkbox", id: "confirm-stop-server", checked: true });
+      const keep = h("input", { type: "checkbox", id: "confirm-keep-files" });
       const option = h(
-        "label",
-        { class: "check" },
-        stop,
-        " Stop the server during the restore",
-        h("span", { class: "muted" }, " (it is started again afterwards if it was running)")
+        "div",
+        {},
+        h("label", { class: "check" }, stop, " Stop the server during the restore", h("span", { class: "muted" }, " (it is started again afterwards if it was running)")),
+        h("label", { class: "check" }, keep, " Keep files that are not in the backup")
       );
       const ok = await confirmDialog(
         "Restore this backup?",
@@ -490,14 +642,14 @@
           b.short_id +
           " from " +
           localTime(b.time) +
-          ". Files made since then are removed. A safety snapshot of the current files is taken first, so this can be undone.",
+          ". Files made since then are removed unless you keep them below. A safety snapshot of the current files is taken first, so this can be undone.",
         "Restore",
         option
       );
       if (!ok) return;
       clearError();
       try {
-        const job = await api("POST", base + "/" + b.id + "/restore", { truncate: true, stop_server: stop.checked });
+        const job = await api("POST", base + "/" + b.id + "/restore", { truncate: !keep.checked, stop_server: stop.checked });
         watchJob(job.job_id, "Restoring");
       } catch (e) {
         showError(e);
