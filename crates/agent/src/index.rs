@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use api::agent::{BackupItem, BackupList, RepoStats};
-use api::{SnapshotId, SnapshotRef};
+use api::{SnapshotId, SnapshotRef, TimeRange};
 use engine::Snapshot;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -344,18 +344,30 @@ impl RepoIndex {
     }
 
     /// One page, newest first, after `cursor`.
-    pub fn page(&self, limit: usize, cursor: Option<&Cursor>) -> BackupList {
-        let start = match cursor {
-            Some(c) => self
-                .entries
-                .iter()
-                .position(|e| e.order_key() < (c.time_nanos, c.id.as_str()))
-                .unwrap_or(self.entries.len()),
+    /// A page of the entries in `range` (newest first) after `cursor`;
+    /// a cursor stays valid whatever changed, as it names a place in the
+    /// order, not an index.
+    pub fn page(&self, limit: usize, cursor: Option<&Cursor>, range: &TimeRange) -> BackupList {
+        // Newest first: the range is one slice.
+        let newer = match range.to {
+            Some(to) => self.entries.partition_point(|e| e.time >= to.time()),
             None => 0,
         };
-        let page: Vec<&Entry> = self.entries[start..].iter().take(limit).collect();
+        let older = match range.from {
+            Some(from) => self.entries.partition_point(|e| e.time >= from.time()),
+            None => self.entries.len(),
+        };
+        let within = &self.entries[newer..older.max(newer)];
+        let start = match cursor {
+            Some(c) => within
+                .iter()
+                .position(|e| e.order_key() < (c.time_nanos, c.id.as_str()))
+                .unwrap_or(within.len()),
+            None => 0,
+        };
+        let page: Vec<&Entry> = within[start..].iter().take(limit).collect();
         let next_cursor = match page.last() {
-            Some(last) if start + page.len() < self.entries.len() => Some(
+            Some(last) if start + page.len() < within.len() => Some(
                 Cursor {
                     time_nanos: last.time.unix_timestamp_nanos(),
                     id: last.id.clone(),
@@ -367,7 +379,7 @@ impl RepoIndex {
         BackupList {
             backups: page.into_iter().map(Entry::to_item).collect(),
             next_cursor,
-            total: self.entries.len(),
+            total: within.len(),
         }
     }
 
@@ -541,7 +553,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let page = idx.page(5, cursor.as_ref());
+            let page = idx.page(5, cursor.as_ref(), &TimeRange::default());
             assert_eq!(page.total, 12);
             seen.extend(page.backups.iter().map(|b| b.id.clone()));
             match page.next_cursor {
@@ -556,14 +568,47 @@ mod tests {
     #[test]
     fn cursor_survives_new_snapshots_arriving() {
         let mut idx = index((1..=6).map(|n| snap(n, 1000 + n as i64, &[])).collect());
-        let first = idx.page(3, None);
+        let first = idx.page(3, None, &TimeRange::default());
         let c = Cursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
         let mut snaps: Vec<Snapshot> = (1..=7).map(|n| snap(n, 1000 + n as i64, &[])).collect();
         snaps.push(snap(9, 5000, &[]));
         idx.replace(snaps, &fingerprint(), "h");
-        let second = idx.page(3, Some(&c));
+        let second = idx.page(3, Some(&c), &TimeRange::default());
         let ids: Vec<String> = second.backups.iter().map(|b| b.short_id.clone()).collect();
         assert_eq!(ids, ["03030303", "02020202", "01010101"]);
+    }
+
+    #[test]
+    fn a_time_range_pages_its_slice_and_cursors_stay_valid() {
+        let idx = index((1..=10).map(|n| snap(n, 1000 + n as i64, &[])).collect());
+        let at = |s: i64| api::Timestamp::from_unix(s);
+        // At or after 1003, before 1008: 7, 6, 5, 4, 3.
+        let range = TimeRange {
+            from: at(1003),
+            to: at(1008),
+        };
+        let first = idx.page(2, None, &range);
+        assert_eq!(first.total, 5);
+        let ids = |p: &BackupList| {
+            p.backups
+                .iter()
+                .map(|b| b.short_id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&first), ["07070707", "06060606"]);
+        let c = Cursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
+        let second = idx.page(10, Some(&c), &range);
+        assert_eq!(ids(&second), ["05050505", "04040404", "03030303"]);
+        assert_eq!(second.next_cursor, None);
+        // A cursor from the unfiltered list works in a range too.
+        let whole = idx.page(1, None, &TimeRange::default());
+        let c = Cursor::decode(whole.next_cursor.as_deref().unwrap()).unwrap();
+        assert_eq!(ids(&idx.page(1, Some(&c), &range)), ["07070707"]);
+        let empty = TimeRange {
+            from: at(5000),
+            to: None,
+        };
+        assert_eq!(idx.page(5, None, &empty).total, 0);
     }
 
     #[test]

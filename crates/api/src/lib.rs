@@ -17,7 +17,7 @@ pub mod vocab;
 
 pub use ids::{IdError, JobId, ServerUuid, SnapshotId, SnapshotRef};
 pub use secret::{Secret, SecretError};
-pub use timestamp::Timestamp;
+pub use timestamp::{TimeRange, Timestamp};
 pub use vocab::{
     AuditAction, AuditOutcome, ChannelKind, IntervalUnit, NotifyEvent, Permission, RunOrigin,
     RunStatus, TaskKind, UnknownWord,

@@ -24,11 +24,11 @@ use crate::files::FileList;
 use crate::health::Health;
 use crate::panel::{
     AuditList, ChannelTested, ChannelView, KeyRegenerated, NewChannelRequest, NewNodeRequest,
-    NewServerRequest, NewUserRequest, NodeView, PanelArchiveList, PanelBackupList,
-    PanelCreateBackup, Preferences, PteroBackupList, PteroSyncStatus, RunHistory, ScheduleRequest,
-    ScheduleView, ServerChannel, ServerChannelRequest, ServerKeyList, ServerSummaryList,
-    ServerView, SessionInfo, SetSubuserRequest, SubuserView, TaskView, UpdateNodeRequest,
-    UpdateServerRequest, UpdateUserRequest, UserView,
+    NewServerRequest, NewUserRequest, NodeView, NoteRequest, NoteView, PanelArchiveList,
+    PanelBackupList, PanelCreateBackup, Preferences, PteroBackupList, PteroSyncStatus, RunHistory,
+    ScheduleRequest, ScheduleView, ServerChannel, ServerChannelRequest, ServerKeyList,
+    ServerSummaryList, ServerView, SessionInfo, SetSubuserRequest, SubuserView, TaskView,
+    UpdateNodeRequest, UpdateServerRequest, UpdateUserRequest, UserView,
 };
 use crate::routes::{agent as a, panel as p};
 
@@ -348,6 +348,7 @@ pub fn panel() -> OpenApi {
     d.op::<Nothing, Nothing>(Delete, &at(p::SNAPSHOT), "Delete a backup (backup.delete)", NO_QUERY, 204, Closed);
     d.op::<RestoreRequest, JobAccepted>(Post, &at(p::RESTORE), "Restore a backup, or some of its files and folders (backup.restore)", NO_QUERY, 202, Closed);
     d.op::<Nothing, FileList>(Get, &at(p::FILES), "Browse one folder of a backup (backup.read)", FILES_QUERY, 200, Closed);
+    d.op::<NoteRequest, NoteView>(Put, &at(p::NOTE), "Set or clear a backup's note (backup.create)", NO_QUERY, 200, Closed);
     d.op::<Nothing, Redirect>(Get, &at(p::DOWNLOAD), "Download a backup (backup.download)", FORMAT_QUERY, 302, Closed);
     d.op::<Nothing, LockState>(Post, &at(p::LOCK), "Lock a backup (backup.delete)", NO_QUERY, 200, Closed);
     d.op::<Nothing, LockState>(Post, &at(p::UNLOCK), "Unlock a backup (backup.delete)", NO_QUERY, 200, Closed);

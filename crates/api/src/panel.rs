@@ -59,6 +59,41 @@ pub struct PanelCreateBackup {
     /// `.pteroignore`-style patterns, one per line.
     #[serde(default)]
     pub ignore: Option<String>,
+    /// A note for the new backup (see [`NoteRequest`]).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The longest note, in characters.
+pub const MAX_NOTE_CHARS: usize = 500;
+
+/// `PUT .../servers/{server}/backups/restic/{id}/note`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteRequest {
+    /// One line, at most 500 characters; empty removes the note.
+    pub note: String,
+}
+
+/// A backup's note after a change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct NoteView {
+    pub id: crate::SnapshotId,
+    pub note: Option<String>,
+}
+
+/// A note as it is kept: trimmed, `None` when empty; refused when longer
+/// than [`MAX_NOTE_CHARS`] or holding control characters (line breaks
+/// included: a note is one line in the list).
+pub fn clean_note(raw: &str) -> Result<Option<String>, &'static str> {
+    let note = raw.trim();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err("a note is at most 500 characters");
+    }
+    if note.chars().any(char::is_control) {
+        return Err("a note is one line without control characters");
+    }
+    Ok((!note.is_empty()).then(|| note.to_owned()))
 }
 
 /// One server's key on the admin keys page.

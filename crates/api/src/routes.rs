@@ -126,6 +126,7 @@ pub mod panel {
     pub const SNAPSHOT: &str = "/servers/{server}/backups/restic/{id}";
     pub const RESTORE: &str = "/servers/{server}/backups/restic/{id}/restore";
     pub const FILES: &str = "/servers/{server}/backups/restic/{id}/files";
+    pub const NOTE: &str = "/servers/{server}/backups/restic/{id}/note";
     pub const DOWNLOAD: &str = "/servers/{server}/backups/restic/{id}/download";
     pub const LOCK: &str = "/servers/{server}/backups/restic/{id}/lock";
     pub const UNLOCK: &str = "/servers/{server}/backups/restic/{id}/unlock";
@@ -163,6 +164,7 @@ pub mod panel {
         SNAPSHOT,
         RESTORE,
         FILES,
+        NOTE,
         DOWNLOAD,
         LOCK,
         UNLOCK,

@@ -35,6 +35,51 @@ impl Timestamp {
     }
 }
 
+/// `?from=&to=` of a list: times at or after `from` and before `to`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+impl TimeRange {
+    /// Reads both bounds (RFC 3339); the error is a message safe to show.
+    pub fn parse(from: Option<&str>, to: Option<&str>) -> Result<Self, &'static str> {
+        let read = |raw: Option<&str>| match raw.filter(|r| !r.is_empty()) {
+            None => Ok(None),
+            Some(r) => Timestamp::parse(r)
+                .map(Some)
+                .ok_or("from and to must be RFC 3339 times, e.g. 2026-11-27T00:00:00Z"),
+        };
+        let range = Self {
+            from: read(from)?,
+            to: read(to)?,
+        };
+        if let (Some(f), Some(t)) = (range.from, range.to)
+            && f > t
+        {
+            return Err("from must not be after to");
+        }
+        Ok(range)
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+
+    /// The query pairs that say this range.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(f) = self.from {
+            q.push(("from", f.to_string()));
+        }
+        if let Some(t) = self.to {
+            q.push(("to", t.to_string()));
+        }
+        q
+    }
+}
+
 impl From<OffsetDateTime> for Timestamp {
     fn from(t: OffsetDateTime) -> Self {
         Self(t)
@@ -115,5 +160,20 @@ mod tests {
             assert!(!e.contains("yesterday"), "the value is not echoed: {e}");
         }
         assert!(Timestamp::from_unix(i64::MAX).is_none());
+    }
+
+    #[test]
+    fn ranges_read_both_bounds_in_order() {
+        let r = TimeRange::parse(
+            Some("2026-11-01T00:00:00Z"),
+            Some("2026-11-02T00:00:00+01:00"),
+        )
+        .unwrap();
+        assert_eq!(r.query()[0], ("from", "2026-11-01T00:00:00Z".to_owned()));
+        assert!(TimeRange::parse(None, Some("")).unwrap().is_all());
+        assert!(TimeRange::parse(Some("yesterday"), None).is_err());
+        assert!(
+            TimeRange::parse(Some("2026-11-02T00:00:00Z"), Some("2026-11-01T00:00:00Z")).is_err()
+        );
     }
 }

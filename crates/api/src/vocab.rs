@@ -165,6 +165,7 @@ words! {
         BackupDelete => "backup.delete",
         BackupLock => "backup.lock",
         BackupUnlock => "backup.unlock",
+        BackupNote => "backup.note",
         /// A download of one of Pterodactyl's own backups.
         PterodactylDownload => "pterodactyl.download",
         ScheduleSave => "schedule.save",

@@ -152,12 +152,28 @@ impl AgentClient {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<BackupList, ClientError> {
+        self.list_in(server, key, limit, cursor, &api::TimeRange::default())
+            .await
+    }
+
+    /// A page of the backups taken within `range`.
+    pub async fn list_in(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        limit: usize,
+        cursor: Option<&str>,
+        range: &api::TimeRange,
+    ) -> Result<BackupList, ClientError> {
         let mut req = self
             .request(Method::GET, &self.url(route::backups(server)), Some(key))
             .timeout(READ_TIMEOUT)
             .query(&[("limit", limit.to_string())]);
         if let Some(c) = cursor {
             req = req.query(&[("cursor", c)]);
+        }
+        if !range.is_all() {
+            req = req.query(&range.query());
         }
         self.json(req).await
     }

@@ -794,9 +794,13 @@ impl Agent {
         key: &Secret,
         limit: usize,
         cursor: Option<&Cursor>,
+        range: &api::TimeRange,
     ) -> Result<BackupList, AgentError> {
         let slot = self.slot(server);
-        let mut page = self.fresh(server, &slot, key).await?.page(limit, cursor);
+        let mut page = self
+            .fresh(server, &slot, key)
+            .await?
+            .page(limit, cursor, range);
         if self.inner.layout.copy_store().is_some() {
             let copied = self.copied(server, &slot, key);
             for item in &mut page.backups {

@@ -5,7 +5,7 @@ use api::agent::{
     RestoreRequest,
 };
 use api::files::{FileList, FilesQuery};
-use api::panel::{PanelBackupList, ServerSummary};
+use api::panel::{NoteView, PanelBackupList, ServerSummary, clean_note};
 use api::{JobId, RunOrigin, RunStatus, SnapshotRef};
 
 use super::{Panel, now};
@@ -91,10 +91,15 @@ impl Panel {
         auth: &Authorized<Read>,
         limit: usize,
         cursor: Option<&str>,
+        range: &api::TimeRange,
     ) -> Result<PanelBackupList, PanelError> {
         let server = auth.server();
         let t = self.target(server).await?;
-        let page = match t.client.list(&server.uuid, &t.key, limit, cursor).await {
+        let page = match t
+            .client
+            .list_in(&server.uuid, &t.key, limit, cursor, range)
+            .await
+        {
             Err(e) if no_repository(&e) => api::agent::BackupList {
                 backups: Vec::new(),
                 next_cursor: None,
@@ -150,8 +155,13 @@ impl Panel {
 
     /// Puts a job the panel started for a person into the job history
     /// (`origin = manual`). Failing to record it never fails the request.
-    async fn record_manual_job(&self, server: &Server, kind: JobKind, accepted: &JobAccepted) {
-        if let Err(e) = self
+    async fn record_manual_job(
+        &self,
+        server: &Server,
+        kind: JobKind,
+        accepted: &JobAccepted,
+    ) -> Option<i64> {
+        match self
             .storage()
             .record_job(
                 server.id,
@@ -162,8 +172,33 @@ impl Panel {
             )
             .await
         {
-            tracing::warn!(server = %server.uuid, error = %e, "a manual job was not recorded in the history");
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(server = %server.uuid, error = %e, "a manual job was not recorded in the history");
+                None
+            }
         }
+    }
+
+    /// Sets or clears a backup's note (kept by the panel under the
+    /// snapshot's full ID).
+    pub async fn set_note(
+        &self,
+        auth: &Authorized<Create>,
+        id: &SnapshotRef,
+        raw: &str,
+    ) -> Result<NoteView, PanelError> {
+        let note = clean_note(raw).map_err(|m| PanelError::bad_request("invalid_note", m))?;
+        let server = auth.server();
+        let t = self.target(server).await?;
+        let backup = self.find_backup(&t, server, id).await?;
+        self.storage()
+            .set_snapshot_note(server.id, backup.id.as_str(), note.as_deref(), now())
+            .await?;
+        Ok(NoteView {
+            id: backup.id,
+            note,
+        })
     }
 
     /// Records how a manual job ended, once someone looked at it finished
@@ -195,7 +230,12 @@ impl Panel {
         &self,
         auth: &Authorized<Create>,
         ignore: Option<String>,
+        note: Option<&str>,
     ) -> Result<JobAccepted, PanelError> {
+        let note = match note {
+            Some(raw) => clean_note(raw).map_err(|m| PanelError::bad_request("invalid_note", m))?,
+            None => None,
+        };
         let server = auth.server();
         let max_backups = max_backups(server)?;
         let t = self.target(server).await?;
@@ -204,8 +244,14 @@ impl Panel {
             ignore,
         };
         let accepted = t.client.create_backup(&server.uuid, &t.key, &body).await?;
-        self.record_manual_job(server, JobKind::Backup, &accepted)
+        let row = self
+            .record_manual_job(server, JobKind::Backup, &accepted)
             .await;
+        if let (Some(row), Some(note)) = (row, note.as_deref())
+            && let Err(e) = self.storage().set_job_note(row, note).await
+        {
+            tracing::warn!(server = %server.uuid, error = %e, "the new backup's note was not kept");
+        }
         Ok(accepted)
     }
 

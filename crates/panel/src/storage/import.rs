@@ -228,6 +228,47 @@ impl Storage {
         Ok(n)
     }
 
+    /// Sets (or with `None` removes) the note of snapshot `full_id`; notes
+    /// kept under a short form of the ID (imported ones) go too.
+    pub async fn set_snapshot_note(
+        &self,
+        server_id: i64,
+        full_id: &str,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let keys: Vec<String> =
+            sqlx::query("SELECT snapshot_id FROM snapshot_notes WHERE server_id = $1")
+                .bind(server_id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get("snapshot_id"))
+                .collect::<std::result::Result<_, _>>()?;
+        for key in keys.iter().filter(|k| full_id.starts_with(k.as_str())) {
+            sqlx::query("DELETE FROM snapshot_notes WHERE server_id = $1 AND snapshot_id = $2")
+                .bind(server_id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(note) = note {
+            sqlx::query(
+                "INSERT INTO snapshot_notes (server_id, snapshot_id, note, updated_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(server_id)
+            .bind(full_id)
+            .bind(note)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A server's notes: snapshot ID (full or short) → note.
     pub async fn snapshot_notes(&self, server_id: i64) -> Result<HashMap<String, String>> {
         let rows = sqlx::query("SELECT snapshot_id, note FROM snapshot_notes WHERE server_id = $1")

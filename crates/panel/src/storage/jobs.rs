@@ -139,6 +139,7 @@ impl Storage {
     }
 
     async fn end_job(&self, id: i64, end: &JobEnd<'_>, only_running: bool) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         // `only_running`: the row must still read `running` ($7); otherwise
         // any status matches ($7 is NULL).
         let done = sqlx::query(
@@ -152,9 +153,36 @@ impl Storage {
         .bind(end.now)
         .bind(id)
         .bind(only_running.then_some(RunStatus::Running.as_str()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // A note given when the run started goes to the snapshot it made
+        // (a note set on the snapshot meanwhile wins).
+        if let (true, RunStatus::Succeeded, Some(snapshot)) =
+            (done.rows_affected() == 1, end.status, end.snapshot_id)
+        {
+            sqlx::query(
+                "INSERT INTO snapshot_notes (server_id, snapshot_id, note, updated_at) \
+                 SELECT server_id, $1, note, $2 FROM job_history WHERE id = $3 AND note IS NOT NULL \
+                 ON CONFLICT (server_id, snapshot_id) DO NOTHING",
+            )
+            .bind(snapshot)
+            .bind(end.now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The note to give the snapshot this run makes.
+    pub async fn set_job_note(&self, id: i64, note: &str) -> Result<()> {
+        sqlx::query("UPDATE job_history SET note = $1 WHERE id = $2")
+            .bind(note)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Remembers the agent's job of a run as soon as the agent accepted it,

@@ -61,6 +61,11 @@ const SQLITE: Set = &[
         "notifications",
         include_str!("../../migrations/sqlite/0007_notifications.sql"),
     ),
+    (
+        8,
+        "notes",
+        include_str!("../../migrations/sqlite/0008_notes.sql"),
+    ),
 ];
 const POSTGRES: Set = &[
     (
@@ -97,6 +102,11 @@ const POSTGRES: Set = &[
         7,
         "notifications",
         include_str!("../../migrations/postgres/0007_notifications.sql"),
+    ),
+    (
+        8,
+        "notes",
+        include_str!("../../migrations/postgres/0008_notes.sql"),
     ),
 ];
 

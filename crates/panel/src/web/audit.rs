@@ -44,6 +44,7 @@ pub fn action_of(method: &Method, matched: &str) -> Option<AuditAction> {
         ("DELETE", Some(route::SNAPSHOT), _) => A::BackupDelete,
         ("POST", Some(route::LOCK), _) => A::BackupLock,
         ("POST", Some(route::UNLOCK), _) => A::BackupUnlock,
+        ("PUT", Some(route::NOTE), _) => A::BackupNote,
         ("GET", Some(route::PTERO_DOWNLOAD), _) => A::PterodactylDownload,
         ("POST", Some(route::SCHEDULE), _) => A::ScheduleSave,
         ("PUT", Some(route::PREFERENCES), _) => A::PreferencesSave,

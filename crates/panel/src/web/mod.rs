@@ -18,7 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::Panel;
 use crate::error::Missing;
@@ -112,6 +112,7 @@ fn api_routes() -> Router<AppState> {
         .route(route::RESTORE, post(b::restore::restore))
         .route(route::DOWNLOAD, get(b::download::download))
         .route(route::FILES, get(b::files::files))
+        .route(route::NOTE, put(b::note::set))
         .route(route::LOCK, post(b::lock::lock))
         .route(route::UNLOCK, post(b::lock::unlock))
         .route(route::ADMIN_KEYS, get(keys::keys))

@@ -247,7 +247,10 @@ pub async fn backups(
                 h1 id="server-name" { (server.name) }
             }
             @if can_create {
-                button type="button" class="primary" id="create-backup" { "Create Restic Backup" }
+                div.create {
+                    input type="text" id="new-note" maxlength="500" placeholder="Note (optional)" aria-label="Note for the new backup";
+                    button type="button" class="primary" id="create-backup" { "Create Restic Backup" }
+                }
             }
         }
         div id="progress" class="progress" hidden {

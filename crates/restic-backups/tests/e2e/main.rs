@@ -17,6 +17,7 @@ mod agent_startup;
 mod agent_tenant_safety;
 mod agent_tls;
 mod audit;
+mod backup_notes;
 mod config_check;
 mod connection_limits;
 mod demo;

@@ -256,6 +256,18 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     );
     std::fs::write(&props, &original).unwrap();
 
+    // A note on the newest backup, shown in its row.
+    row_action(&b, "note").await;
+    b.wait_for("#confirm[open] #note-input").await;
+    b.fill("#note-input", "before the 1.21 update").await;
+    b.click("#confirm-ok").await;
+    b.wait_until(
+        "the note in the list",
+        "const n = document.querySelector('#rows tr:first-child .note'); return !!n && n.textContent === 'before the 1.21 update'",
+        json!([]),
+    )
+    .await;
+
     // Schedule: save, then read back after a reload.
     b.click("#tab-schedule").await;
     b.wait_for("#schedule-save").await;

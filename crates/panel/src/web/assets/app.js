@@ -375,6 +375,9 @@
         items.push(h("button", { type: "button", role: "menuitem", "data-action": b.locked ? "unlock" : "lock", onclick: () => setLocked(b, !b.locked) }, b.locked ? "Unlock" : "Lock"));
       }
       items.push(h("button", { type: "button", role: "menuitem", "data-action": "browse", onclick: () => browse(b) }, "Browse files"));
+      if (perms.has("backup.create")) {
+        items.push(h("button", { type: "button", role: "menuitem", "data-action": "note", onclick: () => editNote(b) }, b.note ? "Edit note" : "Add note"));
+      }
       if (perms.has("backup.download")) {
         items.push(h("button", { type: "button", role: "menuitem", "data-action": "download", onclick: () => download(b, "tar.gz") }, "Download (.tar.gz)"));
         items.push(h("button", { type: "button", role: "menuitem", "data-action": "download-zip", onclick: () => download(b, "zip") }, "Download (.zip)"));
@@ -656,6 +659,20 @@
       }
     }
 
+    async function editNote(b) {
+      closeMenus();
+      const input = h("input", { type: "text", id: "note-input", maxlength: "500", value: b.note || "", "aria-label": "Note" });
+      const ok = await confirmDialog("Note for backup " + b.short_id, "A short line shown with the backup; leave it empty to remove it.", "Save note", input);
+      if (!ok) return;
+      clearError();
+      try {
+        await api("PUT", base + "/" + b.id + "/note", { note: input.value });
+      } catch (e) {
+        showError(e);
+      }
+      await loadList();
+    }
+
     async function remove(b) {
       closeMenus();
       if (b.locked) return;
@@ -752,8 +769,11 @@
       create.addEventListener("click", async () => {
         clearError();
         create.disabled = true;
+        const noteBox = $("new-note");
+        const note = noteBox ? noteBox.value.trim() : "";
         try {
-          const job = await api("POST", base, {});
+          const job = await api("POST", base, note ? { note } : {});
+          if (noteBox) noteBox.value = "";
           watchJob(job.job_id, "Backing up");
         } catch (e) {
           create.disabled = false;

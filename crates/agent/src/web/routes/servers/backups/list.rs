@@ -1,4 +1,5 @@
-//! `GET /api/servers/{server}/backups/restic?limit&cursor` → [`BackupList`]
+//! `GET /api/servers/{server}/backups/restic?limit&cursor&from&to` → [`BackupList`]
+//! (`from`/`to`: RFC 3339; at or after `from`, before `to`)
 
 use std::collections::HashMap;
 
@@ -38,10 +39,15 @@ pub async fn handler(
         Some(raw) => Some(Cursor::decode(raw)?),
         None => None,
     };
+    let range = api::TimeRange::parse(
+        query.get("from").map(String::as_str),
+        query.get("to").map(String::as_str),
+    )
+    .map_err(|m| AgentError::bad_request("invalid_time", m))?;
     Ok(Json(
         state
             .agent
-            .list(&server, &key, limit, cursor.as_ref())
+            .list(&server, &key, limit, cursor.as_ref(), &range)
             .await?,
     ))
 }

@@ -21,6 +21,8 @@ const MAX_LIMIT: usize = 100;
 pub struct ListQuery {
     limit: Option<String>,
     cursor: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 pub async fn list(
@@ -48,10 +50,12 @@ pub async fn list(
             "the cursor is not valid",
         ));
     }
+    let range = api::TimeRange::parse(q.from.as_deref(), q.to.as_deref())
+        .map_err(|m| PanelError::bad_request("invalid_time", m))?;
     Ok(Json(
         state
             .panel
-            .list_backups(&p, limit, cursor.as_deref())
+            .list_backups(&p, limit, cursor.as_deref(), &range)
             .await?,
     ))
 }
@@ -61,6 +65,9 @@ pub async fn create(
     Permit(p): Permit<Create>,
     JsonBody(body): JsonBody<PanelCreateBackup>,
 ) -> Result<(StatusCode, Json<JobAccepted>), PanelError> {
-    let job = state.panel.create_backup(&p, body.ignore).await?;
+    let job = state
+        .panel
+        .create_backup(&p, body.ignore, body.note.as_deref())
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }

@@ -5,6 +5,7 @@ pub mod files;
 pub mod jobs;
 pub mod list;
 pub mod lock;
+pub mod note;
 pub mod notifications;
 pub mod pterodactyl;
 pub mod restore;

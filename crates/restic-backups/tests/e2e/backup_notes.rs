@@ -1,0 +1,174 @@
+//! Notes on backups and time filters on the list, through the panel on
+//! both databases: a note given at creation lands on the snapshot the run
+//! made, notes are set, changed and cleared, bad ones refused; `from`/`to`
+//! narrow the list and its cursors keep working.
+
+use serde_json::{Value, json};
+use testkit::panel::{Db, World};
+
+fn notes_of(list: &Value) -> Vec<(String, Option<String>)> {
+    list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["id"].as_str().unwrap().to_owned(),
+                b["note"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+async fn notes_and_time_filters(db: Db) {
+    let mut w = World::new(db, 1, 0).await;
+    let server = w.servers[0].clone();
+    let b = format!("/extensions/resticbackups/servers/{server}/backups/restic");
+
+    // A note given with the backup lands on its snapshot.
+    let (status, job) = w
+        .owner
+        .post(&b, json!({"note": "  before 1.21 update  "}))
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let view = w
+        .owner
+        .wait_job(&server, job["job_id"].as_str().unwrap())
+        .await;
+    let first = view["result"]["snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, list) = w.owner.get(&b).await;
+    assert_eq!(
+        notes_of(&list),
+        [(first.clone(), Some("before 1.21 update".to_owned()))]
+    );
+
+    // Set by a prefix of the ID, changed, cleared.
+    let note = format!("{b}/{}/note", &first[..8]);
+    let (status, set) = w
+        .owner
+        .send(
+            reqwest::Method::PUT,
+            &note,
+            Some(json!({"note": "world reset ✓"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set, json!({"id": first, "note": "world reset ✓"}));
+    let (_, list) = w.owner.get(&b).await;
+    assert_eq!(notes_of(&list)[0].1.as_deref(), Some("world reset ✓"));
+    let (status, cleared) = w
+        .owner
+        .send(reqwest::Method::PUT, &note, Some(json!({"note": "  "})))
+        .await;
+    assert_eq!((status, &cleared["note"]), (200, &Value::Null));
+    let (_, list) = w.owner.get(&b).await;
+    assert_eq!(notes_of(&list)[0].1, None);
+
+    // Refused: too long, several lines, unknown fields, unknown backups,
+    // a subuser who may only read, a bad note at creation.
+    let long = "n".repeat(501);
+    for (body, status, code) in [
+        (json!({"note": long}), 400, "invalid_note"),
+        (json!({"note": "a\nb"}), 400, "invalid_note"),
+        (json!({"note": "x", "pinned": true}), 400, "invalid_json"),
+        (json!({}), 400, "invalid_json"),
+    ] {
+        let (got, err) = w
+            .owner
+            .send(reqwest::Method::PUT, &note, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (got, err["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}"
+        );
+    }
+    let (got, _) = w
+        .owner
+        .send(
+            reqwest::Method::PUT,
+            &format!("{b}/deadbeef/note"),
+            Some(json!({"note": "x"})),
+        )
+        .await;
+    assert_eq!(got, 404);
+    let mut reader = w
+        .subuser(&server, "reader@example.com", &["backup.read"])
+        .await;
+    let (got, _) = reader
+        .send(reqwest::Method::PUT, &note, Some(json!({"note": "x"})))
+        .await;
+    assert_eq!(got, 403);
+    let (got, err) = w.owner.post(&b, json!({"note": "two\nlines"})).await;
+    assert_eq!(
+        (got, err["error"]["code"].as_str()),
+        (400, Some("invalid_note"))
+    );
+
+    // The audit log says who changed a note.
+    let (_, audit) = w
+        .admin
+        .get("/extensions/resticbackups/admin/audit?action=backup.note&outcome=ok")
+        .await;
+    assert_eq!(
+        audit["entries"].as_array().map(Vec::len),
+        Some(2),
+        "{audit}"
+    );
+
+    // Time filters: three backups a moment apart.
+    let second = w.owner.backup(&server).await;
+    let third = w.owner.backup(&server).await;
+    let (_, all) = w.owner.get(&format!("{b}?limit=10")).await;
+    let time_of = |id: &str| {
+        all["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap()["time"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let enc = |t: String| t.replace('+', "%2B");
+    let (status, from_second) = w
+        .owner
+        .get(&format!("{b}?limit=1&from={}", enc(time_of(&second))))
+        .await;
+    assert_eq!(status, 200, "{from_second}");
+    assert_eq!(from_second["total"], 2);
+    assert_eq!(from_second["backups"][0]["id"], third);
+    let cursor = from_second["next_cursor"].as_str().unwrap().to_owned();
+    let (_, next) = w
+        .owner
+        .get(&format!(
+            "{b}?limit=1&from={}&cursor={cursor}",
+            enc(time_of(&second))
+        ))
+        .await;
+    assert_eq!(next["backups"][0]["id"], second);
+    assert_eq!(next["next_cursor"], Value::Null);
+    let (_, before_second) = w
+        .owner
+        .get(&format!("{b}?to={}", enc(time_of(&second))))
+        .await;
+    assert_eq!(notes_of(&before_second), [(first.clone(), None)]);
+    for bad in [
+        "from=yesterday",
+        "to=2026-13-01T00:00:00Z",
+        "from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z",
+    ] {
+        let (got, err) = w.owner.get(&format!("{b}?{bad}")).await;
+        assert_eq!(
+            (got, err["error"]["code"].as_str()),
+            (400, Some("invalid_time")),
+            "{bad}"
+        );
+    }
+}
+
+testkit::on_both_databases!(notes_and_time_filters);
