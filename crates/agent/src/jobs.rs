@@ -271,6 +271,20 @@ impl Jobs {
         }
     }
 
+    /// `server`'s jobs the agent remembers (finished ones for two hours),
+    /// newest first; only the queued and running ones with `active`.
+    pub fn of_server(&self, server: &ServerUuid, active: bool) -> Vec<JobView> {
+        let mut jobs: Vec<JobView> = self
+            .records()
+            .values()
+            .filter(|r| r.server == server.as_str())
+            .filter(|r| !active || !r.view.status.is_finished())
+            .map(|r| r.view.clone())
+            .collect();
+        jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        jobs
+    }
+
     /// The job, if it exists and belongs to `server`.
     pub fn get(&self, server: &ServerUuid, id: &JobId) -> Option<JobView> {
         self.records()

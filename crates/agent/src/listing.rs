@@ -54,14 +54,28 @@ struct Node {
     children: Vec<u32>,
 }
 
+/// The most entries one listing takes: about 150 MB while it is built.
+/// A tenant can make millions of empty files; a bigger snapshot is
+/// browsed with restic itself.
+pub const MAX_ENTRIES: usize = 2_000_000;
+/// The most bytes of names one listing takes.
+const MAX_NAME_BYTES: usize = 128 << 20;
+
 /// Turns `restic ls` nodes into a listing.
 pub struct Builder {
     /// The absolute folder the snapshot keeps the server's files under
     /// (snapshots of the PHP extension), without a trailing `/`.
     prefix: Option<String>,
     nodes: Vec<Node>,
-    /// Folder path (relative, `/world`) → node; the root is `""`.
-    dirs: HashMap<String, u32>,
+    /// A folder's child folder by name (names only, so memory grows with
+    /// the names, not with the depth of the paths).
+    dirs: HashMap<(u32, Box<str>), u32>,
+    /// The folder the last entry went into: restic lists a folder's
+    /// entries one after the other, so most lookups end here.
+    last_dir: Option<(String, u32)>,
+    name_bytes: usize,
+    /// More entries came than [`MAX_ENTRIES`] (or names than their budget).
+    full: bool,
 }
 
 impl Builder {
@@ -79,33 +93,42 @@ impl Builder {
                 .map(|p| p.trim_end_matches('/').to_owned())
                 .filter(|p| !p.is_empty()),
             nodes: vec![root],
-            dirs: HashMap::from([(String::new(), 0)]),
+            dirs: HashMap::new(),
+            last_dir: None,
+            name_bytes: 0,
+            full: false,
         }
     }
 
-    /// The folder at `path` (relative, `""` for the root), made (as a
-    /// folder of time 0) if restic did not list it first.
+    /// Whether the snapshot holds more than a listing takes.
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// The folder at `path` (relative, `""` for the root), its missing
+    /// parts made (as folders of time 0) if restic did not list them first.
     fn dir(&mut self, path: &str) -> u32 {
-        if let Some(&i) = self.dirs.get(path) {
-            return i;
+        if let Some((last, i)) = &self.last_dir
+            && last == path
+        {
+            return *i;
         }
-        let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let parent = self.dir(parent);
-        self.push(parent, name.to_owned(), NodeKind::Dir, 0, 0, Some(path))
+        let mut at = 0;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            at = match self.dirs.get(&(at, Box::from(part))) {
+                Some(&i) => i,
+                None => self.push(at, part, NodeKind::Dir, 0, 0),
+            };
+        }
+        self.last_dir = Some((path.to_owned(), at));
+        at
     }
 
-    fn push(
-        &mut self,
-        parent: u32,
-        name: String,
-        kind: NodeKind,
-        size: u64,
-        mtime: i64,
-        dir_path: Option<&str>,
-    ) -> u32 {
+    fn push(&mut self, parent: u32, name: &str, kind: NodeKind, size: u64, mtime: i64) -> u32 {
         let i = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        self.name_bytes += name.len();
         self.nodes.push(Node {
-            name,
+            name: name.to_owned(),
             kind,
             size,
             mtime,
@@ -113,8 +136,11 @@ impl Builder {
             children: Vec::new(),
         });
         self.nodes[parent as usize].children.push(i);
-        if let Some(p) = dir_path {
-            self.dirs.insert(p.to_owned(), i);
+        if kind == NodeKind::Dir {
+            self.dirs.insert((parent, Box::from(name)), i);
+        }
+        if self.nodes.len() > MAX_ENTRIES || self.name_bytes > MAX_NAME_BYTES {
+            self.full = true;
         }
         i
     }
@@ -134,7 +160,7 @@ impl Builder {
             }
             return;
         }
-        if u32::try_from(self.nodes.len()).is_err() {
+        if self.full {
             return;
         }
         let Some((parent, name)) = rel.rsplit_once('/') else {
@@ -143,17 +169,15 @@ impl Builder {
         if name.is_empty() || name == "." || name == ".." || name.len() > u16::MAX as usize {
             return;
         }
+        let parent = self.dir(parent);
         if node.kind == NodeKind::Dir
-            && let Some(&known) = self.dirs.get(rel)
+            && let Some(&known) = self.dirs.get(&(parent, Box::from(name)))
         {
             // Made for a child listed first: it gets its real time.
             self.nodes[known as usize].mtime = node.mtime;
             return;
         }
-        let parent = self.dir(parent);
-        let dir_path = (node.kind == NodeKind::Dir).then_some(rel);
-        let name = name.to_owned();
-        self.push(parent, name, node.kind, node.size, node.mtime, dir_path);
+        self.push(parent, name, node.kind, node.size, node.mtime);
     }
 
     /// The listing's bytes: folders in breadth-first order, each one's
@@ -410,17 +434,18 @@ impl Cache {
         Some(listing)
     }
 
+    /// Keeps `listing` first; older ones go while over the budget (the
+    /// newest stays even when it alone is bigger: its folder views would
+    /// otherwise each read the whole file).
     pub fn put(&self, key: String, listing: Arc<Listing>) {
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         kept.retain(|(k, _)| *k != key);
-        if listing.byte_len() > self.budget {
-            return;
-        }
         kept.insert(0, (key, listing));
         let mut used = 0;
+        let mut first = true;
         kept.retain(|(_, l)| {
             used += l.byte_len();
-            used <= self.budget
+            std::mem::take(&mut first) || used <= self.budget
         });
     }
 
@@ -568,5 +593,24 @@ mod tests {
         assert!(cache.get("a").is_some() && cache.get("c").is_some());
         cache.retain(|k| k != "a");
         assert!(cache.get("a").is_none());
+        // A listing bigger than the budget is still kept, alone.
+        let small = Cache::new(size / 2);
+        small.put("x".into(), one.clone());
+        assert!(small.get("x").is_some());
+        small.put("y".into(), one.clone());
+        assert!(small.get("x").is_none() && small.get("y").is_some());
+    }
+
+    #[test]
+    fn a_snapshot_bigger_than_a_listing_takes_is_told() {
+        let mut b = Builder::new(None);
+        for i in 0..MAX_ENTRIES + 1 {
+            b.add(node(&format!("/d/f{i}"), NodeKind::File, 1));
+            if b.is_full() {
+                assert_eq!(i, MAX_ENTRIES - 2, "the root and /d count too");
+                return;
+            }
+        }
+        panic!("never full");
     }
 }

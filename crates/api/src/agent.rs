@@ -142,6 +142,23 @@ pub struct JobView {
     pub finished_at: Option<Timestamp>,
 }
 
+/// `GET /api/servers/{uuid}/backups/restic/jobs?active=true`: a server's
+/// jobs, newest first (with `active`, only the queued and running ones).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+}
+
+/// `?active=` of a job list: absent or `false` for every job the agent
+/// remembers, `true` for the queued and running ones.
+pub fn parse_active(raw: Option<&str>) -> Result<bool, &'static str> {
+    match raw {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(_) => Err("active must be true or false"),
+    }
+}
+
 /// The error body used by every endpoint of the agent and the panel.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ErrorBody {

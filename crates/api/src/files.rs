@@ -76,6 +76,13 @@ impl SnapshotPath {
         self.0.is_empty()
     }
 
+    /// Whether the path can name exactly one entry: restic shows a name
+    /// that is not UTF-8 on disk with U+FFFD in its place, which no
+    /// pattern or `dump` argument would find.
+    pub fn is_exact(&self) -> bool {
+        !self.0.iter().any(|p| p.contains('\u{FFFD}'))
+    }
+
     pub fn components(&self) -> &[String] {
         &self.0
     }

@@ -17,7 +17,7 @@ use utoipa::openapi::{
 
 use crate::agent::{
     AdoptAnswer, AdoptRequest, ArchiveList, BackupList, CreateBackupRequest, ErrorBody,
-    JobAccepted, JobView, KeyRotated, LockState, NodeInfo, RepoStats, RestoreRequest,
+    JobAccepted, JobList, JobView, KeyRotated, LockState, NodeInfo, RepoStats, RestoreRequest,
     RetentionPolicy, RetentionResult, RotateKeyRequest,
 };
 use crate::files::FileList;
@@ -260,6 +260,7 @@ const FORMAT_QUERY: &[(&str, &str)] = &[
         "a file or folder of the backup (default `/`: all of it)",
     ),
 ];
+const ACTIVE_QUERY: &[(&str, &str)] = &[("active", "`true`: only queued and running jobs")];
 const FILES_QUERY: &[(&str, &str)] = &[
     ("path", "the folder, e.g. `/world` (default `/`)"),
     ("limit", "entries per page, 1-1000 (default 200)"),
@@ -296,6 +297,7 @@ pub fn agent() -> OpenApi {
     d.op::<RotateKeyRequest, KeyRotated>(Post, a::KEY, "Replace the repository key", NO_QUERY, 200, Closed);
     d.op::<RetentionPolicy, RetentionResult>(Post, a::RETENTION, "Forget what a retention policy does not keep", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobView>(Get, a::JOB, "A job's status, progress and result", NO_QUERY, 200, Closed);
+    d.op::<Nothing, JobList>(Get, a::JOBS, "The server's jobs, newest first", ACTIVE_QUERY, 200, Closed);
     d.op::<Nothing, LockState>(Post, a::LOCK, "Lock a backup (never forgotten or deleted)", NO_QUERY, 200, Closed);
     d.op::<Nothing, LockState>(Post, a::UNLOCK, "Unlock a backup", NO_QUERY, 200, Closed);
     d.op::<Nothing, Archive>(Get, a::DOWNLOAD, "Stream a backup as an archive", FORMAT_QUERY, 200, Closed);
@@ -345,6 +347,7 @@ pub fn panel() -> OpenApi {
     d.op::<ScheduleRequest, ScheduleView>(Post, &at(p::SCHEDULE), "Save the schedule (backup.create; retention rules also backup.delete)", NO_QUERY, 200, Closed);
     d.op::<Nothing, RunHistory>(Get, &at(p::SCHEDULE_HISTORY), "Recent runs (backup.read)", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobView>(Get, &at(p::JOB), "A job of the server (backup.read)", NO_QUERY, 200, Closed);
+    d.op::<Nothing, JobList>(Get, &at(p::JOBS), "The server's jobs on its node, newest first (backup.read)", ACTIVE_QUERY, 200, Closed);
     d.op::<Nothing, Nothing>(Delete, &at(p::SNAPSHOT), "Delete a backup (backup.delete)", NO_QUERY, 204, Closed);
     d.op::<RestoreRequest, JobAccepted>(Post, &at(p::RESTORE), "Restore a backup, or some of its files and folders (backup.restore)", NO_QUERY, 202, Closed);
     d.op::<Nothing, FileList>(Get, &at(p::FILES), "Browse one folder of a backup (backup.read)", FILES_QUERY, 200, Closed);

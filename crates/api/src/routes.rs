@@ -75,6 +75,8 @@ pub mod agent {
         KEY, key(server: ServerUuid) = "/api/servers/{server}/backups/restic/key";
         RETENTION, retention(server: ServerUuid) = "/api/servers/{server}/backups/restic/retention";
         JOB, job(server: ServerUuid, job: JobId) = "/api/servers/{server}/backups/restic/jobs/{job}";
+        /// `GET` the server's jobs (`?active=true`: queued and running).
+        JOBS, jobs(server: ServerUuid) = "/api/servers/{server}/backups/restic/jobs";
         LOCK, lock(server: ServerUuid, id: SnapshotRef) = "/api/servers/{server}/backups/restic/{id}/lock";
         UNLOCK, unlock(server: ServerUuid, id: SnapshotRef) = "/api/servers/{server}/backups/restic/{id}/unlock";
         DOWNLOAD, download(server: ServerUuid, id: SnapshotRef) = "/api/servers/{server}/backups/restic/{id}/download";
@@ -123,6 +125,7 @@ pub mod panel {
     pub const SCHEDULE: &str = "/servers/{server}/backups/restic/schedule";
     pub const SCHEDULE_HISTORY: &str = "/servers/{server}/backups/restic/schedule/history";
     pub const JOB: &str = "/servers/{server}/backups/restic/jobs/{job}";
+    pub const JOBS: &str = "/servers/{server}/backups/restic/jobs";
     pub const SNAPSHOT: &str = "/servers/{server}/backups/restic/{id}";
     pub const RESTORE: &str = "/servers/{server}/backups/restic/{id}/restore";
     pub const FILES: &str = "/servers/{server}/backups/restic/{id}/files";
@@ -161,6 +164,7 @@ pub mod panel {
         SCHEDULE,
         SCHEDULE_HISTORY,
         JOB,
+        JOBS,
         SNAPSHOT,
         RESTORE,
         FILES,
@@ -211,6 +215,7 @@ mod tests {
             agent::key(&server),
             agent::retention(&server),
             agent::job(&server, &job),
+            agent::jobs(&server),
             agent::lock(&server, &snap),
             agent::unlock(&server, &snap),
             agent::download(&server, &snap),

@@ -196,6 +196,19 @@ impl AgentClient {
         self.json(req).await
     }
 
+    /// The server's jobs (`active`: only queued and running ones).
+    pub async fn jobs(
+        &self,
+        server: &ServerUuid,
+        active: bool,
+    ) -> Result<api::agent::JobList, ClientError> {
+        let url = self.url(route::jobs(server));
+        let req = self
+            .request(Method::GET, &url, None)
+            .query(&[("active", if active { "true" } else { "false" })]);
+        self.json(req.timeout(READ_TIMEOUT)).await
+    }
+
     pub async fn job(&self, server: &ServerUuid, job: &JobId) -> Result<JobView, ClientError> {
         let url = self.url(route::job(server, job));
         let req = self.request(Method::GET, &url, None);

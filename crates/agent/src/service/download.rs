@@ -81,6 +81,8 @@ impl Agent {
         // only ever asked for a file or folder the snapshot has.
         let part = if path.is_root() {
             Part::Everything
+        } else if !path.is_exact() {
+            return Err(super::restore::unreadable_name());
         } else {
             let (_, listing) = self.listing_of(server, key, snapshot).await?;
             let item = listing.find(path)?;

@@ -18,6 +18,10 @@ use crate::listing::{Builder, Listing, ListingError};
 /// Bytes of listings kept in memory (about 1.5 million entries).
 pub(super) const CACHE_BUDGET: usize = 64 << 20;
 
+/// Listings made at the same time on a node (each holds its snapshot's
+/// names in memory while restic lists it).
+pub(super) const BUILDS: usize = 2;
+
 /// How often a listing is tried when the snapshot is re-tagged (lock,
 /// unlock) under it: restic then knows it by a new ID.
 const ATTEMPTS: usize = 3;
@@ -86,13 +90,14 @@ impl Agent {
         Ok(listing.find(path)?.kind)
     }
 
-    /// The listing of `entry`'s tree: from memory, from its file, or made
-    /// now from `restic ls` (one at a time per repository, so two first
-    /// views of a big snapshot run restic once).
+    /// The listing of `entry`'s tree: from memory, or else from its file
+    /// or made from `restic ls` by a task of its own, so a request that
+    /// gives up (a browser closed, a proxy's timeout) does not throw away
+    /// a listing half made; the next request finds it.
     async fn listing(
         &self,
         server: &ServerUuid,
-        slot: &RepoSlot,
+        slot: &Arc<RepoSlot>,
         entry: &Entry,
         repo: &Repo,
     ) -> Result<Arc<Listing>, AgentError> {
@@ -106,6 +111,32 @@ impl Agent {
         if let Some(hit) = self.inner.listings.get(&cache_key) {
             return Ok(hit);
         }
+        let (agent, server, slot, entry, repo) = (
+            self.clone(),
+            server.clone(),
+            slot.clone(),
+            entry.clone(),
+            repo.clone(),
+        );
+        tokio::spawn(async move {
+            agent
+                .load_or_build(&server, &slot, &entry, &repo, cache_key)
+                .await
+        })
+        .await
+        .map_err(|e| AgentError::Internal(e.to_string()))?
+    }
+
+    /// One listing at a time per repository (two first views of a big
+    /// snapshot run restic once) and [`BUILDS`] on the node.
+    async fn load_or_build(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        entry: &Entry,
+        repo: &Repo,
+        cache_key: String,
+    ) -> Result<Arc<Listing>, AgentError> {
         let _one_at_a_time = slot.listing_build.lock().await;
         if let Some(hit) = self.inner.listings.get(&cache_key) {
             return Ok(hit);
@@ -134,26 +165,46 @@ impl Agent {
             Err(e) => return Err(e.into()),
         }
 
+        let _node_wide = self
+            .inner
+            .listing_builds
+            .acquire()
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))?;
         let started = std::time::Instant::now();
         let mut builder = Builder::new(entry.nested.as_deref());
-        repo.ls(&entry.current, Some(&self.inner.shutdown), &mut |node| {
-            builder.add(node)
-        })
-        .await?;
-        let (listing, bytes) = tokio::task::spawn_blocking(move || {
+        // Stops restic as soon as the snapshot proves bigger than a
+        // listing takes (and when the agent shuts down).
+        let enough = self.inner.shutdown.child_token();
+        let listed = repo
+            .ls(&entry.current, Some(&enough), &mut |node| {
+                builder.add(node);
+                if builder.is_full() {
+                    enough.cancel();
+                }
+            })
+            .await;
+        if builder.is_full() {
+            return Err(AgentError::Conflict {
+                code: "too_many_files",
+                message: format!(
+                    "this backup holds more than {} files and folders, more than the browser lists; restore or download it whole, or browse it with restic",
+                    crate::listing::MAX_ENTRIES
+                ),
+            });
+        }
+        listed?;
+        let root = self.inner.layout.listings_root();
+        let (listing, size, saved) = tokio::task::spawn_blocking(move || {
             let bytes = builder.finish();
-            Listing::parse(bytes.clone()).map(|l| (l, bytes))
+            let saved = crate::swap::ensure_private_dir(&root)
+                .and_then(|()| crate::layout::write_atomically(&file, &bytes));
+            let size = bytes.len();
+            Listing::parse(bytes).map(|l| (l, size, saved))
         })
         .await
         .map_err(|e| AgentError::Internal(e.to_string()))??;
-        let root = self.inner.layout.listings_root();
-        let (size, entries) = (bytes.len(), listing.entries());
-        let saved = tokio::task::spawn_blocking(move || {
-            crate::swap::ensure_private_dir(&root)?;
-            crate::layout::write_atomically(&file, &bytes)
-        })
-        .await
-        .map_err(|e| AgentError::Internal(e.to_string()))?;
+        let entries = listing.entries();
         if let Err(e) = saved {
             // Served from memory now; listed again after a restart.
             tracing::warn!(server = %server, error = %e, "could not keep a snapshot listing");

@@ -149,6 +149,8 @@ struct Inner {
     used_links: download::UsedLinks,
     /// The snapshot listings read last (see [`crate::listing`]).
     listings: crate::listing::Cache,
+    /// One permit per snapshot listing being made.
+    listing_builds: tokio::sync::Semaphore,
     /// One permit per download (`restic dump`) running.
     downloads: Arc<tokio::sync::Semaphore>,
     /// The last readiness answer and when it was found.
@@ -236,6 +238,7 @@ impl Agent {
                 creds: std::sync::RwLock::new(Creds::of(cfg)),
                 used_links: download::UsedLinks::load(layout_links),
                 listings: crate::listing::Cache::new(files::CACHE_BUDGET),
+                listing_builds: tokio::sync::Semaphore::new(files::BUILDS),
                 downloads: Arc::new(tokio::sync::Semaphore::new(cfg.max_parallel_downloads)),
                 readiness: tokio::sync::Mutex::new(None),
                 restore_stop_timeout: cfg.restore_stop_timeout,
@@ -1083,6 +1086,13 @@ impl Agent {
     }
 
     /// `GET …/jobs/{job_id}`
+    /// `GET …/jobs[?active=true]`
+    pub fn jobs(&self, server: &ServerUuid, active: bool) -> api::agent::JobList {
+        api::agent::JobList {
+            jobs: self.inner.jobs.of_server(server, active),
+        }
+    }
+
     pub fn job(&self, server: &ServerUuid, id: &JobId) -> Result<JobView, AgentError> {
         self.inner
             .jobs

@@ -67,6 +67,15 @@ impl<E: Into<AgentError>> From<E> for Failed {
     }
 }
 
+/// A name restic could not show as it is (not UTF-8 on disk): selecting
+/// it would match nothing, so it is refused rather than "restored".
+pub(super) fn unreadable_name() -> AgentError {
+    AgentError::bad_request(
+        "unreadable_name",
+        "this name is not valid UTF-8 in the backup, so it can not be chosen on its own; restore or download its folder",
+    )
+}
+
 impl Agent {
     pub async fn restore(
         &self,
@@ -132,8 +141,18 @@ impl Agent {
                 ),
             ));
         }
-        if asked.is_empty() || asked.iter().any(SnapshotPath::is_root) {
+        if asked.is_empty() {
             return Ok(Vec::new());
+        }
+        if asked.iter().any(SnapshotPath::is_root) {
+            // A path built from an empty value must not become "all of it".
+            return Err(AgentError::bad_request(
+                "invalid_path",
+                "a path to restore names a file or folder; send no paths to restore everything",
+            ));
+        }
+        if asked.iter().any(|p| !p.is_exact()) {
+            return Err(unreadable_name());
         }
         let (_, listing) = self.listing_of(server, key, snapshot).await?;
         let mut paths = asked.to_vec();

@@ -41,6 +41,9 @@ pub(crate) fn job_outcome(view: &JobView) -> (RunStatus, Option<String>, Option<
     }
 }
 
+/// The longest one-time download link handed to a browser.
+const MAX_LINK_BYTES: usize = 8000;
+
 /// How a download reaches the browser.
 pub enum DownloadAnswer {
     /// A one-time link straight to the agent.
@@ -144,6 +147,24 @@ impl Panel {
         }
     }
 
+    /// The server's jobs on its node (`active`: queued and running); the
+    /// finished ones a person started are settled in the history.
+    pub async fn jobs(
+        &self,
+        auth: &Authorized<Read>,
+        active: bool,
+    ) -> Result<api::agent::JobList, PanelError> {
+        let node = self.node(auth.server().node_id).await?;
+        let list = self
+            .client(&node)?
+            .jobs(&auth.server().uuid, active)
+            .await?;
+        for view in list.jobs.iter().filter(|v| v.status.is_finished()) {
+            self.settle_manual_job(auth.server(), &view.id, view).await;
+        }
+        Ok(list)
+    }
+
     pub async fn job(&self, auth: &Authorized<Read>, job: &JobId) -> Result<JobView, PanelError> {
         let node = self.node(auth.server().node_id).await?;
         let view = self.client(&node)?.job(&auth.server().uuid, job).await?;
@@ -155,28 +176,27 @@ impl Panel {
 
     /// Puts a job the panel started for a person into the job history
     /// (`origin = manual`). Failing to record it never fails the request.
+    /// `note`: for the snapshot a backup makes (see [`Panel::set_note`]).
     async fn record_manual_job(
         &self,
         server: &Server,
         kind: JobKind,
         accepted: &JobAccepted,
-    ) -> Option<i64> {
-        match self
+        note: Option<&str>,
+    ) {
+        if let Err(e) = self
             .storage()
             .record_job(
                 server.id,
                 kind,
                 RunOrigin::Manual,
                 accepted.job_id.as_str(),
+                note,
                 now(),
             )
             .await
         {
-            Ok(id) => Some(id),
-            Err(e) => {
-                tracing::warn!(server = %server.uuid, error = %e, "a manual job was not recorded in the history");
-                None
-            }
+            tracing::warn!(server = %server.uuid, error = %e, "a manual job was not recorded in the history");
         }
     }
 
@@ -244,14 +264,8 @@ impl Panel {
             ignore,
         };
         let accepted = t.client.create_backup(&server.uuid, &t.key, &body).await?;
-        let row = self
-            .record_manual_job(server, JobKind::Backup, &accepted)
+        self.record_manual_job(server, JobKind::Backup, &accepted, note.as_deref())
             .await;
-        if let (Some(row), Some(note)) = (row, note.as_deref())
-            && let Err(e) = self.storage().set_job_note(row, note).await
-        {
-            tracing::warn!(server = %server.uuid, error = %e, "the new backup's note was not kept");
-        }
         Ok(accepted)
     }
 
@@ -262,11 +276,36 @@ impl Panel {
         request: &RestoreRequest,
     ) -> Result<JobAccepted, PanelError> {
         let t = self.target(auth.server()).await?;
+        if !request.paths.is_empty() {
+            // An agent older than the file browser ignores `paths` and
+            // would restore (and with truncate, replace) everything: its
+            // lack of the files endpoint tells, and the restore stops here.
+            let probe = FilesQuery {
+                path: api::files::SnapshotPath::root(),
+                limit: 1,
+                offset: 0,
+            };
+            match t
+                .client
+                .files(&auth.server().uuid, &t.key, id, &probe)
+                .await
+            {
+                Err(ClientError::Agent {
+                    status: 404, code, ..
+                }) if code == "not_found" => {
+                    return Err(PanelError::Conflict(
+                        "the server's node runs an agent too old to restore single files; update it, or restore the whole backup".into(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+        }
         let accepted = t
             .client
             .restore(&auth.server().uuid, &t.key, id, request)
             .await?;
-        self.record_manual_job(auth.server(), JobKind::Restore, &accepted)
+        self.record_manual_job(auth.server(), JobKind::Restore, &accepted, None)
             .await;
         self.notify_restored(auth.server(), auth.user(), id.as_str());
         Ok(accepted)
@@ -327,6 +366,13 @@ impl Panel {
             let link = t
                 .client
                 .download_link(&server.uuid, id, what, &t.key, now());
+            // Browsers, proxies and the agent take links of about 8 kB.
+            if link.len() > MAX_LINK_BYTES {
+                return Err(PanelError::bad_request(
+                    "path_too_long",
+                    "this path is too long for a download link; download its folder instead",
+                ));
+            }
             Ok(DownloadAnswer::Redirect(link))
         } else {
             Ok(DownloadAnswer::Stream(

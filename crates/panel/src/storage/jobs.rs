@@ -81,11 +81,12 @@ impl Storage {
         kind: JobKind,
         origin: RunOrigin,
         agent_job_id: &str,
+        note: Option<&str>,
         now: i64,
     ) -> Result<i64> {
         Ok(sqlx::query(
-            "INSERT INTO job_history (server_id, kind, origin, agent_job_id, status, started_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO job_history (server_id, kind, origin, agent_job_id, status, started_at, note) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(server_id)
         .bind(kind.as_str())
@@ -93,6 +94,7 @@ impl Storage {
         .bind(agent_job_id)
         .bind(RunStatus::Running.as_str())
         .bind(now)
+        .bind(note)
         .fetch_one(&self.pool)
         .await?
         .try_get("id")?)
@@ -173,16 +175,6 @@ impl Storage {
         }
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// The note to give the snapshot this run makes.
-    pub async fn set_job_note(&self, id: i64, note: &str) -> Result<()> {
-        sqlx::query("UPDATE job_history SET note = $1 WHERE id = $2")
-            .bind(note)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Remembers the agent's job of a run as soon as the agent accepted it,

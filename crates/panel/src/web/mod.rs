@@ -108,6 +108,7 @@ fn api_routes() -> Router<AppState> {
             get(b::schedule_history::schedule_history),
         )
         .route(route::JOB, get(b::jobs::job))
+        .route(route::JOBS, get(b::jobs::jobs))
         .route(route::SNAPSHOT, delete(b::snapshot::delete))
         .route(route::RESTORE, post(b::restore::restore))
         .route(route::DOWNLOAD, get(b::download::download))

@@ -253,6 +253,7 @@ pub async fn backups(
                 }
             }
         }
+        div id="toast" class="toast" role="status" aria-live="polite" hidden {}
         div id="progress" class="progress" hidden {
             div.progress-label { span id="progress-kind" { "Working" } " " span id="progress-text" {} }
             div.bar role="progressbar" aria-labelledby="progress-kind" aria-valuemin="0" aria-valuemax="100" { span id="progress-fill" {} }

@@ -292,6 +292,9 @@ async fn single_files_and_folders_are_restored_in_place_and_downloaded() {
     let many: Vec<String> = (0..101).map(|i| format!("many/f{i:03}")).collect();
     for (body, status, code) in [
         (json!({"paths": ["world/nope"]}), 404, "path_not_found"),
+        (json!({"paths": [""]}), 400, "invalid_path"),
+        (json!({"paths": ["world", "/"]}), 400, "invalid_path"),
+        (json!({"paths": ["odd/\u{FFFD}"]}), 400, "unreadable_name"),
         (json!({"paths": many}), 400, "too_many_paths"),
         (json!({"paths": ["../etc/passwd"]}), 400, "invalid_json"),
         (json!({"paths": ["a\u{0}b"]}), 400, "invalid_json"),
@@ -378,6 +381,11 @@ async fn the_panel_browses_restores_and_downloads_single_paths_for_those_allowed
     let server = w.servers[0].clone();
     let dir = w.agent.data_dir().join(&server);
     let level = fs::read(dir.join("world/level.dat")).unwrap();
+    // Names of control characters: a path to them makes a link too long.
+    let odd = "\u{1}".repeat(200);
+    let deep = (0..6).map(|_| odd.as_str()).collect::<Vec<_>>().join("/");
+    fs::create_dir_all(dir.join(&deep)).unwrap();
+    fs::write(dir.join(&deep).join("f"), "deep").unwrap();
     let id = w.owner.backup(&server).await;
     let b = format!("/extensions/resticbackups/servers/{server}/backups/restic");
 
@@ -419,6 +427,18 @@ async fn the_panel_browses_restores_and_downloads_single_paths_for_those_allowed
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (404, Some("path_not_found"))
+    );
+
+    let url = format!("{b}/{id}/download");
+    let long = w
+        .owner
+        .request(reqwest::Method::GET, &url)
+        .query(&[("path", format!("{deep}/f"))]);
+    let (status, body) = w.owner.clone().finish(&url, long).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("path_too_long")),
+        "{body}"
     );
 
     // One file by the one-time link: itself, with its size.

@@ -43,8 +43,8 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         agent,
         panel,
         admin: admin_api,
+        owner: mut owner_api,
         servers,
-        ..
     } = World::new(Db::Sqlite, 1, 0).await;
     let server = servers[0].clone();
     panel.add_user(&admin_api, "reader@example.com").await;
@@ -264,6 +264,49 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     b.wait_until(
         "the note in the list",
         "const n = document.querySelector('#rows tr:first-child .note'); return !!n && n.textContent === 'before the 1.21 update'",
+        json!([]),
+    )
+    .await;
+
+    // A backup started elsewhere (another tab, the API) shows here: after
+    // a reload the page finds it running, shows its bar, and says how it
+    // ended.
+    std::fs::write(
+        agent
+            .data_dir()
+            .join(&server)
+            .join("world/region/r.2.0.mca"),
+        testkit::pseudo_random(8, 96 * 1024 * 1024),
+    )
+    .unwrap();
+    let (status, started) = owner_api
+        .post(
+            &format!("/extensions/resticbackups/servers/{server}/backups/restic"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{started}");
+    b.js("location.reload()", json!([])).await;
+    b.wait_until(
+        "the running backup's bar after a reload",
+        "return !document.getElementById('progress').hidden",
+        json!([]),
+    )
+    .await;
+    b.wait_until(
+        "the toast saying how it ended",
+        "const t = document.getElementById('toast'); return !t.hidden && t.textContent.startsWith('Backup finished')",
+        json!([]),
+    )
+    .await;
+    assert!(
+        b.text("#toast").await.contains("added"),
+        "{}",
+        b.text("#toast").await
+    );
+    b.wait_until(
+        "the new backup in the list",
+        "return document.getElementById('stat-count').textContent === '4'",
         json!([]),
     )
     .await;
@@ -489,8 +532,8 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     b.goto(&format!("{}/servers/{server}", panel.url)).await;
     b.wait_until(
         "rows after the key change",
-        // The backup and the safety snapshots of the two restores.
-        "return document.querySelectorAll('#rows tr').length === 3",
+        // Two backups and the safety snapshots of the two restores.
+        "return document.querySelectorAll('#rows tr').length === 4",
         json!([]),
     )
     .await;

@@ -721,7 +721,65 @@
       $("progress-text").textContent = text;
     }
 
+    const KINDS = { backup: "Backing up", restore: "Restoring", archive: "Archiving", prune: "Reclaiming space" };
+
+    /** How a job ended, in one line for the toast. */
+    function outcomeText(view) {
+      const what = { backup: "Backup", restore: "Restore", archive: "Archive", prune: "Space reclaim" }[view.kind] || "Job";
+      if (view.status === "failed") return what + " failed: " + (view.error ? view.error.message : "unknown error");
+      const r = view.result || {};
+      let text = what + " finished";
+      if (view.kind === "backup" && typeof r.data_added === "number") text += " · " + bytes(r.data_added) + " added";
+      if (view.kind === "restore" && Array.isArray(r.paths)) text += " · " + r.paths.length + (r.paths.length === 1 ? " item" : " items") + " restored";
+      if (Array.isArray(r.forgotten) && r.forgotten.length > 0) {
+        text += " · max backups reached: removed " + r.forgotten.map((id) => String(id).slice(0, 8)).join(", ");
+      }
+      return text;
+    }
+
+    let toastTimer = null;
+    function toast(text, bad) {
+      const box = $("toast");
+      if (!box) return;
+      box.textContent = text;
+      box.className = "toast" + (bad ? " bad" : "");
+      box.hidden = false;
+      clearTimeout(toastTimer);
+      toastTimer = setTimeout(() => (box.hidden = true), bad ? 12000 : 6000);
+    }
+
+    // Jobs started elsewhere (another tab, a schedule, another person)
+    // show here too: the page asks for the server's running jobs on load
+    // and every few seconds while it is visible, and follows one.
+    async function followActive() {
+      if (state.job || document.hidden) return;
+      try {
+        const list = await api("GET", base + "/jobs?active=true");
+        const job = list.jobs[list.jobs.length - 1];
+        if (job && !state.job) watchJob(job.id, KINDS[job.kind] || "Working");
+      } catch (e) {
+        /* the next round tries again */
+      }
+    }
+    // Every 15 s the numbers are read again, and the list when they
+    // changed (a backup deleted in another tab), unless the user is in a
+    // menu or a dialog.
+    let ticks = 0;
+    setInterval(async () => {
+      if (document.hidden) return;
+      await followActive();
+      ticks++;
+      if (ticks % 3 !== 0 || state.job || document.querySelector(".menu:not([hidden]), dialog[open]")) return;
+      const before = $("stat-count").textContent + $("stat-size").textContent;
+      await loadStats();
+      if ($("stat-count").textContent + $("stat-size").textContent !== before) loadList();
+    }, 5000);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) followActive();
+    });
+
     async function watchJob(jobId, kind) {
+      if (state.job === jobId) return;
       state.job = jobId;
       const create = $("create-backup");
       if (create) create.disabled = true;
@@ -741,6 +799,7 @@
           }
           setProgress(kind, view);
           if (view.status === "succeeded" || view.status === "failed") {
+            toast(outcomeText(view), view.status === "failed");
             if (view.status === "failed") {
               showError(kind + " failed: " + (view.error ? view.error.message : "unknown error"));
             }
@@ -976,6 +1035,7 @@
     }
 
     refresh();
+    followActive();
   }
 
   // ---- admin pages ----

@@ -1,10 +1,14 @@
-//! `GET /api/servers/{server}/backups/restic/jobs/{job}` → [`JobView`]
+//! `GET /api/servers/{server}/backups/restic/jobs/{job}` → [`JobView`], and
+//! `GET …/jobs?active=true` → [`JobList`] (the server's queued and running
+//! jobs; without `active`, every job the agent remembers).
 //!
-//! Needs the node token only: a job's status holds no repository data.
+//! Need the node token only: a job's status holds no repository data.
 
-use api::agent::JobView;
+use std::collections::HashMap;
+
+use api::agent::{JobList, JobView};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 
 use crate::AgentError;
 use crate::web::AppState;
@@ -16,4 +20,17 @@ pub async fn handler(
     Job(job): Job,
 ) -> Result<Json<JobView>, AgentError> {
     Ok(Json(state.agent.job(&server, &job)?))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Server(server): Server,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobList>, AgentError> {
+    let Query(query) = query.map_err(|_| {
+        AgentError::bad_request("invalid_query", "the query string could not be read")
+    })?;
+    let active = api::agent::parse_active(query.get("active").map(String::as_str))
+        .map_err(|m| AgentError::bad_request("invalid_active", m))?;
+    Ok(Json(state.agent.jobs(&server, active)))
 }

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route(route::KEY, post(key::handler))
         .route(route::RETENTION, post(retention::handler))
         .route(route::JOB, get(jobs::handler))
+        .route(route::JOBS, get(jobs::list))
         .route(route::LOCK, post(lock::lock))
         .route(route::UNLOCK, post(lock::unlock))
         .route(route::DOWNLOAD, get(download::handler))
