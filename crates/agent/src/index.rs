@@ -197,6 +197,8 @@ impl Entry {
             locked: self.locked(),
             note: None,
             copied: None,
+            added: None,
+            origin: None,
         }
     }
 

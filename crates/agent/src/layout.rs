@@ -151,6 +151,13 @@ impl Layout {
         self.state_dir.join("listings")
     }
 
+    /// One repository's storage over time (see `service::history`).
+    pub fn history_file(&self, server: &ServerUuid) -> PathBuf {
+        self.state_dir
+            .join("history")
+            .join(format!("{}.json", server.as_str()))
+    }
+
     /// File with the snapshot sizes measured for one repository.
     pub fn sizes_file(&self, server: &ServerUuid) -> PathBuf {
         self.state_dir

@@ -47,6 +47,13 @@ pub struct BackupItem {
     /// one, or while the copy's store can not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied: Option<bool>,
+    /// Bytes the backup added to the repository, when the node took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added: Option<u64>,
+    /// Who started the backup (`manual` or `schedule`), when the panel's
+    /// history knows; set by the panel, never by the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::RunOrigin>,
 }
 
 /// `GET /api/servers/{uuid}/backups/restic`
@@ -55,6 +62,29 @@ pub struct BackupList {
     pub backups: Vec<BackupItem>,
     pub next_cursor: Option<String>,
     pub total: usize,
+}
+
+/// One backup in [`StorageHistory`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct StoragePoint {
+    pub id: SnapshotId,
+    pub time: Timestamp,
+    /// Bytes the backup added to the repository (after deduplication and
+    /// compression).
+    pub added: u64,
+    /// The repository's size on disk right after it (local repositories;
+    /// `None` for remote ones).
+    pub size: Option<u64>,
+    /// Whether the backup is still there (deleted ones stay in the history;
+    /// their space comes back at the next prune).
+    pub kept: bool,
+}
+
+/// `GET /api/servers/{uuid}/backups/restic/stats/history`: the backups the
+/// node took, oldest first (at most the last 1,000).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct StorageHistory {
+    pub points: Vec<StoragePoint>,
 }
 
 /// `GET /api/servers/{uuid}/backups/restic/stats`

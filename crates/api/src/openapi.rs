@@ -18,7 +18,7 @@ use utoipa::openapi::{
 use crate::agent::{
     AdoptAnswer, AdoptRequest, ArchiveList, BackupList, CreateBackupRequest, ErrorBody,
     JobAccepted, JobList, JobView, KeyRotated, LockState, NodeInfo, RepoStats, RestoreRequest,
-    RetentionPolicy, RetentionResult, RotateKeyRequest,
+    RetentionPolicy, RetentionResult, RotateKeyRequest, StorageHistory,
 };
 use crate::files::FileList;
 use crate::health::Health;
@@ -292,10 +292,12 @@ pub fn agent() -> OpenApi {
     d.op::<Nothing, BackupList>(Get, a::BACKUPS, "List a server's backups, newest first", LIST_QUERY, 200, Closed);
     d.op::<CreateBackupRequest, JobAccepted>(Post, a::BACKUPS, "Start a backup (the repository is made at the first one)", NO_QUERY, 202, Closed);
     d.op::<Nothing, RepoStats>(Get, a::STATS, "Repository size and deduplication", NO_QUERY, 200, Closed);
+    d.op::<Nothing, StorageHistory>(Get, a::STATS_HISTORY, "Per backup: bytes added and the repository's size after it", NO_QUERY, 200, Closed);
     d.op::<AdoptRequest, AdoptAnswer>(Post, a::ADOPT, "Check a key opens the server's repository; move the PHP extension's into place", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobAccepted>(Post, a::ARCHIVE, "Archive the repository (a final locked snapshot, then set aside)", NO_QUERY, 202, Closed);
     d.op::<RotateKeyRequest, KeyRotated>(Post, a::KEY, "Replace the repository key", NO_QUERY, 200, Closed);
     d.op::<RetentionPolicy, RetentionResult>(Post, a::RETENTION, "Forget what a retention policy does not keep", NO_QUERY, 200, Closed);
+    d.op::<Nothing, JobAccepted>(Post, a::PRUNE, "Reclaim the space of forgotten backups now (a prune job)", NO_QUERY, 202, Closed);
     d.op::<Nothing, JobView>(Get, a::JOB, "A job's status, progress and result", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobList>(Get, a::JOBS, "The server's jobs, newest first", ACTIVE_QUERY, 200, Closed);
     d.op::<Nothing, LockState>(Post, a::LOCK, "Lock a backup (never forgotten or deleted)", NO_QUERY, 200, Closed);
@@ -343,6 +345,7 @@ pub fn panel() -> OpenApi {
     d.op::<Nothing, PanelBackupList>(Get, &at(p::BACKUPS), "A server's backups (backup.read)", LIST_QUERY, 200, Closed);
     d.op::<PanelCreateBackup, JobAccepted>(Post, &at(p::BACKUPS), "Start a backup (backup.create)", NO_QUERY, 202, Closed);
     d.op::<Nothing, RepoStats>(Get, &at(p::STATS), "Repository statistics (backup.read)", NO_QUERY, 200, Closed);
+    d.op::<Nothing, StorageHistory>(Get, &at(p::STATS_HISTORY), "Storage over time: per backup, bytes added and the repository's size after it (backup.read)", NO_QUERY, 200, Closed);
     d.op::<Nothing, ScheduleView>(Get, &at(p::SCHEDULE), "The schedule and retention (backup.read)", NO_QUERY, 200, Closed);
     d.op::<ScheduleRequest, ScheduleView>(Post, &at(p::SCHEDULE), "Save the schedule (backup.create; retention rules also backup.delete)", NO_QUERY, 200, Closed);
     d.op::<Nothing, RunHistory>(Get, &at(p::SCHEDULE_HISTORY), "Recent runs (backup.read)", NO_QUERY, 200, Closed);
@@ -368,6 +371,7 @@ pub fn panel() -> OpenApi {
     d.op::<Nothing, PteroSyncStatus>(Get, &at(p::ADMIN_SYNC), "The last Pterodactyl sync", NO_QUERY, 200, Closed);
     d.op::<Nothing, PteroSyncStatus>(Post, &at(p::ADMIN_SYNC), "Sync users, nodes, servers and subusers from Pterodactyl now", NO_QUERY, 200, Closed);
     d.op::<Nothing, KeyRegenerated>(Post, &at(p::ADMIN_KEY_REGENERATE), "Give a server's repository a new key", NO_QUERY, 200, Closed);
+    d.op::<Nothing, JobAccepted>(Post, &at(p::ADMIN_PRUNE), "Reclaim the space of a server's forgotten backups now", NO_QUERY, 202, Closed);
     d.op::<Nothing, PanelArchiveList>(Get, &at(p::ADMIN_ARCHIVES), "Archived repositories on every node, with their keys", NO_QUERY, 200, Closed);
     d.op::<Nothing, Nothing>(Delete, &at(p::ADMIN_ARCHIVE), "Delete an archived repository", &[("node", "the node it is on")], 204, Closed);
     d.op::<Nothing, List<UserView>>(Get, &at(p::ADMIN_USERS), "Users", NO_QUERY, 200, Closed);

@@ -70,10 +70,13 @@ pub mod agent {
         /// `GET` the list, `POST` a new backup.
         BACKUPS, backups(server: ServerUuid) = "/api/servers/{server}/backups/restic";
         STATS, stats(server: ServerUuid) = "/api/servers/{server}/backups/restic/stats";
+        STATS_HISTORY, stats_history(server: ServerUuid) = "/api/servers/{server}/backups/restic/stats/history";
         ADOPT, adopt(server: ServerUuid) = "/api/servers/{server}/backups/restic/adopt";
         ARCHIVE, archive(server: ServerUuid) = "/api/servers/{server}/backups/restic/archive";
         KEY, key(server: ServerUuid) = "/api/servers/{server}/backups/restic/key";
         RETENTION, retention(server: ServerUuid) = "/api/servers/{server}/backups/restic/retention";
+        /// `POST`: reclaim the space of forgotten snapshots now.
+        PRUNE, prune(server: ServerUuid) = "/api/servers/{server}/backups/restic/prune";
         JOB, job(server: ServerUuid, job: JobId) = "/api/servers/{server}/backups/restic/jobs/{job}";
         /// `GET` the server's jobs (`?active=true`: queued and running).
         JOBS, jobs(server: ServerUuid) = "/api/servers/{server}/backups/restic/jobs";
@@ -122,6 +125,7 @@ pub mod panel {
     pub const SERVERS: &str = "/servers";
     pub const BACKUPS: &str = "/servers/{server}/backups/restic";
     pub const STATS: &str = "/servers/{server}/backups/restic/stats";
+    pub const STATS_HISTORY: &str = "/servers/{server}/backups/restic/stats/history";
     pub const SCHEDULE: &str = "/servers/{server}/backups/restic/schedule";
     pub const SCHEDULE_HISTORY: &str = "/servers/{server}/backups/restic/schedule/history";
     pub const JOB: &str = "/servers/{server}/backups/restic/jobs/{job}";
@@ -142,6 +146,7 @@ pub mod panel {
     pub const ADMIN_KEYS: &str = "/admin/keys";
     pub const ADMIN_SYNC: &str = "/admin/pterodactyl/sync";
     pub const ADMIN_KEY_REGENERATE: &str = "/admin/servers/{server}/key/regenerate";
+    pub const ADMIN_PRUNE: &str = "/admin/servers/{server}/prune";
     pub const ADMIN_ARCHIVES: &str = "/admin/archived-repos";
     pub const ADMIN_ARCHIVE: &str = "/admin/archived-repos/{name}";
     pub const ADMIN_USERS: &str = "/admin/users";
@@ -161,6 +166,7 @@ pub mod panel {
         SERVERS,
         BACKUPS,
         STATS,
+        STATS_HISTORY,
         SCHEDULE,
         SCHEDULE_HISTORY,
         JOB,
@@ -180,6 +186,7 @@ pub mod panel {
         ADMIN_KEYS,
         ADMIN_SYNC,
         ADMIN_KEY_REGENERATE,
+        ADMIN_PRUNE,
         ADMIN_ARCHIVES,
         ADMIN_ARCHIVE,
         ADMIN_USERS,
@@ -210,10 +217,12 @@ mod tests {
         let built = [
             agent::backups(&server),
             agent::stats(&server),
+            agent::stats_history(&server),
             agent::adopt(&server),
             agent::archive(&server),
             agent::key(&server),
             agent::retention(&server),
+            agent::prune(&server),
             agent::job(&server, &job),
             agent::jobs(&server),
             agent::lock(&server, &snap),

@@ -173,6 +173,7 @@ words! {
         /// Repository keys shown (the keys page, archived repositories).
         KeysReveal => "keys.reveal",
         KeyRegenerate => "key.regenerate",
+        RepositoryPrune => "repository.prune",
         /// Every key printed by the operator's `key export`.
         KeysExport => "keys.export",
         NotificationCreate => "notification.create",

@@ -178,6 +178,16 @@ impl AgentClient {
         self.json(req).await
     }
 
+    pub async fn storage_history(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+    ) -> Result<api::agent::StorageHistory, ClientError> {
+        let url = self.url(route::stats_history(server));
+        let req = self.request(Method::GET, &url, Some(key));
+        self.json(req.timeout(READ_TIMEOUT)).await
+    }
+
     pub async fn stats(&self, server: &ServerUuid, key: &Secret) -> Result<RepoStats, ClientError> {
         let url = self.url(route::stats(server));
         let req = self.request(Method::GET, &url, Some(key));
@@ -253,6 +263,16 @@ impl AgentClient {
         let url = self.url(route::restore(server, id));
         let req = self.request(Method::POST, &url, Some(key)).json(request);
         self.json(req).await
+    }
+
+    /// Starts a prune of the repository now.
+    pub async fn prune(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+    ) -> Result<JobAccepted, ClientError> {
+        let url = self.url(route::prune(server));
+        self.json(self.request(Method::POST, &url, Some(key))).await
     }
 
     /// Forgets what `policy` does not keep (never locked snapshots).

@@ -427,6 +427,22 @@ pub fn restic(repo: &Path, key: &str, cwd: Option<&Path>, args: &[&str]) -> Stri
 }
 
 /// A random v4-style UUID (no crate needed for tests).
+/// Bytes of the files under `dir` (links not followed).
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
 pub fn new_uuid() -> String {
     let mut b = [0u8; 16];
     let f = std::fs::read("/proc/sys/kernel/random/uuid").unwrap();

@@ -164,6 +164,7 @@ impl Agent {
             let _ = tokio::fs::remove_file(file).await;
         }
         self.forget_listings(&ctx.server).await;
+        self.forget_history(&ctx.server).await;
         self.inner.metrics.forget(&ctx.server);
         tracing::info!(server = %ctx.server, archive = %name, "repository archived");
         Ok(serde_json::json!({

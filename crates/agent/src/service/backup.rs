@@ -287,6 +287,8 @@ impl Agent {
         let sizes = idx.sizes.clone();
         drop(idx);
         self.save_sizes(&ctx.server, &sizes).await;
+        self.record_point(&ctx.server, &ctx.slot, &snapshot, summary.data_added)
+            .await;
         Ok((snapshot, summary))
     }
 }

@@ -7,6 +7,7 @@ mod archive;
 mod backup;
 mod download;
 mod files;
+mod history;
 mod keys;
 mod prune;
 mod restore;
@@ -51,6 +52,8 @@ struct RepoSlot {
     measuring: AtomicBool,
     /// Held while a snapshot is listed for the file browser.
     listing_build: AsyncMutex<()>,
+    /// The storage history, once read (see [`history`]).
+    history: Mutex<Option<Arc<history::History>>>,
     /// A restic run may have died holding a lock: run `restic unlock` (which
     /// removes stale locks only) before the next change.
     needs_unlock: AtomicBool,
@@ -804,6 +807,7 @@ impl Agent {
             .fresh(server, &slot, key)
             .await?
             .page(limit, cursor, range);
+        self.fill_added(server, &slot, &mut page.backups).await;
         if self.inner.layout.copy_store().is_some() {
             let copied = self.copied(server, &slot, key);
             for item in &mut page.backups {

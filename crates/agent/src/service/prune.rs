@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 
 use api::agent::JobKind;
-use api::{Secret, ServerUuid};
+use api::{JobId, Secret, ServerUuid};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -110,17 +110,37 @@ impl Agent {
         let stale = state.last_prune_unix.is_none_or(|t| now - t >= DAY_SECS);
         let due = state.pending_forgets >= self.inner.prune_after_forgets
             || (state.pending_forgets > 0 && stale);
-        if !due {
-            return;
+        if due {
+            self.queue_prune(server, key);
         }
+    }
+
+    /// `POST …/prune`: removes the data of forgotten snapshots now (an
+    /// operator's "reclaim space"), instead of with the next batch.
+    pub async fn prune_now(&self, server: &ServerUuid, key: &Secret) -> Result<JobId, AgentError> {
+        if self.inner.draining.is_cancelled() {
+            return Err(AgentError::ShuttingDown);
+        }
+        // Proves the key and that there is a repository.
+        let slot = self.slot(server);
+        drop(self.fresh(server, &slot, key).await?);
+        self.queue_prune(server, key).ok_or(AgentError::Conflict {
+            code: "prune_queued",
+            message: "space is already being reclaimed for this server".into(),
+        })
+    }
+
+    /// Queues a prune job unless one is queued or running.
+    fn queue_prune(&self, server: &ServerUuid, key: &Secret) -> Option<JobId> {
         let slot = self.slot(server);
         if self.inner.draining.is_cancelled() || slot.prune_queued.swap(true, Ordering::SeqCst) {
-            return;
+            return None;
         }
         let agent = self.clone();
         let server = server.clone();
         let key = key.clone();
         let job = self.inner.jobs.create(&server, JobKind::Prune);
+        let id = job.clone();
         self.inner.live_jobs.spawn(async move {
             let jobs = &agent.inner.jobs;
             let ready = tokio::select! {
@@ -146,6 +166,7 @@ impl Agent {
             agent.finish_job(&job, outcome);
             slot.prune_queued.store(false, Ordering::SeqCst);
         });
+        Some(id)
     }
 
     async fn run_prune(

@@ -112,6 +112,11 @@ impl Panel {
         };
         let mut backups = page.backups;
         if !backups.is_empty() {
+            let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
+            let origins = self.storage().snapshot_origins(server.id, &ids).await?;
+            for b in &mut backups {
+                b.origin = origins.get(b.id.as_str()).copied();
+            }
             let notes = self.storage().snapshot_notes(server.id).await?;
             if !notes.is_empty() {
                 for b in &mut backups {
@@ -130,6 +135,18 @@ impl Panel {
             total: page.total,
             backup_limit: server.backup_limit,
         })
+    }
+
+    /// Storage over time (none yet for a server never backed up).
+    pub async fn storage_history(
+        &self,
+        auth: &Authorized<Read>,
+    ) -> Result<api::agent::StorageHistory, PanelError> {
+        let t = self.target(auth.server()).await?;
+        match t.client.storage_history(&auth.server().uuid, &t.key).await {
+            Err(e) if no_repository(&e) => Ok(api::agent::StorageHistory { points: Vec::new() }),
+            other => Ok(other?),
+        }
     }
 
     pub async fn stats(&self, auth: &Authorized<Read>) -> Result<RepoStats, PanelError> {

@@ -38,6 +38,21 @@ impl Panel {
         Ok(out)
     }
 
+    /// Starts a prune of the server's repository now.
+    pub async fn prune_now(
+        &self,
+        _admin: &RootAdmin,
+        uuid: &ServerUuid,
+    ) -> Result<api::agent::JobAccepted, PanelError> {
+        let server = self
+            .storage()
+            .server_by_uuid(uuid)
+            .await?
+            .ok_or(PanelError::NotFound(Missing::Server))?;
+        let t = self.target(&server).await?;
+        Ok(t.client.prune(&server.uuid, &t.key).await?)
+    }
+
     pub async fn regenerate_key(
         &self,
         admin: &RootAdmin,

@@ -100,6 +100,40 @@ impl Storage {
         .try_get("id")?)
     }
 
+    /// Who started the backups that made these snapshots (by full ID), as
+    /// far as the job history knows.
+    pub async fn snapshot_origins(
+        &self,
+        server_id: i64,
+        snapshot_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, RunOrigin>> {
+        if snapshot_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let marks: Vec<String> = (0..snapshot_ids.len())
+            .map(|i| format!("${}", i + 3))
+            .collect();
+        let sql = format!(
+            "SELECT snapshot_id, origin FROM job_history WHERE server_id = $1 AND kind = $2 \
+             AND snapshot_id IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(server_id)
+            .bind(JobKind::Backup.as_str());
+        for id in snapshot_ids {
+            q = q.bind(*id);
+        }
+        let mut out = std::collections::HashMap::new();
+        for r in q.fetch_all(&self.pool).await? {
+            let origin: String = r.try_get("origin")?;
+            if let Ok(o) = origin.parse::<RunOrigin>() {
+                out.insert(r.try_get("snapshot_id")?, o);
+            }
+        }
+        Ok(out)
+    }
+
     /// The running history row of a server's agent job, if any.
     pub async fn running_job_of(&self, server_id: i64, agent_job_id: &str) -> Result<Option<i64>> {
         Ok(sqlx::query(

@@ -50,6 +50,7 @@ pub fn action_of(method: &Method, matched: &str) -> Option<AuditAction> {
         ("PUT", Some(route::PREFERENCES), _) => A::PreferencesSave,
         ("GET", Some(route::ADMIN_KEYS | route::ADMIN_ARCHIVES), _) => A::KeysReveal,
         ("POST", Some(route::ADMIN_KEY_REGENERATE), _) => A::KeyRegenerate,
+        ("POST", Some(route::ADMIN_PRUNE), _) => A::RepositoryPrune,
         ("DELETE", Some(route::ADMIN_ARCHIVE), _) => A::ArchiveDelete,
         ("POST", Some(route::ADMIN_USERS), _) => A::UserCreate,
         ("PATCH", Some(route::ADMIN_USER), _) => A::UserUpdate,

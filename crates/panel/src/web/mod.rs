@@ -75,7 +75,7 @@ impl AppState {
 fn api_routes() -> Router<AppState> {
     use axum::routing::patch;
     use routes::admin::{
-        archived_repos, audit, key_regenerate, keys, nodes, notifications, pterodactyl_sync,
+        archived_repos, audit, key_regenerate, keys, nodes, notifications, prune, pterodactyl_sync,
         servers as admin_servers, subusers, tasks, users,
     };
     use routes::servers::{self, backups as b};
@@ -83,6 +83,7 @@ fn api_routes() -> Router<AppState> {
         .route(route::SERVERS, get(servers::my_servers))
         .route(route::BACKUPS, get(b::list::list).post(b::list::create))
         .route(route::STATS, get(b::stats::stats))
+        .route(route::STATS_HISTORY, get(b::stats::history))
         .route(route::PTERO_BACKUPS, get(b::pterodactyl::list))
         .route(route::PTERO_DOWNLOAD, get(b::pterodactyl::download))
         .route(
@@ -125,6 +126,7 @@ fn api_routes() -> Router<AppState> {
             route::ADMIN_KEY_REGENERATE,
             post(key_regenerate::regenerate_key),
         )
+        .route(route::ADMIN_PRUNE, post(prune::prune))
         .route(route::ADMIN_ARCHIVES, get(archived_repos::archived_repos))
         .route(
             route::ADMIN_ARCHIVE,

@@ -269,6 +269,23 @@ pub async fn backups(
                 div { dt { "Compression / dedup ratio" } dd id="stat-ratio" { "–" } }
                 div { dt { "Backups" } dd id="stat-count" { "–" } }
             }
+            figure id="storage" class="card storage" hidden {
+                figcaption {
+                    strong { "Storage over time" }
+                    span.legend {
+                        span.key.size { "size on disk" }
+                        span.key.added { "added by each backup" }
+                    }
+                }
+                div id="storage-chart" {}
+                p.muted.small {
+                    "Deleting a backup frees its space at the next clean-up of the repository (done in batches, at least daily while there is something to free), so the size on disk can stay up for a while."
+                    @if s.user.root_admin {
+                        " "
+                        button type="button" id="reclaim" class="link" { "Reclaim space now" }
+                    }
+                }
+            }
             table.backups {
                 thead { tr {
                     th scope="col" { "Time" }

@@ -171,4 +171,80 @@ async fn notes_and_time_filters(db: Db) {
     }
 }
 
-testkit::on_both_databases!(notes_and_time_filters);
+/// Storage over time and the list's labels: bytes each backup added, the
+/// repository's size after it, who started it; a deleted one stays in the
+/// history marked gone until a root admin's "reclaim now" frees its space.
+async fn storage_history_and_labels(db: Db) {
+    let mut w = World::new(db, 1, 0).await;
+    let server = w.servers[0].clone();
+    let b = format!("/extensions/resticbackups/servers/{server}/backups/restic");
+    let (_, empty) = w.owner.get(&format!("{b}/stats/history")).await;
+    assert_eq!(empty, json!({"points": []}), "never backed up");
+    let first = w.owner.backup(&server).await;
+    std::fs::write(
+        w.agent.data_dir().join(&server).join("world/new.mca"),
+        testkit::pseudo_random(9, 2 << 20),
+    )
+    .unwrap();
+    let second = w.owner.backup(&server).await;
+
+    let (status, list) = w.owner.get(&b).await;
+    assert_eq!(status, 200, "{list}");
+    for item in list["backups"].as_array().unwrap() {
+        assert_eq!(item["origin"], "manual", "{item}");
+        assert!(item["added"].as_u64().unwrap() > 0, "{item}");
+    }
+    assert!(
+        list["backups"][0]["added"].as_u64().unwrap() > 2_000_000,
+        "the second backup added the new 2 MiB file: {list}"
+    );
+    let (status, history) = w.owner.get(&format!("{b}/stats/history")).await;
+    assert_eq!(status, 200, "{history}");
+    let points = history["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{history}");
+    assert_eq!(
+        (points[0]["id"].as_str(), points[1]["id"].as_str()),
+        (Some(first.as_str()), Some(second.as_str()))
+    );
+    assert!(points[1]["size"].as_u64().unwrap() > points[0]["size"].as_u64().unwrap());
+    assert!(points.iter().all(|p| p["kept"] == true));
+
+    // Deleted: still in the history, marked gone; the admin reclaims now.
+    let (status, _) = w
+        .owner
+        .send(reqwest::Method::DELETE, &format!("{b}/{second}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, history) = w.owner.get(&format!("{b}/stats/history")).await;
+    assert_eq!(history["points"][1]["kept"], false, "{history}");
+    let prune = format!("/extensions/resticbackups/admin/servers/{server}/prune");
+    let (status, _) = w.owner.post(&prune, json!({})).await;
+    assert_eq!(status, 403, "owners do not prune");
+    let before = testkit::dir_size(&w.agent.repo(&server));
+    let (status, job) = w.admin.post(&prune, json!({})).await;
+    assert_eq!(status, 202, "{job}");
+    let view = w
+        .admin
+        .wait_job(&server, job["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        (view["status"].as_str(), view["kind"].as_str()),
+        (Some("succeeded"), Some("prune")),
+        "{view}"
+    );
+    let after = testkit::dir_size(&w.agent.repo(&server));
+    assert!(
+        after + 1_000_000 < before,
+        "the deleted backup's 2 MiB came back: {before} → {after}"
+    );
+    let (status, _) = w
+        .admin
+        .post(
+            "/extensions/resticbackups/admin/servers/00000000-0000-4000-8000-000000000000/prune",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
+testkit::on_both_databases!(notes_and_time_filters, storage_history_and_labels);

@@ -310,6 +310,15 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         json!([]),
     )
     .await;
+    // Storage over time: a bar per backup and the size line.
+    b.wait_until(
+        "the storage chart",
+        "return !document.getElementById('storage').hidden && document.querySelectorAll('#storage-chart rect').length === 4 && !!document.querySelector('#storage-chart path.size')",
+        json!([]),
+    )
+    .await;
+    assert!(b.text("#rows tr:first-child").await.contains("manual"));
+    b.screenshot(&shots.join("backups-chart.png")).await;
 
     // Schedule: save, then read back after a reload.
     b.click("#tab-schedule").await;

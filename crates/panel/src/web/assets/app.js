@@ -356,7 +356,8 @@
           "td",
           { class: "mono" },
           b.short_id,
-          b.tags.includes("pre-restore") ? h("span", { class: "rel" }, "safety snapshot") : null,
+          h("span", { class: "rel label" }, rowLabel(b)),
+          typeof b.added === "number" ? h("span", { class: "rel", title: "Bytes this backup added to the repository" }, "+" + bytes(b.added)) : null,
           b.copied === true
             ? h("span", { class: "rel", title: "The node's second copy holds this backup" }, "copied")
             : b.copied === false
@@ -367,6 +368,82 @@
         h("td", { class: "actions" }, actionsMenu(b))
       );
       return tr;
+    }
+
+    /** What made a backup: a person, the schedule, a restore, an archive. */
+    function rowLabel(b) {
+      if (b.tags.includes("pre-restore")) return "safety snapshot";
+      if (b.tags.includes("archived")) return "archived";
+      if (b.origin === "schedule") return "scheduled";
+      if (b.origin === "manual") return "manual";
+      if (b.origin === "imported") return "imported";
+      return "";
+    }
+
+    // ---- storage over time ----
+
+    function svg(tag, attrs, ...children) {
+      const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+      for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+      for (const c of children.flat()) if (c) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+      return el;
+    }
+
+    async function loadHistory() {
+      let data;
+      try {
+        data = await api("GET", base + "/stats/history");
+      } catch (e) {
+        return;
+      }
+      const points = data.points.slice(-60);
+      const box = $("storage");
+      box.hidden = points.length < 2;
+      if (points.length < 2) return;
+      const W = 600, H = 160, pad = 4;
+      const maxAdded = Math.max(1, ...points.map((p) => p.added));
+      const sizes = points.map((p) => p.size).filter((s) => typeof s === "number");
+      const maxSize = Math.max(1, ...sizes);
+      const step = (W - 2 * pad) / points.length;
+      const bars = points.map((p, i) =>
+        svg(
+          "rect",
+          { class: "added" + (p.kept ? "" : " gone"), x: (pad + i * step + step * 0.15).toFixed(1), width: (step * 0.7).toFixed(1), y: (H - pad - (p.added / maxAdded) * (H * 0.45)).toFixed(1), height: Math.max(1, (p.added / maxAdded) * (H * 0.45)).toFixed(1) },
+          svg("title", {}, localTime(p.time) + ": +" + bytes(p.added) + (typeof p.size === "number" ? ", " + bytes(p.size) + " on disk" : "") + (p.kept ? "" : " (deleted)"))
+        )
+      );
+      const line = points
+        .map((p, i) => (typeof p.size === "number" ? [pad + i * step + step / 2, H - pad - (p.size / maxSize) * (H - 2 * pad - 10)] : null))
+        .filter(Boolean)
+        .map(([x, y], i) => (i === 0 ? "M" : "L") + x.toFixed(1) + " " + y.toFixed(1))
+        .join(" ");
+      const chart = svg(
+        "svg",
+        { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "Repository size and bytes added by the last " + points.length + " backups", preserveAspectRatio: "none" },
+        bars,
+        line ? svg("path", { class: "size", d: line }) : null
+      );
+      const first = points[0], last = points[points.length - 1];
+      $("storage-chart").replaceChildren(
+        chart,
+        h("div", { class: "axis muted small" }, h("span", {}, localTime(first.time)), h("span", {}, sizes.length ? "largest " + bytes(maxSize) : ""), h("span", {}, localTime(last.time)))
+      );
+    }
+
+    const reclaim = $("reclaim");
+    if (reclaim) {
+      reclaim.addEventListener("click", async () => {
+        clearError();
+        reclaim.disabled = true;
+        try {
+          const job = await api("POST", API + "/admin/servers/" + server + "/prune");
+          watchJob(job.job_id, KINDS.prune);
+        } catch (e) {
+          showError(e);
+        } finally {
+          reclaim.disabled = false;
+        }
+      });
     }
 
     function actionsMenu(b) {
@@ -444,7 +521,7 @@
     }
 
     async function refresh() {
-      await Promise.all([loadList(), loadStats()]);
+      await Promise.all([loadList(), loadStats(), loadHistory()]);
     }
 
     async function setLocked(b, locked) {

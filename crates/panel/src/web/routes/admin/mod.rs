@@ -7,6 +7,7 @@ pub mod key_regenerate;
 pub mod keys;
 pub mod nodes;
 pub mod notifications;
+pub mod prune;
 pub mod pterodactyl_sync;
 pub mod servers;
 pub mod subusers;

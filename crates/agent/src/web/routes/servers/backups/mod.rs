@@ -10,6 +10,7 @@ mod jobs;
 mod key;
 mod list;
 mod lock;
+mod prune;
 mod restore;
 mod retention;
 mod stats;
@@ -24,10 +25,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(route::BACKUPS, get(list::handler).post(create::handler))
         .route(route::STATS, get(stats::handler))
+        .route(route::STATS_HISTORY, get(stats::history))
         .route(route::ADOPT, post(adopt::handler))
         .route(route::ARCHIVE, post(archive::handler))
         .route(route::KEY, post(key::handler))
         .route(route::RETENTION, post(retention::handler))
+        .route(route::PRUNE, post(prune::handler))
         .route(route::JOB, get(jobs::handler))
         .route(route::JOBS, get(jobs::list))
         .route(route::LOCK, post(lock::lock))

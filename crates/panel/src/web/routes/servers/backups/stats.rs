@@ -1,6 +1,6 @@
 //! `GET /extensions/resticbackups/servers/{server}/backups/restic/stats`.
 
-use api::agent::RepoStats;
+use api::agent::{RepoStats, StorageHistory};
 use axum::Json;
 use axum::extract::State;
 
@@ -14,4 +14,12 @@ pub async fn stats(
     Permit(p): Permit<Read>,
 ) -> Result<Json<RepoStats>, PanelError> {
     Ok(Json(state.panel.stats(&p).await?))
+}
+
+/// `GET …/stats/history`: per backup, bytes added and the repository's size after it.
+pub async fn history(
+    State(state): State<AppState>,
+    Permit(p): Permit<Read>,
+) -> Result<Json<StorageHistory>, PanelError> {
+    Ok(Json(state.panel.storage_history(&p).await?))
 }
