@@ -55,8 +55,23 @@ fn html_response(status: StatusCode, body: Markup) -> Response {
     res
 }
 
-fn to_login(base: &str) -> Response {
-    see_other(&format!("{base}/login"))
+/// To the login page, which returns to `req`'s page afterwards.
+fn to_login(base: &str, req: &Request) -> Response {
+    // Under `base_path` the router sees the path without it.
+    let next = format!(
+        "{base}{}",
+        req.uri().path_and_query().map_or("/", |p| p.as_str())
+    );
+    let next: String = next
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    see_other(&format!("{base}/login?next={next}"))
 }
 
 struct Page<'a> {
@@ -209,7 +224,7 @@ pub async fn login(
 pub async fn my_servers(req: Request) -> Response {
     let base = base_of(&req);
     let Some(s) = session_of(&req) else {
-        return to_login(&base);
+        return to_login(&base, &req);
     };
     let content = html! {
         h1 { "My servers" }
@@ -230,7 +245,7 @@ pub async fn backups(
 ) -> Result<Response, crate::PanelError> {
     let base = base_of(&req);
     let Some(s) = session_of(&req) else {
-        return Ok(to_login(&base));
+        return Ok(to_login(&base, &req));
     };
     let Ok(uuid) = ServerUuid::parse(&raw) else {
         return Ok(not_found_page(&base, Some(&s)));
@@ -407,7 +422,7 @@ pub async fn admin(
 ) -> Response {
     let base = base_of(&req);
     let Some(s) = session_of(&req) else {
-        return to_login(&base);
+        return to_login(&base, &req);
     };
     let mut sections = vec![
         ("keys", "Keys"),

@@ -115,8 +115,8 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     // Lock: the icon shows and Delete is disabled; then unlock.
     row_action(&b, "lock").await;
     b.wait_until(
-        "the lock icon",
-        "return document.querySelector('#rows tr:first-child:not([aria-busy]) .lock')",
+        "the lock icon (drawn in SVG, not an emoji)",
+        "const l = document.querySelector('#rows tr:first-child:not([aria-busy]) .lock'); return l && l.tagName === 'svg'",
         json!([]),
     )
     .await;
@@ -136,6 +136,14 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         json!([]),
     )
     .await;
+
+    // Every archive format is offered, with the size of the files.
+    b.click("#rows tr:first-child .menu-button").await;
+    for action in ["download", "download-zst", "download-zip"] {
+        let css = format!("#rows tr:first-child [data-action=\"{action}\"]");
+        assert!(b.text(&css).await.contains("MiB of files"), "{action}");
+    }
+    b.js("document.body.click()", json!([])).await;
 
     // Download: the file arrives and is a valid archive.
     row_action(&b, "download").await;
@@ -536,9 +544,49 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     b.set_width(None).await;
     log_out(&b).await;
 
-    // The owner's list still loads with the new key.
-    log_in(&b, &panel, "owner@example.com", PASSWORD).await;
-    b.goto(&format!("{}/servers/{server}", panel.url)).await;
+    // Wide admin tables scroll inside their card at 390 px, not the page.
+    log_in(&b, &panel, testkit::panel::ADMIN, PASSWORD).await;
+    b.set_width(Some(390)).await;
+    for section in [
+        "keys",
+        "nodes",
+        "servers",
+        "users",
+        "archived-repos",
+        "notifications",
+    ] {
+        b.goto(&format!("{}/admin/{section}", panel.url)).await;
+        b.wait_until(
+            section,
+            "return document.querySelector('#admin-content table, #admin-content .empty, #admin-content form')",
+            json!([]),
+        )
+        .await;
+        assert_eq!(
+            b.js(
+                "return document.documentElement.scrollWidth > window.innerWidth + 1",
+                json!([])
+            )
+            .await,
+            json!(false),
+            "the {section} page scrolls sideways at 390 px"
+        );
+    }
+    b.set_width(None).await;
+    log_out(&b).await;
+
+    // Logged out, the page asked for (its Schedule tab) comes back after
+    // the login; then the owner's list still loads with the new key.
+    b.goto(&format!("{}/servers/{server}#schedule", panel.url))
+        .await;
+    b.wait_for("#login-form").await;
+    b.fill("#email", "owner@example.com").await;
+    b.fill("#password", PASSWORD).await;
+    b.click("#login-submit").await;
+    b.wait_for("#tab-schedule[aria-selected=\"true\"]").await;
+    assert!(b.js("return location.hash", json!([])).await == json!("#schedule"));
+    b.click("#tab-backups").await;
+    assert!(b.js("return location.hash", json!([])).await == json!(""));
     b.wait_until(
         "rows after the key change",
         // Two backups and the safety snapshots of the two restores.

@@ -50,7 +50,7 @@
       throw new ApiError(0, "network", "The panel could not be reached. Check your connection.");
     }
     if (res.status === 401) {
-      window.location.href = BASE + "/login";
+      window.location.href = BASE + "/login?next=" + encodeURIComponent(window.location.pathname + window.location.search + window.location.hash);
       throw new ApiError(401, "not_logged_in", "You are not logged in.");
     }
     if (res.status === 204) return null;
@@ -91,6 +91,29 @@
     }
     return (i === 0 ? v : v.toFixed(v < 10 ? 2 : 1)) + " " + units[i];
   }
+
+  /** A padlock drawn in SVG (an emoji renders as a box where fonts lack it). */
+  function lockIcon() {
+    const ns = "http://www.w3.org/2000/svg";
+    const icon = document.createElementNS(ns, "svg");
+    icon.setAttribute("viewBox", "0 0 16 16");
+    icon.setAttribute("class", "lock");
+    icon.setAttribute("role", "img");
+    icon.setAttribute("aria-label", "Locked");
+    const title = document.createElementNS(ns, "title");
+    title.textContent = "Locked";
+    const body = document.createElementNS(ns, "rect");
+    for (const [k, v] of Object.entries({ x: "3", y: "7", width: "10", height: "8", rx: "1.5" })) body.setAttribute(k, v);
+    const shackle = document.createElementNS(ns, "path");
+    shackle.setAttribute("d", "M5 7V5a3 3 0 0 1 6 0v2");
+    icon.append(title, body, shackle);
+    return icon;
+  }
+
+  // Relative times ("3 minutes ago") are kept current.
+  setInterval(() => {
+    for (const el of document.querySelectorAll("[data-rel]")) el.textContent = relative(new Date(el.dataset.rel));
+  }, 30000);
 
   function relative(date) {
     const secs = (date.getTime() - Date.now()) / 1000;
@@ -220,6 +243,14 @@
 
   // ---- login ----
 
+  /** Where to go after logging in: the page asked for, if it is one of ours. */
+  function nextPage() {
+    const next = new URLSearchParams(window.location.search).get("next") || "";
+    const ours = next.startsWith(BASE + "/") && !next.startsWith("//") && !next.includes("\\") && !/^[a-z]+:/i.test(next);
+    // The fragment (a tab) never reached the server; the browser kept it.
+    return ours ? next + (next.includes("#") ? "" : window.location.hash) : BASE + "/";
+  }
+
   function initLogin() {
     const form = $("login-form");
     form.addEventListener("submit", async (e) => {
@@ -235,7 +266,7 @@
           body: JSON.stringify({ email: $("email").value, password: $("password").value }),
         });
         if (res.ok) {
-          window.location.href = BASE + "/";
+          window.location.href = nextPage();
           return;
         }
         const data = await res.json().catch(() => null);
@@ -290,6 +321,8 @@
         $(t.getAttribute("aria-controls")).hidden = !on;
       }
       if (tab.id === "tab-schedule") loadSchedule();
+      const hash = tab.id === "tab-schedule" ? "#schedule" : "";
+      if (window.location.hash !== hash) history.replaceState(null, "", window.location.pathname + window.location.search + hash);
     }
     tabs.forEach((t, i) => {
       t.addEventListener("click", () => selectTab(t));
@@ -350,7 +383,7 @@
       const tr = h(
         "tr",
         { "data-id": b.id },
-        h("td", {}, h("time", { datetime: b.time }, localTime(b.time)), h("span", { class: "rel" }, relative(when)), b.note ? h("span", { class: "note", title: "Note" }, b.note) : null),
+        h("td", {}, h("time", { datetime: b.time }, localTime(b.time)), h("span", { class: "rel", "data-rel": b.time }, relative(when)), b.note ? h("span", { class: "note", title: "Note" }, b.note) : null),
         h("td", {}, b.size === null ? "measuring…" : bytes(b.size)),
         h(
           "td",
@@ -364,7 +397,7 @@
               ? h("span", { class: "rel", title: "Not in the node's second copy yet: the next backup copies it" }, "not copied yet")
               : null
         ),
-        h("td", { class: "lockcell" }, b.locked ? h("span", { class: "lock", role: "img", "aria-label": "Locked", title: "Locked" }, "🔒") : null),
+        h("td", { class: "lockcell" }, b.locked ? lockIcon() : null),
         h("td", { class: "actions" }, actionsMenu(b))
       );
       return tr;
@@ -456,8 +489,10 @@
         items.push(h("button", { type: "button", role: "menuitem", "data-action": "note", onclick: () => editNote(b) }, b.note ? "Edit note" : "Add note"));
       }
       if (perms.has("backup.download")) {
-        items.push(h("button", { type: "button", role: "menuitem", "data-action": "download", onclick: () => download(b, "tar.gz") }, "Download (.tar.gz)"));
-        items.push(h("button", { type: "button", role: "menuitem", "data-action": "download-zip", onclick: () => download(b, "zip") }, "Download (.zip)"));
+        const size = typeof b.size === "number" ? " · " + bytes(b.size) + " of files" : "";
+        items.push(h("button", { type: "button", role: "menuitem", "data-action": "download", onclick: () => download(b, "tar.gz") }, "Download (.tar.gz)" + size));
+        items.push(h("button", { type: "button", role: "menuitem", "data-action": "download-zst", onclick: () => download(b, "tar.zst") }, "Download (.tar.zst, smaller)" + size));
+        items.push(h("button", { type: "button", role: "menuitem", "data-action": "download-zip", onclick: () => download(b, "zip") }, "Download (.zip)" + size));
       }
       if (perms.has("backup.restore")) {
         items.push(h("button", { type: "button", role: "menuitem", "data-action": "restore", onclick: () => restore(b) }, "Restore"));
@@ -1002,9 +1037,16 @@
 
     async function loadSchedule() {
       loadOwnerNotify();
+      const form = $("schedule-form");
+      const fields = form.querySelectorAll("input, select, button");
+      // Not editable until the saved schedule is in it (its defaults are not the server's).
+      form.setAttribute("aria-busy", "true");
+      for (const f of fields) f.disabled = true;
       try {
         const [s, hist] = await Promise.all([api("GET", base + "/schedule"), api("GET", base + "/schedule/history")]);
+        for (const f of fields) f.disabled = false;
         fillSchedule(s);
+        form.removeAttribute("aria-busy");
         const runs = $("runs");
         runs.replaceChildren(
           ...hist.runs.map((r) =>
@@ -1113,6 +1155,7 @@
 
     refresh();
     followActive();
+    if (window.location.hash === "#schedule") selectTab($("tab-schedule"));
   }
 
   // ---- admin pages ----
@@ -1709,11 +1752,12 @@
         data.archives.length === 0
           ? h("p", { class: "empty" }, "No archived repositories.")
           : table(
-              ["Archive", "Node", "Size", "Archived", ""],
+              ["Server", "Archive", "Node", "Size", "Archived", ""],
               data.archives.map((a) =>
                 h(
                   "tr",
                   {},
+                  h("td", {}, a.server_name || h("span", { class: "mono" }, a.server_uuid)),
                   h("td", { class: "mono" }, a.name),
                   h("td", {}, a.node),
                   h("td", {}, bytes(a.size_bytes)),
