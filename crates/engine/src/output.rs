@@ -250,6 +250,63 @@ struct RawNode<'a> {
     mtime: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// Unix seconds of an RFC 3339 time as restic prints it
+/// (`2026-11-27T22:50:09.257351717+01:00`); the common shape is read by
+/// hand (a listing has hundreds of thousands), anything else by `time`;
+/// 0 when unreadable.
+fn unix_seconds(text: &str) -> i64 {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let d = b.get(r)?;
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| d.iter().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')))
+    };
+    let quick = || -> Option<i64> {
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+        {
+            return None;
+        }
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+            return None;
+        }
+        // Skip the fraction, then the offset.
+        let mut i = 19;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+        }
+        let offset = match b.get(i)? {
+            b'Z' if i + 1 == b.len() => 0,
+            sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+                let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
+                if *sign == b'+' { o } else { -o }
+            }
+            _ => return None,
+        };
+        // Days from the civil date (Howard Hinnant's algorithm).
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (month + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some(days * 86_400 + h * 3600 + m * 60 + s - offset)
+    };
+    quick()
+        .unwrap_or_else(|| OffsetDateTime::parse(text, &Rfc3339).map_or(0, |t| t.unix_timestamp()))
+}
+
 /// Reads one stdout line of `restic ls --json`: `None` for the snapshot
 /// line that comes first, text lines and anything that is not a node.
 pub fn parse_ls_line(line: &str) -> Option<LsNode> {
@@ -267,11 +324,7 @@ pub fn parse_ls_line(line: &str) -> Option<LsNode> {
         "symlink" => NodeKind::Symlink,
         _ => NodeKind::Other,
     };
-    let mtime = raw
-        .mtime
-        .as_deref()
-        .and_then(|m| OffsetDateTime::parse(m, &Rfc3339).ok())
-        .map_or(0, |t| t.unix_timestamp());
+    let mtime = raw.mtime.as_deref().map_or(0, unix_seconds);
     Some(LsNode {
         path: raw.path.into_owned(),
         kind,
@@ -287,6 +340,24 @@ pub fn parse_ls_line(line: &str) -> Option<LsNode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quick_times_agree_with_the_time_crate() {
+        for t in [
+            "2026-11-27T22:50:09.257351717Z",
+            "2026-11-27T22:50:09Z",
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59.5+01:00",
+            "1999-12-31T23:30:00-05:30",
+            "2026-03-01T00:00:00.1+14:00",
+            "1969-07-20T20:17:40Z",
+        ] {
+            let want = OffsetDateTime::parse(t, &Rfc3339).unwrap().unix_timestamp();
+            assert_eq!(unix_seconds(t), want, "{t}");
+        }
+        assert_eq!(unix_seconds("garbage"), 0);
+        assert_eq!(unix_seconds("2026-13-01T00:00:00Z"), 0);
+    }
 
     #[test]
     fn parses_ls_nodes_of_014_and_skips_the_snapshot_line() {

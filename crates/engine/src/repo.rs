@@ -297,6 +297,20 @@ impl Repo {
     }
 }
 
+/// The error a restic output stream ended with: restic's own, classified,
+/// when it failed, else the I/O error.
+fn stream_error(e: std::io::Error) -> EngineError {
+    if e.get_ref().is_some_and(|inner| inner.is::<EngineError>()) {
+        if let Some(inner) = e.into_inner()
+            && let Ok(engine) = inner.downcast::<EngineError>()
+        {
+            return *engine;
+        }
+        return EngineError::Parse("restic's output stream failed".into());
+    }
+    EngineError::Io(e)
+}
+
 /// Archive formats `restic dump` writes itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DumpFormat {
@@ -372,25 +386,44 @@ impl Repo {
 
     /// Lists every node of a snapshot (`restic ls --json`), in restic's
     /// order (a folder, then its content, names sorted), to `on_node`.
+    /// restic's output is read and parsed in this task, line by line into
+    /// one buffer (a snapshot has hundreds of thousands of lines).
     pub async fn ls(
         &self,
         id: &SnapshotId,
         cancel: Option<&Cancel>,
         on_node: &mut (dyn FnMut(LsNode) + Send),
     ) -> Result<(), EngineError> {
-        let mut inv = Invocation::new(
+        use tokio::io::AsyncBufReadExt;
+        let inv = Invocation::new(
             args(["ls", "--json", "--no-lock", "--", id.as_str()]),
             self.restic.timeouts().long,
         );
-        inv.cancel = cancel;
-        self.restic
-            .run(&self.location, &self.key, inv, &mut |line: &str| {
-                if let Some(node) = output::parse_ls_line(line) {
-                    on_node(node);
-                }
-            })
-            .await
-            .map(|_| ())
+        let stream = self.restic.stream(&self.location, &self.key, inv)?;
+        let mut reader = tokio::io::BufReader::with_capacity(256 << 10, stream);
+        let mut line = Vec::with_capacity(4096);
+        let never = Cancel::new();
+        let cancel = cancel.unwrap_or(&never);
+        loop {
+            line.clear();
+            // Dropping the stream (cancelled, or an error) interrupts restic.
+            let read = tokio::select! {
+                read = reader.read_until(b'\n', &mut line) => read,
+                () = cancel.cancelled() => return Err(EngineError::Cancelled),
+            };
+            match read {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(stream_error(e)),
+            }
+            let node = match std::str::from_utf8(&line) {
+                Ok(text) => output::parse_ls_line(text),
+                Err(_) => output::parse_ls_line(&String::from_utf8_lossy(&line)),
+            };
+            if let Some(node) = node {
+                on_node(node);
+            }
+        }
     }
 
     /// The repository's keys; `current` marks the one this handle opens.

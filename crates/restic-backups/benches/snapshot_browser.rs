@@ -14,7 +14,8 @@
 //!
 //! `cargo bench -p restic-backups --bench snapshot_browser`
 //! BENCH_FOLDERS (5000), BENCH_FILES_PER_FOLDER (40), BENCH_BIG_MB (1024),
-//! BENCH_ROUNDS (3), BENCH_VIEWS (300). Not a test; nothing here fails CI.
+//! BENCH_ROUNDS (3), BENCH_VIEWS (300), BENCH_RESTORES (1; 0 skips part 4).
+//! Not a test; nothing here fails CI.
 
 mod support;
 
@@ -282,6 +283,9 @@ async fn main() {
     );
     println!("ratio (median): {:.2}×", omed / bmed);
 
+    if env_num("BENCH_RESTORES", 1) == 0 {
+        return;
+    }
     // 4. One 8 MiB file vs the full restore, and raw restic.
     let one = "/world/region/r.0.3.mca";
     let (mut single, mut full, mut raw) = (Vec::new(), Vec::new(), Vec::new());
