@@ -317,7 +317,7 @@ pub async fn backups(
             }
             div.pager {
                 button type="button" id="prev" class="secondary" { "Previous" }
-                span id="page-info" aria-live="polite" {}
+                span id="page-info" aria-live="polite" tabindex="-1" {}
                 button type="button" id="next" class="secondary" { "Next" }
             }
             p.muted.small id="limit-info" {}

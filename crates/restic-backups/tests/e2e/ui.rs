@@ -342,10 +342,31 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         json!([]),
     )
     .await;
+    // A wrong value is said at its field, in the form's words.
+    b.fill("#s-keep_last", "-3").await;
+    b.fill("#s-keep_within", "a week").await;
+    b.click("#schedule-save").await;
+    b.wait_for("#err-s-keep_last").await;
+    let said = b.text("#err-s-keep_last").await;
+    assert!(
+        said.starts_with("“Last”") && !said.contains("keep_last"),
+        "{said}"
+    );
+    assert!(b.text("#err-s-keep_within").await.contains("“Within”"));
+    assert!(
+        !b.exists("#error:not([hidden])").await,
+        "not in the top banner"
+    );
+    assert_eq!(
+        b.js("return document.activeElement.id", json!([])).await,
+        json!("s-keep_last"),
+        "the first wrong field has the focus"
+    );
     b.fill("#s-keep_last", "5").await;
     b.fill("#s-keep_within", "7d").await;
     b.click("#schedule-save").await;
     b.wait_for("#schedule-saved").await;
+    assert!(!b.exists("#err-s-keep_last").await);
     assert_ne!(b.text("#s-next").await, "not scheduled");
     b.js("location.reload()", json!([])).await;
     b.click("#tab-schedule").await;
@@ -455,7 +476,16 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     log_in(&b, &panel, testkit::panel::ADMIN, PASSWORD).await;
     b.goto(&format!("{}/admin/keys", panel.url)).await;
     let key_css = format!("[data-key=\"{server}\"]");
+    let reveal = format!("tr[data-server=\"{server}\"] [data-action=\"reveal\"]");
     b.wait_for(&key_css).await;
+    // Keys are hidden until asked for.
+    assert!(
+        !b.text(&key_css)
+            .await
+            .chars()
+            .any(|c| c.is_ascii_hexdigit())
+    );
+    b.click(&reveal).await;
     let before = b.text(&key_css).await;
     assert_eq!(before.len(), 64);
     b.screenshot(&shots.join("admin-keys.png")).await;
@@ -465,6 +495,13 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     .await;
     b.wait_for("#confirm[open]").await;
     b.click("#confirm-ok").await;
+    b.wait_until(
+        "the page drawn again with the key hidden",
+        "const e = document.querySelector(arguments[0]); return e && e.dataset.hidden === 'true'",
+        json!([key_css]),
+    )
+    .await;
+    b.click(&reveal).await;
     b.wait_until(
         "a new key",
         "const e = document.querySelector(arguments[0]); return e && e.textContent.length === 64 && e.textContent !== arguments[1]",
@@ -488,6 +525,38 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     }
     b.goto(&format!("{}/admin/users", panel.url)).await;
     b.wait_for("[data-perm=\"backup.read\"]").await;
+    // Choosing a subuser ticks what they hold; Remove asks first.
+    let section = format!("#subusers-{server}");
+    b.js(
+        "const s = document.querySelector(arguments[0] + ' select'); s.value = 'reader@example.com'; s.dispatchEvent(new Event('change'));",
+        json!([section]),
+    )
+    .await;
+    assert_eq!(
+        b.js(
+            "return [...document.querySelectorAll(arguments[0] + ' [data-perm]')].filter(b => b.checked).map(b => b.value)",
+            json!([section]),
+        )
+        .await,
+        json!(["backup.read"])
+    );
+    b.click(&format!("{section} [data-action=\"remove-subuser\"]"))
+        .await;
+    b.wait_for("#confirm[open]").await;
+    assert!(
+        b.text("#confirm-title")
+            .await
+            .contains("reader@example.com")
+    );
+    b.js(
+        "document.getElementById('confirm').close('cancel')",
+        json!([]),
+    )
+    .await;
+    assert!(
+        b.exists(&format!("{section} [data-action=\"remove-subuser\"]"))
+            .await
+    );
     // Notifications: a channel is added from the form and removed again.
     b.goto(&format!("{}/admin/notifications", panel.url)).await;
     b.wait_for("#channel-form").await;

@@ -148,8 +148,20 @@
     $("confirm-text").textContent = text;
     $("confirm-ok").textContent = okLabel || "Confirm";
     $("confirm-extra").replaceChildren(...(extra ? [extra] : []));
+    // Focus goes back where it was; from an item of a menu that closed, to
+    // the menu's button.
+    let back = document.activeElement;
+    const menu = back && back.closest ? back.closest(".menu") : null;
+    if (menu && menu.previousElementSibling) back = menu.previousElementSibling;
     return new Promise((resolve) => {
-      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.addEventListener(
+        "close",
+        () => {
+          if (back && document.contains(back) && back.offsetParent !== null) back.focus();
+          resolve(dialog.returnValue === "ok");
+        },
+        { once: true }
+      );
       dialog.returnValue = "cancel";
       dialog.showModal();
     });
@@ -579,6 +591,9 @@
         showError(e);
       }
       await loadList();
+      // The row was drawn anew: focus its menu button again.
+      const again = document.querySelector('tr[data-id="' + b.id + '"] .menu-button');
+      if (again) again.focus();
     }
 
     function download(b, format) {
@@ -956,13 +971,20 @@
       if (!state.next) return;
       state.cursors[state.page + 1] = state.next;
       state.page++;
-      loadList();
+      loadList().then(keepPagerFocus);
     });
     $("prev").addEventListener("click", () => {
       if (state.page === 0) return;
       state.page--;
-      loadList();
+      loadList().then(keepPagerFocus);
     });
+    // A pager button disabled on the first or last page would drop the
+    // focus to the page: it moves to the other one.
+    function keepPagerFocus() {
+      const at = document.activeElement;
+      if (at && at.disabled) (at.id === "next" ? $("prev") : $("next")).focus();
+      else if (!at || at === document.body) $("page-info").focus();
+    }
 
     // ---- schedule tab ----
 
@@ -1068,9 +1090,53 @@
 
     const save = $("schedule-save");
     if (save) {
+      // Problems are said at the field, in the words the form uses.
+      const FIELDS = {
+        interval_value: ["s-value", "Every"],
+        keep_last: ["s-keep_last", "Last"],
+        keep_daily: ["s-keep_daily", "Daily"],
+        keep_weekly: ["s-keep_weekly", "Weekly"],
+        keep_monthly: ["s-keep_monthly", "Monthly"],
+        keep_yearly: ["s-keep_yearly", "Yearly"],
+        keep_within: ["s-keep_within", "Within"],
+      };
+      const clearFieldErrors = () => {
+        for (const el of document.querySelectorAll("#schedule-form .field-error")) el.remove();
+        for (const el of document.querySelectorAll("#schedule-form [aria-invalid]")) {
+          el.removeAttribute("aria-invalid");
+          el.removeAttribute("aria-describedby");
+        }
+      };
+      const fieldError = (id, text) => {
+        const input = $(id);
+        const msg = h("span", { class: "field-error", id: "err-" + id, role: "alert" }, text);
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", msg.id);
+        input.insertAdjacentElement("afterend", msg);
+        return input;
+      };
+      const checkFields = () => {
+        const bad = [];
+        for (const [field, [id, label]] of Object.entries(FIELDS)) {
+          if (field === "keep_within") continue;
+          const v = $(id).value.trim();
+          const min = field === "interval_value" ? 1 : 0;
+          if ((field === "interval_value" || v !== "") && (!/^\d+$/.test(v) || Number(v) < min || Number(v) > 100000)) {
+            bad.push(fieldError(id, "“" + label + "” takes a whole number from " + min + " to 100000."));
+          }
+        }
+        const within = $("s-keep_within").value.trim();
+        if (within !== "" && !/^(\d+y)?(\d+m)?(\d+d)?(\d+h)?$/.test(within)) {
+          bad.push(fieldError("s-keep_within", "“Within” looks like 7d or 1y2m (years, months, days, hours)."));
+        }
+        if (bad.length) bad[0].focus();
+        return bad.length === 0;
+      };
       save.addEventListener("click", async () => {
         clearError();
+        clearFieldErrors();
         $("schedule-saved").hidden = true;
+        if (!checkFields()) return;
         const num = (id) => {
           const v = $(id).value.trim();
           return v === "" ? null : Number(v);
@@ -1088,7 +1154,14 @@
           fillSchedule(s);
           $("schedule-saved").hidden = false;
         } catch (e) {
-          showError(e);
+          // An answer that names a field goes to that field.
+          const named = Object.entries(FIELDS).find(([field]) => e.message && e.message.startsWith(field));
+          if (named) {
+            const [field, [id, label]] = named;
+            fieldError(id, "“" + label + "”" + e.message.slice(field.length)).focus();
+          } else {
+            showError(e);
+          }
         } finally {
           save.disabled = false;
         }
@@ -1181,13 +1254,31 @@
         table(
           ["Server", "Node", "Key", ""],
           data.keys.map((k) => {
-            const keyCell = h("span", { class: "key", "data-key": k.server }, k.key);
+            // Hidden until asked for (a screen share or a shoulder must not see it).
+            const keyCell = h("span", { class: "key", "data-key": k.server, "data-hidden": "true" }, "•".repeat(16));
+            const reveal = h(
+              "button",
+              {
+                type: "button",
+                class: "link",
+                "data-action": "reveal",
+                "aria-pressed": "false",
+                onclick: () => {
+                  const show = keyCell.dataset.hidden === "true";
+                  keyCell.textContent = show ? k.key : "•".repeat(16);
+                  keyCell.dataset.hidden = show ? "false" : "true";
+                  reveal.textContent = show ? "Hide" : "Show";
+                  reveal.setAttribute("aria-pressed", show ? "true" : "false");
+                },
+              },
+              "Show"
+            );
             return h(
               "tr",
               { "data-server": k.server },
               h("td", {}, h("strong", {}, k.name), h("span", { class: "rel mono" }, k.server)),
               h("td", {}, k.node),
-              h("td", {}, keyCell, h("span", { class: "rel" }, "generation " + k.generations)),
+              h("td", {}, keyCell, " ", reveal, h("span", { class: "rel" }, "generation " + k.generations)),
               h(
                 "td",
                 { class: "actions" },
@@ -1396,6 +1487,13 @@
         const perms = ["backup.read", "backup.create", "backup.download", "backup.restore", "backup.delete"];
         const subEmail = h("select", { "aria-label": "User" }, users.filter((u) => u.email !== s.owner).map((u) => h("option", { value: u.email }, u.email)));
         const boxes = perms.map((p) => h("input", { type: "checkbox", value: p, "data-perm": p }));
+        // Choosing someone shows what they hold now, so "Set" changes only what is ticked differently.
+        const tickHeld = () => {
+          const held = subs.find((u) => u.email === subEmail.value);
+          for (const b of boxes) b.checked = !!held && held.permissions.includes(b.value);
+        };
+        subEmail.addEventListener("change", tickHeld);
+        tickHeld();
         subSections.push(
           h(
             "section",
@@ -1414,18 +1512,15 @@
                       h(
                         "td",
                         { class: "actions" },
-                        h("button", {
-                          type: "button",
-                          class: "secondary",
-                          onclick: async () => {
-                            try {
-                              await api("DELETE", API + "/admin/servers/" + s.uuid + "/subusers/" + u.user_id);
-                            } catch (e) {
-                              showError(e);
-                            }
-                            admin.users(root).catch(showError);
-                          },
-                        }, "Remove")
+                        confirmedButton(
+                          "Remove",
+                          "secondary",
+                          { title: "Remove " + u.email + " from " + s.name + "?", text: "They lose every permission on this server's backups." },
+                          "DELETE",
+                          API + "/admin/servers/" + s.uuid + "/subusers/" + u.user_id,
+                          () => admin.users(root),
+                          { "data-action": "remove-subuser" }
+                        )
                       )
                     )
                   )
