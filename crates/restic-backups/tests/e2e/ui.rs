@@ -640,6 +640,11 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
             json!(false),
             "the {section} page scrolls sideways at 390 px"
         );
+        let text = b.text("#admin-content").await;
+        assert!(
+            !text.contains("null") && !text.contains("undefined"),
+            "the {section} page prints a missing value: {text}"
+        );
     }
     b.set_width(None).await;
     log_out(&b).await;
