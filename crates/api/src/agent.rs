@@ -345,6 +345,15 @@ pub struct RetentionPolicy {
     pub keep_snapshot: Option<String>,
 }
 
+/// `POST /api/servers/{uuid}/backups/restic/retention/preview`: what a
+/// policy would forget now (nothing is forgotten).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct RetentionPreview {
+    /// Newest first.
+    pub would_remove: Vec<BackupItem>,
+    pub kept: usize,
+}
+
 impl RetentionPolicy {
     /// True when no rule is set (such a policy keeps everything). A
     /// `keep_within` of zero length counts as set here; the agent treats it

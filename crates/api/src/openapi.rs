@@ -18,7 +18,7 @@ use utoipa::openapi::{
 use crate::agent::{
     AdoptAnswer, AdoptRequest, ArchiveList, BackupList, CreateBackupRequest, ErrorBody,
     JobAccepted, JobList, JobView, KeyRotated, LockState, NodeInfo, RepoStats, RestoreRequest,
-    RetentionPolicy, RetentionResult, RotateKeyRequest, StorageHistory,
+    RetentionPolicy, RetentionPreview, RetentionResult, RotateKeyRequest, StorageHistory,
 };
 use crate::files::FileList;
 use crate::health::Health;
@@ -260,6 +260,14 @@ const FORMAT_QUERY: &[(&str, &str)] = &[
         "a file or folder of the backup (default `/`: all of it)",
     ),
 ];
+const PREVIEW_QUERY: &[(&str, &str)] = &[
+    ("keep_last", "0-100000"),
+    ("keep_daily", "0-100000"),
+    ("keep_weekly", "0-100000"),
+    ("keep_monthly", "0-100000"),
+    ("keep_yearly", "0-100000"),
+    ("keep_within", "a restic duration such as 7d or 1y2m"),
+];
 const ACTIVE_QUERY: &[(&str, &str)] = &[("active", "`true`: only queued and running jobs")];
 const FILES_QUERY: &[(&str, &str)] = &[
     ("path", "the folder, e.g. `/world` (default `/`)"),
@@ -297,6 +305,7 @@ pub fn agent() -> OpenApi {
     d.op::<Nothing, JobAccepted>(Post, a::ARCHIVE, "Archive the repository (a final locked snapshot, then set aside)", NO_QUERY, 202, Closed);
     d.op::<RotateKeyRequest, KeyRotated>(Post, a::KEY, "Replace the repository key", NO_QUERY, 200, Closed);
     d.op::<RetentionPolicy, RetentionResult>(Post, a::RETENTION, "Forget what a retention policy does not keep", NO_QUERY, 200, Closed);
+    d.op::<RetentionPolicy, RetentionPreview>(Post, a::RETENTION_PREVIEW, "What a retention policy would forget now (nothing is forgotten)", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobAccepted>(Post, a::PRUNE, "Reclaim the space of forgotten backups now (a prune job)", NO_QUERY, 202, Closed);
     d.op::<Nothing, JobView>(Get, a::JOB, "A job's status, progress and result", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobList>(Get, a::JOBS, "The server's jobs, newest first", ACTIVE_QUERY, 200, Closed);
@@ -348,6 +357,7 @@ pub fn panel() -> OpenApi {
     d.op::<Nothing, StorageHistory>(Get, &at(p::STATS_HISTORY), "Storage over time: per backup, bytes added and the repository's size after it (backup.read)", NO_QUERY, 200, Closed);
     d.op::<Nothing, ScheduleView>(Get, &at(p::SCHEDULE), "The schedule and retention (backup.read)", NO_QUERY, 200, Closed);
     d.op::<ScheduleRequest, ScheduleView>(Post, &at(p::SCHEDULE), "Save the schedule (backup.create; retention rules also backup.delete)", NO_QUERY, 200, Closed);
+    d.op::<Nothing, RetentionPreview>(Get, &at(p::SCHEDULE_PREVIEW), "Which backups these retention rules would remove now, before saving them (backup.read)", PREVIEW_QUERY, 200, Closed);
     d.op::<Nothing, RunHistory>(Get, &at(p::SCHEDULE_HISTORY), "Recent runs (backup.read)", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobView>(Get, &at(p::JOB), "A job of the server (backup.read)", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobList>(Get, &at(p::JOBS), "The server's jobs on its node, newest first (backup.read)", ACTIVE_QUERY, 200, Closed);

@@ -90,8 +90,12 @@ pub fn clean_note(raw: &str) -> Result<Option<String>, &'static str> {
     if note.chars().count() > MAX_NOTE_CHARS {
         return Err("a note is at most 500 characters");
     }
-    if note.chars().any(char::is_control) {
-        return Err("a note is one line without control characters");
+    // Control characters, and the invisible ones that reorder or hide
+    // text (bidi overrides, zero-width), which could make a note read as
+    // something else.
+    let hidden = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    if note.chars().any(|c| c.is_control() || hidden(c)) {
+        return Err("a note is one line of visible characters");
     }
     Ok((!note.is_empty()).then(|| note.to_owned()))
 }
@@ -533,4 +537,32 @@ pub struct ServerChannelRequest {
 pub struct ServerChannel {
     /// `null` when the owner set none.
     pub channel: Option<ChannelView>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_one_visible_line() {
+        assert_eq!(
+            clean_note("  before 1.21 update ✓ "),
+            Ok(Some("before 1.21 update ✓".into()))
+        );
+        assert_eq!(clean_note("   "), Ok(None));
+        assert!(clean_note(&"n".repeat(501)).is_err());
+        assert!(
+            clean_note(&"é".repeat(500)).is_ok(),
+            "characters, not bytes"
+        );
+        for bad in [
+            "a\nb",
+            "a\u{7}b",
+            "safe\u{202E}exe.txt",
+            "zero\u{200B}width",
+            "\u{2066}x",
+        ] {
+            assert!(clean_note(bad).is_err(), "{bad:?}");
+        }
+    }
 }

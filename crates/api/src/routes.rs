@@ -75,6 +75,8 @@ pub mod agent {
         ARCHIVE, archive(server: ServerUuid) = "/api/servers/{server}/backups/restic/archive";
         KEY, key(server: ServerUuid) = "/api/servers/{server}/backups/restic/key";
         RETENTION, retention(server: ServerUuid) = "/api/servers/{server}/backups/restic/retention";
+        /// `POST` a policy: what it would forget now, nothing forgotten.
+        RETENTION_PREVIEW, retention_preview(server: ServerUuid) = "/api/servers/{server}/backups/restic/retention/preview";
         /// `POST`: reclaim the space of forgotten snapshots now.
         PRUNE, prune(server: ServerUuid) = "/api/servers/{server}/backups/restic/prune";
         JOB, job(server: ServerUuid, job: JobId) = "/api/servers/{server}/backups/restic/jobs/{job}";
@@ -128,6 +130,7 @@ pub mod panel {
     pub const STATS_HISTORY: &str = "/servers/{server}/backups/restic/stats/history";
     pub const SCHEDULE: &str = "/servers/{server}/backups/restic/schedule";
     pub const SCHEDULE_HISTORY: &str = "/servers/{server}/backups/restic/schedule/history";
+    pub const SCHEDULE_PREVIEW: &str = "/servers/{server}/backups/restic/schedule/preview";
     pub const JOB: &str = "/servers/{server}/backups/restic/jobs/{job}";
     pub const JOBS: &str = "/servers/{server}/backups/restic/jobs";
     pub const SNAPSHOT: &str = "/servers/{server}/backups/restic/{id}";
@@ -169,6 +172,7 @@ pub mod panel {
         STATS_HISTORY,
         SCHEDULE,
         SCHEDULE_HISTORY,
+        SCHEDULE_PREVIEW,
         JOB,
         JOBS,
         SNAPSHOT,
@@ -222,6 +226,7 @@ mod tests {
             agent::archive(&server),
             agent::key(&server),
             agent::retention(&server),
+            agent::retention_preview(&server),
             agent::prune(&server),
             agent::job(&server, &job),
             agent::jobs(&server),

@@ -265,6 +265,18 @@ impl AgentClient {
         self.json(req).await
     }
 
+    /// What `policy` would forget now (nothing is forgotten).
+    pub async fn preview_retention(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        policy: &RetentionPolicy,
+    ) -> Result<api::agent::RetentionPreview, ClientError> {
+        let url = self.url(route::retention_preview(server));
+        let req = self.request(Method::POST, &url, Some(key)).json(policy);
+        self.json(req.timeout(READ_TIMEOUT)).await
+    }
+
     /// Starts a prune of the repository now.
     pub async fn prune(
         &self,

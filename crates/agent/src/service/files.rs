@@ -30,6 +30,16 @@ fn tree_ok(tree: &str) -> bool {
     tree.len() == 64 && tree.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+fn too_many_files() -> AgentError {
+    AgentError::Conflict {
+        code: "too_many_files",
+        message: format!(
+            "this backup holds more than {} files and folders, more than the browser lists; restore or download it whole, or browse it with restic",
+            crate::listing::MAX_ENTRIES
+        ),
+    }
+}
+
 impl From<ListingError> for AgentError {
     fn from(e: ListingError) -> Self {
         match e {
@@ -141,6 +151,17 @@ impl Agent {
         if let Some(hit) = self.inner.listings.get(&cache_key) {
             return Ok(hit);
         }
+        // A snapshot found too big is not listed again for every request
+        // that queued behind the first.
+        if self
+            .inner
+            .listings_refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&cache_key)
+        {
+            return Err(too_many_files());
+        }
         let file = self
             .inner
             .layout
@@ -185,13 +206,12 @@ impl Agent {
             })
             .await;
         if builder.is_full() {
-            return Err(AgentError::Conflict {
-                code: "too_many_files",
-                message: format!(
-                    "this backup holds more than {} files and folders, more than the browser lists; restore or download it whole, or browse it with restic",
-                    crate::listing::MAX_ENTRIES
-                ),
-            });
+            self.inner
+                .listings_refused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(cache_key);
+            return Err(too_many_files());
         }
         listed?;
         let root = self.inner.layout.listings_root();

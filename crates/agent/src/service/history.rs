@@ -62,9 +62,12 @@ impl Agent {
             }),
             Err(_) => Vec::new(),
         };
-        let h = Arc::new(History::from_points(points));
-        *slot.history.lock().unwrap_or_else(|p| p.into_inner()) = Some(h.clone());
-        h
+        // A point recorded while the file was read wins over this reading.
+        slot.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| Arc::new(History::from_points(points)))
+            .clone()
     }
 
     /// Records a snapshot just taken (with the writer lock held).

@@ -154,6 +154,9 @@ struct Inner {
     listings: crate::listing::Cache,
     /// One permit per snapshot listing being made.
     listing_builds: tokio::sync::Semaphore,
+    /// Trees (`<server>/<tree>`) found too big to list: refused at once
+    /// after the first try.
+    listings_refused: Mutex<std::collections::HashSet<String>>,
     /// One permit per download (`restic dump`) running.
     downloads: Arc<tokio::sync::Semaphore>,
     /// The last readiness answer and when it was found.
@@ -242,6 +245,7 @@ impl Agent {
                 used_links: download::UsedLinks::load(layout_links),
                 listings: crate::listing::Cache::new(files::CACHE_BUDGET),
                 listing_builds: tokio::sync::Semaphore::new(files::BUILDS),
+                listings_refused: Mutex::new(std::collections::HashSet::new()),
                 downloads: Arc::new(tokio::sync::Semaphore::new(cfg.max_parallel_downloads)),
                 readiness: tokio::sync::Mutex::new(None),
                 restore_stop_timeout: cfg.restore_stop_timeout,

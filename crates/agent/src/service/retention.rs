@@ -11,6 +11,30 @@ use crate::AgentError;
 use crate::retention::Semantics;
 
 impl Agent {
+    /// What `policy` would forget now; nothing is forgotten (no lock taken).
+    pub async fn preview_retention(
+        &self,
+        server: &ServerUuid,
+        key: &Secret,
+        policy: &RetentionPolicy,
+    ) -> Result<api::agent::RetentionPreview, AgentError> {
+        crate::retention::validate(policy)?;
+        let slot = self.slot(server);
+        let entries = self.fresh(server, &slot, key).await?.entries().to_vec();
+        let removals = crate::retention::removals(
+            &entries,
+            policy,
+            OffsetDateTime::now_utc(),
+            Semantics::of(self.inner.restic.version()),
+        )?;
+        let mut would_remove: Vec<_> = removals.iter().map(|e| e.to_item()).collect();
+        would_remove.sort_by_key(|b| std::cmp::Reverse(b.time));
+        Ok(api::agent::RetentionPreview {
+            kept: entries.len() - removals.len(),
+            would_remove,
+        })
+    }
+
     pub async fn apply_retention(
         &self,
         server: &ServerUuid,

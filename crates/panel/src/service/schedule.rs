@@ -80,6 +80,54 @@ pub(crate) fn retention_of(p: &Policy) -> RetentionPolicy {
     }
 }
 
+/// Retention rules as a request states them (`keep_last`, `keep_daily`,
+/// `keep_weekly`, `keep_monthly`, `keep_yearly`, then `keep_within`),
+/// checked: counts 0 to 100,000 (0: no rule), a restic duration that is not
+/// zero long (that would keep nothing, where restic reads it as no rule).
+pub(crate) fn check_retention(
+    keeps: [Option<i64>; 5],
+    keep_within: Option<&str>,
+) -> Result<RetentionPolicy, PanelError> {
+    const NAMES: [&str; 5] = [
+        "keep_last",
+        "keep_daily",
+        "keep_weekly",
+        "keep_monthly",
+        "keep_yearly",
+    ];
+    for (name, v) in NAMES.iter().zip(keeps) {
+        if v.is_some_and(|v| !(0..=100_000).contains(&v)) {
+            return Err(PanelError::bad_request(
+                "invalid_retention",
+                format!("{name} must be a whole number from 0 to 100000"),
+            ));
+        }
+    }
+    let keep_within = match keep_within.map(str::trim) {
+        None | Some("") => None,
+        Some(w) => Some(schedule::parse_keep_within(w).map_err(|e| bad("invalid_retention", e))?),
+    };
+    if keep_within
+        .as_deref()
+        .is_some_and(schedule::is_zero_duration)
+    {
+        return Err(PanelError::bad_request(
+            "invalid_retention",
+            "a keep_within of zero keeps nothing; leave it empty to keep every backup",
+        ));
+    }
+    let n = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok()).filter(|v| *v > 0);
+    Ok(RetentionPolicy {
+        keep_last: n(keeps[0]),
+        keep_daily: n(keeps[1]),
+        keep_weekly: n(keeps[2]),
+        keep_monthly: n(keeps[3]),
+        keep_yearly: n(keeps[4]),
+        keep_within,
+        keep_snapshot: None,
+    })
+}
+
 fn bad(code: &'static str, e: impl ToString) -> PanelError {
     PanelError::bad_request(code, e.to_string())
 }
@@ -104,35 +152,17 @@ impl Panel {
         let value = u32::try_from(req.interval_value)
             .map_err(|_| bad("invalid_interval", schedule::ScheduleError::Interval))?;
         let interval = Interval::new(value, unit).map_err(|e| bad("invalid_interval", e))?;
-        for (name, v) in [
-            ("keep_last", req.keep_last),
-            ("keep_daily", req.keep_daily),
-            ("keep_weekly", req.keep_weekly),
-            ("keep_monthly", req.keep_monthly),
-            ("keep_yearly", req.keep_yearly),
-        ] {
-            if v.is_some_and(|v| !(0..=100_000).contains(&v)) {
-                return Err(PanelError::bad_request(
-                    "invalid_retention",
-                    format!("{name} must be a whole number from 0 to 100000"),
-                ));
-            }
-        }
-        let keep_within = match req.keep_within.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(w) => {
-                Some(schedule::parse_keep_within(w).map_err(|e| bad("invalid_retention", e))?)
-            }
-        };
-        if keep_within
-            .as_deref()
-            .is_some_and(schedule::is_zero_duration)
-        {
-            return Err(PanelError::bad_request(
-                "invalid_retention",
-                "a keep_within of zero keeps nothing; leave it empty to keep every backup",
-            ));
-        }
+        let keep_within = check_retention(
+            [
+                req.keep_last,
+                req.keep_daily,
+                req.keep_weekly,
+                req.keep_monthly,
+                req.keep_yearly,
+            ],
+            req.keep_within.as_deref(),
+        )?
+        .keep_within;
         let server_id = auth.server().id;
         let old = self.storage().policy(server_id).await?;
         let before = old.as_ref().map(retention_of).unwrap_or_default();
@@ -176,6 +206,40 @@ impl Panel {
         tracing::info!(server = %auth.server().uuid, enabled = p.enabled, "schedule saved");
         let saved = self.storage().policy(server_id).await?.unwrap_or(p);
         Ok(view(&saved))
+    }
+
+    /// Which backups `policy` would remove now (before the rules are saved;
+    /// nothing is removed). No rules: nothing.
+    pub async fn preview_retention(
+        &self,
+        auth: &Authorized<Read>,
+        policy: &RetentionPolicy,
+    ) -> Result<api::agent::RetentionPreview, PanelError> {
+        let t = self.target(auth.server()).await?;
+        let server = &auth.server().uuid;
+        if policy.is_empty() {
+            let total = match t.client.list(server, &t.key, 1, None).await {
+                Ok(page) => page.total,
+                Err(e) if super::backups::no_repository(&e) => 0,
+                Err(e) => return Err(e.into()),
+            };
+            return Ok(api::agent::RetentionPreview {
+                would_remove: Vec::new(),
+                kept: total,
+            });
+        }
+        match t.client.preview_retention(server, &t.key, policy).await {
+            Err(e) if super::backups::no_repository(&e) => Ok(api::agent::RetentionPreview {
+                would_remove: Vec::new(),
+                kept: 0,
+            }),
+            Err(crate::agent_client::ClientError::Agent {
+                status: 404, code, ..
+            }) if code == "not_found" => Err(PanelError::Conflict(
+                "the server's node runs an agent too old to preview retention; update it".into(),
+            )),
+            other => Ok(other?),
+        }
     }
 
     pub async fn run_history(&self, auth: &Authorized<Read>) -> Result<Vec<RunRecord>, PanelError> {

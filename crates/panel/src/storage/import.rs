@@ -256,7 +256,8 @@ impl Storage {
         if let Some(note) = note {
             sqlx::query(
                 "INSERT INTO snapshot_notes (server_id, snapshot_id, note, updated_at) \
-                 VALUES ($1, $2, $3, $4)",
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (server_id, snapshot_id) DO UPDATE \
+                 SET note = excluded.note, updated_at = excluded.updated_at",
             )
             .bind(server_id)
             .bind(full_id)

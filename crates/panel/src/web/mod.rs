@@ -108,6 +108,10 @@ fn api_routes() -> Router<AppState> {
             route::SCHEDULE_HISTORY,
             get(b::schedule_history::schedule_history),
         )
+        .route(
+            route::SCHEDULE_PREVIEW,
+            get(b::schedule_preview::schedule_preview),
+        )
         .route(route::JOB, get(b::jobs::job))
         .route(route::JOBS, get(b::jobs::jobs))
         .route(route::SNAPSHOT, delete(b::snapshot::delete))

@@ -375,6 +375,7 @@ pub async fn backups(
                         label { "Yearly " input id="s-keep_yearly" type="number" min="0"; }
                         label { "Within " input id="s-keep_within" type="text" placeholder="e.g. 7d or 1y2m"; }
                     }
+                    p id="s-preview" class="muted small" role="status" aria-live="polite" {}
                 }
                 @if can_create {
                     button type="button" class="primary" id="schedule-save" { "Save schedule" }

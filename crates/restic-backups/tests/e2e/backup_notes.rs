@@ -247,4 +247,74 @@ async fn storage_history_and_labels(db: Db) {
     assert_eq!(status, 404);
 }
 
-testkit::on_both_databases!(notes_and_time_filters, storage_history_and_labels);
+/// The retention preview says what rules would remove now, before they are
+/// saved, and removes nothing.
+async fn retention_preview(db: Db) {
+    let mut w = World::new(db, 1, 0).await;
+    let server = w.servers[0].clone();
+    let b = format!("/extensions/resticbackups/servers/{server}/backups/restic");
+    let (status, never) = w
+        .owner
+        .get(&format!("{b}/schedule/preview?keep_last=1"))
+        .await;
+    assert_eq!((status, never["kept"].as_u64()), (200, Some(0)), "{never}");
+    let first = w.owner.backup(&server).await;
+    let second = w.owner.backup(&server).await;
+    let third = w.owner.backup(&server).await;
+    let mut reader = w
+        .subuser(&server, "reader@example.com", &["backup.read"])
+        .await;
+    let (status, p) = reader
+        .get(&format!("{b}/schedule/preview?keep_last=1"))
+        .await;
+    assert_eq!(status, 200, "{p}");
+    let ids: Vec<&str> = p["would_remove"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [second.as_str(), first.as_str()],
+        "newest first, the newest kept"
+    );
+    assert_eq!(p["kept"], 1);
+    let (_, list) = w.owner.get(&b).await;
+    assert_eq!(list["total"], 3, "a preview removes nothing");
+    let (_, none) = w.owner.get(&format!("{b}/schedule/preview")).await;
+    assert_eq!(
+        (
+            none["would_remove"].as_array().map(Vec::len),
+            none["kept"].as_u64()
+        ),
+        (Some(0), Some(3))
+    );
+    let (_, within) = w
+        .owner
+        .get(&format!("{b}/schedule/preview?keep_within=1d&keep_last=0"))
+        .await;
+    assert_eq!(
+        within["would_remove"].as_array().map(Vec::len),
+        Some(0),
+        "{within}"
+    );
+    for bad in [
+        "keep_last=-1",
+        "keep_last=x",
+        "keep_daily=100001",
+        "keep_within=0d",
+        "keep_within=7w",
+        "keep_forever=1",
+    ] {
+        let (got, err) = w.owner.get(&format!("{b}/schedule/preview?{bad}")).await;
+        assert_eq!(got, 400, "{bad}: {err}");
+    }
+    let _ = third;
+}
+
+testkit::on_both_databases!(
+    notes_and_time_filters,
+    storage_history_and_labels,
+    retention_preview
+);

@@ -342,6 +342,14 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         json!([]),
     )
     .await;
+    // What the rules would remove is said before saving.
+    b.fill("#s-keep_last", "1").await;
+    b.wait_until(
+        "the retention preview",
+        "return document.getElementById('s-preview').textContent.includes('would remove')",
+        json!([]),
+    )
+    .await;
     // A wrong value is said at its field, in the form's words.
     b.fill("#s-keep_last", "-3").await;
     b.fill("#s-keep_within", "a week").await;

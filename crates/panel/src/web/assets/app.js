@@ -258,9 +258,23 @@
   /** Where to go after logging in: the page asked for, if it is one of ours. */
   function nextPage() {
     const next = new URLSearchParams(window.location.search).get("next") || "";
-    const ours = next.startsWith(BASE + "/") && !next.startsWith("//") && !next.includes("\\") && !/^[a-z]+:/i.test(next);
+    // Parsed as the browser would (it drops tabs and line breaks, so
+    // "/\t/evil.com" is "//evil.com"): only this origin, under BASE.
+    let url = null;
+    try {
+      url = new URL(next, window.location.origin);
+    } catch (e) {
+      url = null;
+    }
+    const ours =
+      url !== null &&
+      !/[\u0000-\u0020\\]/.test(next) &&
+      next.startsWith("/") &&
+      url.origin === window.location.origin &&
+      url.pathname.startsWith(BASE + "/");
+    if (!ours) return BASE + "/";
     // The fragment (a tab) never reached the server; the browser kept it.
-    return ours ? next + (next.includes("#") ? "" : window.location.hash) : BASE + "/";
+    return url.pathname + url.search + (url.hash || window.location.hash);
   }
 
   function initLogin() {
@@ -990,6 +1004,46 @@
 
     const keeps = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"];
 
+    // What the rules on the form would remove now, said before saving.
+    let previewTimer = null;
+    let previewSeq = 0;
+    async function previewRetention() {
+      const seq = ++previewSeq;
+      const q = new URLSearchParams();
+      for (const k of [...keeps, "keep_within"]) {
+        const v = $("s-" + k).value.trim();
+        if (v !== "") q.set(k, v);
+      }
+      const out = $("s-preview");
+      try {
+        const p = await api("GET", base + "/schedule/preview?" + q.toString());
+        if (seq !== previewSeq) return;
+        if (p.would_remove.length === 0) {
+          out.textContent = [...q.keys()].length === 0 ? "No rules: every backup is kept." : "With these rules, no backup would be removed now.";
+        } else {
+          const shown = p.would_remove.slice(0, 5).map((b) => b.short_id + " (" + localTime(b.time) + ")");
+          out.textContent =
+            "With these rules, the next scheduled backup would remove " +
+            p.would_remove.length +
+            (p.would_remove.length === 1 ? " backup" : " backups") +
+            " as they are now: " +
+            shown.join(", ") +
+            (p.would_remove.length > 5 ? ", …" : "") +
+            "; " +
+            p.kept +
+            " kept.";
+        }
+      } catch (e) {
+        if (seq === previewSeq) out.textContent = e.code === "invalid_retention" ? "" : e.message;
+      }
+    }
+    for (const k of [...keeps, "keep_within"]) {
+      $("s-" + k).addEventListener("input", () => {
+        clearTimeout(previewTimer);
+        previewTimer = setTimeout(previewRetention, 400);
+      });
+    }
+
     function fillSchedule(s) {
       $("s-enabled").checked = s.enabled;
       $("s-value").value = s.interval_value;
@@ -1069,6 +1123,7 @@
         for (const f of fields) f.disabled = false;
         fillSchedule(s);
         form.removeAttribute("aria-busy");
+        previewRetention();
         const runs = $("runs");
         runs.replaceChildren(
           ...hist.runs.map((r) =>
@@ -1842,8 +1897,9 @@
 
     async "archived-repos"(root) {
       const data = await api("GET", API + "/admin/archived-repos");
+      // (replaceChildren prints a null as the text "null": h() drops it.)
       root.replaceChildren(
-        data.unavailable_nodes.length ? h("p", { class: "error" }, "Not reachable: " + data.unavailable_nodes.join(", ")) : null,
+        h("div", {}, data.unavailable_nodes.length ? h("p", { class: "error" }, "Not reachable: " + data.unavailable_nodes.join(", ")) : null),
         data.archives.length === 0
           ? h("p", { class: "empty" }, "No archived repositories.")
           : table(

@@ -230,6 +230,13 @@ pub(super) async fn authorization_matrix(db: Db) {
             200,
         ),
         row(
+            Method::GET,
+            format!("{b}/schedule/preview?keep_last=50"),
+            None,
+            Need::Perm("backup.read"),
+            200,
+        ),
+        row(
             Method::PUT,
             format!("{b}/{keep}/note"),
             Some(json!({"note": "checked"})),

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route(route::ARCHIVE, post(archive::handler))
         .route(route::KEY, post(key::handler))
         .route(route::RETENTION, post(retention::handler))
+        .route(route::RETENTION_PREVIEW, post(retention::preview))
         .route(route::PRUNE, post(prune::handler))
         .route(route::JOB, get(jobs::handler))
         .route(route::JOBS, get(jobs::list))

@@ -11,5 +11,6 @@ pub mod pterodactyl;
 pub mod restore;
 pub mod schedule;
 pub mod schedule_history;
+pub mod schedule_preview;
 pub mod snapshot;
 pub mod stats;
