@@ -358,6 +358,7 @@ pub fn panel() -> OpenApi {
     d.op::<Nothing, ScheduleView>(Get, &at(p::SCHEDULE), "The schedule and retention (backup.read)", NO_QUERY, 200, Closed);
     d.op::<ScheduleRequest, ScheduleView>(Post, &at(p::SCHEDULE), "Save the schedule (backup.create; retention rules also backup.delete)", NO_QUERY, 200, Closed);
     d.op::<Nothing, RetentionPreview>(Get, &at(p::SCHEDULE_PREVIEW), "Which backups these retention rules would remove now, before saving them (backup.read)", PREVIEW_QUERY, 200, Closed);
+    d.op::<Nothing, JobAccepted>(Post, &at(p::SCHEDULE_RUN), "Run the schedule's backup now, then its retention (backup.create)", NO_QUERY, 202, Closed);
     d.op::<Nothing, RunHistory>(Get, &at(p::SCHEDULE_HISTORY), "Recent runs (backup.read)", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobView>(Get, &at(p::JOB), "A job of the server (backup.read)", NO_QUERY, 200, Closed);
     d.op::<Nothing, JobList>(Get, &at(p::JOBS), "The server's jobs on its node, newest first (backup.read)", ACTIVE_QUERY, 200, Closed);

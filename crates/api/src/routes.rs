@@ -131,6 +131,7 @@ pub mod panel {
     pub const SCHEDULE: &str = "/servers/{server}/backups/restic/schedule";
     pub const SCHEDULE_HISTORY: &str = "/servers/{server}/backups/restic/schedule/history";
     pub const SCHEDULE_PREVIEW: &str = "/servers/{server}/backups/restic/schedule/preview";
+    pub const SCHEDULE_RUN: &str = "/servers/{server}/backups/restic/schedule/run";
     pub const JOB: &str = "/servers/{server}/backups/restic/jobs/{job}";
     pub const JOBS: &str = "/servers/{server}/backups/restic/jobs";
     pub const SNAPSHOT: &str = "/servers/{server}/backups/restic/{id}";
@@ -173,6 +174,7 @@ pub mod panel {
         SCHEDULE,
         SCHEDULE_HISTORY,
         SCHEDULE_PREVIEW,
+        SCHEDULE_RUN,
         JOB,
         JOBS,
         SNAPSHOT,

@@ -169,6 +169,7 @@ words! {
         /// A download of one of Pterodactyl's own backups.
         PterodactylDownload => "pterodactyl.download",
         ScheduleSave => "schedule.save",
+        ScheduleRun => "schedule.run",
         PreferencesSave => "preferences.save",
         /// Repository keys shown (the keys page, archived repositories).
         KeysReveal => "keys.reveal",

@@ -112,8 +112,14 @@ impl Agent {
             let (entry, repo, _) = self
                 .readable(server, &slot, key, |idx| idx.resolve(snapshot).cloned())
                 .await?;
-            let mut stream =
-                repo.dump(&entry.current, &path.under(entry.nested.as_deref()), dump)?;
+            // All of it is `/`, as restic keeps it (a snapshot of another
+            // tool's absolute folder comes with that folder, as before);
+            // a chosen path is under that folder.
+            let at = match part {
+                Part::Everything => "/".to_owned(),
+                Part::Folder | Part::File(_) => path.under(entry.nested.as_deref()),
+            };
+            let mut stream = repo.dump(&entry.current, &at, dump)?;
             let mut first = vec![0u8; PIPE_BUF];
             match stream.read(&mut first).await {
                 Ok(n) => {

@@ -194,7 +194,7 @@ impl Panel {
     /// Puts a job the panel started for a person into the job history
     /// (`origin = manual`). Failing to record it never fails the request.
     /// `note`: for the snapshot a backup makes (see [`Panel::set_note`]).
-    async fn record_manual_job(
+    pub(super) async fn record_manual_job(
         &self,
         server: &Server,
         kind: JobKind,
@@ -236,6 +236,13 @@ impl Panel {
             id: backup.id,
             note,
         })
+    }
+
+    /// [`Panel::settle_manual_job`] for the other services.
+    pub(super) async fn settle_finished_job(&self, server: &Server, job: &JobId, view: &JobView) {
+        if view.status.is_finished() {
+            self.settle_manual_job(server, job, view).await;
+        }
     }
 
     /// Records how a manual job ended, once someone looked at it finished

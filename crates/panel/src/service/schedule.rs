@@ -280,7 +280,63 @@ impl Panel {
                 .set_job_agent_id(row, accepted.job_id.as_str())
                 .await?;
         }
-        let job = accepted.job_id;
+        self.finish_scheduled_backup(server, policy, &t, accepted.job_id)
+            .await
+    }
+
+    /// `POST …/schedule/run`: the schedule's backup now (the server's
+    /// backup limit, then the schedule's retention once it succeeded), as
+    /// a person's run in the history; answers with the agent's job at once.
+    pub async fn run_schedule_now(
+        &self,
+        auth: &Authorized<Create>,
+    ) -> Result<api::agent::JobAccepted, PanelError> {
+        let server = auth.server().clone();
+        let policy = self
+            .storage()
+            .policy(server.id)
+            .await?
+            .unwrap_or_else(|| default_policy(server.id));
+        let max_backups = super::backups::max_backups(&server)?;
+        let t = self.target(&server).await?;
+        let body = api::agent::CreateBackupRequest {
+            max_backups,
+            ignore: None,
+        };
+        let accepted = t.client.create_backup(&server.uuid, &t.key, &body).await?;
+        self.record_manual_job(&server, api::agent::JobKind::Backup, &accepted, None)
+            .await;
+        let (panel, job) = (self.clone(), accepted.job_id.clone());
+        tokio::spawn(async move {
+            match panel
+                .finish_scheduled_backup(&server, &policy, &t, job.clone())
+                .await
+            {
+                Ok(run) => {
+                    if let Some(e) = run.retention_error {
+                        tracing::warn!(server = %server.uuid, error = %e, "run now: retention not applied");
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(server = %server.uuid, error = %e, "run now: the backup failed")
+                }
+            }
+            if let Ok(view) = t.client.job(&server.uuid, &job).await {
+                panel.settle_finished_job(&server, &job, &view).await;
+            }
+        });
+        Ok(accepted)
+    }
+
+    /// Waits for a scheduled run's backup job, then applies the policy's
+    /// retention (never to the run's own snapshot).
+    async fn finish_scheduled_backup(
+        &self,
+        server: &Server,
+        policy: &Policy,
+        t: &super::Target,
+        job: api::JobId,
+    ) -> Result<ScheduledRun, PanelError> {
         let started = Instant::now();
         let view = loop {
             // A blip while polling is not the backup failing.

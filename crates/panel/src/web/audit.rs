@@ -47,6 +47,7 @@ pub fn action_of(method: &Method, matched: &str) -> Option<AuditAction> {
         ("PUT", Some(route::NOTE), _) => A::BackupNote,
         ("GET", Some(route::PTERO_DOWNLOAD), _) => A::PterodactylDownload,
         ("POST", Some(route::SCHEDULE), _) => A::ScheduleSave,
+        ("POST", Some(route::SCHEDULE_RUN), _) => A::ScheduleRun,
         ("PUT", Some(route::PREFERENCES), _) => A::PreferencesSave,
         ("GET", Some(route::ADMIN_KEYS | route::ADMIN_ARCHIVES), _) => A::KeysReveal,
         ("POST", Some(route::ADMIN_KEY_REGENERATE), _) => A::KeyRegenerate,

@@ -112,6 +112,7 @@ fn api_routes() -> Router<AppState> {
             route::SCHEDULE_PREVIEW,
             get(b::schedule_preview::schedule_preview),
         )
+        .route(route::SCHEDULE_RUN, post(b::schedule::run_now))
         .route(route::JOB, get(b::jobs::job))
         .route(route::JOBS, get(b::jobs::jobs))
         .route(route::SNAPSHOT, delete(b::snapshot::delete))

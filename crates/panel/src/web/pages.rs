@@ -378,7 +378,10 @@ pub async fn backups(
                     p id="s-preview" class="muted small" role="status" aria-live="polite" {}
                 }
                 @if can_create {
-                    button type="button" class="primary" id="schedule-save" { "Save schedule" }
+                    div.row {
+                        button type="button" class="primary" id="schedule-save" { "Save schedule" }
+                        button type="button" class="secondary" id="schedule-run" { "Run now" }
+                    }
                 } @else {
                     p.muted { "You can see this schedule but not change it." }
                 }

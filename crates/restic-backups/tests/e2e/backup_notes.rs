@@ -310,7 +310,49 @@ async fn retention_preview(db: Db) {
         let (got, err) = w.owner.get(&format!("{b}/schedule/preview?{bad}")).await;
         assert_eq!(got, 400, "{bad}: {err}");
     }
-    let _ = third;
+    // Run now: the schedule's backup at once, then its retention.
+    let (status, _) = reader.post(&format!("{b}/schedule/run"), json!({})).await;
+    assert_eq!(status, 403, "reading is not running");
+    let (status, saved) = w
+        .owner
+        .post(
+            &format!("{b}/schedule"),
+            json!({"enabled": false, "interval_value": 1, "interval_unit": "days", "keep_last": 2}),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    let (status, job) = w.owner.post(&format!("{b}/schedule/run"), json!({})).await;
+    assert_eq!(status, 202, "{job}");
+    let view = w
+        .owner
+        .wait_job(&server, job["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let newest = view["result"]["snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, list) = w.owner.get(&b).await;
+        if list["total"] == 2 {
+            assert_eq!(list["backups"][0]["id"], newest.as_str(), "{list}");
+            assert_eq!(list["backups"][1]["id"], third.as_str(), "{list}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retention did not follow: {list}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, history) = w.owner.get(&format!("{b}/schedule/history")).await;
+    assert_eq!(history["runs"][0]["origin"], "manual", "{history}");
+    assert_eq!(
+        history["runs"][0]["snapshot_id"],
+        newest.as_str(),
+        "{history}"
+    );
 }
 
 testkit::on_both_databases!(

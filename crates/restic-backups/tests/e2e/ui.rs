@@ -375,6 +375,16 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     b.click("#schedule-save").await;
     b.wait_for("#schedule-saved").await;
     assert!(!b.exists("#err-s-keep_last").await);
+    // Run now: the schedule's backup at once, told in the toast.
+    b.js("document.getElementById('toast').hidden = true", json!([]))
+        .await;
+    b.click("#schedule-run").await;
+    b.wait_until(
+        "the run-now backup to finish",
+        "const t = document.getElementById('toast'); return !t.hidden && t.textContent.startsWith('Backup finished')",
+        json!([]),
+    )
+    .await;
     assert_ne!(b.text("#s-next").await, "not scheduled");
     b.js("location.reload()", json!([])).await;
     b.click("#tab-schedule").await;
@@ -671,8 +681,8 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     assert!(b.js("return location.hash", json!([])).await == json!(""));
     b.wait_until(
         "rows after the key change",
-        // Two backups and the safety snapshots of the two restores.
-        "return document.querySelectorAll('#rows tr').length === 4",
+        // Three backups and the safety snapshots of the two restores.
+        "return document.querySelectorAll('#rows tr').length === 5",
         json!([]),
     )
     .await;

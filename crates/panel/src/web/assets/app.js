@@ -1223,6 +1223,23 @@
       });
     }
 
+    // The saved schedule's backup now, then its retention.
+    const runNow = $("schedule-run");
+    if (runNow) {
+      runNow.addEventListener("click", async () => {
+        clearError();
+        runNow.disabled = true;
+        try {
+          const job = await api("POST", base + "/schedule/run");
+          watchJob(job.job_id, "Backing up");
+        } catch (e) {
+          showError(e);
+        } finally {
+          runNow.disabled = false;
+        }
+      });
+    }
+
     // Pterodactyl mode: Pterodactyl's own backups, behind a switch that is
     // remembered per user.
     const showPtero = $("show-ptero");

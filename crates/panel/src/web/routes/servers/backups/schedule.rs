@@ -28,3 +28,15 @@ pub async fn save_schedule(
             .await?,
     ))
 }
+
+/// `POST …/schedule/run` → 202 `{"job_id"}`: the schedule's backup now
+/// (`backup.create`), its retention applied once it succeeded.
+pub async fn run_now(
+    State(state): State<AppState>,
+    Permit(p): Permit<Create>,
+) -> Result<(axum::http::StatusCode, Json<api::agent::JobAccepted>), PanelError> {
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(state.panel.run_schedule_now(&p).await?),
+    ))
+}
