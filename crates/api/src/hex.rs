@@ -1,5 +1,6 @@
 //! Lower-case hex, the one encoder every part uses (IDs, tokens, hashes,
-//! cursors).
+//! cursors), and the one percent-encoder (URL path segments and query
+//! values, `filename*=` of a download).
 
 /// `bytes` as lower-case hex, two characters a byte.
 pub fn encode(bytes: &[u8]) -> String {
@@ -8,6 +9,23 @@ pub fn encode(bytes: &[u8]) -> String {
     for b in bytes {
         out.push(DIGITS[usize::from(b >> 4)] as char);
         out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
+
+/// `text` with every byte but ASCII letters, digits, `-`, `_`, `.` and the
+/// bytes of `keep` as `%XX` (upper-case hex, RFC 3986).
+pub fn percent_encode(text: &str, keep: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(DIGITS[usize::from(b >> 4)] as char);
+            out.push(DIGITS[usize::from(b & 0x0f)] as char);
+        }
     }
     out
 }

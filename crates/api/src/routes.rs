@@ -31,14 +31,7 @@ impl Segment for str {
         if self == "." || self == ".." {
             return "%2E".repeat(self.len());
         }
-        self.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                other => format!("%{other:02X}"),
-            })
-            .collect()
+        crate::hex::percent_encode(self, b"")
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Agent, Panel, Session, TOKEN, bench_dir, env_num, ms, noise, restic, run};
+use support::{Agent, Panel, Session, TOKEN, bench_dir, env_num, ms, noise, restic_key, run};
 
 const API: &str = "/extensions/resticbackups";
 
@@ -122,12 +122,6 @@ async fn run_job(
         assert_ne!(view["status"], "failed", "{view}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn restic_key(repo: &Path, key: &str) -> Command {
-    let mut cmd = restic(repo);
-    cmd.env("RESTIC_PASSWORD", key);
-    cmd
 }
 
 #[tokio::main]

@@ -20,7 +20,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::{
     Agent, KEY, Panel, Session, TOKEN, bench_dir, env_num, mib, ms, noise, prepare_snapshots,
-    restic, restic_version, rss_of, run,
+    restic, restic_key, restic_version, rss_of, run,
 };
 
 const API: &str = "/extensions/resticbackups";
@@ -182,13 +182,6 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(to);
     run(Command::new("cp").arg("-a").arg(from).arg(to));
-}
-
-/// restic with an explicit key (the panel's), through the environment.
-fn restic_key(repo: &Path, key: &str) -> Command {
-    let mut cmd = restic(repo);
-    cmd.env("RESTIC_PASSWORD", key);
-    cmd
 }
 
 #[tokio::main]

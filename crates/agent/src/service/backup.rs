@@ -127,7 +127,6 @@ impl Agent {
             f.last_size_bytes = Some(summary.total_bytes_processed);
             f.last_added_bytes = Some(summary.data_added);
         });
-        self.measure_repository(&ctx.server).await;
         tracing::info!(
             server = %ctx.server,
             snapshot = %snapshot.id.short(),

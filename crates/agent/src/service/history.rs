@@ -78,15 +78,8 @@ impl Agent {
         entry: &Entry,
         added: u64,
     ) {
-        let size = match self.inner.layout.repo(server).local_path() {
-            Some(path) => {
-                let path = path.to_owned();
-                tokio::task::spawn_blocking(move || crate::layout::dir_size(&path))
-                    .await
-                    .ok()
-            }
-            None => None,
-        };
+        // Measured once per snapshot, for the history and `/metrics`.
+        let size = self.measure_repository(server).await;
         let old = self.history_of(server, slot).await;
         let mut points = old.points.clone();
         points.push(Point {

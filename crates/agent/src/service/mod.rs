@@ -353,24 +353,23 @@ impl Agent {
         self.inner.metrics.registry()
     }
 
-    /// A local repository's size on disk, for `/metrics` (a remote one's
-    /// comes from restic's own measurement, see [`Agent::stats`]).
-    async fn measure_repository(&self, server: &ServerUuid) {
-        let Some(path) = self
+    /// A local repository's size on disk, kept for `/metrics` too (a
+    /// remote one's comes from restic's own measurement, see
+    /// [`Agent::stats`]; `None` here).
+    async fn measure_repository(&self, server: &ServerUuid) -> Option<u64> {
+        let path = self
             .inner
             .layout
             .repo(server)
             .local_path()
-            .map(ToOwned::to_owned)
-        else {
-            return;
-        };
-        if let Ok(bytes) = tokio::task::spawn_blocking(move || crate::layout::dir_size(&path)).await
-        {
-            self.inner
-                .metrics
-                .update(server, |f| f.repository_bytes = Some(bytes));
-        }
+            .map(ToOwned::to_owned)?;
+        let bytes = tokio::task::spawn_blocking(move || crate::layout::dir_size(&path))
+            .await
+            .ok()?;
+        self.inner
+            .metrics
+            .update(server, |f| f.repository_bytes = Some(bytes));
+        Some(bytes)
     }
 
     /// Ends a job with `outcome` and counts it.

@@ -188,7 +188,7 @@ impl Agent {
         self.save_prune_state(server, state);
         drop(_guard);
         tracing::info!(server = %server, forgets = pending, "repository pruned");
-        self.measure_repository(server).await;
+        let _ = self.measure_repository(server).await;
         // The second copy's forgotten snapshots go with the same batch.
         let copy_pruned = match self.copy_repo(server, key) {
             None => None,

@@ -46,6 +46,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Server {
     }
 }
 
+/// The query string as name → value; one that can not be read is 400
+/// `invalid_query`.
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = AgentError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AgentError> {
+        axum::extract::Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryMap(q.0))
+            .map_err(|_| {
+                AgentError::bad_request("invalid_query", "the query string could not be read")
+            })
+    }
+}
+
 /// `{id}` of the path, a snapshot ID or prefix.
 pub struct Snapshot(pub SnapshotRef);
 

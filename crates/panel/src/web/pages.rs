@@ -62,16 +62,10 @@ fn to_login(base: &str, req: &Request) -> Response {
         "{base}{}",
         req.uri().path_and_query().map_or("/", |p| p.as_str())
     );
-    let next: String = next
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect();
-    see_other(&format!("{base}/login?next={next}"))
+    see_other(&format!(
+        "{base}/login?next={}",
+        api::hex::percent_encode(&next, b"/")
+    ))
 }
 
 struct Page<'a> {

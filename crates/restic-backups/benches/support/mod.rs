@@ -38,6 +38,13 @@ pub fn restic(repo: &Path) -> Command {
     cmd
 }
 
+/// restic with an explicit key (the panel's), through the environment.
+pub fn restic_key(repo: &Path, key: &str) -> Command {
+    let mut cmd = restic(repo);
+    cmd.env("RESTIC_PASSWORD", key);
+    cmd
+}
+
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run restic (is it installed?)");
     assert!(

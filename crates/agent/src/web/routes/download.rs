@@ -68,16 +68,7 @@ pub fn content_disposition(filename: &str) -> String {
         "" => "download".to_owned(),
         rest => rest.to_owned(),
     };
-    let exact: String = filename
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let exact = api::hex::percent_encode(filename, b"");
     format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{exact}")
 }
 

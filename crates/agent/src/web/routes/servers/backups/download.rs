@@ -2,16 +2,14 @@
 //! → the snapshot (or the folder at `path`) as a streamed archive, or the
 //! file at `path` as itself.
 
-use std::collections::HashMap;
-
 use api::download::DownloadFormat;
 use api::files::SnapshotPath;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 
 use crate::AgentError;
 use crate::web::AppState;
-use crate::web::extract::{RepoKey, Server, Snapshot};
+use crate::web::extract::{QueryMap, RepoKey, Server, Snapshot};
 use crate::web::routes::download::respond;
 
 pub async fn handler(
@@ -19,11 +17,8 @@ pub async fn handler(
     Server(server): Server,
     Snapshot(id): Snapshot,
     RepoKey(key): RepoKey,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    QueryMap(query): QueryMap,
 ) -> Result<Response, AgentError> {
-    let Query(query) = query.map_err(|_| {
-        AgentError::bad_request("invalid_query", "the query string could not be read")
-    })?;
     let format = match query.get("format") {
         None => DownloadFormat::TarGz,
         Some(raw) => DownloadFormat::parse(raw).ok_or_else(|| {

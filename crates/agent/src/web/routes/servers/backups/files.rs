@@ -1,26 +1,21 @@
 //! `GET /api/servers/{server}/backups/restic/{id}/files?path=&limit=&cursor=`
 //! → [`FileList`]: one page of a folder of the snapshot, folders first.
 
-use std::collections::HashMap;
-
 use api::files::{FileList, FilesQuery};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 
 use crate::AgentError;
 use crate::web::AppState;
-use crate::web::extract::{RepoKey, Server, Snapshot};
+use crate::web::extract::{QueryMap, RepoKey, Server, Snapshot};
 
 pub async fn handler(
     State(state): State<AppState>,
     Server(server): Server,
     Snapshot(id): Snapshot,
     RepoKey(key): RepoKey,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    QueryMap(query): QueryMap,
 ) -> Result<Json<FileList>, AgentError> {
-    let Query(query) = query.map_err(|_| {
-        AgentError::bad_request("invalid_query", "the query string could not be read")
-    })?;
     let q = FilesQuery::parse(|k| query.get(k).cloned())
         .map_err(|e| AgentError::bad_request(e.code, e.message))?;
     Ok(Json(

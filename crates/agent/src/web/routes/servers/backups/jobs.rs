@@ -4,15 +4,13 @@
 //!
 //! Need the node token only: a job's status holds no repository data.
 
-use std::collections::HashMap;
-
 use api::agent::{JobList, JobView};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 
 use crate::AgentError;
 use crate::web::AppState;
-use crate::web::extract::{Job, Server};
+use crate::web::extract::{Job, QueryMap, Server};
 
 pub async fn handler(
     State(state): State<AppState>,
@@ -25,11 +23,8 @@ pub async fn handler(
 pub async fn list(
     State(state): State<AppState>,
     Server(server): Server,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    QueryMap(query): QueryMap,
 ) -> Result<Json<JobList>, AgentError> {
-    let Query(query) = query.map_err(|_| {
-        AgentError::bad_request("invalid_query", "the query string could not be read")
-    })?;
     let active = api::agent::parse_active(query.get("active").map(String::as_str))
         .map_err(|m| AgentError::bad_request("invalid_active", m))?;
     Ok(Json(state.agent.jobs(&server, active)))

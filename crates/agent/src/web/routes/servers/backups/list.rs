@@ -1,27 +1,22 @@
 //! `GET /api/servers/{server}/backups/restic?limit&cursor&from&to` → [`BackupList`]
 //! (`from`/`to`: RFC 3339; at or after `from`, before `to`)
 
-use std::collections::HashMap;
-
 use api::agent::BackupList;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 
 use crate::AgentError;
 use crate::index::Cursor;
 use crate::service::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::web::AppState;
-use crate::web::extract::{RepoKey, Server};
+use crate::web::extract::{QueryMap, RepoKey, Server};
 
 pub async fn handler(
     State(state): State<AppState>,
     Server(server): Server,
     RepoKey(key): RepoKey,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    QueryMap(query): QueryMap,
 ) -> Result<Json<BackupList>, AgentError> {
-    let Query(query) = query.map_err(|_| {
-        AgentError::bad_request("invalid_query", "the query string could not be read")
-    })?;
     let limit = match query.get("limit") {
         None => DEFAULT_LIMIT,
         Some(raw) => raw

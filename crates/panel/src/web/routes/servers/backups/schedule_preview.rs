@@ -3,17 +3,15 @@
 //! the page can say it before they are saved (`backup.read`; nothing is
 //! removed).
 
-use std::collections::HashMap;
-
 use api::agent::RetentionPreview;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 
 use crate::PanelError;
 use crate::permissions::Read;
 use crate::service::check_retention;
 use crate::web::AppState;
-use crate::web::extract::Permit;
+use crate::web::extract::{Permit, QueryMap};
 
 const KEEPS: [&str; 5] = [
     "keep_last",
@@ -26,11 +24,8 @@ const KEEPS: [&str; 5] = [
 pub async fn schedule_preview(
     State(state): State<AppState>,
     Permit(p): Permit<Read>,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    QueryMap(query): QueryMap,
 ) -> Result<Json<RetentionPreview>, PanelError> {
-    let Query(query) = query.map_err(|_| {
-        PanelError::bad_request("invalid_query", "the query string could not be read")
-    })?;
     if query
         .keys()
         .any(|k| !KEEPS.contains(&k.as_str()) && k.as_str() != "keep_within")
