@@ -209,17 +209,20 @@ impl Jobs {
         });
     }
 
-    /// Ends the job; answers its kind and, when it failed, its error code
-    /// (`None` for an unknown job).
+    /// Ends the job (an unknown one is left alone).
+    ///
+    /// `counted` is told the job's kind and error code before anyone can
+    /// see it ended (under the same lock), so a reader who sees the job
+    /// finished also sees it counted.
     pub fn finish(
         &self,
         id: &JobId,
         outcome: Result<serde_json::Value, AgentError>,
-    ) -> Option<(JobKind, Option<&'static str>)> {
+        counted: impl FnOnce(JobKind, Option<&'static str>),
+    ) {
         let code = outcome.as_ref().err().map(AgentError::code);
-        let mut kind = None;
         self.update(id, true, |r| {
-            kind = Some(r.view.kind);
+            counted(r.view.kind, code);
             r.finished_unix = Some(now_unix());
             r.view.finished_at = Some(Timestamp::now());
             match outcome {
@@ -245,7 +248,6 @@ impl Jobs {
                 }
             }
         });
-        kind.map(|k| (k, code))
     }
 
     /// Jobs queued and running now.

@@ -374,9 +374,10 @@ impl Agent {
 
     /// Ends a job with `outcome` and counts it.
     fn finish_job(&self, id: &JobId, outcome: Result<serde_json::Value, AgentError>) {
-        if let Some((kind, code)) = self.inner.jobs.finish(id, outcome) {
-            self.inner.metrics.job_ended(kind, code);
-        }
+        let metrics = &self.inner.metrics;
+        self.inner
+            .jobs
+            .finish(id, outcome, |kind, code| metrics.job_ended(kind, code));
     }
 
     /// A stop: new jobs are refused (`shutting_down`) and queued ones end
@@ -936,7 +937,7 @@ impl Agent {
             // A job a stop ended before it started is no failure of the
             // server's backups (no alert after a routine restart).
             if !started {
-                agent.inner.jobs.finish(&id, outcome);
+                agent.inner.jobs.finish(&id, outcome, |_, _| ());
                 return;
             }
             if let Err(e) = &outcome {

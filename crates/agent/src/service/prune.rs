@@ -151,7 +151,7 @@ impl Agent {
             let outcome = match ready {
                 None => {
                     // Ended by a stop before it started: not a failure.
-                    jobs.finish(&job, Err(AgentError::ShuttingDown));
+                    jobs.finish(&job, Err(AgentError::ShuttingDown), |_, _| ());
                     slot.prune_queued.store(false, Ordering::SeqCst);
                     return;
                 }
