@@ -19,6 +19,6 @@ pub use ids::{IdError, JobId, ServerUuid, SnapshotId, SnapshotRef};
 pub use secret::{Secret, SecretError};
 pub use timestamp::{TimeRange, Timestamp};
 pub use vocab::{
-    AuditAction, AuditOutcome, ChannelKind, IntervalUnit, NotifyEvent, Permission, RunOrigin,
-    RunStatus, TaskKind, UnknownWord,
+    AuditAction, AuditOutcome, ChannelKind, IntervalUnit, NotifyEvent, Permission, Repeat,
+    RunOrigin, RunStatus, TaskKind, UnknownWord, Weekday,
 };

@@ -10,8 +10,8 @@ use crate::ids::JobId;
 use crate::ids::ServerUuid;
 use crate::timestamp::Timestamp;
 use crate::vocab::{
-    AuditAction, AuditOutcome, ChannelKind, IntervalUnit, NotifyEvent, Permission, RunOrigin,
-    RunStatus, TaskKind,
+    AuditAction, AuditOutcome, ChannelKind, IntervalUnit, NotifyEvent, Permission, Repeat,
+    RunOrigin, RunStatus, TaskKind, Weekday,
 };
 
 /// `GET /auth/session`
@@ -308,8 +308,17 @@ pub struct LastResult {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ScheduleView {
     pub enabled: bool,
+    pub repeat: Repeat,
+    /// The interval of `repeat: interval` (kept while another repeat is
+    /// chosen, for switching back).
     pub interval_value: i64,
     pub interval_unit: IntervalUnit,
+    /// `daily`/`weekly`: the time of day, `HH:MM` (24-hour), in `time_zone`.
+    pub at: Option<String>,
+    /// `weekly`: the days it runs on, Monday first; empty otherwise.
+    pub weekdays: Vec<Weekday>,
+    /// `daily`/`weekly`: the IANA time zone `at` is read in.
+    pub time_zone: Option<String>,
     pub keep_last: Option<i64>,
     pub keep_daily: Option<i64>,
     pub keep_weekly: Option<i64>,
@@ -327,8 +336,23 @@ pub struct ScheduleView {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleRequest {
     pub enabled: bool,
-    pub interval_value: i64,
-    pub interval_unit: String,
+    /// `interval` (the default), `daily` or `weekly`.
+    #[serde(default)]
+    pub repeat: Option<String>,
+    /// Needed with `repeat: interval`; kept (when given) with the others.
+    #[serde(default)]
+    pub interval_value: Option<i64>,
+    #[serde(default)]
+    pub interval_unit: Option<String>,
+    /// `daily`/`weekly`: `HH:MM`, 24-hour.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// `weekly` only: `mon` … `sun`, at least one.
+    #[serde(default)]
+    pub weekdays: Option<Vec<String>>,
+    /// `daily`/`weekly`: an IANA name such as `Europe/Berlin` (default `UTC`).
+    #[serde(default)]
+    pub time_zone: Option<String>,
     #[serde(default)]
     pub keep_last: Option<i64>,
     #[serde(default)]

@@ -116,6 +116,36 @@ impl Default for IntervalUnit {
 }
 
 words! {
+    /// How a schedule repeats: every interval, or at a time of day (every
+    /// day, or on chosen weekdays) in a time zone.
+    Repeat ("repeat") {
+        Interval => "interval",
+        Daily => "daily",
+        Weekly => "weekly",
+    }
+}
+
+/// Schedules saved before daily/weekly existed run at an interval.
+impl Default for Repeat {
+    fn default() -> Self {
+        Repeat::Interval
+    }
+}
+
+words! {
+    /// A day of the week, Monday first (ISO 8601).
+    Weekday ("weekday") {
+        Monday => "mon",
+        Tuesday => "tue",
+        Wednesday => "wed",
+        Thursday => "thu",
+        Friday => "fri",
+        Saturday => "sat",
+        Sunday => "sun",
+    }
+}
+
+words! {
     /// What an agent job does.
     JobKind ("job kind") {
         Backup => "backup",
@@ -302,6 +332,12 @@ mod tests {
             let json = serde_json::to_string(p).unwrap();
             assert_eq!(json, format!("\"{}\"", p.as_str()));
             assert_eq!(serde_json::from_str::<Permission>(&json).unwrap(), *p);
+        }
+        for u in Repeat::ALL {
+            assert_eq!(u.to_string().parse::<Repeat>().unwrap(), *u);
+        }
+        for u in Weekday::ALL {
+            assert_eq!(u.to_string().parse::<Weekday>().unwrap(), *u);
         }
         for u in IntervalUnit::ALL {
             assert_eq!(u.to_string().parse::<IntervalUnit>().unwrap(), *u);

@@ -124,22 +124,22 @@ impl Scheduler {
                 continue;
             };
             let server_id = policy.server_id;
-            let interval = match crate::service::interval_of(&policy) {
-                Ok(i) => i,
+            let cadence = match crate::service::cadence_of(&policy) {
+                Ok(c) => c,
                 Err(e) => {
                     tracing::error!(server_id, error = %e, "schedule skipped");
                     continue;
                 }
             };
             let anchor = policy.anchor_at.unwrap_or(due_at);
-            let next = schedule::next_after(anchor, interval, now);
+            let next = cadence.next_after(anchor, now);
             if !storage.claim_run(server_id, due_at, next, now).await? {
                 continue; // another panel got it, or the schedule changed
             }
             lag = lag.max(now - due_at);
             let me = self.clone();
             started.push(tokio::spawn(async move {
-                match me.run(policy, anchor, interval, next, now).await {
+                match me.run(policy, anchor, cadence, next, now).await {
                     Ok(succeeded) => succeeded,
                     Err(e) => {
                         tracing::error!(server_id, error = %e, "scheduled run not recorded");
@@ -156,7 +156,7 @@ impl Scheduler {
         &self,
         policy: Policy,
         anchor: i64,
-        interval: schedule::Interval,
+        cadence: schedule::Cadence,
         claimed_next: i64,
         claimed_at: i64,
     ) -> Result<bool, PanelError> {
@@ -199,7 +199,7 @@ impl Scheduler {
             }
             Err(message) => {
                 let failures = u32::try_from(policy.failures + 1).unwrap_or(u32::MAX);
-                let retry = schedule::retry_at(anchor, interval, failures, now);
+                let retry = cadence.retry_at(anchor, failures, now);
                 storage
                     .finish_run(server.id, Err(&message), claimed_next, retry)
                     .await?;

@@ -1,7 +1,8 @@
 //! The scheduler's timing rules with an injectable clock and a stand-in for
 //! the backup, on SQLite (and on PostgreSQL when `TEST_DATABASE_URL` is set):
 //! saving does not run anything, runs stay on the grid, missed windows run
-//! once, failures back off, concurrent ticks claim each run once.
+//! once, failures back off, concurrent ticks claim each run once, daily
+//! schedules keep their local time across DST.
 
 mod support;
 
@@ -96,8 +97,12 @@ async fn world(url: Option<String>, servers: usize) -> World {
 fn every(hours: i64) -> ScheduleRequest {
     ScheduleRequest {
         enabled: true,
-        interval_value: hours,
-        interval_unit: "hours".into(),
+        repeat: None,
+        interval_value: Some(hours),
+        interval_unit: Some("hours".into()),
+        at: None,
+        weekdays: None,
+        time_zone: None,
         keep_last: None,
         keep_daily: None,
         keep_weekly: None,
@@ -191,6 +196,61 @@ async fn timing_rules(url: Option<String>) {
     assert_eq!(w.tick_at(slot + 100 * 6 * HOUR).await, 0);
 }
 
+/// Unix seconds of a wall-clock time in `zone`.
+fn local(zone: &str, y: i16, mo: i8, d: i8, h: i8, mi: i8) -> i64 {
+    jiff::civil::date(y, mo, d)
+        .at(h, mi, 0, 0)
+        .in_tz(zone)
+        .unwrap()
+        .timestamp()
+        .as_second()
+}
+
+/// A daily schedule at 03:00 in Berlin, stored and run across the spring
+/// DST change: runs stay at 03:00 local time, a missed one runs once,
+/// failures retry before the next run.
+async fn calendar_rules(url: Option<String>) {
+    let w = world(url, 1).await;
+    let berlin = |d: i8, h: i8| local("Europe/Berlin", 2027, 3, d, h, 0);
+    let daily = ScheduleRequest {
+        repeat: Some("daily".into()),
+        interval_value: None,
+        interval_unit: None,
+        at: Some("03:00".into()),
+        time_zone: Some("europe/berlin".into()),
+        ..every(6)
+    };
+    w.save(0, daily, berlin(26, 12)).await;
+    let p = w.policy(0).await;
+    assert_eq!(p.repeat, api::Repeat::Daily);
+    assert_eq!(p.time_zone.as_deref(), Some("Europe/Berlin"));
+    // The interval it had is kept for switching back (the default here).
+    assert_eq!(
+        (p.interval_value, p.interval_unit),
+        (24, api::IntervalUnit::Hours)
+    );
+    assert_eq!(p.next_run_at, Some(berlin(27, 3)));
+    assert_eq!(w.tick_at(berlin(27, 3) - 1).await, 0);
+    assert_eq!(w.tick_at(berlin(27, 3) + 30).await, 1);
+    // 28 March 2027 is the spring-forward night: 03:00 CEST, an hour
+    // earlier in UTC than the day before.
+    assert_eq!(w.policy(0).await.next_run_at, Some(berlin(28, 3)));
+    assert_eq!(berlin(28, 3) - berlin(27, 3), 23 * HOUR);
+    assert_eq!(w.tick_at(berlin(28, 3)).await, 1);
+    // Down for three days: one run, then 03:00 again.
+    assert_eq!(w.tick_at(berlin(31, 15)).await, 1);
+    assert_eq!(w.tick_at(berlin(31, 16)).await, 0);
+    let next = local("Europe/Berlin", 2027, 4, 1, 3, 0);
+    assert_eq!(w.policy(0).await.next_run_at, Some(next));
+    // A failure retries in a minute, and the retries stop at the next run.
+    w.runner.fail.store(true, Ordering::SeqCst);
+    assert_eq!(w.tick_at(next).await, 1);
+    assert_eq!(w.policy(0).await.next_run_at, Some(next + 60));
+    w.runner.fail.store(false, Ordering::SeqCst);
+    assert_eq!(w.tick_at(next + 60).await, 1);
+    assert_eq!(w.policy(0).await.next_run_at, Some(next + 24 * HOUR));
+}
+
 async fn concurrent_ticks_claim_each_run_once(url: Option<String>) {
     let w = world(url, 30).await;
     for i in 0..30 {
@@ -247,6 +307,16 @@ fn postgres() -> String {
 #[tokio::test]
 async fn timing_rules_on_postgres() {
     timing_rules(Some(postgres())).await;
+}
+
+#[tokio::test]
+async fn calendar_rules_on_sqlite() {
+    calendar_rules(None).await;
+}
+
+#[tokio::test]
+async fn calendar_rules_on_postgres() {
+    calendar_rules(Some(postgres())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,7 +29,7 @@ pub use backups::DownloadAnswer;
 pub(crate) use backups::job_outcome;
 pub use deletion::Deletion;
 pub use schedule::ScheduledRun;
-pub(crate) use schedule::{check_retention, interval_of};
+pub(crate) use schedule::{cadence_of, check_retention};
 
 /// The panel core. Cheap to clone.
 #[derive(Clone)]

@@ -3,14 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use api::Timestamp;
 use api::agent::{JobStatus, RetentionPolicy};
 use api::panel::{LastResult, RunRecord, ScheduleRequest, ScheduleView};
+use api::{Repeat, Timestamp};
 
 use super::Panel;
 use crate::PanelError;
 use crate::permissions::{Authorized, Create, Delete, Read};
-use crate::schedule::{self, Interval, Unit};
+use crate::schedule::{self, Cadence, Calendar, Interval, Unit};
 use crate::storage::{Policy, Server};
 
 /// How long a scheduled backup may take before the run counts as failed.
@@ -27,10 +27,26 @@ pub(crate) fn at_unix(unix: i64) -> Timestamp {
 }
 
 fn view(p: &Policy) -> ScheduleView {
+    let calendar = p.repeat != Repeat::Interval;
     ScheduleView {
         enabled: p.enabled,
+        repeat: p.repeat,
         interval_value: p.interval_value,
         interval_unit: p.interval_unit,
+        at: p
+            .at_minute
+            .filter(|_| calendar)
+            .and_then(|m| u16::try_from(m).ok())
+            .map(schedule::format_time_of_day),
+        weekdays: match p.repeat {
+            Repeat::Weekly => p
+                .weekdays
+                .and_then(|m| u8::try_from(m).ok())
+                .map(schedule::weekdays_of)
+                .unwrap_or_default(),
+            Repeat::Interval | Repeat::Daily => Vec::new(),
+        },
+        time_zone: p.time_zone.clone().filter(|_| calendar),
         keep_last: p.keep_last,
         keep_daily: p.keep_daily,
         keep_weekly: p.keep_weekly,
@@ -58,12 +74,132 @@ fn default_policy(server_id: i64) -> Policy {
     }
 }
 
-/// The interval a stored policy runs at.
-pub(crate) fn interval_of(p: &Policy) -> Result<Interval, PanelError> {
-    let unit = p.interval_unit;
-    let value = u32::try_from(p.interval_value)
-        .map_err(|_| PanelError::Internal("stored schedule: interval out of range".into()))?;
-    Interval::new(value, unit).map_err(|e| PanelError::Internal(format!("stored schedule: {e}")))
+/// When a stored policy runs.
+pub(crate) fn cadence_of(p: &Policy) -> Result<Cadence, PanelError> {
+    let stored = |e: &dyn std::fmt::Display| PanelError::Internal(format!("stored schedule: {e}"));
+    if p.repeat == Repeat::Interval {
+        let value = u32::try_from(p.interval_value).map_err(|e| stored(&e))?;
+        return Interval::new(value, p.interval_unit)
+            .map(Cadence::Every)
+            .map_err(|e| stored(&e));
+    }
+    let minute = p
+        .at_minute
+        .and_then(|m| u16::try_from(m).ok())
+        .ok_or_else(|| stored(&"no time of day"))?;
+    let weekdays = match p.repeat {
+        Repeat::Weekly => p
+            .weekdays
+            .and_then(|m| u8::try_from(m).ok())
+            .ok_or_else(|| stored(&"no weekdays"))?,
+        Repeat::Daily | Repeat::Interval => schedule::EVERY_DAY,
+    };
+    let (zone, _) = schedule::parse_time_zone(p.time_zone.as_deref().unwrap_or("UTC"))
+        .map_err(|e| stored(&e))?;
+    Calendar::new(minute, weekdays, zone)
+        .map(Cadence::At)
+        .map_err(|e| stored(&e))
+}
+
+/// A request's repeat and its settings, checked; answers the cadence and
+/// the policy's fields for it. The interval is kept when given with
+/// another repeat (for switching back); the calendar settings go with
+/// `interval`.
+struct Timing {
+    cadence: Cadence,
+    repeat: Repeat,
+    interval: Option<Interval>,
+    at_minute: Option<i64>,
+    weekdays: Option<i64>,
+    time_zone: Option<String>,
+}
+
+fn check_timing(req: &ScheduleRequest) -> Result<Timing, PanelError> {
+    let invalid = |e: schedule::ScheduleError| bad("invalid_schedule", e);
+    let repeat = match req.repeat.as_deref() {
+        None => Repeat::Interval,
+        Some(r) => r.parse::<Repeat>().map_err(|_| {
+            PanelError::bad_request(
+                "invalid_schedule",
+                "repeat must be interval, daily or weekly",
+            )
+        })?,
+    };
+    let interval = match (req.interval_value, req.interval_unit.as_deref()) {
+        (None, None) => None,
+        (Some(value), Some(unit)) => {
+            let unit = schedule::parse_unit(unit).map_err(|e| bad("invalid_interval", e))?;
+            let value = u32::try_from(value)
+                .map_err(|_| bad("invalid_interval", schedule::ScheduleError::Interval))?;
+            Some(Interval::new(value, unit).map_err(|e| bad("invalid_interval", e))?)
+        }
+        _ => {
+            return Err(PanelError::bad_request(
+                "invalid_interval",
+                "interval_value and interval_unit go together",
+            ));
+        }
+    };
+    if repeat == Repeat::Interval {
+        if req.at.is_some() || req.weekdays.is_some() || req.time_zone.is_some() {
+            return Err(PanelError::bad_request(
+                "invalid_schedule",
+                "at, weekdays and time_zone are for repeat daily or weekly",
+            ));
+        }
+        let interval = interval.ok_or_else(|| {
+            PanelError::bad_request(
+                "invalid_interval",
+                "interval_value and interval_unit are needed to repeat at an interval",
+            )
+        })?;
+        return Ok(Timing {
+            cadence: Cadence::Every(interval),
+            repeat,
+            interval: Some(interval),
+            at_minute: None,
+            weekdays: None,
+            time_zone: None,
+        });
+    }
+    let at = req.at.as_deref().ok_or_else(|| {
+        PanelError::bad_request(
+            "invalid_schedule",
+            "at (HH:MM) is needed to repeat daily or weekly",
+        )
+    })?;
+    let minute = schedule::parse_time_of_day(at.trim()).map_err(invalid)?;
+    let (zone, zone_name) =
+        schedule::parse_time_zone(req.time_zone.as_deref().unwrap_or("UTC")).map_err(invalid)?;
+    let weekdays = match (repeat, &req.weekdays) {
+        (Repeat::Weekly, Some(days)) if days.len() <= 7 => {
+            let mut mask = 0u8;
+            for day in days {
+                let day = day
+                    .parse::<api::Weekday>()
+                    .map_err(|_| invalid(schedule::ScheduleError::Weekdays))?;
+                mask |= schedule::weekday_bit(day);
+            }
+            mask
+        }
+        (Repeat::Weekly, _) => return Err(invalid(schedule::ScheduleError::Weekdays)),
+        (_, Some(_)) => {
+            return Err(PanelError::bad_request(
+                "invalid_schedule",
+                "weekdays are for repeat weekly (daily runs every day)",
+            ));
+        }
+        (_, None) => schedule::EVERY_DAY,
+    };
+    let calendar = Calendar::new(minute, weekdays, zone).map_err(invalid)?;
+    Ok(Timing {
+        cadence: Cadence::At(calendar),
+        repeat,
+        interval,
+        at_minute: Some(i64::from(minute)),
+        weekdays: Some(i64::from(weekdays)),
+        time_zone: Some(zone_name),
+    })
 }
 
 /// The retention part of a stored policy, in the agent's terms.
@@ -147,11 +283,7 @@ impl Panel {
         req: ScheduleRequest,
         now: i64,
     ) -> Result<ScheduleView, PanelError> {
-        let unit =
-            schedule::parse_unit(&req.interval_unit).map_err(|e| bad("invalid_interval", e))?;
-        let value = u32::try_from(req.interval_value)
-            .map_err(|_| bad("invalid_interval", schedule::ScheduleError::Interval))?;
-        let interval = Interval::new(value, unit).map_err(|e| bad("invalid_interval", e))?;
+        let timing = check_timing(&req)?;
         let keep_within = check_retention(
             [
                 req.keep_last,
@@ -168,16 +300,30 @@ impl Panel {
         let before = old.as_ref().map(retention_of).unwrap_or_default();
         // Turning on, or running more often, a schedule whose rules forget
         // snapshots is as much a delete as changing the rules.
-        let runs_more = old.as_ref().is_none_or(|o| {
-            (req.enabled && !o.enabled)
-                || interval_of(o).map_or(true, |i| i.seconds() > interval.seconds())
+        // (A schedule left off runs nothing; turning it on is checked then.)
+        let runs_more = req.enabled
+            && old.as_ref().is_none_or(|o| {
+                !o.enabled
+                    || cadence_of(o)
+                        .map_or(true, |c| c.mean_gap_secs() > timing.cadence.mean_gap_secs())
+            });
+        let anchor = timing.cadence.first_run(now);
+        // A calendar schedule keeps the interval it had (or the default),
+        // for switching back.
+        let kept = old.as_ref().unwrap_or(&default_policy(server_id)).clone();
+        let interval = timing.interval.unwrap_or(Interval {
+            value: u32::try_from(kept.interval_value).unwrap_or(24),
+            unit: kept.interval_unit,
         });
-        let anchor = schedule::first_run(now, interval);
         let p = Policy {
             server_id,
             enabled: req.enabled,
             interval_value: interval.value as i64,
             interval_unit: interval.unit,
+            repeat: timing.repeat,
+            at_minute: timing.at_minute,
+            weekdays: timing.weekdays,
+            time_zone: timing.time_zone,
             keep_last: req.keep_last.filter(|v| *v > 0),
             keep_daily: req.keep_daily.filter(|v| *v > 0),
             keep_weekly: req.keep_weekly.filter(|v| *v > 0),

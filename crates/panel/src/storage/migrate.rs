@@ -66,6 +66,11 @@ const SQLITE: Set = &[
         "notes",
         include_str!("../../migrations/sqlite/0008_notes.sql"),
     ),
+    (
+        9,
+        "calendar schedules",
+        include_str!("../../migrations/sqlite/0009_calendar_schedules.sql"),
+    ),
 ];
 const POSTGRES: Set = &[
     (
@@ -107,6 +112,11 @@ const POSTGRES: Set = &[
         8,
         "notes",
         include_str!("../../migrations/postgres/0008_notes.sql"),
+    ),
+    (
+        9,
+        "calendar schedules",
+        include_str!("../../migrations/postgres/0009_calendar_schedules.sql"),
     ),
 ];
 

@@ -1,6 +1,6 @@
 //! `restic_policies`: schedules and retention, and claiming due runs.
 
-use api::{IntervalUnit, RunStatus};
+use api::{IntervalUnit, Repeat, RunStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -13,6 +13,13 @@ pub struct Policy {
     pub enabled: bool,
     pub interval_value: i64,
     pub interval_unit: IntervalUnit,
+    pub repeat: Repeat,
+    /// `daily`/`weekly`: minutes after local midnight.
+    pub at_minute: Option<i64>,
+    /// `daily`/`weekly`: Monday bit 0 … Sunday bit 6.
+    pub weekdays: Option<i64>,
+    /// `daily`/`weekly`: an IANA time zone name.
+    pub time_zone: Option<String>,
     pub keep_last: Option<i64>,
     pub keep_daily: Option<i64>,
     pub keep_weekly: Option<i64>,
@@ -29,9 +36,10 @@ pub struct Policy {
     pub updated_at: i64,
 }
 
-pub(super) const POLICY_COLS: &str = "server_id, enabled, interval_value, interval_unit, keep_last, keep_daily, \
-     keep_weekly, keep_monthly, keep_yearly, keep_within, anchor_at, next_run_at, last_run_at, \
-     last_status, last_message, last_snapshot_id, failures, updated_at";
+pub(super) const POLICY_COLS: &str = "server_id, enabled, interval_value, interval_unit, repeat_kind, \
+     at_minute, weekdays, time_zone, keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, \
+     keep_within, anchor_at, next_run_at, last_run_at, last_status, last_message, last_snapshot_id, \
+     failures, updated_at";
 
 pub(super) fn policy_of(r: &AnyRow) -> Result<Policy> {
     Ok(Policy {
@@ -39,6 +47,10 @@ pub(super) fn policy_of(r: &AnyRow) -> Result<Policy> {
         enabled: r.try_get::<i64, _>("enabled")? != 0,
         interval_value: r.try_get("interval_value")?,
         interval_unit: super::word(r, "interval_unit")?,
+        repeat: super::word(r, "repeat_kind")?,
+        at_minute: r.try_get("at_minute")?,
+        weekdays: r.try_get("weekdays")?,
+        time_zone: r.try_get("time_zone")?,
         keep_last: r.try_get("keep_last")?,
         keep_daily: r.try_get("keep_daily")?,
         keep_weekly: r.try_get("keep_weekly")?,
@@ -76,10 +88,12 @@ impl Storage {
         sqlx::query(
             "INSERT INTO restic_policies (server_id, enabled, interval_value, interval_unit, \
              keep_last, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within, anchor_at, \
-             next_run_at, failures, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13) \
+             next_run_at, failures, updated_at, repeat_kind, at_minute, weekdays, time_zone) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15, $16, $17) \
              ON CONFLICT (server_id) DO UPDATE SET enabled = excluded.enabled, \
              interval_value = excluded.interval_value, interval_unit = excluded.interval_unit, \
+             repeat_kind = excluded.repeat_kind, at_minute = excluded.at_minute, \
+             weekdays = excluded.weekdays, time_zone = excluded.time_zone, \
              keep_last = excluded.keep_last, keep_daily = excluded.keep_daily, \
              keep_weekly = excluded.keep_weekly, keep_monthly = excluded.keep_monthly, \
              keep_yearly = excluded.keep_yearly, keep_within = excluded.keep_within, \
@@ -99,6 +113,10 @@ impl Storage {
         .bind(p.anchor_at)
         .bind(p.next_run_at)
         .bind(p.updated_at)
+        .bind(p.repeat.as_str())
+        .bind(p.at_minute)
+        .bind(p.weekdays)
+        .bind(p.time_zone.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())

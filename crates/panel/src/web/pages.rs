@@ -351,6 +351,14 @@ pub async fn backups(
             form id="schedule-form" class="card" {
                 label.check { input type="checkbox" id="s-enabled"; " Back up automatically" }
                 div.row {
+                    label for="s-repeat" { "Repeat" }
+                    select id="s-repeat" {
+                        option value="interval" { "at an interval" }
+                        option value="daily" { "daily at a time" }
+                        option value="weekly" { "weekly on chosen days" }
+                    }
+                }
+                div.row id="s-interval-row" {
                     label for="s-value" { "Every" }
                     input id="s-value" type="number" min="1" required;
                     select id="s-unit" aria-label="Interval unit" {
@@ -358,6 +366,21 @@ pub async fn backups(
                         option value="hours" { "hours" }
                         option value="days" { "days" }
                     }
+                }
+                fieldset id="s-days" tabindex="-1" hidden {
+                    legend { "On" }
+                    div.days {
+                        @for (value, name) in [("mon", "Mon"), ("tue", "Tue"), ("wed", "Wed"), ("thu", "Thu"), ("fri", "Fri"), ("sat", "Sat"), ("sun", "Sun")] {
+                            label.check { input type="checkbox" name="s-day" value=(value); " " (name) }
+                        }
+                    }
+                }
+                div.row id="s-at-row" hidden {
+                    label for="s-at" { "At" }
+                    input id="s-at" type="time" required;
+                    label for="s-tz" { "Time zone" }
+                    input id="s-tz" type="text" list="s-tz-list" autocomplete="off" spellcheck="false" placeholder="e.g. Europe/Berlin";
+                    datalist id="s-tz-list" {}
                 }
                 fieldset {
                     legend { "Keep (after each scheduled backup; locked backups are always kept)" }

@@ -84,6 +84,15 @@ async fn schedules_validate_and_saving_runs_nothing() {
         ),
         (with("keep_daily", json!("7")), "invalid_json"),
         (with("extra", json!(1)), "invalid_json"),
+        (with("interval_unit", Value::Null), "invalid_interval"),
+        (with("repeat", json!("hourly")), "invalid_schedule"),
+        (with("at", json!("03:00")), "invalid_schedule"),
+        (with("time_zone", json!("UTC")), "invalid_schedule"),
+        (with("repeat", json!("daily")), "invalid_schedule"),
+        (
+            json!({"enabled": true, "repeat": "interval"}),
+            "invalid_interval",
+        ),
     ] {
         let (s, e) = owner.post(&path, body.clone()).await;
         assert_eq!(
@@ -92,6 +101,71 @@ async fn schedules_validate_and_saving_runs_nothing() {
             "{body}: {e}"
         );
     }
+
+    // Daily and weekly at a time of day, in a time zone.
+    let daily = json!({"enabled": true, "repeat": "daily", "at": "03:00", "time_zone": "UTC"});
+    let mut weekly = daily.clone();
+    weekly["repeat"] = json!("weekly");
+    weekly["weekdays"] = json!(["mon"]);
+    let set = |mut b: Value, k: &str, val: Value| {
+        b[k] = val;
+        b
+    };
+    for body in [
+        set(daily.clone(), "at", json!("24:00")),
+        set(daily.clone(), "at", json!("3pm")),
+        set(daily.clone(), "at", json!("")),
+        set(daily.clone(), "at", Value::Null),
+        set(daily.clone(), "time_zone", json!("Mars/Olympus_Mons")),
+        set(daily.clone(), "time_zone", json!("../../../etc/passwd")),
+        set(daily.clone(), "time_zone", json!("x".repeat(10_000))),
+        set(daily.clone(), "weekdays", json!(["mon"])),
+        set(weekly.clone(), "weekdays", json!([])),
+        set(weekly.clone(), "weekdays", Value::Null),
+        set(weekly.clone(), "weekdays", json!(["funday"])),
+        set(weekly.clone(), "weekdays", json!(vec!["mon"; 8])),
+    ] {
+        let (s, e) = owner.post(&path, body.clone()).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (400, Some("invalid_schedule")),
+            "{body}: {e}"
+        );
+        // A 10 kB name is not echoed back whole.
+        assert!(e["error"]["message"].as_str().unwrap().len() < 300, "{e}");
+    }
+    let before = now();
+    let nyc = json!({"enabled": true, "repeat": "weekly", "at": "21:30",
+                     "weekdays": ["thu", "mon"], "time_zone": "america/new_york"});
+    let (s, v) = owner.post(&path, nyc).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["repeat"], &v["at"], &v["weekdays"], &v["time_zone"]),
+        (
+            &json!("weekly"),
+            &json!("21:30"),
+            &json!(["mon", "thu"]),
+            &json!("America/New_York")
+        )
+    );
+    let next: jiff::Timestamp = v["next_run_at"].as_str().unwrap().parse().unwrap();
+    let local = next.in_tz("America/New_York").unwrap();
+    assert_eq!((local.hour(), local.minute()), (21, 30), "{local}");
+    assert!(
+        matches!(
+            local.weekday(),
+            jiff::civil::Weekday::Monday | jiff::civil::Weekday::Thursday
+        ),
+        "{local}"
+    );
+    let wait = next.as_second() - before;
+    assert!((1..=4 * 86_400).contains(&wait), "{v}");
+    // Back to an interval: the calendar settings go.
+    let (s, v) = owner.post(&path, base.clone()).await;
+    assert_eq!(
+        (s, &v["repeat"], &v["at"], &v["weekdays"]),
+        (200, &json!("interval"), &Value::Null, &json!([]))
+    );
 
     let before = now();
     let (s, v) = owner
@@ -293,6 +367,18 @@ async fn retention_rules_need_the_delete_permission() {
     let (s, v) = helper.post(&path, slower.clone()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["keep_last"], 1);
+    // Daily at a time is less often than every 12 hours, weekly less
+    // still; daily again after weekly is more often.
+    let daily = json!({"enabled": true, "repeat": "daily", "at": "03:00", "keep_last": 1});
+    let (s, v) = helper.post(&path, daily.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    let mut weekly = daily.clone();
+    weekly["repeat"] = json!("weekly");
+    weekly["weekdays"] = json!(["sat", "wed"]);
+    let (s, v) = helper.post(&path, weekly).await;
+    assert_eq!((s, &v["time_zone"]), (200, &json!("UTC")), "{v}");
+    let (s, _) = helper.post(&path, daily).await;
+    assert_eq!(s, 403, "daily after twice a week forgets more often");
     // …or turn it off, but not make it forget more often or turn it back on.
     let mut faster = slower.clone();
     faster["interval_value"] = json!(1);

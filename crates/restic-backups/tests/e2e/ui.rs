@@ -394,6 +394,60 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
         json!([]),
     )
     .await;
+    // Weekly at a time of day, in the browser's time zone unless another
+    // is chosen.
+    b.js(
+        "const r = document.getElementById('s-repeat'); r.value = 'weekly'; r.dispatchEvent(new Event('change'))",
+        json!([]),
+    )
+    .await;
+    assert_eq!(
+        b.js(
+            "return [document.getElementById('s-days').hidden, document.getElementById('s-at-row').hidden, document.getElementById('s-interval-row').hidden, document.getElementById('s-tz').value === Intl.DateTimeFormat().resolvedOptions().timeZone]",
+            json!([]),
+        )
+        .await,
+        json!([false, false, true, true]),
+        "the weekly fields, the browser's zone by default"
+    );
+    b.click("#schedule-save").await;
+    b.wait_for("#err-s-days").await;
+    assert!(b.text("#err-s-days").await.contains("at least one day"));
+    b.click("input[name=s-day][value=mon]").await;
+    b.click("input[name=s-day][value=thu]").await;
+    b.js("document.getElementById('s-at').value = '21:30'", json!([]))
+        .await;
+    b.fill("#s-tz", "Mars/Olympus_Mons").await;
+    b.click("#schedule-save").await;
+    b.wait_for("#err-s-tz").await;
+    let said = b.text("#err-s-tz").await;
+    assert!(said.starts_with("“Time zone”"), "{said}");
+    b.fill("#s-tz", "America/New_York").await;
+    b.click("#schedule-save").await;
+    b.wait_for("#schedule-saved").await;
+    let next = b.text("#s-next").await;
+    let browser_zone = b
+        .js(
+            "return Intl.DateTimeFormat().resolvedOptions().timeZone",
+            json!([]),
+        )
+        .await;
+    if browser_zone != json!("America/New_York") {
+        assert!(
+            (next.contains("Mon 21:30") || next.contains("Thu 21:30"))
+                && next.contains("in America/New_York"),
+            "{next}"
+        );
+    }
+    b.screenshot(&shots.join("schedule-weekly.png")).await;
+    b.js("location.reload()", json!([])).await;
+    b.click("#tab-schedule").await;
+    b.wait_until(
+        "the saved weekly schedule",
+        "return document.getElementById('s-repeat').value === 'weekly' && document.getElementById('s-at').value === '21:30' && document.getElementById('s-tz').value === 'America/New_York' && [...document.querySelectorAll('input[name=s-day]:checked')].map(b => b.value).join() === 'mon,thu' && document.getElementById('s-interval-row').hidden",
+        json!([]),
+    )
+    .await;
     // The owner's own Discord webhook: a wrong one is refused at the
     // field's error, a Discord one is kept and shown by host only.
     b.wait_until(
@@ -477,7 +531,16 @@ async fn owner_subuser_and_admin_use_the_backups_pages() {
     }
     b.click("#browser-close").await;
     b.click("#tab-schedule").await;
-    b.wait_for("#s-value").await;
+    b.wait_for("#s-at").await;
+    assert!(
+        b.js(
+            "return document.getElementById('s-at').disabled && document.getElementById('s-repeat').disabled",
+            json!([])
+        )
+        .await
+            == json!(true),
+        "a read-only subuser can change the schedule's fields"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(
         b.js(

@@ -1044,13 +1044,57 @@
       });
     }
 
+    // Daily/weekly schedules: the browser's own time zone unless one is saved.
+    const browserZone = (() => {
+      try {
+        return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+      } catch (e) {
+        return "UTC";
+      }
+    })();
+    const zoneList = $("s-tz-list");
+    if (zoneList && zoneList.children.length === 0) {
+      let zones = [];
+      try {
+        zones = Intl.supportedValuesOf("timeZone");
+      } catch (e) {
+        zones = [browserZone];
+      }
+      if (!zones.includes("UTC")) zones = ["UTC", ...zones];
+      zoneList.replaceChildren(...zones.map((z) => h("option", { value: z })));
+    }
+    const dayBoxes = () => [...document.querySelectorAll('input[name="s-day"]')];
+    function showRepeat() {
+      const repeat = $("s-repeat").value;
+      $("s-interval-row").hidden = repeat !== "interval";
+      $("s-at-row").hidden = repeat === "interval";
+      $("s-days").hidden = repeat !== "weekly";
+    }
+    $("s-repeat").addEventListener("change", showRepeat);
+    // "Thu 21:30 in America/New_York" beside the browser's own time, when
+    // the schedule's zone is another one.
+    function inZone(iso, zone) {
+      try {
+        return new Intl.DateTimeFormat([], { weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone }).format(new Date(iso)) + " in " + zone;
+      } catch (e) {
+        return "";
+      }
+    }
+
     function fillSchedule(s) {
       $("s-enabled").checked = s.enabled;
+      $("s-repeat").value = s.repeat || "interval";
       $("s-value").value = s.interval_value;
       $("s-unit").value = s.interval_unit;
+      $("s-at").value = s.at || "03:00";
+      $("s-tz").value = s.time_zone || browserZone;
+      const days = new Set(s.weekdays || []);
+      for (const box of dayBoxes()) box.checked = days.has(box.value);
+      showRepeat();
       for (const k of keeps) $("s-" + k).value = s[k] === null ? "" : s[k];
       $("s-keep_within").value = s.keep_within || "";
-      $("s-next").textContent = s.next_run_at ? localTime(s.next_run_at) + " (" + relative(new Date(s.next_run_at)) + ")" : s.enabled ? "–" : "not scheduled";
+      const zoned = s.next_run_at && s.time_zone && s.time_zone !== browserZone ? " · " + inZone(s.next_run_at, s.time_zone) : "";
+      $("s-next").textContent = s.next_run_at ? localTime(s.next_run_at) + " (" + relative(new Date(s.next_run_at)) + ")" + zoned : s.enabled ? "–" : "not scheduled";
       $("s-last").textContent = s.last_run_at ? localTime(s.last_run_at) : "never";
       const r = s.last_result;
       $("s-result").replaceChildren(
@@ -1148,6 +1192,9 @@
       // Problems are said at the field, in the words the form uses.
       const FIELDS = {
         interval_value: ["s-value", "Every"],
+        at: ["s-at", "At"],
+        time_zone: ["s-tz", "Time zone"],
+        weekdays: ["s-days", "On"],
         keep_last: ["s-keep_last", "Last"],
         keep_daily: ["s-keep_daily", "Daily"],
         keep_weekly: ["s-keep_weekly", "Weekly"],
@@ -1172,13 +1219,24 @@
       };
       const checkFields = () => {
         const bad = [];
+        const repeat = $("s-repeat").value;
         for (const [field, [id, label]] of Object.entries(FIELDS)) {
-          if (field === "keep_within") continue;
+          if (["keep_within", "at", "time_zone", "weekdays"].includes(field)) continue;
+          if (field === "interval_value" && repeat !== "interval") continue;
           const v = $(id).value.trim();
           const min = field === "interval_value" ? 1 : 0;
           if ((field === "interval_value" || v !== "") && (!/^\d+$/.test(v) || Number(v) < min || Number(v) > 100000)) {
             bad.push(fieldError(id, "“" + label + "” takes a whole number from " + min + " to 100000."));
           }
+        }
+        if (repeat !== "interval" && !/^\d\d:\d\d$/.test($("s-at").value)) {
+          bad.push(fieldError("s-at", "“At” takes a time of day, like 03:30."));
+        }
+        if (repeat !== "interval" && $("s-tz").value.trim() === "") {
+          bad.push(fieldError("s-tz", "“Time zone” takes a name like Europe/Berlin or UTC."));
+        }
+        if (repeat === "weekly" && !dayBoxes().some((b) => b.checked)) {
+          bad.push(fieldError("s-days", "Choose at least one day."));
         }
         const within = $("s-keep_within").value.trim();
         if (within !== "" && !/^(\d+y)?(\d+m)?(\d+d)?(\d+h)?$/.test(within)) {
@@ -1196,12 +1254,20 @@
           const v = $(id).value.trim();
           return v === "" ? null : Number(v);
         };
+        const repeat = $("s-repeat").value;
         const body = {
           enabled: $("s-enabled").checked,
-          interval_value: Number($("s-value").value),
-          interval_unit: $("s-unit").value,
+          repeat,
           keep_within: $("s-keep_within").value.trim() || null,
         };
+        if (repeat === "interval") {
+          body.interval_value = Number($("s-value").value);
+          body.interval_unit = $("s-unit").value;
+        } else {
+          body.at = $("s-at").value;
+          body.time_zone = $("s-tz").value.trim();
+          if (repeat === "weekly") body.weekdays = dayBoxes().filter((b) => b.checked).map((b) => b.value);
+        }
         for (const k of keeps) body[k] = num("s-" + k);
         save.disabled = true;
         try {
