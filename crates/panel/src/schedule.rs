@@ -97,16 +97,26 @@ pub fn format_time_of_day(minute: u16) -> String {
 }
 
 /// Finds a time zone by its IANA name (any case); answers it with its
-/// canonical spelling. Names are short plain ASCII; anything else is not a
-/// zone (and never reaches the database lookup).
+/// canonical spelling. Only names of the IANA database are zones (not a
+/// system's `localtime`, `posixrules` or `Factory`), read from the
+/// system's database, else from the copy built in (a name this system's
+/// tzdata lacks, e.g. without Debian's `tzdata-legacy`, still works).
 pub fn parse_time_zone(raw: &str) -> Result<(TimeZone, String), ScheduleError> {
     let unknown = || ScheduleError::TimeZone(raw.chars().take(64).collect());
     let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'+');
     if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(plain) {
         return Err(unknown());
     }
-    let zone = TimeZone::get(raw).map_err(|_| unknown())?;
-    let name = zone.iana_name().unwrap_or(raw).to_owned();
+    let bundled = jiff::tz::TimeZoneDatabase::bundled();
+    let name = bundled
+        .available()
+        .map(|n| n.as_str().to_owned())
+        .find(|n| n.eq_ignore_ascii_case(raw) && !n.eq_ignore_ascii_case("Factory"))
+        .or_else(|| raw.eq_ignore_ascii_case("UTC").then(|| "UTC".to_owned()))
+        .ok_or_else(unknown)?;
+    let zone = TimeZone::get(&name)
+        .or_else(|_| bundled.get(&name))
+        .map_err(|_| unknown())?;
     Ok((zone, name))
 }
 
@@ -429,8 +439,15 @@ mod tests {
     fn time_zones_are_iana_names_only() {
         assert_eq!(parse_time_zone("europe/berlin").unwrap().1, "Europe/Berlin");
         assert_eq!(parse_time_zone("UTC").unwrap().1, "UTC");
+        // A link name the system may lack (Debian keeps it in tzdata-legacy).
+        assert_eq!(parse_time_zone("US/Eastern").unwrap().1, "US/Eastern");
         for bad in [
             "",
+            "localtime",
+            "posixrules",
+            "Factory",
+            "posix/Europe/Berlin",
+            "right/UTC",
             "Mars/Olympus_Mons",
             "../../../../etc/passwd",
             "/etc/localtime",

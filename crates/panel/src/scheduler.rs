@@ -127,7 +127,9 @@ impl Scheduler {
             let cadence = match crate::service::cadence_of(&policy) {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(server_id, error = %e, "schedule skipped");
+                    // Not stuck in silence: the run fails where people see
+                    // it, is told, and is tried again in an hour.
+                    self.unusable_schedule(&policy, due_at, now, &e).await?;
                     continue;
                 }
             };
@@ -150,6 +152,42 @@ impl Scheduler {
         }
         self.panel.metrics().scheduler_tick(now, lag);
         Ok(started)
+    }
+
+    /// A due schedule whose stored settings this panel can not use (a time
+    /// zone its system does not know, say): a failed run, told like one,
+    /// tried again in an hour.
+    async fn unusable_schedule(
+        &self,
+        policy: &Policy,
+        due_at: i64,
+        now: i64,
+        e: &PanelError,
+    ) -> Result<(), PanelError> {
+        const AGAIN_SECS: i64 = 3600;
+        let storage = self.panel.storage();
+        let retry = now + AGAIN_SECS;
+        if !storage
+            .claim_run(policy.server_id, due_at, retry, now)
+            .await?
+        {
+            return Ok(());
+        }
+        let detail = match e {
+            PanelError::Internal(detail) => detail.as_str(),
+            _ => "unreadable",
+        };
+        let message = format!("this schedule can not be run ({detail}); save it again");
+        tracing::error!(server_id = policy.server_id, error = %message, "schedule not run");
+        storage
+            .finish_run(policy.server_id, Err(&message), retry, retry)
+            .await?;
+        if let Some(server) = storage.server(policy.server_id).await? {
+            self.panel
+                .notify_backup_failed(&server, &message, policy.failures + 1)
+                .await;
+        }
+        Ok(())
     }
 
     async fn run(

@@ -210,7 +210,7 @@ fn local(zone: &str, y: i16, mo: i8, d: i8, h: i8, mi: i8) -> i64 {
 /// DST change: runs stay at 03:00 local time, a missed one runs once,
 /// failures retry before the next run.
 async fn calendar_rules(url: Option<String>) {
-    let w = world(url, 1).await;
+    let w = world(url, 2).await;
     let berlin = |d: i8, h: i8| local("Europe/Berlin", 2027, 3, d, h, 0);
     let daily = ScheduleRequest {
         repeat: Some("daily".into()),
@@ -249,6 +249,28 @@ async fn calendar_rules(url: Option<String>) {
     w.runner.fail.store(false, Ordering::SeqCst);
     assert_eq!(w.tick_at(next + 60).await, 1);
     assert_eq!(w.policy(0).await.next_run_at, Some(next + 24 * HOUR));
+
+    // A stored zone this panel can not use (another panel saved it, or a
+    // tzdata without it): the run fails where people see it and is tried
+    // again in an hour; the other servers' runs go on.
+    let t = next + 2 * 24 * HOUR;
+    w.save(1, every(1), t - HOUR).await;
+    let broken = Policy {
+        time_zone: Some("Mars/Olympus_Mons".into()),
+        next_run_at: Some(t),
+        ..w.policy(0).await
+    };
+    w.storage.save_policy(&broken).await.unwrap();
+    assert_eq!(w.tick_at(t).await, 1, "the other server's run");
+    let p = w.policy(0).await;
+    assert_eq!(p.last_status, Some(api::RunStatus::Failed));
+    let said = p.last_message.unwrap();
+    assert!(
+        said.contains("Mars/Olympus_Mons") && said.contains("save it again"),
+        "{said}"
+    );
+    assert_eq!(p.next_run_at, Some(t + HOUR));
+    assert_eq!(w.tick_at(t + 60).await, 0);
 }
 
 async fn concurrent_ticks_claim_each_run_once(url: Option<String>) {

@@ -276,7 +276,7 @@ impl Panel {
     }
 
     /// Validates and stores a schedule. Saving never runs a backup: the
-    /// first run is one interval after `now`.
+    /// first run is one interval after `now`, or the calendar's next time.
     pub async fn save_schedule(
         &self,
         auth: &Authorized<Create>,
@@ -300,14 +300,18 @@ impl Panel {
         let before = old.as_ref().map(retention_of).unwrap_or_default();
         // Turning on, or running more often, a schedule whose rules forget
         // snapshots is as much a delete as changing the rules.
-        // (A schedule left off runs nothing; turning it on is checked then.)
+        // So is bringing the next run forward (a calendar's next time can
+        // be a minute away: saved again and again, it would run as often
+        // as someone likes). A schedule left off runs nothing; turning it
+        // on is checked then.
+        let anchor = timing.cadence.first_run(now);
         let runs_more = req.enabled
             && old.as_ref().is_none_or(|o| {
                 !o.enabled
+                    || o.next_run_at.is_some_and(|next| anchor < next)
                     || cadence_of(o)
                         .map_or(true, |c| c.mean_gap_secs() > timing.cadence.mean_gap_secs())
             });
-        let anchor = timing.cadence.first_run(now);
         // A calendar schedule keeps the interval it had (or the default),
         // for switching back.
         let kept = old.as_ref().unwrap_or(&default_policy(server_id)).clone();
@@ -433,16 +437,33 @@ impl Panel {
     /// `POST …/schedule/run`: the schedule's backup now (the server's
     /// backup limit, then the schedule's retention once it succeeded), as
     /// a person's run in the history; answers with the agent's job at once.
+    /// The retention only for someone who may delete backups: for others
+    /// it is the backup alone (the rules apply at the next scheduled run).
     pub async fn run_schedule_now(
         &self,
         auth: &Authorized<Create>,
     ) -> Result<api::agent::JobAccepted, PanelError> {
         let server = auth.server().clone();
-        let policy = self
+        let mut policy = self
             .storage()
             .policy(server.id)
             .await?
             .unwrap_or_else(|| default_policy(server.id));
+        match auth.also::<Delete>(self.storage()).await {
+            Ok(_) => {}
+            Err(crate::permissions::Denied::Forbidden) => {
+                policy = Policy {
+                    keep_last: None,
+                    keep_daily: None,
+                    keep_weekly: None,
+                    keep_monthly: None,
+                    keep_yearly: None,
+                    keep_within: None,
+                    ..policy
+                };
+            }
+            Err(other) => return Err(other.into()),
+        }
         let max_backups = super::backups::max_backups(&server)?;
         let t = self.target(&server).await?;
         let body = api::agent::CreateBackupRequest {

@@ -125,7 +125,7 @@ impl Storage {
     /// Enabled schedules due at `now`, earliest first (whole rows, so the
     /// scheduler needs no second read).
     pub async fn due_policies(&self, now: i64, limit: i64) -> Result<Vec<Policy>> {
-        sqlx::query(&format!(
+        Ok(sqlx::query(&format!(
             "SELECT {POLICY_COLS} FROM restic_policies \
              WHERE enabled = 1 AND next_run_at <= $1 ORDER BY next_run_at LIMIT $2"
         ))
@@ -134,8 +134,15 @@ impl Storage {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(policy_of)
-        .collect()
+        .filter_map(|r| match policy_of(r) {
+            Ok(p) => Some(p),
+            // One unreadable row never stops the other servers' runs.
+            Err(e) => {
+                tracing::error!(error = %e, "a stored schedule can not be read; skipped");
+                None
+            }
+        })
+        .collect())
     }
 
     /// Claims a due run: moves the next run from `due_at` to `next` only if

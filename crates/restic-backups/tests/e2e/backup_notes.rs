@@ -260,7 +260,7 @@ async fn retention_preview(db: Db) {
     assert_eq!((status, never["kept"].as_u64()), (200, Some(0)), "{never}");
     let first = w.owner.backup(&server).await;
     let second = w.owner.backup(&server).await;
-    let third = w.owner.backup(&server).await;
+    w.owner.backup(&server).await;
     let mut reader = w
         .subuser(&server, "reader@example.com", &["backup.read"])
         .await;
@@ -321,6 +321,43 @@ async fn retention_preview(db: Db) {
         )
         .await;
     assert_eq!(status, 200, "{saved}");
+    // Someone who may create but not delete backups runs the backup
+    // without the retention (it would forget backups they can not delete).
+    let mut creator = w
+        .subuser(
+            &server,
+            "creator@example.com",
+            &["backup.read", "backup.create"],
+        )
+        .await;
+    let (_, before) = w.owner.get(&b).await;
+    let (status, job) = creator.post(&format!("{b}/schedule/run"), json!({})).await;
+    assert_eq!(status, 202, "{job}");
+    let view = creator
+        .wait_job(&server, job["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(view["status"], "succeeded", "{view}");
+    let mid = view["result"]["snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, history) = w.owner.get(&format!("{b}/schedule/history")).await;
+        if history["runs"][0]["snapshot_id"] == mid.as_str()
+            && history["runs"][0]["status"] == "succeeded"
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{history}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, list) = w.owner.get(&b).await;
+    assert_eq!(
+        list["total"].as_u64(),
+        before["total"].as_u64().map(|n| n + 1),
+        "a run now without backup.delete forgot backups: {list}"
+    );
     let (status, job) = w.owner.post(&format!("{b}/schedule/run"), json!({})).await;
     assert_eq!(status, 202, "{job}");
     let view = w
@@ -337,7 +374,7 @@ async fn retention_preview(db: Db) {
         let (_, list) = w.owner.get(&b).await;
         if list["total"] == 2 {
             assert_eq!(list["backups"][0]["id"], newest.as_str(), "{list}");
-            assert_eq!(list["backups"][1]["id"], third.as_str(), "{list}");
+            assert_eq!(list["backups"][1]["id"], mid.as_str(), "{list}");
             break;
         }
         assert!(

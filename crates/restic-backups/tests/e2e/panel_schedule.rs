@@ -367,16 +367,34 @@ async fn retention_rules_need_the_delete_permission() {
     let (s, v) = helper.post(&path, slower.clone()).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["keep_last"], 1);
-    // Daily at a time is less often than every 12 hours, weekly less
-    // still; daily again after weekly is more often.
+    // The owner makes it daily at 03:00. The helper may run it on fewer
+    // days, not on more, and not bring the next run forward.
     let daily = json!({"enabled": true, "repeat": "daily", "at": "03:00", "keep_last": 1});
-    let (s, v) = helper.post(&path, daily.clone()).await;
+    let (s, v) = owner.post(&path, daily.clone()).await;
     assert_eq!(s, 200, "{v}");
     let mut weekly = daily.clone();
     weekly["repeat"] = json!("weekly");
     weekly["weekdays"] = json!(["sat", "wed"]);
-    let (s, v) = helper.post(&path, weekly).await;
+    let (s, v) = helper.post(&path, weekly.clone()).await;
     assert_eq!((s, &v["time_zone"]), (200, &json!("UTC")), "{v}");
+    let planned: jiff::Timestamp = v["next_run_at"].as_str().unwrap().parse().unwrap();
+    // Twice a week still, but the first run two minutes from now: saved
+    // again and again, it would forget as often as someone likes.
+    let soon = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_mins(2))
+        .unwrap()
+        .in_tz("UTC")
+        .unwrap();
+    if soon.timestamp().as_second() + 60 < planned.as_second() {
+        let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            [soon.weekday().to_monday_zero_offset() as usize];
+        let other = if day == "sat" { "sun" } else { "sat" };
+        let mut sooner = weekly.clone();
+        sooner["weekdays"] = json!([day, other]);
+        sooner["at"] = json!(format!("{:02}:{:02}", soon.hour(), soon.minute()));
+        let (s, e) = helper.post(&path, sooner).await;
+        assert_eq!(s, 403, "the next run brought forward: {e}");
+    }
     let (s, _) = helper.post(&path, daily).await;
     assert_eq!(s, 403, "daily after twice a week forgets more often");
     // …or turn it off, but not make it forget more often or turn it back on.

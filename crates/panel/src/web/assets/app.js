@@ -1276,7 +1276,7 @@
           $("schedule-saved").hidden = false;
         } catch (e) {
           // An answer that names a field goes to that field.
-          const named = Object.entries(FIELDS).find(([field]) => e.message && e.message.startsWith(field));
+          const named = Object.entries(FIELDS).find(([field]) => e.message && e.message.startsWith(field + " "));
           if (named) {
             const [field, [id, label]] = named;
             fieldError(id, "“" + label + "”" + e.message.slice(field.length)).focus();

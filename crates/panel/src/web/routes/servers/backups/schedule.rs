@@ -30,7 +30,8 @@ pub async fn save_schedule(
 }
 
 /// `POST …/schedule/run` → 202 `{"job_id"}`: the schedule's backup now
-/// (`backup.create`), its retention applied once it succeeded.
+/// (`backup.create`), its retention applied once it succeeded (for those
+/// who also hold `backup.delete`).
 pub async fn run_now(
     State(state): State<AppState>,
     Permit(p): Permit<Create>,
