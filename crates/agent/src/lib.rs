@@ -12,6 +12,7 @@ mod jobs;
 mod layout;
 mod listing;
 pub mod metrics;
+mod pgzip;
 mod retention;
 mod service;
 pub mod store;

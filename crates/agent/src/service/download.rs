@@ -8,7 +8,9 @@ use std::pin::Pin;
 use api::download::{DownloadFormat, TokenError};
 use api::files::{FileKind, SnapshotPath};
 use api::{Secret, ServerUuid, SnapshotRef};
-use async_compression::tokio::bufread::{GzipEncoder, ZstdEncoder};
+use async_compression::Level;
+use async_compression::tokio::bufread::ZstdEncoder;
+use async_compression::zstd::CParameter;
 use engine::DumpFormat;
 use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
@@ -38,6 +40,11 @@ fn is_snapshot_gone(e: &std::io::Error) -> bool {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<engine::EngineError>())
         .is_some_and(|inner| matches!(inner, engine::EngineError::SnapshotNotFound))
+}
+
+/// The machine's cores (compression workers per download).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 /// Buffer between restic and the compressor.
@@ -134,12 +141,14 @@ impl Agent {
         };
         let body: Pin<Box<dyn AsyncRead + Send>> = match (part, format) {
             (Part::File(_), _) => Box::pin(stream),
-            (_, DownloadFormat::TarGz) => {
-                Box::pin(GzipEncoder::new(BufReader::with_capacity(PIPE_BUF, stream)))
-            }
-            (_, DownloadFormat::TarZst) => {
-                Box::pin(ZstdEncoder::new(BufReader::with_capacity(PIPE_BUF, stream)))
-            }
+            // gzip's default level, on every core (restic's decryption
+            // shares them); zstd with its own worker threads.
+            (_, DownloadFormat::TarGz) => Box::pin(crate::pgzip::gzip(stream, 6, cores())),
+            (_, DownloadFormat::TarZst) => Box::pin(ZstdEncoder::with_quality_and_params(
+                BufReader::with_capacity(PIPE_BUF, stream),
+                Level::Default,
+                &[CParameter::nb_workers(cores() as u32)],
+            )),
             (_, DownloadFormat::Zip) => Box::pin(stream),
         };
         // The permit goes when the body does (finished or client gone).
