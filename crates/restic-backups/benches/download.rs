@@ -84,8 +84,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // A fresh connection per download: an idle one may have been closed by
+    // the agent while a baseline ran (this thread blocks meanwhile).
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(3600))
+        .pool_max_idle_per_host(0)
         .build()
         .expect("HTTP client");
     let (idle_rss, _) = agent.rss();

@@ -113,20 +113,10 @@ impl Panel {
         let mut backups = page.backups;
         if !backups.is_empty() {
             let ids: Vec<&str> = backups.iter().map(|b| b.id.as_str()).collect();
-            let origins = self.storage().snapshot_origins(server.id, &ids).await?;
+            let marks = self.storage().page_marks(server.id, &ids).await?;
             for b in &mut backups {
-                b.origin = origins.get(b.id.as_str()).copied();
-            }
-            let notes = self.storage().snapshot_notes(server.id).await?;
-            if !notes.is_empty() {
-                for b in &mut backups {
-                    b.note = notes.get(b.id.as_str()).cloned().or_else(|| {
-                        notes
-                            .iter()
-                            .find(|(id, _)| b.id.as_str().starts_with(id.as_str()))
-                            .map(|(_, n)| n.clone())
-                    });
-                }
+                b.origin = marks.origins.get(b.id.as_str()).copied();
+                b.note = marks.note_of(b.id.as_str()).map(str::to_owned);
             }
         }
         Ok(PanelBackupList {

@@ -269,17 +269,6 @@ impl Storage {
         tx.commit().await?;
         Ok(())
     }
-
-    /// A server's notes: snapshot ID (full or short) → note.
-    pub async fn snapshot_notes(&self, server_id: i64) -> Result<HashMap<String, String>> {
-        let rows = sqlx::query("SELECT snapshot_id, note FROM snapshot_notes WHERE server_id = $1")
-            .bind(server_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("snapshot_id")?, r.try_get("note")?)))
-            .collect()
-    }
 }
 
 async fn insert_key_row(

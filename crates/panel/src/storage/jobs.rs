@@ -100,23 +100,25 @@ impl Storage {
         .try_get("id")?)
     }
 
-    /// Who started the backups that made these snapshots (by full ID), as
-    /// far as the job history knows.
-    pub async fn snapshot_origins(
-        &self,
-        server_id: i64,
-        snapshot_ids: &[&str],
-    ) -> Result<std::collections::HashMap<String, RunOrigin>> {
+    /// What the list shows beside a page of snapshots (by full ID), in one
+    /// query: who started the backup that made each (as far as the job
+    /// history knows) and the notes that may belong to them (theirs, and
+    /// notes kept under a short ID, as the PHP extension stored them).
+    pub async fn page_marks(&self, server_id: i64, snapshot_ids: &[&str]) -> Result<PageMarks> {
+        let mut marks = PageMarks::default();
         if snapshot_ids.is_empty() {
-            return Ok(Default::default());
+            return Ok(marks);
         }
-        let marks: Vec<String> = (0..snapshot_ids.len())
+        let list: Vec<String> = (0..snapshot_ids.len())
             .map(|i| format!("${}", i + 3))
             .collect();
+        let list = list.join(", ");
         let sql = format!(
-            "SELECT snapshot_id, origin FROM job_history WHERE server_id = $1 AND kind = $2 \
-             AND snapshot_id IN ({})",
-            marks.join(", ")
+            "SELECT CAST(0 AS BIGINT) AS what, snapshot_id, origin AS val FROM job_history \
+             WHERE server_id = $1 AND kind = $2 AND snapshot_id IN ({list}) \
+             UNION ALL \
+             SELECT CAST(1 AS BIGINT) AS what, snapshot_id, note AS val FROM snapshot_notes \
+             WHERE server_id = $1 AND (snapshot_id IN ({list}) OR length(snapshot_id) < 64)"
         );
         let mut q = sqlx::query(&sql)
             .bind(server_id)
@@ -124,14 +126,18 @@ impl Storage {
         for id in snapshot_ids {
             q = q.bind(*id);
         }
-        let mut out = std::collections::HashMap::new();
         for r in q.fetch_all(&self.pool).await? {
-            let origin: String = r.try_get("origin")?;
-            if let Ok(o) = origin.parse::<RunOrigin>() {
-                out.insert(r.try_get("snapshot_id")?, o);
+            let id: String = r.try_get("snapshot_id")?;
+            let val: String = r.try_get("val")?;
+            if r.try_get::<i64, _>("what")? == 0 {
+                if let Ok(o) = val.parse::<RunOrigin>() {
+                    marks.origins.insert(id, o);
+                }
+            } else {
+                marks.notes.push((id, val));
             }
         }
-        Ok(out)
+        Ok(marks)
     }
 
     /// The running history row of a server's agent job, if any.
@@ -249,5 +255,25 @@ impl Storage {
         .iter()
         .map(job_of)
         .collect()
+    }
+}
+
+/// What [`Storage::page_marks`] found for a page of the list.
+#[derive(Debug, Default)]
+pub struct PageMarks {
+    pub origins: std::collections::HashMap<String, RunOrigin>,
+    /// (snapshot ID, full or short; note)
+    pub notes: Vec<(String, String)>,
+}
+
+impl PageMarks {
+    /// The note of the snapshot with full ID `id`: kept under its ID, else
+    /// under a short one it starts with.
+    pub fn note_of(&self, id: &str) -> Option<&str> {
+        self.notes
+            .iter()
+            .find(|(k, _)| k == id)
+            .or_else(|| self.notes.iter().find(|(k, _)| id.starts_with(k.as_str())))
+            .map(|(_, n)| n.as_str())
     }
 }

@@ -25,7 +25,7 @@ mod users;
 pub use archived_keys::{ArchivedKey, ArchivedKeyGeneration};
 pub use audit::{AuditFilter, AuditRecord, AuditRow};
 pub use import::{ImportState, ImportWritten, ImportedJob, KeyRow, ServerImportWrite};
-pub use jobs::{JobEnd, JobRecord};
+pub use jobs::{JobEnd, JobRecord, PageMarks};
 pub use nodes::{NewNode, Node};
 pub use notifications::{ChannelRow, OutboxRow, ScheduledServer};
 pub use policies::Policy;
