@@ -223,6 +223,9 @@ pub struct RepoIndex {
     /// Restore sizes by root tree (a re-tag keeps the tree).
     pub sizes: HashMap<String, u64>,
     pub sizes_loaded: bool,
+    /// The snapshots as listed, for updating the entries from the files
+    /// that changed (see `Agent::read_changed_snapshots`).
+    pub listed: Vec<Snapshot>,
 }
 
 impl RepoIndex {
@@ -265,6 +268,7 @@ impl RepoIndex {
     /// Replaces the entries with what restic listed.
     /// `host` is the name this agent's snapshots of the server carry.
     pub fn replace(&mut self, snapshots: Vec<Snapshot>, snapshots_fp: &Fingerprint, host: &str) {
+        self.listed = snapshots.clone();
         let mut entries: Vec<Entry> = snapshots
             .into_iter()
             .map(|s| {

@@ -11,6 +11,7 @@ mod location;
 mod output;
 mod process;
 mod repo;
+mod repo_files;
 mod version;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use output::{
 };
 pub use process::OutputStream;
 pub use repo::{BackupRequest, ChangeHook, DumpFormat, KeyInfo, Repo, StatsMode};
+pub use repo_files::MasterKey;
 pub use version::Version;
 
 /// Time limits for restic runs.

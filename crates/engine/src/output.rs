@@ -94,6 +94,13 @@ impl TryFrom<RawSnapshot> for Snapshot {
 
 /// Finds the JSON array that `restic snapshots --json` prints among any other
 /// lines it printed.
+/// One snapshot in the shape `restic snapshots --json` lists it.
+pub(crate) fn parse_snapshot_value(value: serde_json::Value) -> Result<Snapshot, EngineError> {
+    serde_json::from_value::<RawSnapshot>(value)
+        .map_err(|e| EngineError::Parse(format!("snapshot: {e}")))?
+        .try_into()
+}
+
 pub fn parse_snapshots(stdout: &str) -> Result<Vec<Snapshot>, EngineError> {
     for line in stdout.lines().map(str::trim) {
         if !line.starts_with('[') {

@@ -280,3 +280,78 @@ async fn dropping_a_running_backup_interrupts_restic() {
     }
     panic!("restic did not remove its lock after SIGINT");
 }
+
+/// Snapshot files read with the master key are what `restic snapshots`
+/// lists, in both repository versions; a wrong password, a changed file or
+/// a file under another name are refused.
+#[tokio::test]
+async fn snapshot_files_read_directly_match_restics_listing() {
+    let r = restic_with(Timeouts::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("server");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("world.dat"), b"hello world").unwrap();
+    for version in ["1", "2"] {
+        let path = dir.path().join(format!("repo-v{version}"));
+        let status = std::process::Command::new("restic")
+            .args(["init", "--repository-version", version, "-q"])
+            .env("RESTIC_REPOSITORY", &path)
+            .env("RESTIC_PASSWORD", "k")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let repo = r.repo(path.clone(), key("k"));
+        let tags: &[&str] = &["pre-restore"];
+        let req = BackupRequest {
+            source: &src,
+            host: "my-host",
+            tags,
+            excludes: &[],
+        };
+        repo.backup(&req, None, &mut |_| {}).await.unwrap();
+        repo.backup(&plain(&src), None, &mut |_| {}).await.unwrap();
+        let first = repo.snapshots().await.unwrap()[0].id.clone();
+        repo.tag(&first, "locked", true).await.unwrap();
+        repo.add_key(&key("second")).await.unwrap();
+
+        let master = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || engine::MasterKey::open(&path, &key("second"))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let listed = repo.snapshots().await.unwrap();
+        assert_eq!(listed.len(), 2);
+        for s in &listed {
+            let read = master.read_snapshot(&path, s.id.as_str()).unwrap();
+            assert_eq!(&read, s, "repository version {version}");
+        }
+        assert!(
+            listed.iter().any(|s| s.original.is_some()),
+            "a re-tagged one"
+        );
+
+        let wrong = engine::MasterKey::open(&path, &key("not-it"));
+        assert!(matches!(wrong, Err(EngineError::WrongKey)), "{wrong:?}");
+        // A changed byte (name kept) and a file under another's name.
+        let id = listed[0].id.as_str();
+        let file = path.join("snapshots").join(id);
+        let mut data = std::fs::read(&file).unwrap();
+        let original = data.clone();
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        std::fs::write(&file, &data).unwrap();
+        assert!(master.read_snapshot(&path, id).is_err());
+        std::fs::write(&file, &original).unwrap();
+        let other = listed[1].id.as_str();
+        let other_file = path.join("snapshots").join(other);
+        let kept = std::fs::read(&other_file).unwrap();
+        std::fs::write(&other_file, &original).unwrap();
+        assert!(master.read_snapshot(&path, other).is_err());
+        std::fs::write(&other_file, &kept).unwrap();
+        for bad in ["../config", "", "ABC", &"g".repeat(64)] {
+            assert!(master.read_snapshot(&path, bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -71,6 +71,11 @@ struct RepoSlot {
     copy_seen: Mutex<Option<CopySeen>>,
     /// A background reading of the second copy is running.
     copy_refreshing: AtomicBool,
+    /// A local repository's master key, opened with the password of this
+    /// MAC: new snapshot files are read with it instead of a restic run.
+    master: Mutex<Option<([u8; 32], engine::MasterKey)>>,
+    /// The master key is being opened in the background.
+    master_opening: AtomicBool,
 }
 
 /// What the second copy held when last read.
@@ -723,7 +728,10 @@ impl Agent {
         }
         let snapshots = match loaded {
             Some(snapshots) => snapshots,
-            None => self.repo(server, key).snapshots().await?,
+            None => match self.read_changed_snapshots(server, slot, &idx, &mac).await {
+                Some(snapshots) => snapshots,
+                None => self.repo(server, key).snapshots().await?,
+            },
         };
         idx.replace(snapshots, &fp.snapshots, server.as_str());
         idx.set_verified_key(mac);
@@ -735,7 +743,103 @@ impl Agent {
         if !idx.without_size().is_empty() {
             self.measure_sizes_in_background(server, key);
         }
+        self.open_master_in_background(server, slot, key, mac);
         Ok(idx)
+    }
+
+    /// The snapshots of a local repository after its `snapshots/` changed,
+    /// read from the files that changed with the cached master key, so no
+    /// restic run (and its key derivation) is needed. `None` (ask restic)
+    /// without a master key for this password, before the first listing,
+    /// for a password not verified since the keys last changed (a removed
+    /// key must not pass), for many new files, or when anything is off.
+    async fn read_changed_snapshots(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        idx: &RepoIndex,
+        mac: &[u8; 32],
+    ) -> Option<Vec<engine::Snapshot>> {
+        const MAX_NEW: usize = 16;
+        let path = self.inner.layout.repo(server).local_path()?.to_owned();
+        if idx.snapshots_fp.is_none() || !idx.key_verified(mac) {
+            return None;
+        }
+        let master = slot
+            .master
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|(m, _)| m == mac)
+            .map(|(_, k)| k.clone())?;
+        let known = idx.listed.clone();
+        tokio::task::spawn_blocking(move || {
+            let names: std::collections::HashSet<String> =
+                std::fs::read_dir(path.join("snapshots"))
+                    .ok()?
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect();
+            let mut out: Vec<engine::Snapshot> = known
+                .into_iter()
+                .filter(|s| names.contains(s.id.as_str()))
+                .collect();
+            let have: std::collections::HashSet<String> =
+                out.iter().map(|s| s.id.to_string()).collect();
+            let new: Vec<&String> = names.iter().filter(|n| !have.contains(*n)).collect();
+            if new.len() > MAX_NEW {
+                return None;
+            }
+            for id in new {
+                out.push(master.read_snapshot(&path, id).ok()?);
+            }
+            Some(out)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Opens a local repository's master key in the background once its
+    /// password is verified (scrypt: as long as one restic start), for
+    /// [`Agent::read_changed_snapshots`].
+    fn open_master_in_background(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+        mac: [u8; 32],
+    ) {
+        let Some(path) = self
+            .inner
+            .layout
+            .repo(server)
+            .local_path()
+            .map(ToOwned::to_owned)
+        else {
+            return;
+        };
+        let cached = slot
+            .master
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|(m, _)| *m == mac);
+        if cached || slot.master_opening.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (key, slot, server) = (key.clone(), self.slot(server), server.clone());
+        tokio::task::spawn_blocking(move || {
+            match engine::MasterKey::open(&path, &key) {
+                Ok(master) => {
+                    *slot.master.lock().unwrap_or_else(|p| p.into_inner()) = Some((mac, master));
+                }
+                Err(e) => {
+                    tracing::debug!(server = %server, error = %e, "master key not opened; restic lists snapshots");
+                }
+            }
+            slot.master_opening.store(false, Ordering::SeqCst);
+        });
     }
 
     /// restic 0.14 does not record a snapshot's size; for snapshots not made by

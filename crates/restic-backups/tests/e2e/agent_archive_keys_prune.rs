@@ -160,6 +160,15 @@ async fn key_rotation_swaps_the_key_and_a_retry_is_harmless() {
     let server = agent.add_server();
     let base = agent.backups_url(&server);
     let id = agent.backup(&server, KEY).await;
+    // The agent opens the master key in the background after a listing
+    // and reads new snapshot files with it: give it the time, then make
+    // one more backup (read that way).
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let second = agent.backup(&server, KEY).await;
+    assert_eq!(
+        agent.list(&server, KEY).await["backups"][0]["id"],
+        second.as_str()
+    );
     let repo = agent.repo(&server);
     let key_url = format!("{base}/key");
 
@@ -218,10 +227,17 @@ async fn key_rotation_swaps_the_key_and_a_retry_is_harmless() {
         (403, Some("wrong_key"))
     );
     assert_eq!(
-        agent.list(&server, NEW_KEY).await["backups"][0]["id"],
+        agent.list(&server, NEW_KEY).await["backups"][1]["id"],
         id.as_str()
     );
     agent.backup(&server, NEW_KEY).await;
+    // Nor after new snapshot files, which the cached master key could read.
+    let (status, body) = agent.call(Method::GET, &base, KEY, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("wrong_key")),
+        "a removed key still lists"
+    );
 
     // A retry of the same rotation (the panel did not get the answer) succeeds.
     let (status, again) = agent
