@@ -42,12 +42,17 @@ where
     R: AsyncRead + Send + Unpin + 'static,
 {
     let (tx, rx) = mpsc::channel(QUEUED);
-    tokio::spawn(produce(input, level, workers.max(1), tx));
+    // The input is read ahead by its own task, one block at a time, while
+    // the blocks before it compress.
+    let (blocks_tx, blocks) = mpsc::channel(1);
+    let reader = tokio::spawn(read_blocks(input, blocks_tx));
+    let producer = tokio::spawn(produce(blocks, level, workers.max(1), tx));
     ParallelGzip {
         rx,
         current: Vec::new(),
         pos: 0,
         done: false,
+        tasks: [reader.abort_handle(), producer.abort_handle()],
     }
 }
 
@@ -64,14 +69,12 @@ struct Block {
     crc: Crc,
 }
 
-async fn produce<R>(input: R, level: u32, workers: usize, tx: mpsc::Sender<Piece>)
-where
-    R: AsyncRead + Send + Unpin + 'static,
-{
-    // The input is read ahead by its own task, one block at a time, while
-    // the blocks before it compress.
-    let (blocks_tx, blocks) = mpsc::channel(1);
-    tokio::spawn(read_blocks(input, blocks_tx));
+async fn produce(
+    blocks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    level: u32,
+    workers: usize,
+    tx: mpsc::Sender<Piece>,
+) {
     if let Err(e) = pipeline(blocks, level, workers, &tx).await {
         // The reader may be gone (the client left); nothing to tell then.
         let _ = tx.send(Piece::Failed(e)).await;
@@ -216,6 +219,18 @@ pub struct ParallelGzip {
     current: Vec<u8>,
     pos: usize,
     done: bool,
+    /// The reading and compressing tasks: a reader that leaves ends them
+    /// at once (and with them the input, so restic is stopped), not at
+    /// their next block; blocks already compressing finish on their own.
+    tasks: [tokio::task::AbortHandle; 2],
+}
+
+impl Drop for ParallelGzip {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 impl AsyncRead for ParallelGzip {
@@ -379,8 +394,16 @@ mod tests {
         assert!(e.to_string().contains("restic died"), "{e}");
     }
 
-    /// Endless input that counts what was read of it.
+    /// Endless input that counts what was read of it (`usize::MAX` once
+    /// dropped).
     struct Endless(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Drop for Endless {
+        fn drop(&mut self) {
+            self.0
+                .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 
     impl AsyncRead for Endless {
         fn poll_read(
@@ -413,13 +436,11 @@ mod tests {
             "{held} bytes read ahead"
         );
         drop(z);
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let after = read.load(SeqCst);
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert_eq!(
             read.load(SeqCst),
-            after,
-            "still reading after the reader left"
+            usize::MAX,
+            "the input (restic) is kept after the reader left"
         );
     }
 }

@@ -92,8 +92,6 @@ impl TryFrom<RawSnapshot> for Snapshot {
     }
 }
 
-/// Finds the JSON array that `restic snapshots --json` prints among any other
-/// lines it printed.
 /// One snapshot in the shape `restic snapshots --json` lists it.
 pub(crate) fn parse_snapshot_value(value: serde_json::Value) -> Result<Snapshot, EngineError> {
     serde_json::from_value::<RawSnapshot>(value)
@@ -101,6 +99,8 @@ pub(crate) fn parse_snapshot_value(value: serde_json::Value) -> Result<Snapshot,
         .try_into()
 }
 
+/// Finds the JSON array that `restic snapshots --json` prints among any other
+/// lines it printed.
 pub fn parse_snapshots(stdout: &str) -> Result<Vec<Snapshot>, EngineError> {
     for line in stdout.lines().map(str::trim) {
         if !line.starts_with('[') {

@@ -103,12 +103,40 @@ fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], EngineError> {
     v.try_into().map_err(|_| bad("key length"))
 }
 
+/// Reads a plain file of at most [`MAX_FILE`] bytes; a symlink, a FIFO or
+/// anything else is refused as opened (no check-then-open race).
 fn read_small(path: &Path) -> Result<Vec<u8>, EngineError> {
-    let meta = std::fs::symlink_metadata(path)?;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
     if !meta.is_file() || meta.len() > MAX_FILE {
         return Err(bad("not a small plain file"));
     }
-    Ok(std::fs::read(path)?)
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_FILE {
+        return Err(bad("not a small plain file"));
+    }
+    Ok(data)
+}
+
+/// Decompresses at most [`MAX_FILE`] bytes of JSON.
+fn unzstd(data: &[u8]) -> Result<Vec<u8>, EngineError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    zstd::stream::Decoder::new(data)
+        .map_err(|_| bad("zstd"))?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| bad("zstd"))?;
+    if out.len() as u64 > MAX_FILE {
+        return Err(bad("snapshot too large"));
+    }
+    Ok(out)
 }
 
 /// A repository's master key, opened with its password.
@@ -142,11 +170,17 @@ impl MasterKey {
     fn open_file(path: &Path, password: &Secret) -> Result<Self, EngineError> {
         let file: KeyFile =
             serde_json::from_slice(&read_small(path)?).map_err(|_| bad("key file"))?;
-        if file.kdf != "scrypt" || !file.n.is_power_of_two() || file.n < 2 || file.n > 1 << 24 {
+        // restic tunes its keys to about half a second and 60 MiB; a key
+        // file asking for much more is left to restic (in its own process)
+        // rather than risk the agent's memory: at most 256 MiB and about
+        // ten times restic's usual work.
+        let (n, r, p) = (file.n, u64::from(file.r), u64::from(file.p));
+        if file.kdf != "scrypt" || !n.is_power_of_two() || n < 2 || r == 0 || p == 0 {
             return Err(bad("key file parameters"));
         }
-        if file.r == 0 || file.r > 64 || file.p == 0 || file.p > 64 {
-            return Err(bad("key file parameters"));
+        let memory = n.saturating_mul(r).saturating_mul(128);
+        if memory > 256 << 20 || n.saturating_mul(r).saturating_mul(p) > 1 << 23 {
+            return Err(bad("key file parameters beyond what is read here"));
         }
         let params = scrypt::Params::new(file.n.ilog2() as u8, file.r, file.p, 64)
             .map_err(|_| bad("key file parameters"))?;
@@ -188,7 +222,7 @@ impl MasterKey {
         // plain JSON starts with `{`.
         let json = match plain.first() {
             Some(b'{') => plain,
-            Some(2) => zstd::stream::decode_all(&plain[1..]).map_err(|_| bad("zstd"))?,
+            Some(2) => unzstd(&plain[1..])?,
             _ => return Err(bad("snapshot file format")),
         };
         let mut value: serde_json::Value =

@@ -286,7 +286,7 @@ impl Sessions {
             return Ok(None);
         }
         let id_hash = hash_id(id);
-        let Some(session) = self.storage.session(&id_hash).await? else {
+        let Some((session, user)) = self.storage.session_with_user(&id_hash).await? else {
             return Ok(None);
         };
         let idle = now - session.last_seen_at >= self.idle.as_secs() as i64;
@@ -295,9 +295,6 @@ impl Sessions {
             self.storage.delete_session(&id_hash).await?;
             return Ok(None);
         }
-        let Some(user) = self.storage.user(session.user_id).await? else {
-            return Ok(None);
-        };
         if now - session.last_seen_at >= TOUCH_EVERY_SECS {
             self.storage.touch_session(&id_hash, now).await?;
         }

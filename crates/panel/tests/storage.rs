@@ -65,6 +65,9 @@ async fn story(db: &Storage) {
         (s.user_id, s.csrf_token.as_str(), s.last_seen_at),
         (owner.id, "csrf1", 1500)
     );
+    let (joined, user) = db.session_with_user("h1").await.unwrap().unwrap();
+    assert_eq!((joined, user), (s, owner.clone()));
+    assert_eq!(db.session_with_user("h0").await.unwrap(), None);
     assert_eq!(db.expire_sessions(1200, 0).await.unwrap(), 1, "h2 was idle");
     assert!(db.session("h2").await.unwrap().is_none());
     db.delete_session("h1").await.unwrap();

@@ -42,9 +42,13 @@ fn is_snapshot_gone(e: &std::io::Error) -> bool {
         .is_some_and(|inner| matches!(inner, engine::EngineError::SnapshotNotFound))
 }
 
-/// The machine's cores (compression workers per download).
+/// Compression workers per download: the machine's cores, at most 4 (a
+/// download never takes every core of a big node from its game servers;
+/// four downloads at the node's limit stay within ~40 MiB of blocks).
 fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, usize::from)
+    std::thread::available_parallelism()
+        .map_or(2, usize::from)
+        .min(4)
 }
 
 /// Buffer between restic and the compressor.

@@ -76,6 +76,9 @@ struct RepoSlot {
     master: Mutex<Option<([u8; 32], engine::MasterKey)>>,
     /// The master key is being opened in the background.
     master_opening: AtomicBool,
+    /// The last failed opening (for which password, when): not tried
+    /// again for that password for ten minutes.
+    master_failed: Mutex<Option<([u8; 32], std::time::Instant)>>,
 }
 
 /// What the second copy held when last read.
@@ -791,13 +794,25 @@ impl Agent {
                 return None;
             }
             for id in new {
-                out.push(master.read_snapshot(&path, id).ok()?);
+                match master.read_snapshot(&path, id) {
+                    Ok(snapshot) => out.push(snapshot),
+                    // A key for another repository (archived, adopted
+                    // meanwhile) or a file being written: ask restic, and
+                    // open the key again.
+                    Err(_) => return Some(None),
+                }
             }
-            Some(out)
+            Some(Some(out))
         })
         .await
         .ok()
         .flatten()
+        .and_then(|read| {
+            if read.is_none() {
+                *slot.master.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+            read
+        })
     }
 
     /// Opens a local repository's master key in the background once its
@@ -825,7 +840,13 @@ impl Agent {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .is_some_and(|(m, _)| *m == mac);
-        if cached || slot.master_opening.swap(true, Ordering::SeqCst) {
+        let failed_lately = slot
+            .master_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|(m, at)| *m == mac && at.elapsed() < Duration::from_secs(600));
+        if cached || failed_lately || slot.master_opening.swap(true, Ordering::SeqCst) {
             return;
         }
         let (key, slot, server) = (key.clone(), self.slot(server), server.clone());
@@ -835,6 +856,8 @@ impl Agent {
                     *slot.master.lock().unwrap_or_else(|p| p.into_inner()) = Some((mac, master));
                 }
                 Err(e) => {
+                    *slot.master_failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((mac, std::time::Instant::now()));
                     tracing::debug!(server = %server, error = %e, "master key not opened; restic lists snapshots");
                 }
             }

@@ -51,6 +51,39 @@ impl Storage {
         .transpose()
     }
 
+    /// A session and its user, in one query (every signed-in request
+    /// asks).
+    pub async fn session_with_user(&self, id_hash: &str) -> Result<Option<(Session, super::User)>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let user_cols: Vec<String> = super::users::USER_COLS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect();
+            format!(
+                "SELECT s.user_id AS s_user_id, s.csrf_token AS s_csrf_token, \
+                 s.created_at AS s_created_at, s.last_seen_at AS s_last_seen_at, {} \
+                 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1",
+                user_cols.join(", ")
+            )
+        });
+        let row = sqlx::query(SQL.as_str())
+            .bind(id_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok((
+                Session {
+                    user_id: r.try_get("s_user_id")?,
+                    csrf_token: r.try_get("s_csrf_token")?,
+                    created_at: r.try_get("s_created_at")?,
+                    last_seen_at: r.try_get("s_last_seen_at")?,
+                },
+                super::users::user_of(&r)?,
+            ))
+        })
+        .transpose()
+    }
+
     pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
             .bind(now)
