@@ -217,6 +217,8 @@ impl Agent {
             tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
             repo.init().await?;
             tracing::info!(server = %ctx.server, repository = %repo.location().display(), "repository created");
+            self.index_new_repository(&ctx.server, &ctx.slot, &ctx.key)
+                .await;
         }
         let jobs = &self.inner.jobs;
         let request = BackupRequest {

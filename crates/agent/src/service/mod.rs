@@ -750,6 +750,38 @@ impl Agent {
         Ok(idx)
     }
 
+    /// A local repository this agent just created with `key`: its (empty)
+    /// listing and its key are known without asking restic, and its master
+    /// key is opened meanwhile, so the first backup's new snapshot is read
+    /// directly too.
+    async fn index_new_repository(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+    ) {
+        let Some(path) = self
+            .inner
+            .layout
+            .repo(server)
+            .local_path()
+            .map(ToOwned::to_owned)
+        else {
+            return;
+        };
+        let Ok(Ok(fp)) = tokio::task::spawn_blocking(move || RepoFingerprints::read(&path)).await
+        else {
+            return;
+        };
+        let mac = self.mac(key);
+        let mut idx = slot.index.lock().await;
+        idx.observe_keys(&fp.keys);
+        idx.replace(Vec::new(), &fp.snapshots, server.as_str());
+        idx.set_verified_key(mac);
+        drop(idx);
+        self.open_master_in_background(server, slot, key, mac);
+    }
+
     /// The snapshots of a local repository after its `snapshots/` changed,
     /// read from the files that changed with the cached master key, so no
     /// restic run (and its key derivation) is needed. `None` (ask restic)
