@@ -73,6 +73,8 @@ pub(crate) struct Invocation<'a> {
     /// The source repository of `copy` and `init --copy-chunker-params`
     /// and its key: `RESTIC_FROM_REPOSITORY` / `RESTIC_FROM_PASSWORD`.
     pub from: Option<(&'a Location, &'a Secret)>,
+    /// Nice 19: background work.
+    pub low_priority: bool,
 }
 
 impl<'a> Invocation<'a> {
@@ -86,6 +88,7 @@ impl<'a> Invocation<'a> {
             ok_codes: &[],
             env: Vec::new(),
             from: None,
+            low_priority: false,
         }
     }
 }
@@ -296,8 +299,9 @@ impl Restic {
         // pipes always have a reader.
         let parent = std::process::id() as libc::pid_t;
         let (out_r, err_r) = (pipes.out_r.as_raw_fd(), pipes.err_r.as_raw_fd());
+        let low_priority = inv.low_priority;
         // SAFETY: only async-signal-safe calls (prctl, getppid, raise, fcntl,
-        // dup2, close) run between fork and exec.
+        // dup2, close, setpriority) run between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
                 let check = |rc: libc::c_int| {
@@ -318,6 +322,9 @@ impl Restic {
                 check(libc::dup2(b, 4))?;
                 libc::close(a);
                 libc::close(b);
+                if low_priority {
+                    check(libc::setpriority(libc::PRIO_PROCESS, 0, 19))?;
+                }
                 Ok(())
             });
         }

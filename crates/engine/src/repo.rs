@@ -16,6 +16,8 @@ pub struct Repo {
     location: Location,
     key: Secret,
     on_change: Option<ChangeHook>,
+    /// Runs restic at the lowest CPU priority (background work).
+    low_priority: bool,
 }
 
 impl std::fmt::Debug for Repo {
@@ -89,7 +91,16 @@ impl Repo {
             location,
             key,
             on_change: None,
+            low_priority: false,
         }
+    }
+
+    /// Runs its restic commands at the lowest CPU priority (nice 19): for
+    /// work nobody waits for, which must not take the cores from the game
+    /// servers or from the answers people wait for.
+    pub fn low_priority(mut self) -> Self {
+        self.low_priority = true;
+        self
     }
 
     /// Calls `hook` after each command that may change the repository.
@@ -136,7 +147,9 @@ impl Repo {
     }
 
     fn quick(&self, a: Vec<OsString>) -> Invocation<'static> {
-        Invocation::new(a, self.restic.timeouts().quick)
+        let mut inv = Invocation::new(a, self.restic.timeouts().quick);
+        inv.low_priority = self.low_priority;
+        inv
     }
 
     /// Creates the repository (format v2, so compression is on).

@@ -754,12 +754,7 @@ impl Agent {
     /// listing and its key are known without asking restic, and its master
     /// key is opened meanwhile, so the first backup's new snapshot is read
     /// directly too.
-    async fn index_new_repository(
-        &self,
-        server: &ServerUuid,
-        slot: &RepoSlot,
-        key: &Secret,
-    ) {
+    async fn index_new_repository(&self, server: &ServerUuid, slot: &RepoSlot, key: &Secret) {
         let Some(path) = self
             .inner
             .layout
@@ -909,7 +904,8 @@ impl Agent {
         let key = key.clone();
         tokio::spawn(async move {
             let todo = slot.index.lock().await.without_size();
-            let repo = agent.repo(&server, &key);
+            // Nobody waits for these: at the lowest CPU priority.
+            let repo = agent.repo(&server, &key).low_priority();
             for (current, tree) in todo {
                 match repo.stats(StatsMode::RestoreSize, &[&current]).await {
                     // A snapshot forgotten meanwhile is reported as 0 snapshots.
