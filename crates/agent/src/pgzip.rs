@@ -332,25 +332,13 @@ mod tests {
         }
     }
 
+    /// (The system's own `gzip` and `tar` read these streams in the
+    /// download tests; the agent's code never starts programs.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn gzip_itself_accepts_it_and_the_ratio_is_gzips() {
+    async fn the_ratio_is_gzips() {
         let data = sample(4 * 1024 * 1024);
         let gz = compress(data.clone(), 2).await;
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("x.gz");
-        std::fs::write(&file, &gz).unwrap();
-        let test = std::process::Command::new("gzip")
-            .arg("-t")
-            .arg(&file)
-            .status()
-            .unwrap();
-        assert!(test.success(), "gzip -t refused the stream");
-        let out = std::process::Command::new("gzip")
-            .arg("-dc")
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(out.stdout == data);
+        assert!(gunzip(&gz) == data);
         // Within 2% of one deflate stream over the whole input.
         let mut one = flate2::write::GzEncoder::new(Vec::new(), Compression::new(6));
         std::io::Write::write_all(&mut one, &data).unwrap();

@@ -340,13 +340,16 @@
     // Tabs (arrow keys move between them).
     const tabs = [$("tab-backups"), $("tab-schedule")];
     function selectTab(tab) {
+      // Choosing the tab already shown reloads nothing (it would undo
+      // unsaved changes in the schedule form).
+      const shown = tab.getAttribute("aria-selected") === "true" && !$(tab.getAttribute("aria-controls")).hidden;
       for (const t of tabs) {
         const on = t === tab;
         t.setAttribute("aria-selected", on ? "true" : "false");
         t.tabIndex = on ? 0 : -1;
         $(t.getAttribute("aria-controls")).hidden = !on;
       }
-      if (tab.id === "tab-schedule") loadSchedule();
+      if (tab.id === "tab-schedule" && !shown) loadSchedule();
       const hash = tab.id === "tab-schedule" ? "#schedule" : "";
       if (window.location.hash !== hash) history.replaceState(null, "", window.location.pathname + window.location.search + hash);
     }
