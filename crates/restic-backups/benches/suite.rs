@@ -649,32 +649,28 @@ async fn main() {
     }
     let ours = t.elapsed();
     let peak = rss_of(agent.pid()).1.max(before);
-    let t = Instant::now();
-    let mut dump = restic_key(&root.join("restic").join(&uuid), &key)
-        .args(["dump", "--archive", "tar", "--no-lock", &newest, "/"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let gz = Command::new("gzip")
-        .stdin(dump.stdout.take().unwrap())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(gz.success() && dump.wait().unwrap().success());
-    let base = t.elapsed();
-    let t = Instant::now();
-    let mut dump = restic_key(&root.join("restic").join(&uuid), &key)
-        .args(["dump", "--archive", "tar", "--no-lock", &newest, "/"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pz = Command::new("pigz")
-        .stdin(dump.stdout.take().unwrap())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(pz.success() && dump.wait().unwrap().success());
-    let pigz = t.elapsed();
+    // `restic dump | <compressor> > /dev/null`, timed.
+    let dump_through = |compressor: &str| {
+        let t = Instant::now();
+        let mut dump = restic_key(&root.join("restic").join(&uuid), &key)
+            .args(["dump", "--archive", "tar", "--no-lock", &newest, "/"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ok = Command::new(compressor)
+            .stdin(dump.stdout.take().unwrap())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(
+            ok && dump.wait().unwrap().success(),
+            "restic dump | {compressor}"
+        );
+        t.elapsed()
+    };
+    let base = dump_through("gzip");
+    let pigz = dump_through("pigz");
     let snap_mb = mib(dir_size(&dir));
     report.row(
         &format!("5. download {snap_mb:.0} MiB snapshot as tar.gz"),

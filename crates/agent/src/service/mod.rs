@@ -361,16 +361,21 @@ impl Agent {
         self.inner.metrics.registry()
     }
 
+    /// The folder of `server`'s repository when it is local (`None` for a
+    /// remote store).
+    fn local_repo(&self, server: &ServerUuid) -> Option<std::path::PathBuf> {
+        self.inner
+            .layout
+            .repo(server)
+            .local_path()
+            .map(ToOwned::to_owned)
+    }
+
     /// A local repository's size on disk, kept for `/metrics` too (a
     /// remote one's comes from restic's own measurement, see
     /// [`Agent::stats`]; `None` here).
     async fn measure_repository(&self, server: &ServerUuid) -> Option<u64> {
-        let path = self
-            .inner
-            .layout
-            .repo(server)
-            .local_path()
-            .map(ToOwned::to_owned)?;
+        let path = self.local_repo(server)?;
         let bytes = tokio::task::spawn_blocking(move || crate::layout::dir_size(&path))
             .await
             .ok()?;
@@ -755,13 +760,7 @@ impl Agent {
     /// key is opened meanwhile, so the first backup's new snapshot is read
     /// directly too.
     async fn index_new_repository(&self, server: &ServerUuid, slot: &RepoSlot, key: &Secret) {
-        let Some(path) = self
-            .inner
-            .layout
-            .repo(server)
-            .local_path()
-            .map(ToOwned::to_owned)
-        else {
+        let Some(path) = self.local_repo(server) else {
             return;
         };
         let Ok(Ok(fp)) = tokio::task::spawn_blocking(move || RepoFingerprints::read(&path)).await
@@ -791,7 +790,7 @@ impl Agent {
         mac: &[u8; 32],
     ) -> Option<Vec<engine::Snapshot>> {
         const MAX_NEW: usize = 16;
-        let path = self.inner.layout.repo(server).local_path()?.to_owned();
+        let path = self.local_repo(server)?;
         if idx.snapshots_fp.is_none() || !idx.key_verified(mac) {
             return None;
         }
@@ -852,13 +851,7 @@ impl Agent {
         key: &Secret,
         mac: [u8; 32],
     ) {
-        let Some(path) = self
-            .inner
-            .layout
-            .repo(server)
-            .local_path()
-            .map(ToOwned::to_owned)
-        else {
+        let Some(path) = self.local_repo(server) else {
             return;
         };
         let cached = slot
