@@ -110,6 +110,12 @@ impl Swap {
         self.work.join("journal.json")
     }
 
+    /// Whether an earlier restore of this server left its swap unfinished
+    /// (its journal is there).
+    pub fn has_pending(&self) -> bool {
+        fs::symlink_metadata(self.journal_path()).is_ok()
+    }
+
     /// Completes (or rolls back) a swap of this server an earlier restore
     /// left unfinished, as the start-up repair would; call before taking a
     /// new restore's safety snapshot. Returns the phase it was in.

@@ -12,6 +12,7 @@ mod output;
 mod process;
 mod repo;
 mod repo_files;
+mod repo_init;
 mod version;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +30,8 @@ pub use output::{
 };
 pub use process::OutputStream;
 pub use repo::{BackupRequest, ChangeHook, DumpFormat, KeyInfo, Repo, StatsMode};
-pub use repo_files::MasterKey;
+pub use repo_files::{MasterKey, is_machine_key};
+pub use repo_init::init_local;
 pub use version::Version;
 
 /// Time limits for restic runs.

@@ -7,7 +7,7 @@ use api::{Secret, SnapshotId};
 
 use crate::output::{self, BackupEvent, BackupSummary, LsNode, Snapshot, StatsOutput};
 use crate::process::Invocation;
-use crate::{Cancel, EngineError, Location, Restic};
+use crate::{Cancel, EngineError, Location, MasterKey, Restic};
 
 /// A repository and the key that opens it.
 #[derive(Clone)]
@@ -152,10 +152,24 @@ impl Repo {
         inv
     }
 
-    /// Creates the repository (format v2, so compression is on).
-    pub async fn init(&self) -> Result<(), EngineError> {
+    /// Creates the repository (format v2, so compression is on). A local
+    /// one for a 256-bit key is written directly, with the light key
+    /// derivation (see [`crate::init_local`]), and its master key returned;
+    /// any other through `restic init`.
+    pub async fn init(&self) -> Result<Option<MasterKey>, EngineError> {
+        if let Some(path) = self.location.local_path()
+            && crate::is_machine_key(&self.key)
+        {
+            let _changed = Changed(self);
+            let (path, key) = (path.to_owned(), self.key.clone());
+            return tokio::task::spawn_blocking(move || crate::init_local(&path, &key))
+                .await
+                .map_err(|e| EngineError::Io(std::io::Error::other(e)))?
+                .map(Some);
+        }
         self.change(self.quick(args(["init", "--repository-version=2"])))
             .await
+            .map(|()| None)
     }
 
     /// Creates this repository as the copy of `source`, with its chunker

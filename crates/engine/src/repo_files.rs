@@ -15,7 +15,7 @@ use std::path::Path;
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 use api::Secret;
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::EngineError;
@@ -38,14 +38,36 @@ struct Keys {
 }
 
 impl Keys {
-    /// Checks the MAC of `nonce ‖ ciphertext ‖ mac` and decrypts it.
-    fn open(&self, data: &[u8]) -> Result<Vec<u8>, EngineError> {
-        if data.len() < 32 {
-            return Err(bad("encrypted file too short"));
+    /// Fresh random keys, as restic's `crypto.NewRandomKey` makes them (the
+    /// Poly1305 part `r` stored clamped).
+    fn random() -> Self {
+        let mut raw = [0u8; 64];
+        getrandom::getrandom(&mut raw).expect("the system random number generator failed");
+        let mut keys = Self::from_derived(&raw);
+        for i in [3, 7, 11, 15] {
+            keys.mac_r[i] &= 0x0f;
         }
-        let (nonce, rest) = data.split_at(16);
-        let (ciphertext, mac) = rest.split_at(rest.len() - 16);
-        // Poly1305-AES: the one-time key is r ‖ AES-128_k(nonce).
+        for i in [4, 8, 12] {
+            keys.mac_r[i] &= 0xfc;
+        }
+        keys
+    }
+
+    /// Keys from 64 bytes (scrypt's output): encryption ‖ MAC k ‖ MAC r.
+    fn from_derived(raw: &[u8; 64]) -> Self {
+        let mut keys = Self {
+            encrypt: [0; 32],
+            mac_k: [0; 16],
+            mac_r: [0; 16],
+        };
+        keys.encrypt.copy_from_slice(&raw[..32]);
+        keys.mac_k.copy_from_slice(&raw[32..48]);
+        keys.mac_r.copy_from_slice(&raw[48..]);
+        keys
+    }
+
+    /// Poly1305-AES of `ciphertext`: the one-time key is r ‖ AES-128_k(nonce).
+    fn mac(&self, nonce: &[u8], ciphertext: &[u8]) -> Result<[u8; 16], EngineError> {
         let mut s = aes::cipher::generic_array::GenericArray::clone_from_slice(nonce);
         aes::Aes128::new_from_slice(&self.mac_k)
             .map_err(|_| bad("MAC key"))?
@@ -53,7 +75,40 @@ impl Keys {
         let mut one_time = [0u8; 32];
         one_time[..16].copy_from_slice(&self.mac_r);
         one_time[16..].copy_from_slice(&s);
-        let expected = poly1305::Poly1305::new(&one_time.into()).compute_unpadded(ciphertext);
+        Ok(poly1305::Poly1305::new(&one_time.into())
+            .compute_unpadded(ciphertext)
+            .into())
+    }
+
+    fn keystream(&self, nonce: &[u8], data: &mut [u8]) -> Result<(), EngineError> {
+        ctr::Ctr128BE::<aes::Aes256>::new_from_slices(&self.encrypt, nonce)
+            .map_err(|_| bad("encryption key"))?
+            .apply_keystream(data);
+        Ok(())
+    }
+
+    /// Encrypts `plain` as restic does: `nonce ‖ AES-256-CTR ‖ MAC`, with a
+    /// fresh random nonce.
+    fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, EngineError> {
+        let mut nonce = [0u8; 16];
+        getrandom::getrandom(&mut nonce).expect("the system random number generator failed");
+        let mut out = Vec::with_capacity(plain.len() + 32);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plain);
+        self.keystream(&nonce, &mut out[16..])?;
+        let mac = self.mac(&nonce, &out[16..])?;
+        out.extend_from_slice(&mac);
+        Ok(out)
+    }
+
+    /// Checks the MAC of `nonce ‖ ciphertext ‖ mac` and decrypts it.
+    fn open(&self, data: &[u8]) -> Result<Vec<u8>, EngineError> {
+        if data.len() < 32 {
+            return Err(bad("encrypted file too short"));
+        }
+        let (nonce, rest) = data.split_at(16);
+        let (ciphertext, mac) = rest.split_at(rest.len() - 16);
+        let expected = self.mac(nonce, ciphertext)?;
         let equal = expected
             .iter()
             .zip(mac)
@@ -63,15 +118,20 @@ impl Keys {
             return Err(bad("MAC does not match"));
         }
         let mut plain = ciphertext.to_vec();
-        ctr::Ctr128BE::<aes::Aes256>::new_from_slices(&self.encrypt, nonce)
-            .map_err(|_| bad("encryption key"))?
-            .apply_keystream(&mut plain);
+        self.keystream(nonce, &mut plain)?;
         Ok(plain)
     }
 }
 
-#[derive(Deserialize)]
+/// A key file as restic writes it (`repository.Key`, in Go's field order).
+#[derive(Deserialize, Serialize)]
 struct KeyFile {
+    #[serde(default)]
+    created: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    hostname: String,
     kdf: String,
     #[serde(rename = "N")]
     n: u64,
@@ -81,16 +141,67 @@ struct KeyFile {
     data: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct MacJson {
     k: String,
     r: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 struct MasterJson {
     mac: MacJson,
     encrypt: String,
+}
+
+/// scrypt's work factor for keys of 256 random bits (see
+/// [`is_machine_key`]): N = 2^12, r = 8, p = 1, 4 MiB and a few
+/// milliseconds, where restic tunes its own to about half a second.
+const LIGHT_LOG_N: u8 = 12;
+const LIGHT_R: u32 = 8;
+const LIGHT_P: u32 = 1;
+
+/// Whether `password` is a key as the panel makes them (and the original
+/// extension did): 64 hexadecimal digits, 256 random bits. scrypt's work
+/// factor exists to slow down guessing a password a person chose; nobody
+/// guesses 256 random bits, however cheap each guess, so for such keys the
+/// key file is written with [`LIGHT_LOG_N`] and every restic run saves
+/// restic's half second of key derivation. Any other password keeps
+/// restic's own tuning.
+pub fn is_machine_key(password: &Secret) -> bool {
+    let raw = password.expose().as_bytes();
+    raw.len() == 64 && raw.iter().all(u8::is_ascii_hexdigit)
+}
+
+fn b64e(raw: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+/// This machine's name for a key file's `hostname` (as `restic key list`
+/// shows it); empty when it can not be read.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().chars().take(255).collect())
+        .unwrap_or_default()
+}
+
+/// Writes `data` as a new read-only file `path` (which must not exist),
+/// synced to disk.
+pub(crate) fn write_new_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+/// Makes a directory's entries durable (after creating or renaming in it).
+pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
 }
 
 fn b64(raw: &str) -> Result<Vec<u8>, EngineError> {
@@ -192,11 +303,7 @@ impl MasterKey {
             &mut derived,
         )
         .map_err(|_| bad("scrypt"))?;
-        let user = Keys {
-            encrypt: fixed(&derived[..32])?,
-            mac_k: fixed(&derived[32..48])?,
-            mac_r: fixed(&derived[48..])?,
-        };
+        let user = Keys::from_derived(&derived);
         let plain = user.open(&b64(&file.data)?)?;
         let master: MasterJson = serde_json::from_slice(&plain).map_err(|_| bad("master key"))?;
         Ok(Self(Keys {
@@ -204,6 +311,70 @@ impl MasterKey {
             mac_k: fixed(&b64(&master.mac.k)?)?,
             mac_r: fixed(&b64(&master.mac.r)?)?,
         }))
+    }
+
+    /// A new random master key (for a new repository).
+    pub(crate) fn random() -> Self {
+        Self(Keys::random())
+    }
+
+    /// Encrypts `plain` with the master key (restic's format).
+    pub(crate) fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, EngineError> {
+        self.0.seal(plain)
+    }
+
+    /// Adds a key file to the local repository at `repo` that opens this
+    /// master key with `password` (one of [`is_machine_key`]), with the
+    /// light work factor; returns its ID. The file is written and synced
+    /// under a temporary name beside `keys/`, then renamed into it, so
+    /// restic never sees half a key.
+    pub fn add_light_key(&self, repo: &Path, password: &Secret) -> Result<String, EngineError> {
+        if !is_machine_key(password) {
+            return Err(bad("a light key file is only written for a 256-bit key"));
+        }
+        let mut salt = [0u8; 64];
+        getrandom::getrandom(&mut salt).expect("the system random number generator failed");
+        let params = scrypt::Params::new(LIGHT_LOG_N, LIGHT_R, LIGHT_P, 64)
+            .map_err(|_| bad("key file parameters"))?;
+        let mut derived = [0u8; 64];
+        scrypt::scrypt(password.expose().as_bytes(), &salt, &params, &mut derived)
+            .map_err(|_| bad("scrypt"))?;
+        let master = serde_json::to_vec(&MasterJson {
+            mac: MacJson {
+                k: b64e(&self.0.mac_k),
+                r: b64e(&self.0.mac_r),
+            },
+            encrypt: b64e(&self.0.encrypt),
+        })
+        .map_err(|_| bad("master key"))?;
+        let created = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|_| bad("time"))?;
+        let file = serde_json::to_vec(&KeyFile {
+            created,
+            username: "restic-backups".into(),
+            hostname: hostname(),
+            kdf: "scrypt".into(),
+            n: 1 << LIGHT_LOG_N,
+            r: LIGHT_R,
+            p: LIGHT_P,
+            salt: b64e(&salt),
+            data: b64e(&Keys::from_derived(&derived).seal(&master)?),
+        })
+        .map_err(|_| bad("key file"))?;
+        let id = api::hex::encode(&Sha256::digest(&file));
+        let mut nonce = [0u8; 8];
+        getrandom::getrandom(&mut nonce).expect("the system random number generator failed");
+        let temp = repo.join(format!(".key-{}.tmp", api::hex::encode(&nonce)));
+        let keys = repo.join("keys");
+        let written = write_new_file(&temp, &file)
+            .and_then(|()| std::fs::rename(&temp, keys.join(&id)))
+            .and_then(|()| sync_dir(&keys));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e.into());
+        }
+        Ok(id)
     }
 
     /// Reads snapshot `id` (its full ID, the file's name) of the local

@@ -355,3 +355,127 @@ async fn snapshot_files_read_directly_match_restics_listing() {
         }
     }
 }
+
+/// A local repository for a 256-bit key is written without `restic init`:
+/// restic opens it (checking its chunker polynomial), backs up into it,
+/// `restic check` finds nothing wrong, its one key has the light work
+/// factor, and the master key returned reads what restic lists.
+#[tokio::test]
+async fn a_repository_written_without_restic_is_one_restic_accepts() {
+    let r = restic_with(Timeouts::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("server");
+    std::fs::create_dir_all(&src).unwrap();
+    big_file(&src, 3);
+    std::fs::write(src.join("world.dat"), b"hello world").unwrap();
+    let machine = "0123456789abcdef".repeat(4);
+    assert!(engine::is_machine_key(&key(&machine)));
+    for human in ["k", "correct horse battery staple", &"g".repeat(64)] {
+        assert!(!engine::is_machine_key(&key(human)), "{human}");
+    }
+    let path = dir.path().join("repo");
+    let repo = r.repo(path.clone(), key(&machine));
+    let master = repo.init().await.unwrap().expect("written directly");
+    assert!(engine::repo_exists(&path));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let restic = |args: &[&str]| {
+        let out = std::process::Command::new("restic")
+            .args(args)
+            .env("RESTIC_REPOSITORY", &path)
+            .env("RESTIC_PASSWORD", &machine)
+            .env("RESTIC_CACHE_DIR", dir.path().join("cache"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "restic {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let config: serde_json::Value = serde_json::from_str(&restic(&["cat", "config"])).unwrap();
+    assert_eq!(config["version"], 2);
+    assert_eq!(config["id"].as_str().unwrap().len(), 64);
+    let polynomial =
+        u64::from_str_radix(config["chunker_polynomial"].as_str().unwrap(), 16).unwrap();
+    assert_eq!(63 - polynomial.leading_zeros(), 53);
+
+    repo.backup(&plain(&src), None, &mut |_| {}).await.unwrap();
+    std::fs::write(src.join("world.dat"), b"hello again").unwrap();
+    repo.backup(&plain(&src), None, &mut |_| {}).await.unwrap();
+    let listed = repo.snapshots().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    for s in &listed {
+        assert_eq!(&master.read_snapshot(&path, s.id.as_str()).unwrap(), s);
+    }
+    restic(&["check", "--read-data"]);
+
+    let keys = repo.keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].current);
+    let key_files: Vec<_> = std::fs::read_dir(path.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(key_files.len(), 1);
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&key_files[0]).unwrap()).unwrap();
+    assert_eq!(
+        (file["N"].as_u64(), file["r"].as_u64(), file["p"].as_u64()),
+        (Some(4096), Some(8), Some(1))
+    );
+    assert_eq!(file["username"], "restic-backups");
+    assert!(
+        !std::fs::read_to_string(&key_files[0])
+            .unwrap()
+            .contains(&machine)
+    );
+    let mode = std::fs::metadata(&key_files[0])
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o400);
+    assert!(matches!(
+        r.repo(path.clone(), key(&"f".repeat(64))).check_key().await,
+        Err(EngineError::WrongKey)
+    ));
+
+    // A second key added the same way opens the repository for restic too.
+    let second = "fedcba9876543210".repeat(4);
+    master.add_light_key(&path, &key(&second)).unwrap();
+    let other = r.repo(path.clone(), key(&second));
+    assert_eq!(other.snapshots().await.unwrap().len(), 2);
+    assert_eq!(repo.keys().await.unwrap().len(), 2);
+    assert!(master.add_light_key(&path, &key("short")).is_err());
+
+    // Not over a repository, nor over a folder that is in the way; an
+    // empty folder is fine.
+    let again = repo.init().await;
+    assert!(
+        matches!(again, Err(EngineError::Failed { ref message, .. }) if message.contains("exists there already")),
+        "{again:?}"
+    );
+    let in_the_way = dir.path().join("in-the-way");
+    std::fs::create_dir_all(in_the_way.join("data")).unwrap();
+    let err = r.repo(in_the_way.clone(), key(&machine)).init().await;
+    assert!(
+        matches!(err, Err(EngineError::Failed { ref message, .. }) if message.contains("holds no repository")),
+        "{err:?}"
+    );
+    assert!(in_the_way.join("data").is_dir(), "left as it was");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    r.repo(empty.clone(), key(&machine))
+        .init()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(engine::repo_exists(&empty));
+}

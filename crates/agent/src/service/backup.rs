@@ -215,9 +215,9 @@ impl Agent {
         let remote = repo.location().local_path().is_none();
         if !remote && !self.repo_exists(&ctx.server, &ctx.slot, &ctx.key).await? {
             tokio::fs::create_dir_all(self.inner.layout.repo_root()).await?;
-            repo.init().await?;
+            let master = repo.init().await?;
             tracing::info!(server = %ctx.server, repository = %repo.location().display(), "repository created");
-            self.index_new_repository(&ctx.server, &ctx.slot, &ctx.key)
+            self.index_new_repository(&ctx.server, &ctx.slot, &ctx.key, master)
                 .await;
         }
         let jobs = &self.inner.jobs;

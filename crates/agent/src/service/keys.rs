@@ -71,8 +71,8 @@ impl Agent {
             Ok(()) => {
                 tracing::info!(server = %server, "new key already present; finishing the rotation")
             }
-            Err(EngineError::WrongKey) => old_repo
-                .add_key(new)
+            Err(EngineError::WrongKey) => self
+                .add_key(server, current, new)
                 .await
                 .map_err(|e| Self::failed_change(&slot, e))?,
             Err(e) => return Err(e.into()),
@@ -88,9 +88,63 @@ impl Agent {
             .remove_key(&old_id)
             .await
             .map_err(|e| Self::failed_change(&slot, e))?;
+        // Another key file for the old password (added by hand, or left by
+        // an interrupted run) would keep it working: those go too.
+        let mut others = 0;
+        loop {
+            match old_repo.check_key().await {
+                Err(EngineError::WrongKey) => break,
+                Ok(()) if others < 8 => {
+                    let id = current_key_id(&old_repo.keys().await?)?;
+                    new_repo
+                        .remove_key(&id)
+                        .await
+                        .map_err(|e| Self::failed_change(&slot, e))?;
+                    others += 1;
+                }
+                Ok(()) => {
+                    return Err(AgentError::Internal(
+                        "the old key still opens the repository".into(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         self.rotate_copy(server, current, new).await?;
         tracing::info!(server = %server, key = %new_id, "repository key rotated");
         Ok(KeyRotated { key_id: new_id })
+    }
+
+    /// Adds `new` as a further key of the repository `current` opens. For a
+    /// local repository and a 256-bit key the key file is written directly
+    /// with the light work factor (see `engine::is_machine_key`), from the
+    /// master key opened with `current`; otherwise by `restic key add`.
+    async fn add_key(
+        &self,
+        server: &ServerUuid,
+        current: &Secret,
+        new: &Secret,
+    ) -> Result<(), EngineError> {
+        if let Some(path) = self.local_repo(server)
+            && engine::is_machine_key(new)
+        {
+            let (current, new) = (current.clone(), new.clone());
+            let written = tokio::task::spawn_blocking(move || {
+                engine::MasterKey::open(&path, &current)?.add_light_key(&path, &new)
+            })
+            .await
+            .map_err(|e| EngineError::Io(std::io::Error::other(e)))?;
+            match written {
+                Ok(_) => return Ok(()),
+                // restic accepted `current` (its key list proved it): a key
+                // file this agent does not open itself (beyond its memory
+                // bounds) is left to restic.
+                Err(e) => {
+                    tracing::debug!(server = %server, error = %e, "key file not written directly; asking restic")
+                }
+            }
+        }
+        self.repo(server, current).add_key(new).await
     }
 
     /// The same rotation on the second copy (`copy_to`), if there is one:

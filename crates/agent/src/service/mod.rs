@@ -757,9 +757,15 @@ impl Agent {
 
     /// A local repository this agent just created with `key`: its (empty)
     /// listing and its key are known without asking restic, and its master
-    /// key is opened meanwhile, so the first backup's new snapshot is read
-    /// directly too.
-    async fn index_new_repository(&self, server: &ServerUuid, slot: &RepoSlot, key: &Secret) {
+    /// key is kept (written by the engine) or opened meanwhile, so the first
+    /// backup's new snapshot is read directly too.
+    async fn index_new_repository(
+        &self,
+        server: &ServerUuid,
+        slot: &RepoSlot,
+        key: &Secret,
+        master: Option<engine::MasterKey>,
+    ) {
         let Some(path) = self.local_repo(server) else {
             return;
         };
@@ -773,7 +779,12 @@ impl Agent {
         idx.replace(Vec::new(), &fp.snapshots, server.as_str());
         idx.set_verified_key(mac);
         drop(idx);
-        self.open_master_in_background(server, slot, key, mac);
+        match master {
+            Some(master) => {
+                *slot.master.lock().unwrap_or_else(|p| p.into_inner()) = Some((mac, master));
+            }
+            None => self.open_master_in_background(server, slot, key, mac),
+        }
     }
 
     /// The snapshots of a local repository after its `snapshots/` changed,

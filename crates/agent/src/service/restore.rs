@@ -338,6 +338,80 @@ impl Agent {
         }
     }
 
+    /// The safety snapshot of `dir` (none of an empty one), tagged
+    /// `pre-restore`: through [`Agent::snapshot`] into the repository, or
+    /// into the second copy while the restore reads from it.
+    async fn safety_snapshot(
+        &self,
+        ctx: &JobCtx,
+        dir: &std::path::Path,
+        empty: bool,
+        from_copy: bool,
+        source: &engine::Repo,
+    ) -> Result<serde_json::Value, AgentError> {
+        let safety = if empty {
+            tracing::info!(server = %ctx.server, "the server directory is empty: no safety snapshot needed");
+            serde_json::Value::Null
+        } else if from_copy {
+            let request = engine::BackupRequest {
+                source: dir,
+                host: ctx.server.as_str(),
+                tags: &[PRE_RESTORE_TAG],
+                excludes: &[],
+            };
+            let summary = source
+                .backup(&request, Some(&self.inner.shutdown), &mut |_| {})
+                .await?;
+            serde_json::json!({
+                "id": summary.snapshot_id,
+                "tags": [PRE_RESTORE_TAG],
+                "in_copy": true,
+            })
+        } else {
+            let (safety, _) = self.snapshot(ctx, dir, &[], &[PRE_RESTORE_TAG]).await?;
+            serde_json::to_value(safety.to_item())
+                .map_err(|e| AgentError::Internal(e.to_string()))?
+        };
+        tracing::info!(server = %ctx.server, safety = %safety["id"], from_copy, "safety snapshot taken before restore");
+        Ok(safety)
+    }
+
+    /// An empty work folder and the `restoring` journal for `plan`.
+    async fn begin_swap(plan: Swap, paths: &[SnapshotPath]) -> Result<Swap, AgentError> {
+        let swap = plan.only(paths.to_vec());
+        let begun = swap.clone();
+        tokio::task::spawn_blocking(move || begun.begin())
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))??;
+        Ok(swap)
+    }
+
+    /// restic's restore of `entry` (only `paths`, if any) into the work
+    /// folder of `swap`.
+    async fn restore_into(
+        &self,
+        ctx: &JobCtx,
+        swap: &Swap,
+        entry: &crate::index::Entry,
+        source: &engine::Repo,
+        paths: &[SnapshotPath],
+    ) -> Result<(), AgentError> {
+        let includes: Vec<String> = paths
+            .iter()
+            .map(|p| p.include_pattern(entry.nested.as_deref()))
+            .collect();
+        source
+            .restore(
+                &entry.current,
+                &swap.new_dir(),
+                &includes,
+                Some(&self.inner.shutdown),
+            )
+            .await?;
+        tracing::debug!(server = %ctx.server, snapshot = %entry.id.short(), "restic restored into the work folder");
+        Ok(())
+    }
+
     /// The safety snapshot, restic's restore into the work folder and the
     /// swap. With `wings`, the game server must still be offline right
     /// before the swap.
@@ -375,70 +449,49 @@ impl Agent {
                 .await
                 .unwrap_or(false)
         };
-        let safety = if empty {
-            tracing::info!(server = %ctx.server, "the server directory is empty: no safety snapshot needed");
-            serde_json::Value::Null
-        } else if from_copy {
-            let request = engine::BackupRequest {
-                source: dir,
-                host: ctx.server.as_str(),
-                tags: &[PRE_RESTORE_TAG],
-                excludes: &[],
-            };
-            let summary = source
-                .backup(&request, Some(&self.inner.shutdown), &mut |_| {})
-                .await?;
-            serde_json::json!({
-                "id": summary.snapshot_id,
-                "tags": [PRE_RESTORE_TAG],
-                "in_copy": true,
-            })
-        } else {
-            let (safety, _) = self.snapshot(ctx, dir, &[], &[PRE_RESTORE_TAG]).await?;
-            serde_json::to_value(safety.to_item())
-                .map_err(|e| AgentError::Internal(e.to_string()))?
+        let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
+        let plan = tokio::task::spawn_blocking(move || Swap::plan(&layout, &server, truncate))
+            .await
+            .map_err(|e| AgentError::Internal(e.to_string()))??;
+        let safety_then_restoring = async {
+            let safety = self
+                .safety_snapshot(ctx, dir, empty, from_copy, &source)
+                .await;
+            self.inner.jobs.phase(&ctx.job, JobPhase::Restoring);
+            safety
         };
-        tracing::info!(server = %ctx.server, safety = %safety["id"], from_copy, "safety snapshot taken before restore");
-        self.inner.jobs.phase(&ctx.job, JobPhase::Restoring);
-        // …then a swap an earlier restore left half way is finished.
-        let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
-        let pending = tokio::task::spawn_blocking(move || {
-            Swap::plan(&layout, &server, truncate)?
-                .finish_pending()
-                .map_err(AgentError::from)
-        })
-        .await
-        .map_err(|e| AgentError::Internal(e.to_string()))?;
-        let pending = pending.map_err(|error| Failed {
-            error,
-            swap_began: true,
-        })?;
-        if let Some(phase) = pending {
-            tracing::warn!(server = %ctx.server, ?phase, "finished an earlier restore's swap first");
-        }
-
-        let (layout, server) = (self.inner.layout.clone(), ctx.server.clone());
-        let only = paths.clone();
-        let swap = tokio::task::spawn_blocking(move || {
-            let swap = Swap::plan(&layout, &server, truncate)?.only(only);
-            swap.begin()?;
-            Ok::<_, AgentError>(swap)
-        })
-        .await
-        .map_err(|e| AgentError::Internal(e.to_string()))??;
-
-        let includes: Vec<String> = paths
-            .iter()
-            .map(|p| p.include_pattern(entry.nested.as_deref()))
-            .collect();
-        let restored = source
-            .restore(
-                &entry.current,
-                &swap.new_dir(),
-                &includes,
-                Some(&self.inner.shutdown),
-            )
-            .await;
+        let (safety, swap, restored) = if plan.has_pending() {
+            // …then a swap an earlier restore left half way is finished,
+            // and only then does the new one begin.
+            let safety = safety_then_restoring.await?;
+            let pending = plan.clone();
+            let pending = tokio::task::spawn_blocking(move || pending.finish_pending())
+                .await
+                .map_err(|e| AgentError::Internal(e.to_string()))?
+                .map_err(|e| Failed {
+                    error: e.into(),
+                    swap_began: true,
+                })?;
+            if let Some(phase) = pending {
+                tracing::warn!(server = %ctx.server, ?phase, "finished an earlier restore's swap first");
+            }
+            let swap = Self::begin_swap(plan, &paths).await?;
+            let restored = self.restore_into(ctx, &swap, &entry, &source, &paths).await;
+            (Ok(safety), swap, restored)
+        } else {
+            // Nothing to finish first: restic restores into the work folder
+            // while the safety snapshot reads the server directory (which
+            // nothing changes before the swap); both restic runs share the
+            // repository's non-exclusive lock.
+            let swap = Self::begin_swap(plan, &paths).await?;
+            let (safety, restored) = tokio::join!(
+                safety_then_restoring,
+                self.restore_into(ctx, &swap, &entry, &source, &paths)
+            );
+            (safety, swap, restored)
+        };
+        // No restore without its safety snapshot.
+        let restored = safety.and_then(|safety| restored.map(|()| safety));
         // The game server must not have come back meanwhile (started from
         // the panel, a schedule): it would write into the new files.
         let still_offline = match (&restored, wings) {
@@ -452,11 +505,14 @@ impl Agent {
             },
             _ => Ok(()),
         };
-        if let Err(e) = restored.map_err(AgentError::from).and(still_offline) {
-            let abandon = swap.clone();
-            let _ = tokio::task::spawn_blocking(move || abandon.abandon()).await;
-            return Err(e.into());
-        }
+        let safety = match restored.and_then(|safety| still_offline.map(|()| safety)) {
+            Ok(safety) => safety,
+            Err(e) => {
+                let abandon = swap.clone();
+                let _ = tokio::task::spawn_blocking(move || abandon.abandon()).await;
+                return Err(e.into());
+            }
+        };
         if let Some(nested) = entry.nested.clone() {
             let hoist = swap.clone();
             let moved = tokio::task::spawn_blocking(move || hoist.hoist_nested(&nested))
