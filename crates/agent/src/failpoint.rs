@@ -1,7 +1,8 @@
 //! Crash injection for the tests that prove crash safety. Set
 //! `RESTIC_BACKUPS_AGENT_FAILPOINT=<name>` and the agent aborts (as a power
-//! cut would stop it) when it reaches the point of that name. Unset in
-//! production: a single environment lookup at start, then nothing.
+//! cut would stop it) when it reaches the point of that name, or, for a
+//! point asked with [`fails`], that step fails. Unset in production: a
+//! single environment lookup at start, then nothing.
 
 use std::sync::OnceLock;
 
@@ -18,4 +19,13 @@ pub fn hit(name: &str) {
         tracing::error!(failpoint = name, "failpoint reached; aborting");
         std::process::abort();
     }
+}
+
+/// Whether the step `name` should fail (its caller returns an error).
+pub fn fails(name: &str) -> bool {
+    let fail = armed() == Some(name);
+    if fail {
+        tracing::error!(failpoint = name, "failpoint reached; failing this step");
+    }
+    fail
 }

@@ -155,17 +155,24 @@ impl Repo {
     /// Creates the repository (format v2, so compression is on). A local
     /// one for a 256-bit key is written directly, with the light key
     /// derivation (see [`crate::init_local`]), and its master key returned;
-    /// any other through `restic init`.
+    /// any other through `restic init`, as is a folder that is there
+    /// already (made by an operator, maybe a mount point: restic fills it
+    /// in place) or one the new repository can not be renamed into.
     pub async fn init(&self) -> Result<Option<MasterKey>, EngineError> {
         if let Some(path) = self.location.local_path()
             && crate::is_machine_key(&self.key)
+            && std::fs::symlink_metadata(path).is_err()
         {
             let _changed = Changed(self);
             let (path, key) = (path.to_owned(), self.key.clone());
-            return tokio::task::spawn_blocking(move || crate::init_local(&path, &key))
+            let written = tokio::task::spawn_blocking(move || crate::init_local(&path, &key))
                 .await
-                .map_err(|e| EngineError::Io(std::io::Error::other(e)))?
-                .map(Some);
+                .map_err(|e| EngineError::Io(std::io::Error::other(e)))?;
+            match written {
+                Err(EngineError::Io(e))
+                    if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EBUSY)) => {}
+                other => return other.map(Some),
+            }
         }
         self.change(self.quick(args(["init", "--repository-version=2"])))
             .await

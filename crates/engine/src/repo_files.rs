@@ -271,7 +271,11 @@ impl MasterKey {
             .collect();
         names.sort();
         for path in names.iter().take(16) {
-            if let Ok(key) = Self::open_file(path, password) {
+            // A key file of another repository (copied in by hand) opens
+            // with the password but not this repository's config.
+            if let Ok(key) = Self::open_file(path, password)
+                && key.0.open(&read_small(&repo.join("config"))?).is_ok()
+            {
                 return Ok(key);
             }
         }
@@ -363,6 +367,18 @@ impl MasterKey {
         })
         .map_err(|_| bad("key file"))?;
         let id = api::hex::encode(&Sha256::digest(&file));
+        // A key file a crash left under its temporary name: restic never
+        // lists it, so no key rotation could remove it.
+        for entry in std::fs::read_dir(repo)?.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".key-")
+                && name.ends_with(".tmp")
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         let mut nonce = [0u8; 8];
         getrandom::getrandom(&mut nonce).expect("the system random number generator failed");
         let temp = repo.join(format!(".key-{}.tmp", api::hex::encode(&nonce)));

@@ -83,7 +83,7 @@ fn random_polynomial() -> u64 {
 }
 
 /// Creates a restic repository (format version 2) at `repo`, which must not
-/// exist or be an empty folder, with one key file for `password` (a 256-bit
+/// exist (see [`crate::Repo::init`] for a folder that does), with one key file for `password` (a 256-bit
 /// key, see [`crate::repo_files::is_machine_key`]). Returns its master key.
 pub fn init_local(repo: &Path, password: &Secret) -> Result<MasterKey, EngineError> {
     let parent = repo
@@ -108,7 +108,21 @@ pub fn init_local(repo: &Path, password: &Secret) -> Result<MasterKey, EngineErr
     let built = build(&temp, password).and_then(|master| {
         // Fails when `repo` is there and not empty (restic's or anybody's
         // files are never replaced).
-        std::fs::rename(&temp, repo)?;
+        std::fs::rename(&temp, repo).map_err(|e| {
+            if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) {
+                let what = if crate::repo_exists(repo) {
+                    "a repository exists there already"
+                } else {
+                    "a folder is there that holds no repository; move it away to create one"
+                };
+                EngineError::Failed {
+                    code: None,
+                    message: format!("{}: {what}", repo.display()),
+                }
+            } else {
+                e.into()
+            }
+        })?;
         sync_dir(parent)?;
         Ok(master)
     });
@@ -118,19 +132,6 @@ pub fn init_local(repo: &Path, password: &Secret) -> Result<MasterKey, EngineErr
     built.map_err(|e| match e {
         EngineError::Io(io) if io.raw_os_error() == Some(libc::ENOSPC) => {
             EngineError::Store(crate::StoreFailure::Full)
-        }
-        EngineError::Io(io)
-            if matches!(io.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) =>
-        {
-            let what = if crate::repo_exists(repo) {
-                "a repository exists there already"
-            } else {
-                "a folder is there that holds no repository; move it away to create one"
-            };
-            EngineError::Failed {
-                code: None,
-                message: format!("{}: {what}", repo.display()),
-            }
         }
         other => other,
     })
@@ -147,6 +148,7 @@ fn build(dir: &Path, password: &Secret) -> Result<MasterKey, EngineError> {
     for byte in 0..=255u8 {
         mkdir.create(dir.join("data").join(format!("{byte:02x}")))?;
     }
+    sync_dir(&dir.join("data"))?;
     let master = MasterKey::random();
     master.add_light_key(dir, password)?;
     let mut id = [0u8; 32];

@@ -455,27 +455,56 @@ async fn a_repository_written_without_restic_is_one_restic_accepts() {
     assert_eq!(repo.keys().await.unwrap().len(), 2);
     assert!(master.add_light_key(&path, &key("short")).is_err());
 
-    // Not over a repository, nor over a folder that is in the way; an
-    // empty folder is fine.
-    let again = repo.init().await;
+    // Never over a repository (directly or through restic); a folder that
+    // is there already (an operator's, a mount point) is left to restic,
+    // which fills it in place.
+    assert!(repo.init().await.is_err());
+    let again = engine::init_local(&path, &key(&machine));
     assert!(
         matches!(again, Err(EngineError::Failed { ref message, .. }) if message.contains("exists there already")),
         "{again:?}"
     );
     let in_the_way = dir.path().join("in-the-way");
-    std::fs::create_dir_all(in_the_way.join("data")).unwrap();
-    let err = r.repo(in_the_way.clone(), key(&machine)).init().await;
+    std::fs::create_dir_all(in_the_way.join("stuff")).unwrap();
+    let err = engine::init_local(&in_the_way, &key(&machine));
     assert!(
         matches!(err, Err(EngineError::Failed { ref message, .. }) if message.contains("holds no repository")),
         "{err:?}"
     );
-    assert!(in_the_way.join("data").is_dir(), "left as it was");
+    assert!(in_the_way.join("stuff").is_dir(), "left as it was");
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    r.repo(empty.clone(), key(&machine))
+    assert!(
+        r.repo(empty.clone(), key(&machine))
+            .init()
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(engine::repo_exists(&empty));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".init-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A key file a crash left under its temporary name goes with the next
+    // key written; a key file of another repository is not taken for this
+    // one's.
+    std::fs::write(path.join(".key-0011223344556677.tmp"), b"{}").unwrap();
+    master.add_light_key(&path, &key(&"ab".repeat(32))).unwrap();
+    assert!(!path.join(".key-0011223344556677.tmp").exists());
+    let elsewhere = dir.path().join("elsewhere");
+    let foreign = r
+        .repo(elsewhere.clone(), key(&"cd".repeat(32)))
         .init()
         .await
         .unwrap()
         .unwrap();
-    assert!(engine::repo_exists(&empty));
+    foreign
+        .add_light_key(&path, &key(&"cd".repeat(32)))
+        .unwrap();
+    let wrong = engine::MasterKey::open(&path, &key(&"cd".repeat(32)));
+    assert!(matches!(wrong, Err(EngineError::WrongKey)), "{wrong:?}");
 }

@@ -88,28 +88,9 @@ impl Agent {
             .remove_key(&old_id)
             .await
             .map_err(|e| Self::failed_change(&slot, e))?;
-        // Another key file for the old password (added by hand, or left by
-        // an interrupted run) would keep it working: those go too.
-        let mut others = 0;
-        loop {
-            match old_repo.check_key().await {
-                Err(EngineError::WrongKey) => break,
-                Ok(()) if others < 8 => {
-                    let id = current_key_id(&old_repo.keys().await?)?;
-                    new_repo
-                        .remove_key(&id)
-                        .await
-                        .map_err(|e| Self::failed_change(&slot, e))?;
-                    others += 1;
-                }
-                Ok(()) => {
-                    return Err(AgentError::Internal(
-                        "the old key still opens the repository".into(),
-                    ));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        remove_other_keys(&old_repo, &new_repo)
+            .await
+            .map_err(|e| Self::failed_change(&slot, e))?;
         self.rotate_copy(server, current, new).await?;
         tracing::info!(server = %server, key = %new_id, "repository key rotated");
         Ok(KeyRotated { key_id: new_id })
@@ -179,9 +160,35 @@ impl Agent {
         if new_id != old_id {
             next.remove_key(&old_id).await?;
         }
+        remove_other_keys(&old, &next).await?;
         tracing::info!(server = %server, "second copy's key rotated");
         Ok(())
     }
+}
+
+/// After the old key's file was removed: another key file for the old
+/// password (added by hand, or left by an interrupted run) would keep it
+/// working, so each one it still opens is removed too (by `new`, which
+/// restic never lets remove its own key).
+async fn remove_other_keys(old: &engine::Repo, new: &engine::Repo) -> Result<(), EngineError> {
+    for _ in 0..8 {
+        match old.check_key().await {
+            Err(EngineError::WrongKey) => return Ok(()),
+            Ok(()) => {
+                let keys = old.keys().await?;
+                let id = keys
+                    .iter()
+                    .find(|k| k.current)
+                    .ok_or_else(|| EngineError::Parse("restic listed no current key".into()))?;
+                new.remove_key(&id.id).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(EngineError::Failed {
+        code: None,
+        message: "the old key still opens the repository".into(),
+    })
 }
 
 fn current_key_id(keys: &[engine::KeyInfo]) -> Result<String, AgentError> {

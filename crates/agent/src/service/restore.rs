@@ -352,6 +352,10 @@ impl Agent {
         let safety = if empty {
             tracing::info!(server = %ctx.server, "the server directory is empty: no safety snapshot needed");
             serde_json::Value::Null
+        } else if crate::failpoint::fails("safety-snapshot") {
+            // As a store that fails half way: restic's restore is under way.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return Err(AgentError::Store(engine::StoreFailure::Full));
         } else if from_copy {
             let request = engine::BackupRequest {
                 source: dir,
@@ -387,7 +391,7 @@ impl Agent {
     }
 
     /// restic's restore of `entry` (only `paths`, if any) into the work
-    /// folder of `swap`.
+    /// folder of `swap`, until `cancel` (a child of the agent's shutdown).
     async fn restore_into(
         &self,
         ctx: &JobCtx,
@@ -395,18 +399,14 @@ impl Agent {
         entry: &crate::index::Entry,
         source: &engine::Repo,
         paths: &[SnapshotPath],
+        cancel: &engine::Cancel,
     ) -> Result<(), AgentError> {
         let includes: Vec<String> = paths
             .iter()
             .map(|p| p.include_pattern(entry.nested.as_deref()))
             .collect();
         source
-            .restore(
-                &entry.current,
-                &swap.new_dir(),
-                &includes,
-                Some(&self.inner.shutdown),
-            )
+            .restore(&entry.current, &swap.new_dir(), &includes, Some(cancel))
             .await?;
         tracing::debug!(server = %ctx.server, snapshot = %entry.id.short(), "restic restored into the work folder");
         Ok(())
@@ -453,11 +453,17 @@ impl Agent {
         let plan = tokio::task::spawn_blocking(move || Swap::plan(&layout, &server, truncate))
             .await
             .map_err(|e| AgentError::Internal(e.to_string()))??;
+        // A failed safety snapshot stops the restore at once (restic gets
+        // SIGINT): there will be no swap without it.
+        let stop_restore = self.inner.shutdown.child_token();
         let safety_then_restoring = async {
             let safety = self
                 .safety_snapshot(ctx, dir, empty, from_copy, &source)
                 .await;
-            self.inner.jobs.phase(&ctx.job, JobPhase::Restoring);
+            match &safety {
+                Ok(_) => self.inner.jobs.phase(&ctx.job, JobPhase::Restoring),
+                Err(_) => stop_restore.cancel(),
+            }
             safety
         };
         let (safety, swap, restored) = if plan.has_pending() {
@@ -476,7 +482,9 @@ impl Agent {
                 tracing::warn!(server = %ctx.server, ?phase, "finished an earlier restore's swap first");
             }
             let swap = Self::begin_swap(plan, &paths).await?;
-            let restored = self.restore_into(ctx, &swap, &entry, &source, &paths).await;
+            let restored = self
+                .restore_into(ctx, &swap, &entry, &source, &paths, &stop_restore)
+                .await;
             (Ok(safety), swap, restored)
         } else {
             // Nothing to finish first: restic restores into the work folder
@@ -486,7 +494,7 @@ impl Agent {
             let swap = Self::begin_swap(plan, &paths).await?;
             let (safety, restored) = tokio::join!(
                 safety_then_restoring,
-                self.restore_into(ctx, &swap, &entry, &source, &paths)
+                self.restore_into(ctx, &swap, &entry, &source, &paths, &stop_restore)
             );
             (safety, swap, restored)
         };

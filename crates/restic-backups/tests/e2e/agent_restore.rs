@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -210,29 +210,37 @@ async fn restore_refuses_unknown_snapshots_and_bad_bodies() {
     }
 }
 
-#[tokio::test]
-async fn an_agent_killed_while_restic_restores_leaves_the_old_content() {
-    let mut agent = TestAgent::start();
+/// A server with a big region file, backed up, then changed: its ID, its
+/// folder, the backup's ID, the restore's URL and where restic stages the
+/// big file.
+async fn big_backup_then_changed(
+    agent: &TestAgent,
+    seed: u64,
+    len: usize,
+) -> (String, PathBuf, String, String, PathBuf) {
     let server = agent.add_server();
     let dir = agent.data_dir().join(&server);
-    fs::write(
-        dir.join("world/big.mca"),
-        testkit::pseudo_random(11, 400 << 20),
-    )
-    .unwrap();
+    fs::write(dir.join("world/big.mca"), testkit::pseudo_random(seed, len)).unwrap();
     let id = agent.backup(&server, KEY).await;
     fs::write(dir.join("world/big.mca"), "the new state").unwrap();
-    fs::write(dir.join("added-later.txt"), "x").unwrap();
-    let before = manifest(&dir);
-
     let url = format!("{}/{id}/restore", agent.backups_url(&server));
-    let (status, _) = agent.call(Method::POST, &url, KEY, Some(json!({}))).await;
-    assert_eq!(status, 202);
     let staged = agent
         .data_dir()
         .join(".restic-restore")
         .join(&server)
         .join("new/world/big.mca");
+    (server, dir, id, url, staged)
+}
+
+#[tokio::test]
+async fn an_agent_killed_while_restic_restores_leaves_the_old_content() {
+    let mut agent = TestAgent::start();
+    let (server, dir, id, url, staged) = big_backup_then_changed(&agent, 11, 400 << 20).await;
+    fs::write(dir.join("added-later.txt"), "x").unwrap();
+    let before = manifest(&dir);
+
+    let (status, _) = agent.call(Method::POST, &url, KEY, Some(json!({}))).await;
+    assert_eq!(status, 202);
     let deadline = Instant::now() + Duration::from_secs(120);
     while fs::metadata(&staged).map(|m| m.len()).unwrap_or(0) == 0 {
         assert!(
@@ -261,6 +269,59 @@ async fn an_agent_killed_while_restic_restores_leaves_the_old_content() {
     // And a restore after that works.
     restore(&agent, &server, &id, json!({})).await;
     assert!(!dir.join("added-later.txt").exists());
+}
+
+/// restic restores into the work folder while the safety snapshot is
+/// taken; when the safety snapshot fails, restic's restore is stopped at
+/// once, its work folder goes, and the server directory is as it was.
+#[tokio::test]
+async fn a_failed_safety_snapshot_stops_the_restore_running_beside_it() {
+    let agent = TestAgent::start_with_env(
+        &[],
+        &[("RESTIC_BACKUPS_AGENT_FAILPOINT", "safety-snapshot")],
+    );
+    let (server, dir, _, url, staged) = big_backup_then_changed(&agent, 12, 600 << 20).await;
+    let before = manifest(&dir);
+
+    let started = Instant::now();
+    let (status, res) = agent.call(Method::POST, &url, KEY, Some(json!({}))).await;
+    assert_eq!(status, 202, "{res}");
+    let job_url = format!(
+        "{}/jobs/{}",
+        agent.backups_url(&server),
+        res["job_id"].as_str().unwrap()
+    );
+    let mut saw_restic_writing = false;
+    let view = loop {
+        saw_restic_writing |= fs::metadata(&staged).is_ok_and(|m| m.len() > 0);
+        let (_, view) = agent.call(Method::GET, &job_url, "unused", None).await;
+        if view["status"] == "failed" || view["status"] == "succeeded" {
+            break view;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{view}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(view["status"], "failed", "{view}");
+    assert_eq!(view["error"]["code"], "store_full", "{view}");
+    assert!(
+        saw_restic_writing,
+        "restic's restore ran beside the safety snapshot"
+    );
+    assert_eq!(manifest(&dir), before, "the server directory changed");
+    assert!(
+        !agent
+            .data_dir()
+            .join(".restic-restore")
+            .join(&server)
+            .exists(),
+        "the work folder was left"
+    );
+    let repo = agent.repo_root().join(&server);
+    assert_eq!(
+        fs::read_dir(repo.join("locks")).unwrap().count(),
+        0,
+        "restic left a lock"
+    );
 }
 
 #[tokio::test]
