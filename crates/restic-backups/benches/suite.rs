@@ -716,10 +716,18 @@ async fn main() {
     let date = time::OffsetDateTime::now_utc().date();
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../bench/results")
-        .join(format!("{date}-suite-{mode}.md"));
+        .join(format!(
+            "{date}-suite-{mode}{}.md",
+            if support::panel_database().is_some() {
+                "-postgres"
+            } else {
+                ""
+            }
+        ));
     let mut md = format!(
-        "# Benchmark suite ({mode} mode) — {date}\n\n`{}cargo bench -p restic-backups --bench suite`; {cores} cores, restic {version}, release build, panel on SQLite, agent and panel as separate processes on loopback. World {world_mb} MiB, {rounds} rounds of ~2% change, {clients} clients × {load_secs} s of load.\n\n| benchmark | ours | baseline | ratio | notes |\n|---|---|---|---|---|\n",
-        if full { "BENCH_MODE=full " } else { "" }
+        "# Benchmark suite ({mode} mode) — {date}\n\n`{}cargo bench -p restic-backups --bench suite`; {cores} cores, restic {version}, release build, panel on {}, agent and panel as separate processes on loopback. World {world_mb} MiB, {rounds} rounds of ~2% change, {clients} clients × {load_secs} s of load.\n\n| benchmark | ours | baseline | ratio | notes |\n|---|---|---|---|---|\n",
+        if full { "BENCH_MODE=full " } else { "" },
+        support::panel_database_name()
     );
     // In the order of the list (they ran in a different one).
     let mut rows = report.rows.clone();

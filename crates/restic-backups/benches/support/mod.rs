@@ -238,8 +238,25 @@ pub fn rss_of(pid: u32) -> (u64, u64) {
 
 pub const PANEL_PASSWORD: &str = "bench admin password";
 
-/// The panel binary on `<root>/panel` (SQLite), with a root admin created
-/// through the CLI. Stopped with SIGTERM when dropped.
+/// The database the benchmarks' panel uses: `BENCH_DATABASE_URL` (an empty
+/// PostgreSQL database), else SQLite under `<root>/panel`.
+pub fn panel_database() -> Option<String> {
+    std::env::var("BENCH_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// "PostgreSQL" or "SQLite", for the reports.
+pub fn panel_database_name() -> &'static str {
+    if panel_database().is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}
+
+/// The panel binary on `<root>/panel` (see [`panel_database`]), with a root
+/// admin created through the CLI. Stopped with SIGTERM when dropped.
 pub struct Panel {
     child: Child,
     pub url: String,
@@ -256,15 +273,15 @@ impl Panel {
         )
         .expect("secret");
         let config = dir.join("panel.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nsecret_key_file = \"{}\"\nscheduler = false\n",
-                dir.display(),
-                dir.join("secret").display()
-            ),
-        )
-        .expect("panel config");
+        let mut toml = format!(
+            "listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\nsecret_key_file = \"{}\"\nscheduler = false\n",
+            dir.display(),
+            dir.join("secret").display()
+        );
+        if let Some(url) = panel_database() {
+            toml.push_str(&format!("database_url = {url:?}\n"));
+        }
+        std::fs::write(&config, toml).expect("panel config");
         let mut add = Command::new(env!("CARGO_BIN_EXE_restic-backups"))
             .args([
                 "user",
