@@ -231,9 +231,18 @@ impl Panel {
     /// Everything needed to call the agent about a server: its node, the
     /// client and the repository key.
     async fn target(&self, server: &Server) -> Result<Target, PanelError> {
-        let node = self.node(server.node_id).await?;
+        let (node, sealed) = self
+            .storage()
+            .node_and_key(server.node_id, server.id)
+            .await?
+            .ok_or_else(|| {
+                PanelError::Internal(format!("server refers to missing node {}", server.node_id))
+            })?;
         let client = self.client(&node)?;
-        let key = self.admin().server_key(server).await?;
+        let sealed = sealed.ok_or(crate::admin::AdminError::NotFound(
+            crate::error::Missing::ServerKey,
+        ))?;
+        let key = self.admin().open_server_key(server, &sealed)?;
         Ok(Target { node, client, key })
     }
 }

@@ -78,6 +78,33 @@ impl Storage {
             .transpose()
     }
 
+    /// A server's node and its sealed repository key, in one query (every
+    /// call to the agent about a server needs both).
+    pub async fn node_and_key(
+        &self,
+        node_id: i64,
+        server_id: i64,
+    ) -> Result<Option<(Node, Option<String>)>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            let cols: Vec<String> = NODE_COLS.split(", ").map(|c| format!("n.{c}")).collect();
+            format!(
+                "SELECT {}, r.encryption_key_enc FROM nodes n \
+                 LEFT JOIN restic r ON r.server_id = $1 WHERE n.id = $2",
+                cols.join(", ")
+            )
+        });
+        let Some(row) = sqlx::query(sql)
+            .bind(server_id)
+            .bind(node_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((node_of(&row)?, row.try_get("encryption_key_enc")?)))
+    }
+
     pub async fn node_by_name(&self, name: &str) -> Result<Option<Node>> {
         sqlx::query(&format!("SELECT {NODE_COLS} FROM nodes WHERE name = $1"))
             .bind(name)
