@@ -41,9 +41,7 @@ impl Keys {
     /// Fresh random keys, as restic's `crypto.NewRandomKey` makes them (the
     /// Poly1305 part `r` stored clamped).
     fn random() -> Self {
-        let mut raw = [0u8; 64];
-        getrandom::getrandom(&mut raw).expect("the system random number generator failed");
-        let mut keys = Self::from_derived(&raw);
+        let mut keys = Self::from_derived(&random_bytes());
         for i in [3, 7, 11, 15] {
             keys.mac_r[i] &= 0x0f;
         }
@@ -90,8 +88,7 @@ impl Keys {
     /// Encrypts `plain` as restic does: `nonce ‖ AES-256-CTR ‖ MAC`, with a
     /// fresh random nonce.
     fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, EngineError> {
-        let mut nonce = [0u8; 16];
-        getrandom::getrandom(&mut nonce).expect("the system random number generator failed");
+        let nonce: [u8; 16] = random_bytes();
         let mut out = Vec::with_capacity(plain.len() + 32);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plain);
@@ -199,6 +196,29 @@ pub(crate) fn write_new_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// `N` bytes from the system's random number generator.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes).expect("the system random number generator failed");
+    bytes
+}
+
+/// Removes what an interrupted run left in `dir`: each entry whose name
+/// `left` accepts (a file, or a folder with what it holds; links are
+/// removed, never followed).
+pub(crate) fn remove_leftovers(dir: &Path, left: impl Fn(&str) -> bool) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if !left(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        let _ = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(entry.path()),
+            _ => std::fs::remove_file(entry.path()),
+        };
+    }
+    Ok(())
+}
+
 /// Makes a directory's entries durable (after creating or renaming in it).
 pub(crate) fn sync_dir(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.sync_all()
@@ -270,11 +290,12 @@ impl MasterKey {
             .map(|e| e.path())
             .collect();
         names.sort();
+        // A key file of another repository (copied in by hand) opens with
+        // the password but not this repository's config.
+        let config = read_small(&repo.join("config"))?;
         for path in names.iter().take(16) {
-            // A key file of another repository (copied in by hand) opens
-            // with the password but not this repository's config.
             if let Ok(key) = Self::open_file(path, password)
-                && key.0.open(&read_small(&repo.join("config"))?).is_ok()
+                && key.0.open(&config).is_ok()
             {
                 return Ok(key);
             }
@@ -336,8 +357,7 @@ impl MasterKey {
         if !is_machine_key(password) {
             return Err(bad("a light key file is only written for a 256-bit key"));
         }
-        let mut salt = [0u8; 64];
-        getrandom::getrandom(&mut salt).expect("the system random number generator failed");
+        let salt: [u8; 64] = random_bytes();
         let params = scrypt::Params::new(LIGHT_LOG_N, LIGHT_R, LIGHT_P, 64)
             .map_err(|_| bad("key file parameters"))?;
         let mut derived = [0u8; 64];
@@ -369,19 +389,13 @@ impl MasterKey {
         let id = api::hex::encode(&Sha256::digest(&file));
         // A key file a crash left under its temporary name: restic never
         // lists it, so no key rotation could remove it.
-        for entry in std::fs::read_dir(repo)?.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(".key-")
-                && name.ends_with(".tmp")
-                && entry.file_type().is_ok_and(|t| t.is_file())
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-        let mut nonce = [0u8; 8];
-        getrandom::getrandom(&mut nonce).expect("the system random number generator failed");
-        let temp = repo.join(format!(".key-{}.tmp", api::hex::encode(&nonce)));
+        remove_leftovers(repo, |name| {
+            name.starts_with(".key-") && name.ends_with(".tmp")
+        })?;
+        let temp = repo.join(format!(
+            ".key-{}.tmp",
+            api::hex::encode(&random_bytes::<8>())
+        ));
         let keys = repo.join("keys");
         let written = write_new_file(&temp, &file)
             .and_then(|()| std::fs::rename(&temp, keys.join(&id)))

@@ -17,7 +17,7 @@ use std::path::Path;
 use api::Secret;
 
 use crate::EngineError;
-use crate::repo_files::{MasterKey, sync_dir, write_new_file};
+use crate::repo_files::{MasterKey, random_bytes, remove_leftovers, sync_dir, write_new_file};
 
 /// Polynomials over GF(2) as bit sets (bit i is the coefficient of x^i).
 mod pol {
@@ -34,15 +34,16 @@ mod pol {
         x
     }
 
-    /// `a · b mod m` (carry-less product).
+    /// `a · b` (carry-less product).
+    pub fn product(a: u64, b: u64) -> u128 {
+        (0..64)
+            .filter(|i| b >> i & 1 == 1)
+            .fold(0, |p, i| p ^ (u128::from(a) << i))
+    }
+
+    /// `a · b mod m`.
     pub fn mul_mod(a: u64, b: u64, m: u64) -> u64 {
-        let mut product = 0u128;
-        for i in 0..64 {
-            if b >> i & 1 == 1 {
-                product ^= u128::from(a) << i;
-            }
-        }
-        rem(product, u128::from(m)) as u64
+        rem(product(a, b), u128::from(m)) as u64
     }
 
     pub fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -73,9 +74,7 @@ mod pol {
 /// them (degree 53, constant term 1); about one in 53 such is irreducible.
 fn random_polynomial() -> u64 {
     loop {
-        let mut raw = [0u8; 8];
-        getrandom::getrandom(&mut raw).expect("the system random number generator failed");
-        let f = (u64::from_le_bytes(raw) & ((1 << 54) - 1)) | (1 << 53) | 1;
+        let f = (u64::from_le_bytes(random_bytes()) & ((1 << 54) - 1)) | (1 << 53) | 1;
         if pol::irreducible(f) {
             return f;
         }
@@ -83,8 +82,9 @@ fn random_polynomial() -> u64 {
 }
 
 /// Creates a restic repository (format version 2) at `repo`, which must not
-/// exist (see [`crate::Repo::init`] for a folder that does), with one key file for `password` (a 256-bit
-/// key, see [`crate::repo_files::is_machine_key`]). Returns its master key.
+/// exist (see [`crate::Repo::init`] for a folder that does), with one key
+/// file for `password` (a 256-bit key, see
+/// [`crate::repo_files::is_machine_key`]). Returns its master key.
 pub fn init_local(repo: &Path, password: &Secret) -> Result<MasterKey, EngineError> {
     let parent = repo
         .parent()
@@ -95,16 +95,11 @@ pub fn init_local(repo: &Path, password: &Secret) -> Result<MasterKey, EngineErr
         .ok_or_else(|| EngineError::Parse("repository folder name".into()))?;
     let leftover = format!(".{name}.init-");
     // An attempt that died half-way (power loss) left its temporary folder.
-    for entry in std::fs::read_dir(parent)?.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&leftover)
-            && entry.file_type().is_ok_and(|t| t.is_dir())
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-    let mut nonce = [0u8; 8];
-    getrandom::getrandom(&mut nonce).expect("the system random number generator failed");
-    let temp = parent.join(format!("{leftover}{}", api::hex::encode(&nonce)));
+    remove_leftovers(parent, |n| n.starts_with(&leftover))?;
+    let temp = parent.join(format!(
+        "{leftover}{}",
+        api::hex::encode(&random_bytes::<8>())
+    ));
     let built = build(&temp, password).and_then(|master| {
         // Fails when `repo` is there and not empty (restic's or anybody's
         // files are never replaced).
@@ -151,11 +146,9 @@ fn build(dir: &Path, password: &Secret) -> Result<MasterKey, EngineError> {
     sync_dir(&dir.join("data"))?;
     let master = MasterKey::random();
     master.add_light_key(dir, password)?;
-    let mut id = [0u8; 32];
-    getrandom::getrandom(&mut id).expect("the system random number generator failed");
     let config = serde_json::json!({
         "version": 2,
-        "id": api::hex::encode(&id),
+        "id": api::hex::encode(&random_bytes::<32>()),
         "chunker_polynomial": format!("{:x}", random_polynomial()),
     });
     let config = serde_json::to_vec(&config).map_err(|e| EngineError::Parse(e.to_string()))?;
@@ -197,14 +190,8 @@ mod tests {
         // x^53 + 1 has the root 1.
         assert!(!pol::irreducible((1 << 53) | 1));
         // A product of degree 53: (x^2 + x + 1)(x^51 + x^3 + 1).
-        let a: u128 = 0b111;
-        let b: u128 = (1 << 51) | (1 << 3) | 1;
-        let mut product = 0u128;
-        for i in 0..64 {
-            if b >> i & 1 == 1 {
-                product ^= a << i;
-            }
-        }
+        let product = pol::product(0b111, (1 << 51) | (1 << 3) | 1);
+        assert_eq!(pol::degree(product), 53);
         assert!(!pol::irreducible(product as u64));
     }
 

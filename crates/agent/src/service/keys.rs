@@ -174,14 +174,7 @@ async fn remove_other_keys(old: &engine::Repo, new: &engine::Repo) -> Result<(),
     for _ in 0..8 {
         match old.check_key().await {
             Err(EngineError::WrongKey) => return Ok(()),
-            Ok(()) => {
-                let keys = old.keys().await?;
-                let id = keys
-                    .iter()
-                    .find(|k| k.current)
-                    .ok_or_else(|| EngineError::Parse("restic listed no current key".into()))?;
-                new.remove_key(&id.id).await?;
-            }
+            Ok(()) => new.remove_key(&current_key_id(&old.keys().await?)?).await?,
             Err(e) => return Err(e),
         }
     }
@@ -191,9 +184,9 @@ async fn remove_other_keys(old: &engine::Repo, new: &engine::Repo) -> Result<(),
     })
 }
 
-fn current_key_id(keys: &[engine::KeyInfo]) -> Result<String, AgentError> {
+fn current_key_id(keys: &[engine::KeyInfo]) -> Result<String, EngineError> {
     keys.iter()
         .find(|k| k.current)
         .map(|k| k.id.clone())
-        .ok_or_else(|| AgentError::Internal("restic listed no current key".into()))
+        .ok_or_else(|| EngineError::Parse("restic listed no current key".into()))
 }

@@ -104,11 +104,7 @@ async fn restore_brings_back_exact_content_and_metadata_and_can_be_undone() {
         (inode, 0o751, 4321, 4321)
     );
     assert!(
-        !agent
-            .data_dir()
-            .join(".restic-restore")
-            .join(&server)
-            .exists(),
+        !work_folder(&agent, &server).exists(),
         "work folder left behind"
     );
 
@@ -210,6 +206,11 @@ async fn restore_refuses_unknown_snapshots_and_bad_bodies() {
     }
 }
 
+/// Where the agent stages a restore of `server` (gone when none runs).
+fn work_folder(agent: &TestAgent, server: &str) -> PathBuf {
+    agent.data_dir().join(".restic-restore").join(server)
+}
+
 /// A server with a big region file, backed up, then changed: its ID, its
 /// folder, the backup's ID, the restore's URL and where restic stages the
 /// big file.
@@ -224,11 +225,7 @@ async fn big_backup_then_changed(
     let id = agent.backup(&server, KEY).await;
     fs::write(dir.join("world/big.mca"), "the new state").unwrap();
     let url = format!("{}/{id}/restore", agent.backups_url(&server));
-    let staged = agent
-        .data_dir()
-        .join(".restic-restore")
-        .join(&server)
-        .join("new/world/big.mca");
+    let staged = work_folder(agent, &server).join("new/world/big.mca");
     (server, dir, id, url, staged)
 }
 
@@ -258,13 +255,7 @@ async fn an_agent_killed_while_restic_restores_leaves_the_old_content() {
 
     let agent = agent.restart();
     assert_eq!(manifest(&dir), before, "the repair touched the old content");
-    assert!(
-        !agent
-            .data_dir()
-            .join(".restic-restore")
-            .join(&server)
-            .exists()
-    );
+    assert!(!work_folder(&agent, &server).exists());
     assert!(agent.log().contains("repaired an interrupted restore"));
     // And a restore after that works.
     restore(&agent, &server, &id, json!({})).await;
@@ -309,11 +300,7 @@ async fn a_failed_safety_snapshot_stops_the_restore_running_beside_it() {
     );
     assert_eq!(manifest(&dir), before, "the server directory changed");
     assert!(
-        !agent
-            .data_dir()
-            .join(".restic-restore")
-            .join(&server)
-            .exists(),
+        !work_folder(&agent, &server).exists(),
         "the work folder was left"
     );
     let repo = agent.repo_root().join(&server);
@@ -356,13 +343,7 @@ async fn a_crash_in_the_middle_of_the_swap_is_completed_at_the_next_start() {
         snapshot_state,
         "the interrupted swap was not completed"
     );
-    assert!(
-        !agent
-            .data_dir()
-            .join(".restic-restore")
-            .join(&server)
-            .exists()
-    );
+    assert!(!work_folder(&agent, &server).exists());
     // The job reads as what happened: the restore was completed.
     let view = agent.wait_job(&server, &job).await;
     assert_eq!(view["status"], "succeeded", "{view}");
