@@ -286,12 +286,19 @@ impl Sessions {
             return Ok(None);
         }
         let id_hash = hash_id(id);
-        let Some((session, user)) = self.storage.session_with_user(&id_hash).await? else {
+        let Some((mut session, mut user)) = self.storage.session_with_user(&id_hash).await? else {
             return Ok(None);
         };
-        let idle = now - session.last_seen_at >= self.idle.as_secs() as i64;
+        let idle = |s: &crate::storage::Session| now - s.last_seen_at >= self.idle.as_secs() as i64;
+        if idle(&session) {
+            // The cache's copy may be older than another panel's touch.
+            let Some(fresh) = self.storage.session_with_user_fresh(&id_hash).await? else {
+                return Ok(None);
+            };
+            (session, user) = fresh;
+        }
         let too_old = now - session.created_at >= self.absolute.as_secs() as i64;
-        if idle || too_old {
+        if idle(&session) || too_old {
             self.storage.delete_session(&id_hash).await?;
             return Ok(None);
         }

@@ -157,13 +157,16 @@ pub async fn run(
 }
 
 /// Serves an opened panel on a bound socket; expired sessions and audit
-/// entries past `audit_retention_days` are swept every ten minutes meanwhile.
+/// entries past `audit_retention_days` are swept every ten minutes meanwhile,
+/// and the database is watched for changes other processes make (the read
+/// cache answers only while it is).
 pub async fn run_on(
     listener: std::net::TcpListener,
     panel: Panel,
     cfg: &PanelConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    let watcher = panel.storage().watch_changes();
     let sweeper = {
         let panel = panel.clone();
         let audit_days = cfg.audit_retention_days;
@@ -238,6 +241,7 @@ pub async fn run_on(
     };
     let served = web::serve(listener, cfg.tls.clone(), cfg.connections, state, shutdown).await;
     sweeper.abort();
+    watcher.abort();
     if let Some(s) = syncer {
         s.abort();
     }

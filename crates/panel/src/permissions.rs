@@ -177,7 +177,6 @@ pub async fn allowed_permissions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{NewNode, NewServer};
 
     #[tokio::test]
     async fn owners_admins_subusers_and_strangers_get_what_they_should() {
@@ -189,34 +188,8 @@ mod tests {
         let admin = db.create_user("a@x", "h", true, 0).await.unwrap();
         let sub = db.create_user("s@x", "h", false, 0).await.unwrap();
         let stranger = db.create_user("x@x", "h", false, 0).await.unwrap();
-        let node = db
-            .create_node(
-                &NewNode {
-                    name: "n".into(),
-                    url: "http://n".into(),
-                    token_enc: "t".into(),
-                    ca_pem: None,
-                    browser_downloads: true,
-                },
-                0,
-            )
-            .await
-            .unwrap();
-        let uuid = ServerUuid::parse("1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap();
-        let server = db
-            .create_server(
-                &NewServer {
-                    uuid: uuid.clone(),
-                    name: "s".into(),
-                    owner_id: owner.id,
-                    node_id: node.id,
-                    backup_limit: 0,
-                },
-                "k",
-                0,
-            )
-            .await
-            .unwrap();
+        let server = crate::storage::test_server(&db, &owner, 0).await;
+        let uuid = server.uuid.clone();
         db.set_subuser(server.id, sub.id, &[Permission::BackupRead])
             .await
             .unwrap();

@@ -171,17 +171,17 @@ async fn the_storage_story_holds_on_sqlite() {
     assert!(again.users().await.unwrap().len() == 3);
 }
 
-#[tokio::test]
-async fn the_storage_story_holds_on_postgres() {
+/// A fresh database named `name` on the PostgreSQL server
+/// `TEST_DATABASE_URL` names: its URL and a connection to the server.
+async fn fresh_postgres(name: &str) -> (String, sqlx::AnyConnection) {
     let admin_url = std::env::var("TEST_DATABASE_URL").expect(
         "TEST_DATABASE_URL must name a PostgreSQL server (./scripts/test starts one and sets it)",
     );
-    let name = format!("panel_test_{}", std::process::id());
     sqlx::any::install_default_drivers();
     let mut admin = sqlx::AnyConnection::connect(&admin_url)
         .await
         .expect("connect to TEST_DATABASE_URL");
-    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
+    sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -190,7 +190,13 @@ async fn the_storage_story_holds_on_postgres() {
         .await
         .unwrap();
     let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
-    let url = format!("{base}/{name}");
+    (format!("{base}/{name}"), admin)
+}
+
+#[tokio::test]
+async fn the_storage_story_holds_on_postgres() {
+    let name = format!("panel_test_{}", std::process::id());
+    let (url, mut admin) = fresh_postgres(&name).await;
     let db = Storage::connect(&url).await.unwrap();
     assert_eq!(db.backend(), Backend::Postgres);
     story(&db).await;
@@ -199,6 +205,121 @@ async fn the_storage_story_holds_on_postgres() {
     a.unwrap();
     b.unwrap();
     drop(db);
+    let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await;
+}
+
+/// A connection to the database at `url`.
+async fn admin_on(url: &str) -> sqlx::AnyConnection {
+    sqlx::AnyConnection::connect(url).await.unwrap()
+}
+
+/// The change watcher's connection dies (a PostgreSQL restart, a network
+/// cut) while another panel changes a server: the change, whose
+/// notification nobody heard, still shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_while_the_watcher_reconnects_still_shows_on_postgres() {
+    let name = format!("panel_watch_{}", std::process::id());
+    let (url, mut admin) = fresh_postgres(&name).await;
+    let db = Storage::connect(&url).await.unwrap();
+    let other = Storage::connect(&url).await.unwrap();
+    let owner = db.create_user("o@x", "h", false, 0).await.unwrap();
+    let node = db
+        .create_node(
+            &NewNode {
+                name: "n".into(),
+                url: "http://n".into(),
+                token_enc: "t".into(),
+                ca_pem: None,
+                browser_downloads: true,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let uuid = ServerUuid::parse("1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap();
+    let server = db
+        .create_server(
+            &NewServer {
+                uuid: uuid.clone(),
+                name: "s".into(),
+                owner_id: owner.id,
+                node_id: node.id,
+                backup_limit: 1,
+            },
+            "k",
+            0,
+        )
+        .await
+        .unwrap();
+    let limit = |db: Storage| {
+        let uuid = uuid.clone();
+        async move {
+            db.server_by_uuid(&uuid)
+                .await
+                .unwrap()
+                .unwrap()
+                .backup_limit
+        }
+    };
+    // Two panels, each watching.
+    let watcher = db.watch_changes();
+    let other_watcher = other.watch_changes();
+    // Heard from the database, the read is held — and the other panel's
+    // heartbeats are not taken for changes: a write no trigger reports
+    // stays unseen (only here, to see where answers come from).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(limit(db.clone()).await, 1);
+    sqlx::raw_sql(&format!(
+        "ALTER TABLE servers DISABLE TRIGGER servers_changed; \
+         UPDATE servers SET backup_limit = 2 WHERE id = {}; \
+         ALTER TABLE servers ENABLE TRIGGER servers_changed",
+        server.id
+    ))
+    .execute(&mut admin_on(&url).await)
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        limit(db.clone()).await,
+        1,
+        "the read was not held, or another panel's heartbeat dropped it"
+    );
+    // A reported change: seen at once.
+    other.set_backup_limit(server.id, 3).await.unwrap();
+    let started = std::time::Instant::now();
+    while limit(db.clone()).await != 3 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for round in 0..3 {
+        let killed = sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND query LIKE 'LISTEN%'",
+        )
+        .bind(&name)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        // Both panels' watchers lose their connection.
+        assert_eq!(killed.len(), 2, "the watchers' connections were not found");
+        let want = 10 + round;
+        other.set_backup_limit(server.id, want).await.unwrap();
+        let started = std::time::Instant::now();
+        while limit(db.clone()).await != want {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "a change made while the watcher reconnected never showed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // Back to listening before the next round.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    }
+    watcher.abort();
+    other_watcher.abort();
+    drop((db, other));
     let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut admin)
         .await;

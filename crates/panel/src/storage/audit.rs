@@ -5,6 +5,7 @@ use api::{AuditAction, AuditOutcome};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::RunOn;
 use super::{Result, Storage};
 
 /// One entry, as written.
@@ -80,7 +81,7 @@ impl Storage {
         .bind(e.target.as_deref())
         .bind(e.client.as_deref())
         .bind(e.request_id.as_deref())
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(())
     }
@@ -118,7 +119,7 @@ impl Storage {
     pub async fn sweep_audit(&self, before: i64) -> Result<u64> {
         let done = sqlx::query("DELETE FROM audit_log WHERE at < $1")
             .bind(before)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(done.rows_affected())
     }

@@ -224,7 +224,7 @@ impl Storage {
             .await?;
             n.jobs += done.rows_affected();
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(n)
     }
 
@@ -266,7 +266,7 @@ impl Storage {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }

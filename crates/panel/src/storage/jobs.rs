@@ -5,6 +5,7 @@ use api::{RunOrigin, RunStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::RunOn;
 use super::{Result, Storage};
 
 /// How a run in the job history ended.
@@ -68,7 +69,7 @@ impl Storage {
         .bind(origin.as_str())
         .bind(RunStatus::Running.as_str())
         .bind(now)
-        .fetch_one(&self.pool)
+        .insert_returning(self)
         .await?
         .try_get("id")?)
     }
@@ -95,7 +96,7 @@ impl Storage {
         .bind(RunStatus::Running.as_str())
         .bind(now)
         .bind(note)
-        .fetch_one(&self.pool)
+        .insert_returning(self)
         .await?
         .try_get("id")?)
     }
@@ -105,10 +106,20 @@ impl Storage {
     /// history knows) and the notes that may belong to them (theirs, and
     /// notes kept under a short ID, as the PHP extension stored them).
     pub async fn page_marks(&self, server_id: i64, snapshot_ids: &[&str]) -> Result<PageMarks> {
-        let mut marks = PageMarks::default();
         if snapshot_ids.is_empty() {
-            return Ok(marks);
+            return Ok(PageMarks::default());
         }
+        self.cached(
+            |s| &mut s.marks,
+            &(server_id, snapshot_ids.join(",")),
+            |_| true,
+            self.page_marks_db(server_id, snapshot_ids),
+        )
+        .await
+    }
+
+    async fn page_marks_db(&self, server_id: i64, snapshot_ids: &[&str]) -> Result<PageMarks> {
+        let mut marks = PageMarks::default();
         let list: Vec<String> = (0..snapshot_ids.len())
             .map(|i| format!("${}", i + 3))
             .collect();
@@ -213,7 +224,7 @@ impl Storage {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -223,7 +234,7 @@ impl Storage {
         sqlx::query("UPDATE job_history SET agent_job_id = $1 WHERE id = $2")
             .bind(agent_job_id)
             .bind(id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(())
     }
@@ -259,7 +270,7 @@ impl Storage {
 }
 
 /// What [`Storage::page_marks`] found for a page of the list.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PageMarks {
     pub origins: std::collections::HashMap<String, RunOrigin>,
     /// (snapshot ID, full or short; note)

@@ -71,6 +71,11 @@ const SQLITE: Set = &[
         "calendar schedules",
         include_str!("../../migrations/sqlite/0009_calendar_schedules.sql"),
     ),
+    (
+        10,
+        "change reports",
+        include_str!("../../migrations/sqlite/0010_change_reports.sql"),
+    ),
 ];
 const POSTGRES: Set = &[
     (
@@ -117,6 +122,11 @@ const POSTGRES: Set = &[
         9,
         "calendar schedules",
         include_str!("../../migrations/postgres/0009_calendar_schedules.sql"),
+    ),
+    (
+        10,
+        "change reports",
+        include_str!("../../migrations/postgres/0010_change_reports.sql"),
     ),
 ];
 

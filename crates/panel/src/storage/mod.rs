@@ -8,6 +8,7 @@
 
 mod archived_keys;
 mod audit;
+mod cache;
 pub mod extension;
 mod import;
 mod jobs;
@@ -118,11 +119,41 @@ impl From<sqlx::Error> for StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
-/// A handle on the database. Cheap to clone.
+/// A handle on the database. Cheap to clone (clones share the pool and the
+/// read cache).
 #[derive(Clone)]
 pub struct Storage {
+    /// Reads only: every write goes through [`Storage::change`] or
+    /// [`Storage::commit`], which tell the read cache (a test checks).
     pool: AnyPool,
     backend: Backend,
+    cache: std::sync::Arc<cache::ReadCache>,
+    /// Where the change watcher connects (PostgreSQL's LISTEN needs its own
+    /// connection). Holds the password: never shown.
+    url: std::sync::Arc<str>,
+}
+
+/// A statement that changes rows, run through [`Storage::change`].
+type Statement<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// `statement.run_on(storage)`: [`Storage::change`] at the end of a query's
+/// builder chain.
+trait RunOn {
+    async fn run_on(self, storage: &Storage) -> Result<sqlx::any::AnyQueryResult>;
+    /// An `INSERT … RETURNING` of one row.
+    async fn insert_returning(self, storage: &Storage) -> Result<sqlx::any::AnyRow>;
+}
+
+impl RunOn for Statement<'_> {
+    async fn run_on(self, storage: &Storage) -> Result<sqlx::any::AnyQueryResult> {
+        storage.change(self).await
+    }
+
+    async fn insert_returning(self, storage: &Storage) -> Result<sqlx::any::AnyRow> {
+        let row = self.fetch_one(&storage.pool).await;
+        storage.cache.changed();
+        Ok(row?)
+    }
 }
 
 /// A column holding one of the API's closed words ([`api::vocab`]); a word
@@ -289,7 +320,167 @@ impl Storage {
         let pool = opts.connect(&url).await.map_err(|e| {
             StorageError::Database(format!("could not open {}: {e}", redact_url(&url)))
         })?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            cache: std::sync::Arc::new(cache::ReadCache::new()),
+            url: url.into(),
+        })
+    }
+
+    /// Runs a statement that changes rows; what the read cache holds is
+    /// dropped after it (whatever it did).
+    async fn change(&self, statement: Statement<'_>) -> Result<sqlx::any::AnyQueryResult> {
+        let done = statement.execute(&self.pool).await;
+        self.cache.changed();
+        Ok(done?)
+    }
+
+    /// A read through the cache: `key` on the shelf `pick` names, else
+    /// `read` from the database (kept when `keep` says so).
+    async fn cached<K, Q, V, F>(
+        &self,
+        pick: fn(&mut cache::Shelves) -> &mut cache::Shelf<K, V>,
+        key: &Q,
+        keep: fn(&V) -> bool,
+        read: F,
+    ) -> Result<V>
+    where
+        K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        V: Clone,
+        F: std::future::Future<Output = Result<V>>,
+    {
+        let ticket = match self.cache.lookup(pick, key) {
+            cache::Lookup::Hit(v) => return Ok(v),
+            cache::Lookup::Miss(ticket) => ticket,
+        };
+        let value = read.await?;
+        if keep(&value) {
+            self.cache.keep(ticket, pick, key.to_owned(), value.clone());
+        }
+        Ok(value)
+    }
+
+    /// For the one write no cache needs to hear of: a session's
+    /// `last_seen_at` (the held copy is moved by [`cache::ReadCache::touched`]).
+    fn unannounced(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Commits a transaction; what the read cache holds is dropped after it.
+    async fn commit(&self, tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        let done = tx.commit().await;
+        self.cache.changed();
+        Ok(done?)
+    }
+
+    /// Keeps the read cache in step with changes other processes make to
+    /// the database (see [`cache`]); until this runs, and whenever it has
+    /// lost the database, every read goes to the database. Runs until the
+    /// task is aborted.
+    pub fn watch_changes(&self) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            match me.backend {
+                Backend::Sqlite => me.poll_changes().await,
+                Backend::Postgres => me.listen_for_changes().await,
+            }
+        })
+    }
+
+    /// SQLite: the counter the triggers move, read every
+    /// [`cache::SQLITE_POLL`].
+    async fn poll_changes(&self) {
+        let mut last = None;
+        let mut tick = tokio::time::interval(cache::SQLITE_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let read = sqlx::query_scalar::<_, i64>("SELECT n FROM change_epoch WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await;
+            match read {
+                Ok(n) => {
+                    if last != Some(n) {
+                        self.cache.changed();
+                        last = Some(n);
+                    }
+                    self.cache.confirmed();
+                }
+                Err(e) => {
+                    if last.take().is_some() {
+                        tracing::warn!(error = %e, "database changes can not be watched; reading every request from the database");
+                    }
+                    self.cache.distrust();
+                }
+            }
+        }
+    }
+
+    /// PostgreSQL: LISTEN on the channel the triggers notify; a heartbeat
+    /// sent through the pool every [`cache::BEAT`] must come back for the
+    /// cache to stay trusted (a connection that died silently hears no
+    /// changes either).
+    async fn listen_for_changes(&self) {
+        use sqlx::postgres::PgListener;
+        const CHANNEL: &str = "restic_backups_changes";
+        // Tells this panel's beats from other panels'.
+        let mut tag = [0u8; 8];
+        getrandom::getrandom(&mut tag).expect("the system random number generator failed");
+        let beat = format!("beat {}", api::hex::encode(&tag));
+        let beats = {
+            let (pool, beat) = (self.pool.clone(), beat.clone());
+            tokio::spawn(async move {
+                loop {
+                    let _ = sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHANNEL)
+                        .bind(&beat)
+                        .execute(&pool)
+                        .await;
+                    tokio::time::sleep(cache::BEAT).await;
+                }
+            })
+        };
+        let _stop_beats = AbortOnDrop(beats);
+        let mut warned = false;
+        loop {
+            let listener = async {
+                let mut l = PgListener::connect(&self.url).await?;
+                l.listen(CHANNEL).await?;
+                Ok::<_, sqlx::Error>(l)
+            };
+            let mut listener = match listener.await {
+                Ok(l) => l,
+                Err(e) => {
+                    if !warned {
+                        tracing::warn!(error = %e, "database changes can not be watched; reading every request from the database");
+                        warned = true;
+                    }
+                    self.cache.distrust();
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            warned = false;
+            // What was held before the LISTEN may have missed a change.
+            self.cache.changed();
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) if n.payload() == beat => self.cache.confirmed(),
+                    // Another panel's heartbeat.
+                    Ok(Some(n)) if n.payload().starts_with("beat ") => {}
+                    Ok(Some(_)) => self.cache.changed(),
+                    // The connection was lost and made again: changes in
+                    // between went unheard.
+                    Ok(None) => self.cache.distrust(),
+                    Err(_) => {
+                        self.cache.distrust();
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     /// Whether the database answers and has every migration this build
@@ -305,9 +496,140 @@ impl Storage {
     }
 }
 
+/// A node `n` and on it a server with the UUID
+/// `1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0` owned by `owner` (tests).
+#[cfg(test)]
+pub(crate) async fn test_server(db: &Storage, owner: &User, backup_limit: i64) -> Server {
+    let node = db
+        .create_node(
+            &NewNode {
+                name: "n".into(),
+                url: "http://n".into(),
+                token_enc: "t".into(),
+                ca_pem: None,
+                browser_downloads: true,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    let uuid = api::ServerUuid::parse("1f0e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap();
+    db.create_server(
+        &NewServer {
+            uuid,
+            name: "s".into(),
+            owner_id: owner.id,
+            node_id: node.id,
+            backup_limit,
+        },
+        "k",
+        0,
+    )
+    .await
+    .unwrap()
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server's backup limit as `db` reads it.
+    async fn limit(db: &Storage, uuid: &api::ServerUuid) -> i64 {
+        db.server_by_uuid(uuid).await.unwrap().unwrap().backup_limit
+    }
+
+    /// Waits for the watcher's first confirmation.
+    async fn watched(db: &Storage) -> tokio::task::JoinHandle<()> {
+        let task = db.watch_changes();
+        for _ in 0..100 {
+            if db.cache.trusted() {
+                return task;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the watcher never confirmed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_come_from_memory_while_watched_and_never_across_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let db = Storage::connect(&url).await.unwrap();
+        // Another process on the same database (an admin command).
+        let other = Storage::connect(&url).await.unwrap();
+        let owner = db.create_user("o@x", "h", false, 0).await.unwrap();
+        let server = test_server(&db, &owner, 1).await;
+        let uuid = server.uuid.clone();
+        // A change no trigger reports, to see where answers come from.
+        let unreported = |n: i64| {
+            let other = other.clone();
+            async move {
+                sqlx::query("DROP TRIGGER IF EXISTS servers_updated")
+                    .execute(&other.pool)
+                    .await
+                    .unwrap();
+                sqlx::query("UPDATE servers SET backup_limit = $1")
+                    .bind(n)
+                    .execute(&other.pool)
+                    .await
+                    .unwrap();
+            }
+        };
+
+        // Not watched: every read goes to the database.
+        assert_eq!(limit(&db, &uuid).await, 1);
+        unreported(2).await;
+        assert_eq!(limit(&db, &uuid).await, 2, "answered from memory unwatched");
+
+        let watcher = watched(&db).await;
+        assert_eq!(limit(&db, &uuid).await, 2);
+        unreported(3).await;
+        assert_eq!(
+            limit(&db, &uuid).await,
+            2,
+            "a watched read was not kept in memory"
+        );
+        // A write through this handle: the next read is the database's.
+        db.set_backup_limit(server.id, 4).await.unwrap();
+        assert_eq!(limit(&db, &uuid).await, 4);
+        unreported(5).await;
+        assert_eq!(limit(&db, &uuid).await, 4);
+
+        // Another process's write the triggers report: seen within the poll.
+        sqlx::query(
+            "CREATE TRIGGER servers_updated AFTER UPDATE ON servers BEGIN \
+             UPDATE change_epoch SET n = n + 1 WHERE id = 1; END",
+        )
+        .execute(&other.pool)
+        .await
+        .unwrap();
+        other.set_backup_limit(server.id, 6).await.unwrap();
+        let started = std::time::Instant::now();
+        while limit(&db, &uuid).await != 6 {
+            assert!(
+                started.elapsed() < cache::SQLITE_POLL * 10,
+                "another process's change unseen after {:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+
+        // The watcher gone: nothing is answered from memory.
+        watcher.abort();
+        let _ = watcher.await;
+        tokio::time::sleep(cache::TRUST_FOR).await;
+        unreported(7).await;
+        assert_eq!(limit(&db, &uuid).await, 7, "trusted without a watcher");
+    }
 
     #[test]
     fn redacts_passwords_in_urls() {

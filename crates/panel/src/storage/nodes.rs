@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::RunOn;
 use super::{Result, Storage, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,9 +60,9 @@ impl Storage {
         .bind(n.ca_pem.as_deref())
         .bind(n.browser_downloads as i64)
         .bind(now)
-        .fetch_one(&self.pool)
+        .insert_returning(self)
         .await
-        .map_err(|e| match StorageError::from(e) {
+        .map_err(|e| match e {
             StorageError::Conflict(_) => StorageError::Conflict("a node with this name"),
             other => other,
         })?;
@@ -81,6 +82,20 @@ impl Storage {
     /// A server's node and its sealed repository key, in one query (every
     /// call to the agent about a server needs both).
     pub async fn node_and_key(
+        &self,
+        node_id: i64,
+        server_id: i64,
+    ) -> Result<Option<(Node, Option<String>)>> {
+        self.cached(
+            |s| &mut s.targets,
+            &(node_id, server_id),
+            |_| true,
+            self.node_and_key_db(node_id, server_id),
+        )
+        .await
+    }
+
+    async fn node_and_key_db(
         &self,
         node_id: i64,
         server_id: i64,
@@ -144,7 +159,7 @@ impl Storage {
         .bind(ca_pem.flatten())
         .bind(browser_downloads.map(|b| b as i64))
         .bind(id)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -152,7 +167,7 @@ impl Storage {
     pub async fn delete_node(&self, id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(done.rows_affected() == 1)
     }

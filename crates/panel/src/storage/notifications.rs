@@ -8,6 +8,7 @@ use api::{ChannelKind, NotifyEvent};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::RunOn;
 use super::{Result, Storage};
 
 /// One channel, its target still sealed.
@@ -99,9 +100,9 @@ impl Storage {
         .bind(c.created_at)
         .bind(c.server_uuid.as_deref())
         .bind(c.owner_id)
-        .execute(&self.pool)
+        .run_on(self)
         .await
-        .map_err(|e| match super::StorageError::from(e) {
+        .map_err(|e| match e {
             super::StorageError::Conflict(_) => {
                 super::StorageError::Conflict("a notification channel with this name")
             }
@@ -178,7 +179,7 @@ impl Storage {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -186,7 +187,7 @@ impl Storage {
         sqlx::query("UPDATE notification_channels SET last_error = $1 WHERE id = $2")
             .bind(error)
             .bind(id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(())
     }
@@ -210,7 +211,7 @@ impl Storage {
         .bind(server_uuid)
         .bind(payload)
         .bind(now)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(())
     }
@@ -250,7 +251,7 @@ impl Storage {
         .bind(until)
         .bind(id)
         .bind(now)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -286,7 +287,7 @@ impl Storage {
         .bind(now)
         .bind(id)
         .bind(lease)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(())
     }
@@ -298,14 +299,14 @@ impl Storage {
             "DELETE FROM notification_outbox WHERE status <> 'pending' AND created_at < $1",
         )
         .bind(before)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         sqlx::query(
             "DELETE FROM notification_missing WHERE server_uuid NOT IN \
              (SELECT s.uuid FROM servers s JOIN restic_policies p ON p.server_id = s.id \
               WHERE p.enabled = 1)",
         )
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(done.rows_affected())
     }
@@ -372,7 +373,7 @@ impl Storage {
         .bind(channel_id)
         .bind(server_uuid)
         .bind(since)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(())
     }

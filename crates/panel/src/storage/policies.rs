@@ -4,6 +4,7 @@ use api::{IntervalUnit, Repeat, RunStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::RunOn;
 use super::{Result, Storage};
 
 /// A server's schedule and retention (`restic_policies`).
@@ -117,7 +118,7 @@ impl Storage {
         .bind(p.at_minute)
         .bind(p.weekdays)
         .bind(p.time_zone.as_deref())
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(())
     }
@@ -164,7 +165,7 @@ impl Storage {
         .bind(server_id)
         .bind(due_at)
         .bind(RunStatus::Running.as_str())
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -187,7 +188,7 @@ impl Storage {
                 .bind(snapshot)
                 .bind(server_id)
                 .bind(RunStatus::Succeeded.as_str())
-                .execute(&self.pool)
+                .run_on(self)
                 .await?;
             }
             Err(message) => {
@@ -202,7 +203,7 @@ impl Storage {
                 .bind(retry_at)
                 .bind(server_id)
                 .bind(RunStatus::Failed.as_str())
-                .execute(&self.pool)
+                .run_on(self)
                 .await?;
             }
         }

@@ -6,6 +6,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::RunOn;
 use super::servers::{NewServer, insert_server};
 use super::{Result, Storage};
 
@@ -128,7 +129,7 @@ impl Storage {
             .await?
             .rows_affected();
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(rows)
     }
 
@@ -182,7 +183,7 @@ impl Storage {
             .await?
             .rows_affected();
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(rows)
     }
 
@@ -215,7 +216,7 @@ impl Storage {
             insert_server(&mut tx, server, key_enc, Some(*ptero_id), now).await?;
             rows += 1;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(rows)
     }
 
@@ -260,7 +261,7 @@ impl Storage {
             .await?
             .rows_affected();
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(rows)
     }
 
@@ -301,7 +302,7 @@ impl Storage {
                 .await?
                 .rows_affected();
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(rows)
     }
 
@@ -317,7 +318,7 @@ impl Storage {
         .bind(r.rows_written)
         .bind(&r.summary)
         .bind(&r.errors)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(())
     }

@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 
 use api::ServerUuid;
 
+use super::RunOn;
 use super::archived_keys::{self, ArchivedKeyGeneration};
 use super::{Result, Storage, StorageError};
 
@@ -98,7 +99,7 @@ impl Storage {
     pub async fn create_server(&self, s: &NewServer, key_enc: &str, now: i64) -> Result<Server> {
         let mut tx = self.pool.begin().await?;
         let server = insert_server(&mut tx, s, key_enc, None, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(server)
     }
 
@@ -113,6 +114,16 @@ impl Storage {
     }
 
     pub async fn server_by_uuid(&self, uuid: &ServerUuid) -> Result<Option<Server>> {
+        self.cached(
+            |s| &mut s.servers,
+            uuid.as_str(),
+            Option::is_some,
+            self.server_by_uuid_db(uuid),
+        )
+        .await
+    }
+
+    async fn server_by_uuid_db(&self, uuid: &ServerUuid) -> Result<Option<Server>> {
         sqlx::query(&format!(
             "SELECT {SERVER_COLS} FROM servers WHERE uuid = $1"
         ))
@@ -154,7 +165,7 @@ impl Storage {
         let done = sqlx::query("UPDATE servers SET backup_limit = $1 WHERE id = $2")
             .bind(limit)
             .bind(server_id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -175,7 +186,7 @@ impl Storage {
         .bind(owner_id)
         .bind(backup_limit)
         .bind(server_id)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -183,7 +194,7 @@ impl Storage {
     pub async fn delete_server(&self, server_id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM servers WHERE id = $1")
             .bind(server_id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -218,7 +229,7 @@ impl Storage {
         sqlx::query("UPDATE restic SET pending_key_enc = $1 WHERE server_id = $2")
             .bind(key_enc)
             .bind(server_id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(())
     }
@@ -259,7 +270,7 @@ impl Storage {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

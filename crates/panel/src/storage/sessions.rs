@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::RunOn;
 use super::{Result, Storage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +29,7 @@ impl Storage {
         .bind(csrf_token)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(())
     }
@@ -54,6 +55,22 @@ impl Storage {
     /// A session and its user, in one query (every signed-in request
     /// asks).
     pub async fn session_with_user(&self, id_hash: &str) -> Result<Option<(Session, super::User)>> {
+        self.cached(
+            |s| &mut s.sessions,
+            id_hash,
+            Option::is_some,
+            self.session_with_user_fresh(id_hash),
+        )
+        .await
+    }
+
+    /// [`Self::session_with_user`] from the database, never from the
+    /// cache (before ending a session that looks idle: another panel may
+    /// have seen it since).
+    pub async fn session_with_user_fresh(
+        &self,
+        id_hash: &str,
+    ) -> Result<Option<(Session, super::User)>> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             let user_cols: Vec<String> = super::users::USER_COLS
                 .split(", ")
@@ -88,15 +105,16 @@ impl Storage {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
             .bind(now)
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(self.unannounced())
             .await?;
+        self.cache.touched(id_hash, now);
         Ok(())
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(id_hash)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(())
     }
@@ -106,7 +124,7 @@ impl Storage {
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
             .bind(user_id)
             .bind(keep_hash.unwrap_or(""))
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(done.rows_affected())
     }
@@ -116,7 +134,7 @@ impl Storage {
         let done = sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
             .bind(idle_before)
             .bind(created_before)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(done.rows_affected())
     }
@@ -130,7 +148,7 @@ impl Storage {
         )
         .bind(user_id)
         .bind(keep)
-        .execute(&self.pool)
+        .run_on(self)
         .await?
         .rows_affected())
     }

@@ -4,6 +4,7 @@ use api::Permission;
 use api::vocab::{join_permissions, parse_permissions};
 use sqlx::Row;
 
+use super::RunOn;
 use super::users::{USER_COLS, user_of};
 use super::{Result, Storage, User};
 
@@ -27,7 +28,7 @@ impl Storage {
             .bind(perms)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -35,7 +36,7 @@ impl Storage {
         let done = sqlx::query("DELETE FROM subusers WHERE server_id = $1 AND user_id = $2")
             .bind(server_id)
             .bind(user_id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -64,6 +65,20 @@ impl Storage {
 
     /// The subuser's permissions on a server, `None` if not a subuser.
     pub async fn subuser_permissions(
+        &self,
+        server_id: i64,
+        user_id: i64,
+    ) -> Result<Option<Vec<Permission>>> {
+        self.cached(
+            |s| &mut s.subusers,
+            &(server_id, user_id),
+            |_| true,
+            self.subuser_permissions_db(server_id, user_id),
+        )
+        .await
+    }
+
+    async fn subuser_permissions_db(
         &self,
         server_id: i64,
         user_id: i64,

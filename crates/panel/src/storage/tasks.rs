@@ -5,6 +5,7 @@ use api::{RunStatus, TaskKind};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::RunOn;
 use super::{Result, Storage};
 
 /// One task and how it stands.
@@ -62,7 +63,7 @@ impl Storage {
         .bind(RunStatus::Running.as_str())
         .bind(agent_job_id)
         .bind(now)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(())
     }
@@ -73,7 +74,7 @@ impl Storage {
             .bind(agent_job_id)
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(())
     }
@@ -83,7 +84,7 @@ impl Storage {
         sqlx::query("UPDATE panel_tasks SET updated_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(())
     }
@@ -108,7 +109,7 @@ impl Storage {
         .bind(message)
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(())
     }

@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::RunOn;
 use super::{Result, Storage, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +53,9 @@ impl Storage {
         .bind(password_hash)
         .bind(root_admin as i64)
         .bind(now)
-        .fetch_one(&self.pool)
+        .insert_returning(self)
         .await
-        .map_err(|e| match StorageError::from(e) {
+        .map_err(|e| match e {
             StorageError::Conflict(_) => StorageError::Conflict("a user with this email"),
             other => other,
         })?;
@@ -85,7 +86,7 @@ impl Storage {
         sqlx::query("UPDATE users SET show_ptero_backups = $1 WHERE id = $2")
             .bind(i64::from(show))
             .bind(id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(())
     }
@@ -127,7 +128,7 @@ impl Storage {
         .bind(password_hash)
         .bind(root_admin.map(|b| b as i64))
         .bind(id)
-        .execute(&self.pool)
+        .run_on(self)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -135,7 +136,7 @@ impl Storage {
     pub async fn delete_user(&self, id: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .run_on(self)
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -5,11 +5,13 @@
 
 mod authorization;
 mod bad_input;
+mod changes;
 mod end_to_end;
 mod sessions;
 
 use authorization::authorization_matrix;
 use bad_input::bad_input;
+use changes::changes_show_on_the_next_request;
 use end_to_end::end_to_end;
 use sessions::sessions_and_csrf;
 
@@ -47,6 +49,7 @@ pub(crate) fn assert_no_secrets(panel: &TestPanel, agent: &TestAgent, keys: &[St
 
 testkit::on_both_databases!(
     authorization_matrix,
+    changes_show_on_the_next_request,
     sessions_and_csrf,
     bad_input,
     end_to_end
