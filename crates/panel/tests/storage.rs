@@ -293,6 +293,25 @@ async fn a_change_made_while_the_watcher_reconnects_still_shows_on_postgres() {
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    // An operator's TRUNCATE is reported too.
+    db.create_session("h".repeat(64).as_str(), owner.id, "csrf", 0)
+        .await
+        .unwrap();
+    let hash = "h".repeat(64);
+    assert!(db.session_with_user(&hash).await.unwrap().is_some());
+    assert!(db.session_with_user(&hash).await.unwrap().is_some());
+    sqlx::raw_sql("TRUNCATE sessions")
+        .execute(&mut admin_on(&url).await)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    while db.session_with_user(&hash).await.unwrap().is_some() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "a truncated session still signs in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     for round in 0..3 {
         let killed = sqlx::query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \

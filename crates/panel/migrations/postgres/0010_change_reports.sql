@@ -28,3 +28,20 @@ CREATE TRIGGER snapshot_notes_changed AFTER INSERT OR UPDATE OR DELETE ON snapsh
     FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();
 CREATE TRIGGER sessions_changed AFTER INSERT OR DELETE OR UPDATE OF id_hash, user_id, csrf_token, created_at ON sessions
     FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();
+-- TRUNCATE (an operator's, in psql) is reported too.
+CREATE TRIGGER users_truncated AFTER TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();
+CREATE TRIGGER servers_truncated AFTER TRUNCATE ON servers
+    FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();
+CREATE TRIGGER subusers_truncated AFTER TRUNCATE ON subusers
+    FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();
+CREATE TRIGGER nodes_truncated AFTER TRUNCATE ON nodes
+    FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();
+CREATE TRIGGER restic_truncated AFTER TRUNCATE ON restic
+    FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();
+CREATE TRIGGER job_history_truncated AFTER TRUNCATE ON job_history
+    FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();
+CREATE TRIGGER snapshot_notes_truncated AFTER TRUNCATE ON snapshot_notes
+    FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();
+CREATE TRIGGER sessions_truncated AFTER TRUNCATE ON sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION restic_backups_report_change();

@@ -43,14 +43,19 @@ use super::{Node, PageMarks, Server, Session, User};
 /// change another process makes goes unseen here.
 pub(super) const SQLITE_POLL: Duration = Duration::from_millis(100);
 /// How often the PostgreSQL watcher sends itself a heartbeat.
-pub(super) const BEAT: Duration = Duration::from_millis(500);
-/// How long one confirmation from the watcher lets the cache answer.
-pub(super) const TRUST_FOR: Duration = Duration::from_secs(2);
+pub(super) const BEAT: Duration = Duration::from_millis(250);
+/// How long after the moment a confirmation vouches for (the SQLite poll's
+/// start, the heartbeat's sending) the cache may answer: a watcher that
+/// falls behind further sends every read to the database.
+pub(super) const TRUST_FOR: Duration = Duration::from_secs(1);
 /// Entries per shelf before it is emptied.
 pub(super) const MAX_ENTRIES: usize = 20_000;
-/// Bytes of page marks (snapshot IDs and notes) held before that shelf is
-/// emptied: a page can name 100 snapshots with 500-character notes.
+/// Bytes of page marks (snapshot IDs and notes, plus [`ENTRY_BYTES`] each)
+/// held before that shelf is emptied: a page can name 100 snapshots with
+/// 500-character notes.
 pub(super) const MAX_MARK_BYTES: usize = 16 << 20;
+/// What one held page of marks costs beyond its text (maps, key, slot).
+const ENTRY_BYTES: usize = 192;
 
 /// One kind of cached read.
 pub(super) struct Shelf<K, V> {
@@ -92,7 +97,7 @@ impl<K: Hash + Eq, V: Clone> Shelf<K, V> {
         if let Some(old) = self.items.remove(&key) {
             self.used -= (self.weigh)(&key, &old);
         }
-        if self.used + weight > self.limit {
+        if self.used + weight > self.limit || self.items.len() >= MAX_ENTRIES {
             self.items.clear();
             self.used = 0;
         }
@@ -126,7 +131,8 @@ impl Shelves {
             subusers: Shelf::new(),
             targets: Shelf::new(),
             marks: Shelf::weighed(MAX_MARK_BYTES, |(_, ids), marks| {
-                ids.len()
+                ENTRY_BYTES
+                    + ids.len()
                     + marks.origins.keys().map(|id| id.len() + 16).sum::<usize>()
                     + marks
                         .notes
@@ -220,31 +226,44 @@ impl ReadCache {
         V: Clone,
     {
         let mut state = self.lock();
-        if state.generation == ticket.0 && state.trusted_until.is_some() {
+        let trusted = state.trusted_until.is_some_and(|t| Instant::now() < t);
+        if state.generation == ticket.0 && trusted {
             pick(&mut state.shelves).put(key, value);
         }
     }
 
     /// Something changed: nothing held is good any more.
     pub(super) fn changed(&self) {
-        let mut state = self.lock();
-        state.generation += 1;
-        state.shelves = Shelves::new();
+        let old = {
+            let mut state = self.lock();
+            state.generation += 1;
+            std::mem::replace(&mut state.shelves, Shelves::new())
+        };
+        // Freed outside the lock.
+        drop(old);
     }
 
-    /// The watcher heard from the database: answers may come from here for
-    /// [`TRUST_FOR`].
-    pub(super) fn confirmed(&self) {
-        self.lock().trusted_until = Some(Instant::now() + TRUST_FOR);
+    /// The watcher has heard every change committed before `since` (the
+    /// SQLite poll's start, the heartbeat's sending): answers may come
+    /// from here until `since` + [`TRUST_FOR`].
+    pub(super) fn confirmed(&self, since: Instant) {
+        let mut state = self.lock();
+        let until = since + TRUST_FOR;
+        if state.trusted_until.is_none_or(|t| t < until) {
+            state.trusted_until = Some(until);
+        }
     }
 
     /// The watcher lost the database (or stopped): nothing is trusted
     /// until it confirms again, and what is held is dropped.
     pub(super) fn distrust(&self) {
-        let mut state = self.lock();
-        state.trusted_until = None;
-        state.generation += 1;
-        state.shelves = Shelves::new();
+        let old = {
+            let mut state = self.lock();
+            state.trusted_until = None;
+            state.generation += 1;
+            std::mem::replace(&mut state.shelves, Shelves::new())
+        };
+        drop(old);
     }
 
     /// This process moved a session's `last_seen_at` (not a change anyone
@@ -293,7 +312,7 @@ mod tests {
         let t = miss_ticket(&c, "a").unwrap();
         c.keep(t, |s| &mut s.servers, "a".into(), Some(server("one")));
         assert_eq!(hit(&c, "a"), None, "kept without a watcher");
-        c.confirmed();
+        c.confirmed(Instant::now());
         let t = miss_ticket(&c, "a").unwrap();
         c.keep(t, |s| &mut s.servers, "a".into(), Some(server("one")));
         assert_eq!(hit(&c, "a").as_deref(), Some("one"));
@@ -308,7 +327,7 @@ mod tests {
     #[test]
     fn a_read_that_overlapped_a_change_is_not_kept() {
         let c = ReadCache::new();
-        c.confirmed();
+        c.confirmed(Instant::now());
         let before = miss_ticket(&c, "a").unwrap();
         // A write lands while the read is at the database.
         c.changed();

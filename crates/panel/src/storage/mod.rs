@@ -22,6 +22,7 @@ mod sessions;
 mod subusers;
 mod tasks;
 mod users;
+mod watch;
 
 pub use archived_keys::{ArchivedKey, ArchivedKeyGeneration};
 pub use audit::{AuditFilter, AuditRecord, AuditRow};
@@ -150,9 +151,19 @@ impl RunOn for Statement<'_> {
     }
 
     async fn insert_returning(self, storage: &Storage) -> Result<sqlx::any::AnyRow> {
-        let row = self.fetch_one(&storage.pool).await;
-        storage.cache.changed();
-        Ok(row?)
+        let _changed = Changed(&storage.cache);
+        Ok(self.fetch_one(&storage.pool).await?)
+    }
+}
+
+/// Drops what the read cache holds when it goes out of scope: after a
+/// write finished, and also when the write's future was dropped half way
+/// (the statement may still commit; the watcher hears of it then).
+struct Changed<'a>(&'a cache::ReadCache);
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        self.0.changed();
     }
 }
 
@@ -191,6 +202,20 @@ pub fn redact_url(url: &str) -> String {
             if parsed.password().is_some() {
                 // Only fails for URLs that can not have a password.
                 let _ = parsed.set_password(Some("***"));
+            }
+            // `?password=…` (libpq's way) too.
+            if parsed.query().is_some() {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let secret = ["password", "sslpassword"]
+                            .iter()
+                            .any(|p| k.eq_ignore_ascii_case(p));
+                        let v = if secret { "***".into() } else { v.into_owned() };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
             }
             parsed.to_string()
         }
@@ -331,9 +356,8 @@ impl Storage {
     /// Runs a statement that changes rows; what the read cache holds is
     /// dropped after it (whatever it did).
     async fn change(&self, statement: Statement<'_>) -> Result<sqlx::any::AnyQueryResult> {
-        let done = statement.execute(&self.pool).await;
-        self.cache.changed();
-        Ok(done?)
+        let _changed = Changed(&self.cache);
+        Ok(statement.execute(&self.pool).await?)
     }
 
     /// A read through the cache: `key` on the shelf `pick` names, else
@@ -370,117 +394,8 @@ impl Storage {
 
     /// Commits a transaction; what the read cache holds is dropped after it.
     async fn commit(&self, tx: sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
-        let done = tx.commit().await;
-        self.cache.changed();
-        Ok(done?)
-    }
-
-    /// Keeps the read cache in step with changes other processes make to
-    /// the database (see [`cache`]); until this runs, and whenever it has
-    /// lost the database, every read goes to the database. Runs until the
-    /// task is aborted.
-    pub fn watch_changes(&self) -> tokio::task::JoinHandle<()> {
-        let me = self.clone();
-        tokio::spawn(async move {
-            match me.backend {
-                Backend::Sqlite => me.poll_changes().await,
-                Backend::Postgres => me.listen_for_changes().await,
-            }
-        })
-    }
-
-    /// SQLite: the counter the triggers move, read every
-    /// [`cache::SQLITE_POLL`].
-    async fn poll_changes(&self) {
-        let mut last = None;
-        let mut tick = tokio::time::interval(cache::SQLITE_POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let read = sqlx::query_scalar::<_, i64>("SELECT n FROM change_epoch WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await;
-            match read {
-                Ok(n) => {
-                    if last != Some(n) {
-                        self.cache.changed();
-                        last = Some(n);
-                    }
-                    self.cache.confirmed();
-                }
-                Err(e) => {
-                    if last.take().is_some() {
-                        tracing::warn!(error = %e, "database changes can not be watched; reading every request from the database");
-                    }
-                    self.cache.distrust();
-                }
-            }
-        }
-    }
-
-    /// PostgreSQL: LISTEN on the channel the triggers notify; a heartbeat
-    /// sent through the pool every [`cache::BEAT`] must come back for the
-    /// cache to stay trusted (a connection that died silently hears no
-    /// changes either).
-    async fn listen_for_changes(&self) {
-        use sqlx::postgres::PgListener;
-        const CHANNEL: &str = "restic_backups_changes";
-        // Tells this panel's beats from other panels'.
-        let mut tag = [0u8; 8];
-        getrandom::getrandom(&mut tag).expect("the system random number generator failed");
-        let beat = format!("beat {}", api::hex::encode(&tag));
-        let beats = {
-            let (pool, beat) = (self.pool.clone(), beat.clone());
-            tokio::spawn(async move {
-                loop {
-                    let _ = sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(CHANNEL)
-                        .bind(&beat)
-                        .execute(&pool)
-                        .await;
-                    tokio::time::sleep(cache::BEAT).await;
-                }
-            })
-        };
-        let _stop_beats = AbortOnDrop(beats);
-        let mut warned = false;
-        loop {
-            let listener = async {
-                let mut l = PgListener::connect(&self.url).await?;
-                l.listen(CHANNEL).await?;
-                Ok::<_, sqlx::Error>(l)
-            };
-            let mut listener = match listener.await {
-                Ok(l) => l,
-                Err(e) => {
-                    if !warned {
-                        tracing::warn!(error = %e, "database changes can not be watched; reading every request from the database");
-                        warned = true;
-                    }
-                    self.cache.distrust();
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            warned = false;
-            // What was held before the LISTEN may have missed a change.
-            self.cache.changed();
-            loop {
-                match listener.try_recv().await {
-                    Ok(Some(n)) if n.payload() == beat => self.cache.confirmed(),
-                    // Another panel's heartbeat.
-                    Ok(Some(n)) if n.payload().starts_with("beat ") => {}
-                    Ok(Some(_)) => self.cache.changed(),
-                    // The connection was lost and made again: changes in
-                    // between went unheard.
-                    Ok(None) => self.cache.distrust(),
-                    Err(_) => {
-                        self.cache.distrust();
-                        break;
-                    }
-                }
-            }
-        }
+        let _changed = Changed(&self.cache);
+        Ok(tx.commit().await?)
     }
 
     /// Whether the database answers and has every migration this build
@@ -529,15 +444,6 @@ pub(crate) async fn test_server(db: &Storage, owner: &User, backup_limit: i64) -
     .unwrap()
 }
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,15 +479,16 @@ mod tests {
         let unreported = |n: i64| {
             let other = other.clone();
             async move {
-                sqlx::query("DROP TRIGGER IF EXISTS servers_updated")
-                    .execute(&other.pool)
-                    .await
-                    .unwrap();
-                sqlx::query("UPDATE servers SET backup_limit = $1")
-                    .bind(n)
-                    .execute(&other.pool)
-                    .await
-                    .unwrap();
+                let mut tx = other.pool.begin().await.unwrap();
+                for sql in [
+                    "DROP TRIGGER servers_updated",
+                    "UPDATE servers SET backup_limit = $1",
+                    "CREATE TRIGGER servers_updated AFTER UPDATE ON servers BEGIN \
+                     UPDATE change_epoch SET n = n + 1 WHERE id = 1; END",
+                ] {
+                    sqlx::query(sql).bind(n).execute(&mut *tx).await.unwrap();
+                }
+                tx.commit().await.unwrap();
             }
         };
 
@@ -605,13 +512,6 @@ mod tests {
         assert_eq!(limit(&db, &uuid).await, 4);
 
         // Another process's write the triggers report: seen within the poll.
-        sqlx::query(
-            "CREATE TRIGGER servers_updated AFTER UPDATE ON servers BEGIN \
-             UPDATE change_epoch SET n = n + 1 WHERE id = 1; END",
-        )
-        .execute(&other.pool)
-        .await
-        .unwrap();
         other.set_backup_limit(server.id, 6).await.unwrap();
         let started = std::time::Instant::now();
         while limit(&db, &uuid).await != 6 {
@@ -623,10 +523,37 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
 
+        // A change with a trigger missing would go unseen: the watcher
+        // does not start trusting while one is.
+        watcher.abort();
+        let _ = watcher.await;
+        // One connection for the drop and the create (another one of the
+        // pool could parse the create against the schema it read before).
+        let mut conn = other.pool.acquire().await.unwrap();
+        sqlx::query("DROP TRIGGER subusers_deleted")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let watcher = db.watch_changes();
+        tokio::time::sleep(cache::SQLITE_POLL * 5).await;
+        assert!(!db.cache.trusted(), "trusted with a trigger missing");
+        sqlx::query(
+            "CREATE TRIGGER subusers_deleted AFTER DELETE ON subusers BEGIN \
+             UPDATE change_epoch SET n = n + 1 WHERE id = 1; END",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        drop(conn);
+        let started = std::time::Instant::now();
+        while !db.cache.trusted() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(10));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+
         // The watcher gone: nothing is answered from memory.
         watcher.abort();
         let _ = watcher.await;
-        tokio::time::sleep(cache::TRUST_FOR).await;
         unreported(7).await;
         assert_eq!(limit(&db, &uuid).await, 7, "trusted without a watcher");
     }
@@ -646,6 +573,10 @@ mod tests {
             "postgres://panel:***@db/panel"
         );
         assert_eq!(redact_url("mysql://:only@db:3306"), "mysql://:***@db:3306");
+        assert_eq!(
+            redact_url("postgres://panel@db/panel?sslmode=require&password=s3cret&PassWord=x"),
+            "postgres://panel@db/panel?sslmode=require&password=***&PassWord=***"
+        );
         assert_eq!(
             redact_url("postgres://panel:secret@[::1"),
             "postgres://(a URL that does not parse)"
