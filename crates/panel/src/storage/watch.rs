@@ -54,6 +54,15 @@ fn expected_triggers(backend: Backend) -> Vec<String> {
         .collect()
 }
 
+/// Says once (until `warned` is reset) that the database can not be
+/// watched, and why.
+fn unwatchable(warned: &mut bool, e: &sqlx::Error) {
+    if !*warned {
+        tracing::warn!(error = %e, "database changes can not be watched; reading every request from the database");
+        *warned = true;
+    }
+}
+
 /// Distrusts the cache when the watcher ends (aborted with the panel, or
 /// failed).
 struct DistrustOnDrop(Arc<cache::ReadCache>);
@@ -122,10 +131,7 @@ impl Storage {
                     }
                 }
                 Err(e) => {
-                    if !warned {
-                        tracing::warn!(error = %e, "database changes can not be watched; reading every request from the database");
-                        warned = true;
-                    }
+                    unwatchable(&mut warned, &e);
                 }
             }
             self.cache.distrust();
@@ -157,10 +163,7 @@ impl Storage {
                     warned = false;
                 }
                 Err(e) => {
-                    if !warned {
-                        tracing::warn!(error = %e, "database changes can not be watched; reading every request from the database");
-                        warned = true;
-                    }
+                    unwatchable(&mut warned, &e);
                     last = None;
                     self.cache.distrust();
                 }
@@ -215,10 +218,7 @@ impl Storage {
             let mut listener = match listener.await {
                 Ok(l) => l,
                 Err(e) => {
-                    if !warned {
-                        tracing::warn!(error = %e, "database changes can not be watched; reading every request from the database");
-                        warned = true;
-                    }
+                    unwatchable(&mut warned, &e);
                     self.cache.distrust();
                     tokio::time::sleep(RETRY).await;
                     continue;
