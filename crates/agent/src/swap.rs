@@ -66,6 +66,30 @@ struct Journal {
     only: Vec<SnapshotPath>,
 }
 
+/// The name prefix of a finished restore's work folder waiting to be
+/// removed (see [`Swap::commit_leaving_trash`]).
+const TRASH_PREFIX: &str = ".trash-";
+
+/// A finished restore's old content, out of the way; removing it is all
+/// that is left.
+#[must_use]
+pub struct Trash(Option<PathBuf>);
+
+impl Trash {
+    /// Nothing to remove.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    pub fn remove(self) {
+        if let Some(dir) = self.0
+            && let Err(e) = remove_all(&dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a finished restore's old files; the next start tries again");
+        }
+    }
+}
+
 /// One restore's folders.
 #[derive(Debug, Clone)]
 pub struct Swap {
@@ -243,7 +267,17 @@ impl Swap {
 
     /// Swaps the restored tree in. Call after restic restored into
     /// [`Swap::new_dir`] completely.
+    #[cfg(test)]
     pub fn commit(&self) -> std::io::Result<()> {
+        self.commit_leaving_trash().map(Trash::remove)
+    }
+
+    /// [`Swap::commit`], but the old content (the work folder, journal at
+    /// `cleanup` included) is only renamed out of the way, to a
+    /// `.trash-…` folder beside it, for the caller to remove after
+    /// answering: deleting a large world takes a while. A crash before
+    /// that is cleaned up by [`repair`].
+    pub fn commit_leaving_trash(&self) -> std::io::Result<Trash> {
         if self.truncate && self.only.is_empty() {
             self.write_journal(Phase::Clearing)?;
             self.clear()?;
@@ -255,7 +289,26 @@ impl Swap {
             self.merge()?;
         }
         self.write_journal(Phase::Cleanup)?;
-        remove_all(&self.work)
+        Ok(self.retire())
+    }
+
+    /// Renames the work folder to a trash name nothing else uses (removes
+    /// it at once if that fails).
+    fn retire(&self) -> Trash {
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = self.work.file_name().unwrap_or_default().to_string_lossy();
+        let trash = self
+            .work
+            .with_file_name(format!("{TRASH_PREFIX}{name}-{unique:x}"));
+        match fs::rename(&self.work, &trash) {
+            Ok(()) => Trash(Some(trash)),
+            Err(_) => {
+                let _ = remove_all(&self.work);
+                Trash(None)
+            }
+        }
     }
 
     fn resume(&self, phase: Phase) -> std::io::Result<()> {
@@ -608,6 +661,12 @@ pub fn repair(layout: &Layout) -> Vec<(ServerUuid, Phase)> {
     let mut repaired = Vec::new();
     for entry in names.flatten() {
         let name = entry.file_name();
+        // A finished restore's old files, left by a stop before their
+        // removal (a folder only the agent writes: removed, links unfollowed).
+        if name.as_bytes().starts_with(TRASH_PREFIX.as_bytes()) {
+            Trash(Some(entry.path())).remove();
+            continue;
+        }
         let Ok(server) = ServerUuid::parse(&name.to_string_lossy()) else {
             tracing::warn!(entry = %entry.path().display(), "unexpected entry in the restore work folder; left alone");
             continue;
@@ -883,6 +942,38 @@ mod tests {
         let (t, _l, _swap) = setup(true);
         let meta = fs::symlink_metadata(t.path().join("volumes/.restic-restore")).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn the_old_files_wait_out_of_the_way_and_go_with_the_trash_or_at_the_next_start() {
+        let (_t, layout, swap) = setup(true);
+        let trash = swap.commit_leaving_trash().unwrap();
+        // The server has the new tree and nothing is pending.
+        assert!(read_tree(&swap.server_dir).contains(&("new.txt".into(), "new".into())));
+        assert!(!swap.work.exists() && !swap.has_pending());
+        let root = layout.restore_work_root();
+        let names = |root: &Path| -> Vec<String> {
+            fs::read_dir(root)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        let left = names(&root);
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(left[0].starts_with(TRASH_PREFIX), "{left:?}");
+        // The old content is there, journal and all, under the trash name.
+        let old = root.join(&left[0]).join("old");
+        assert!(read_tree(&old).contains(&("old.txt".into(), "old".into())));
+        trash.remove();
+        assert!(names(&root).is_empty());
+
+        // A stop before the removal: the next start's repair removes it,
+        // reporting nothing repaired.
+        let (_t, layout, swap) = setup(true);
+        let _forgotten = swap.commit_leaving_trash().unwrap();
+        assert_eq!(names(&layout.restore_work_root()).len(), 1);
+        assert!(repair(&layout).is_empty());
+        assert!(names(&layout.restore_work_root()).is_empty());
     }
 
     #[test]

@@ -540,10 +540,10 @@ impl Agent {
         }
         crate::failpoint::hit("restore-after-restic");
         let commit = swap.clone();
-        tokio::task::spawn_blocking(move || {
-            commit.commit().or_else(|e| {
+        let trash = tokio::task::spawn_blocking(move || {
+            commit.commit_leaving_trash().or_else(|e| {
                 tracing::warn!(error = %e, "restore swap failed; trying once more from its journal");
-                commit.retry_after_failure(e)
+                commit.retry_after_failure(e).map(|()| crate::swap::Trash::none())
             })
         })
         .await
@@ -553,6 +553,10 @@ impl Agent {
             error,
             swap_began: true,
         })?;
+        // The old files go after the answer (a large world takes a while
+        // to delete); nothing reads them, and a stop before that leaves
+        // them to the next start's repair.
+        tokio::task::spawn_blocking(move || trash.remove());
         tracing::info!(server = %ctx.server, snapshot = %entry.id.short(), truncate, paths = paths.len(), "restore finished");
         let mut result = serde_json::json!({
             "restored": entry.id.to_string(),
