@@ -5,8 +5,7 @@ use api::{AuditAction, AuditOutcome};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::RunOn;
-use super::{Result, Storage};
+use super::{Result, RunOn, Storage};
 
 /// One entry, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,7 @@ use api::{RunOrigin, RunStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::RunOn;
-use super::{Result, Storage};
+use super::{Result, RunOn, Storage};
 
 /// How a run in the job history ended.
 #[derive(Debug, Clone, Copy)]

@@ -8,8 +8,7 @@ use api::{ChannelKind, NotifyEvent};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::RunOn;
-use super::{Result, Storage};
+use super::{Result, RunOn, Storage};
 
 /// One channel, its target still sealed.
 #[derive(Debug, Clone, PartialEq, Eq)]

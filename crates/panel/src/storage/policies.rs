@@ -4,8 +4,7 @@ use api::{IntervalUnit, Repeat, RunStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::RunOn;
-use super::{Result, Storage};
+use super::{Result, RunOn, Storage};
 
 /// A server's schedule and retention (`restic_policies`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -2,8 +2,7 @@
 
 use sqlx::Row;
 
-use super::RunOn;
-use super::{Result, Storage};
+use super::{Result, RunOn, Storage};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -87,18 +86,25 @@ impl Storage {
             .bind(id_hash)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok((
-                Session {
-                    user_id: r.try_get("s_user_id")?,
-                    csrf_token: r.try_get("s_csrf_token")?,
-                    created_at: r.try_get("s_created_at")?,
-                    last_seen_at: r.try_get("s_last_seen_at")?,
-                },
-                super::users::user_of(&r)?,
-            ))
-        })
-        .transpose()
+        let found: Option<(Session, super::User)> = row
+            .map(|r| -> Result<_> {
+                Ok((
+                    Session {
+                        user_id: r.try_get("s_user_id")?,
+                        csrf_token: r.try_get("s_csrf_token")?,
+                        created_at: r.try_get("s_created_at")?,
+                        last_seen_at: r.try_get("s_last_seen_at")?,
+                    },
+                    super::users::user_of(&r)?,
+                ))
+            })
+            .transpose()?;
+        // A held copy follows what the database says (another panel may
+        // have seen the session since), so it does not look idle again.
+        if let Some((session, _)) = &found {
+            self.cache.touched(id_hash, session.last_seen_at);
+        }
+        Ok(found)
     }
 
     pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<()> {

@@ -5,8 +5,7 @@ use api::{RunStatus, TaskKind};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::RunOn;
-use super::{Result, Storage};
+use super::{Result, RunOn, Storage};
 
 /// One task and how it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

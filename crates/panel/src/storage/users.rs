@@ -3,8 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::RunOn;
-use super::{Result, Storage, StorageError};
+use super::{Result, RunOn, Storage, StorageError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
